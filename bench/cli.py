@@ -1,0 +1,121 @@
+"""costbench's command line: dispatch to one module per subcommand.
+
+Each subcommand lives in a bench/cmd_*.py module with two functions,
+`add_arguments(parser, command)` and `main(args) -> int` (args.command holds the command name, so
+one module can serve several listing commands). Only the chosen command's module is imported, so `costbench cost` never
+pays for importing torch. Errors follow DESIGN.md's contract: bad input -> one line on stderr,
+exit 2; a measurement that fails its correctness check -> exit 1 (the command returns 1).
+"""
+
+import argparse
+import importlib
+import sys
+
+from cost_models.errors import InputError
+from cost_models.units import parse_fraction, parse_number, parse_positive
+
+# name -> (module, one-line help). Order is the order `costbench --help` lists them.
+COMMANDS = {
+    "run": ("bench.cmd_run", "measure this machine: matmul TFLOP/s per dtype, all-reduce bandwidth"),
+    "cost": ("bench.cmd_cost", "what training a model costs: GPU-hours, days and dollars per provider"),
+    "prices": ("bench.cmd_catalog", "list the price catalog"),
+    "models": ("bench.cmd_catalog", "list the model catalog"),
+    "gpus": ("bench.cmd_catalog", "list the GPU catalog"),
+    "networks": ("bench.cmd_catalog", "list the network fabrics"),
+}
+DEFAULT_MODULE = "bench.cmd_default"  # bare `costbench`: quick measurement, then Llama 3 70B costs
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse, but an error is one line (no usage block) and exit status 2."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def _argtype(fn, what):
+    """Wrap a cost_models.units parser as an argparse type with a one-line error."""
+
+    def convert(text):
+        try:
+            return fn(text, what)
+        except InputError as e:
+            raise argparse.ArgumentTypeError(str(e).split(": ", 1)[-1]) from None
+
+    convert.__name__ = what
+    return convert
+
+
+number = _argtype(parse_number, "number")
+positive = _argtype(parse_positive, "positive number")
+fraction = _argtype(parse_fraction, "fraction in (0, 1]")
+
+
+def positive_int(text):
+    value = positive(text)
+    if value != int(value):
+        raise argparse.ArgumentTypeError(f"{text!r} must be a whole number")
+    return int(value)
+
+
+def csv_list(text):
+    """'a,b, c' -> ['a', 'b', 'c']"""
+    items = [t.strip() for t in text.split(",") if t.strip()]
+    if not items:
+        raise argparse.ArgumentTypeError(f"{text!r} is an empty list")
+    return items
+
+
+def _top_help() -> str:
+    width = max(len(n) for n in COMMANDS)
+    lines = [f"  {n:<{width}}  {h}" for n, (_, h) in COMMANDS.items()]
+    return (
+        "usage: costbench [COMMAND] [options]\n\n"
+        "With no command: a quick measurement of this machine, then the Llama 3 70B\n"
+        "training-cost table across providers.\n\ncommands:\n" + "\n".join(lines) +
+        "\n\n`costbench COMMAND --help` for a command's options.\n"
+    )
+
+
+def build_parser(command: str | None):
+    """The parser for one command (None: the bare default job)."""
+    module = importlib.import_module(COMMANDS[command][0] if command else DEFAULT_MODULE)
+    prog = f"costbench {command}" if command else "costbench"
+    parser = ArgumentParser(prog=prog, description=COMMANDS[command][1] if command else None)
+    module.add_arguments(parser, command)
+    return parser, module
+
+
+def main(argv=None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in ("-h", "--help", "help"):
+        sys.stdout.write(_top_help())
+        return 0
+    if argv and argv[0] in ("-V", "--version"):
+        from bench import __version__
+        print(f"costbench {__version__}")
+        return 0
+    command = None
+    if argv and not argv[0].startswith("-"):
+        if argv[0] not in COMMANDS:
+            from cost_models.errors import unknown_name
+            print(f"costbench: error: {unknown_name('command', argv[0], COMMANDS)}", file=sys.stderr)
+            return 2
+        command = argv.pop(0)
+    try:
+        parser, module = build_parser(command)
+        args = parser.parse_args(argv)
+        args.command = command
+        return int(module.main(args) or 0)
+    except InputError as e:
+        print(f"costbench{' ' + command if command else ''}: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("costbench: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:  # `costbench prices | head`
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,21 @@
+"""The one exception type for bad user input.
+
+Anything the user typed or handed us (a name, a number, a file) that is wrong raises InputError
+with a message that names the input and the problem; the CLI prints it on one line and exits 2.
+Lives in cost_models so the torch-free half can raise it too.
+"""
+
+import difflib
+
+
+class InputError(ValueError):
+    """Bad input from the user: one line, exit status 2, no traceback."""
+
+
+def unknown_name(kind: str, name: str, choices) -> InputError:
+    """An InputError for an unknown catalog name, with close matches (SkyPilot-style)."""
+    choices = list(choices)
+    lowered = {c.lower(): c for c in choices}
+    close = [lowered[c] for c in difflib.get_close_matches(name.lower(), list(lowered), n=4, cutoff=0.5)]
+    hint = f"; did you mean {', '.join(close)}?" if close else f"; known: {', '.join(choices)}"
+    return InputError(f"unknown {kind} {name!r}{hint}")
