@@ -1,0 +1,66 @@
+"""The dispatcher's contract: top-level help, unknown commands, one-line errors, table layout."""
+
+import subprocess
+import sys
+
+import pytest
+
+from bench import cli
+from bench.table import format_table
+
+
+def test_top_help_lists_every_command(capsys):
+    assert cli.main(["--help"]) == 0
+    out = capsys.readouterr().out
+    for name in cli.COMMANDS:
+        assert f"  {name}" in out
+
+
+def test_unknown_command_is_one_line_with_close_match(capsys):
+    assert cli.main(["csot"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert "unknown command 'csot'" in err and "cost" in err
+
+
+def test_argparse_error_is_one_line_exit_2(capsys):
+    # The parser's error() is overridden: no usage block, just the error line.
+    parser = cli.ArgumentParser(prog="costbench x")
+    parser.add_argument("--n", type=cli.positive)
+    with pytest.raises(SystemExit) as e:
+        parser.parse_args(["--n", "-5"])
+    assert e.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--n" in err and "positive" in err
+
+
+@pytest.mark.parametrize("text,value", [("70B", 70e9), ("15T", 15e12), ("6.4M", 6.4e6), ("70e9", 70e9)])
+def test_positive_accepts_suffixes(text, value):
+    assert cli.positive(text) == pytest.approx(value)
+
+
+def test_positive_int_rejects_fractions():
+    import argparse
+    with pytest.raises(argparse.ArgumentTypeError):
+        cli.positive_int("2.5")
+    assert cli.positive_int("1K") == 1000
+
+
+def test_csv_list():
+    assert cli.csv_list("a, b,,c") == ["a", "b", "c"]
+
+
+def test_version_via_python_m_bench():
+    out = subprocess.run([sys.executable, "-m", "bench", "--version"], capture_output=True, text=True)
+    assert out.returncode == 0 and out.stdout.startswith("costbench ")
+
+
+def test_format_table_aligns_numbers_right_and_text_left():
+    rows = [{"name": "a", "v": 1.5}, {"name": "bbb", "v": 22.25}, {"name": "c", "v": None}]
+    text = format_table(rows, [("name", "Name", None), ("v", "Value", ".2f")])
+    lines = text.splitlines()
+    assert lines[0] == "Name  Value"
+    assert lines[1] == "----  -----"
+    assert lines[2] == "a      1.50"
+    assert lines[3] == "bbb   22.25"
+    assert lines[4] == "c         -"  # missing values print as '-', never guessed
