@@ -1,0 +1,114 @@
+"""The machine fingerprint stored with every result (DESIGN.md's `machine` object).
+
+What pytest-benchmark records with its results (machine_info: host, Python, CPU), plus what a GPU
+measurement depends on: torch, CUDA, NCCL, the driver, the GPU as torch names it and its catalog
+name, and the torchrun world (processes, nodes). Every probe is allowed to fail: a missing piece
+is null, never a crash, since the fingerprint is taken before anything is measured.
+"""
+
+import os
+import platform
+import shutil
+import socket
+import subprocess
+
+
+def _cpu_model() -> str | None:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or None
+
+
+def _driver() -> str | None:
+    """NVIDIA driver version from pynvml if installed, else nvidia-smi; None without either."""
+    try:
+        import pynvml
+
+        pynvml.nvmlInit()
+        version = pynvml.nvmlSystemGetDriverVersion()
+        return version.decode() if isinstance(version, bytes) else str(version)
+    except Exception:  # not installed, no driver, no permission: fall through
+        pass
+    if shutil.which("nvidia-smi") is None:
+        return None
+    try:
+        out = subprocess.run(["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
+                             capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    lines = out.stdout.split()
+    return lines[0] if out.returncode == 0 and lines else None
+
+
+def _env_int(name: str) -> int | None:
+    try:
+        return int(os.environ[name])
+    except (KeyError, ValueError):
+        return None
+
+
+def world() -> tuple[int, int]:
+    """(world_size, nodes) from torchrun's environment; (1, 1) outside torchrun."""
+    world_size = _env_int("WORLD_SIZE") or 1
+    per_node = _env_int("LOCAL_WORLD_SIZE") or world_size
+    return world_size, max(1, -(-world_size // per_node))  # ceil: a short last node still counts
+
+
+def gpu_info() -> dict:
+    """{name, normalized, count, memory_gb} of GPU 0 as torch sees it; name None without CUDA.
+    memory_gb is what the device reports, in 1e9 bytes (an H100 80GB reports about 85)."""
+    info = {"name": None, "normalized": None, "count": 0, "memory_gb": None}
+    try:
+        import torch
+
+        if not torch.cuda.is_available():
+            return info
+        props = torch.cuda.get_device_properties(0)
+        info.update(name=props.name, count=torch.cuda.device_count(),
+                    memory_gb=round(props.total_memory / 1e9, 1))
+    except Exception:  # a broken driver or CUDA init failure: report no GPU rather than crash
+        return info
+    from cost_models.hardware import normalize_device_name
+
+    info["normalized"] = normalize_device_name(info["name"], info["memory_gb"])
+    return info
+
+
+def _torch_versions() -> dict:
+    versions = {"torch": None, "cuda": None, "nccl": None}
+    try:
+        import torch
+    except ImportError:
+        return versions
+    versions["torch"] = torch.__version__.split("+")[0]
+    versions["cuda"] = torch.version.cuda
+    try:
+        if torch.cuda.is_available():
+            nccl = torch.cuda.nccl.version()
+            versions["nccl"] = ".".join(map(str, nccl)) if isinstance(nccl, tuple) else str(nccl)
+    except Exception:  # a build without NCCL
+        pass
+    return versions
+
+
+def fingerprint(device: str) -> dict:
+    """The `machine` object of a result file; `device` is the one measured (cpu or cuda)."""
+    world_size, nodes = world()
+    return {
+        "hostname": socket.gethostname(),
+        "os": platform.platform(),
+        "python": platform.python_version(),
+        **_torch_versions(),
+        "driver": _driver(),
+        "cpu": _cpu_model(),
+        "cpu_count": os.cpu_count(),
+        "device": device,
+        "gpu": gpu_info(),
+        "world_size": world_size,
+        "nodes": nodes,
+    }

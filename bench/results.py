@@ -1,0 +1,277 @@
+"""Result files (schema_version 1, DESIGN.md): write them safely, read them strictly, summarise.
+
+Writing follows pytest-benchmark's rule that a result is never overwritten: the file name is
+claimed with O_CREAT|O_EXCL, and every later write goes to a temporary file in the same folder,
+is fsynced and then os.replace'd over the claimed name, so at every instant the file on disk is
+a complete, valid document; a sweep interrupted by Ctrl-C keeps the records that finished.
+
+Reading (load) is torch-free and strict: a file that is missing, empty, not JSON, from another
+schema version or with a field of the wrong type raises InputError naming the file and the field,
+e.g. "results/x.json: records[3].time_ms.median: expected a number, got 'abc'".
+"""
+
+import datetime
+import json
+import math
+import os
+import re
+import secrets
+
+from bench import __version__
+from cost_models.errors import InputError
+
+SCHEMA_VERSION = 1
+OPS = ("matmul", "allreduce")
+
+
+# ---- writing -------------------------------------------------------------------------------
+
+def slug(text: str) -> str:
+    """File-name-safe form of a tag or GPU name: 'coreweave/us-east' -> 'coreweave-us-east'."""
+    return re.sub(r"[^a-z0-9.]+", "-", str(text).lower()).strip("-.")[:48]
+
+
+def _finite(value):
+    """NaN and inf are not JSON: store them as null rather than fail a run at its last write."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
+
+
+def atomic_write_json(path: str, doc: dict) -> None:
+    """Replace path with doc in one step: temp file in the same dir, fsync, os.replace."""
+    folder = os.path.dirname(os.path.abspath(path))
+    tmp = os.path.join(folder, f".{os.path.basename(path)}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "w") as f:
+            json.dump(_finite(doc), f, indent=1, allow_nan=False)
+            f.write("\n")
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:  # Ctrl-C between write and rename included: leave no temp file behind
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    try:  # make the rename itself durable; not every filesystem lets a directory be fsynced
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    except OSError:
+        pass
+
+
+def gpu_label(machine: dict) -> str:
+    """The <gpu> part of a file name and run id: catalog name, else torch's name, else 'cpu'."""
+    gpu = machine.get("gpu") or {}
+    if machine.get("device") == "cuda":
+        return slug(gpu.get("normalized") or gpu.get("name") or "gpu")
+    return "cpu"
+
+
+class ResultWriter:
+    """One result file, claimed at creation and rewritten atomically after every change.
+
+    w = ResultWriter("results", machine, config, tag="coreweave/us-east")
+    w.add(record) ...; w.finish(summary)      # w.path, w.doc, w.records
+    """
+
+    def __init__(self, out_dir: str, machine: dict, config: dict, tag: str | None = None,
+                 version: str = __version__, now: datetime.datetime | None = None):
+        now = now or datetime.datetime.now(datetime.timezone.utc)
+        stamp = now.strftime("%Y%m%dT%H%M%SZ")
+        gpu = gpu_label(machine)
+        os.makedirs(out_dir, exist_ok=True)
+        for _ in range(100):  # a clash needs the same second, GPU, tag and 16-bit id: retry
+            short = secrets.token_hex(2)
+            name = "-".join(p for p in (stamp, gpu, slug(tag) if tag else "", short) if p)
+            path = os.path.join(out_dir, name + ".json")
+            try:
+                os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644))
+                break
+            except FileExistsError:
+                continue
+        else:
+            raise InputError(f"{out_dir}: could not claim a new result file name")
+        self.path = path
+        self.doc = {
+            "schema_version": SCHEMA_VERSION,
+            "run_id": f"{stamp}-{gpu}-{short}",
+            "created_at": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "costbench_version": version,
+            "tag": tag,
+            "machine": machine,
+            "config": config,
+            "records": [],
+            "summary": {},
+        }
+        self.save()
+
+    @property
+    def records(self) -> list:
+        return self.doc["records"]
+
+    def save(self) -> None:
+        atomic_write_json(self.path, self.doc)
+
+    def add(self, record: dict) -> None:
+        self.records.append(record)
+        self.save()
+
+    def finish(self, summary: dict) -> None:
+        self.doc["summary"] = summary
+        self.save()
+
+
+# ---- summary -------------------------------------------------------------------------------
+
+def best_matmul(records: list, dtype: str) -> dict | None:
+    """The MAMF record of one dtype: highest tflops among correct matmul records (the rule of
+    kernels.matmul.best, restated here so that reading results never imports torch)."""
+    ok = [r for r in records if r.get("op") == "matmul" and r.get("dtype") == dtype and r.get("correct")]
+    return max(ok, key=lambda r: r["tflops"], default=None)
+
+
+def _peak_table(machine: dict) -> dict:
+    """Datasheet peaks of the measured GPU, or {} for CPU runs and GPUs not in the catalog."""
+    normalized = ((machine or {}).get("gpu") or {}).get("normalized")
+    if (machine or {}).get("device") != "cuda" or not normalized:
+        return {}
+    from cost_models.hardware import find_gpu  # torch-free
+
+    try:
+        return find_gpu(normalized).peak_tflops
+    except InputError:  # a file from a newer catalog: no peak rather than a guess
+        return {}
+
+
+def summarize(records: list, machine: dict) -> dict:
+    """MAMF and its shape per dtype, datasheet peak and efficiency (only where the GPU is known),
+    best all-reduce bus bandwidth and its message size, and how many records failed their check."""
+    dtypes = list(dict.fromkeys(r["dtype"] for r in records if r.get("op") == "matmul"))
+    peaks = _peak_table(machine)
+    out = {"mamf_tflops": {}, "mamf_shape": {}, "peak_tflops": {}, "efficiency": {}}
+    for dtype in dtypes:
+        best = best_matmul(records, dtype)
+        if best is None:
+            continue
+        out["mamf_tflops"][dtype] = best["tflops"]
+        out["mamf_shape"][dtype] = [best["m"], best["n"], best["k"]]
+        if peaks.get(dtype):
+            out["peak_tflops"][dtype] = peaks[dtype]
+            out["efficiency"][dtype] = best["tflops"] / peaks[dtype]
+    reduces = [r for r in records if r.get("op") == "allreduce" and r.get("wrong") == 0]
+    if reduces:
+        top = max(reduces, key=lambda r: r["busbw_gbps"])
+        out.update(busbw_gbps_max=top["busbw_gbps"], busbw_bytes=top["bytes"],
+                   allreduce_world_size=top["world_size"])
+    out["failed_checks"] = sum(1 for r in records if not record_ok(r))
+    return out
+
+
+def record_ok(record: dict) -> bool:
+    """False for a measurement that failed its correctness check."""
+    if record.get("op") == "matmul":
+        return bool(record.get("correct"))
+    if record.get("op") == "allreduce":
+        return record.get("wrong") == 0
+    return True
+
+
+# ---- reading -------------------------------------------------------------------------------
+
+def _number(v):
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _integer(v):
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+_KINDS = {  # name -> (test, what the error says was expected)
+    "number": (_number, "a number"),
+    "number|null": (lambda v: v is None or _number(v), "a number or null"),
+    "int": (_integer, "an integer"),
+    "str": (lambda v: isinstance(v, str), "a string"),
+    "str|null": (lambda v: v is None or isinstance(v, str), "a string or null"),
+    "bool": (lambda v: isinstance(v, bool), "true or false"),
+    "dict": (lambda v: isinstance(v, dict), "an object"),
+    "dict|null": (lambda v: v is None or isinstance(v, dict), "an object or null"),
+    "list": (lambda v: isinstance(v, list), "a list"),
+}
+
+_TOP = {"schema_version": "int", "run_id": "str", "created_at": "str", "costbench_version": "str",
+        "tag": "str|null", "machine": "dict", "config": "dict", "records": "list", "summary": "dict"}
+_MACHINE = {"device": "str", "gpu": "dict|null", "world_size": "int"}
+_TIME = {"min": "number", "median": "number", "mean": "number", "p10": "number", "p90": "number",
+         "stdev": "number|null", "n": "int"}
+_RECORD = {"op": "str", "dtype": "str", "time_ms": "dict"}
+_BY_OP = {
+    "matmul": {"m": "int", "n": "int", "k": "int", "tflops": "number", "correct": "bool",
+               "max_rel_err": "number|null"},
+    "allreduce": {"bytes": "int", "world_size": "int", "backend": "str", "algbw_gbps": "number",
+                  "busbw_gbps": "number", "wrong": "int"},
+}
+
+
+def _show(value) -> str:
+    text = repr(value) if isinstance(value, str) else json.dumps(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _check(path: str, obj: dict, fields: dict, where: str) -> None:
+    for name, kind in fields.items():
+        field = f"{where}.{name}" if where else name
+        if name not in obj:
+            raise InputError(f"{path}: {field}: missing")
+        test, expected = _KINDS[kind]
+        if not test(obj[name]):
+            raise InputError(f"{path}: {field}: expected {expected}, got {_show(obj[name])}")
+
+
+def validate(doc, path: str = "<result>") -> dict:
+    """Check a parsed result document; returns it, or raises InputError naming path and field."""
+    if not isinstance(doc, dict):
+        raise InputError(f"{path}: expected a JSON object at the top, got {type(doc).__name__}")
+    if "schema_version" in doc and doc["schema_version"] != SCHEMA_VERSION:
+        raise InputError(f"{path}: schema_version: expected {SCHEMA_VERSION}, got "
+                         f"{_show(doc['schema_version'])} (not a costbench v1 result file)")
+    _check(path, doc, _TOP, "")
+    _check(path, doc["machine"], _MACHINE, "machine")
+    for i, rec in enumerate(doc["records"]):
+        where = f"records[{i}]"
+        if not isinstance(rec, dict):
+            raise InputError(f"{path}: {where}: expected an object, got {_show(rec)}")
+        _check(path, rec, _RECORD, where)
+        _check(path, rec["time_ms"], _TIME, f"{where}.time_ms")
+        if rec["op"] not in _BY_OP:  # later schema-1 writers may add ops; their common part is checked
+            continue
+        _check(path, rec, _BY_OP[rec["op"]], where)
+    return doc
+
+
+def load(path: str) -> dict:
+    """Read and validate one result file. Any problem -> InputError with one line."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except FileNotFoundError:
+        raise InputError(f"{path}: no such result file") from None
+    except IsADirectoryError:
+        raise InputError(f"{path}: is a directory, not a result file") from None
+    except OSError as e:
+        raise InputError(f"{path}: cannot read: {e.strerror}") from None
+    if not data.strip():
+        raise InputError(f"{path}: empty file, not a result file")
+    try:
+        doc = json.loads(data)
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        hint = " (truncated?)" if isinstance(e, json.JSONDecodeError) and e.pos >= len(data.rstrip()) else ""
+        raise InputError(f"{path}: not valid JSON{hint}: {e}") from None
+    return validate(doc, path)

@@ -1,0 +1,221 @@
+"""bench.results: file naming, atomic never-overwriting writes, interrupted sweeps, strict load()."""
+
+import datetime
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from bench import results
+from cost_models.errors import InputError
+
+MACHINE = {"device": "cpu", "gpu": {"name": None, "normalized": None, "count": 0, "memory_gb": None},
+           "world_size": 1}
+H100 = {"device": "cuda", "gpu": {"name": "NVIDIA H100 80GB HBM3", "normalized": "H100-SXM",
+                                  "count": 8, "memory_gb": 85.0}, "world_size": 8}
+NOW = datetime.datetime(2026, 11, 22, 10, 15, 0, tzinfo=datetime.timezone.utc)
+
+
+def time_ms(median=1.0):
+    return {"min": median, "median": median, "mean": median, "p10": median, "p90": median, "stdev": 0.0, "n": 5}
+
+
+def matmul(dtype="fp32", m=64, tflops=1.0, correct=True):
+    return {"op": "matmul", "dtype": dtype, "m": m, "n": m, "k": m, "time_ms": time_ms(),
+            "tflops": tflops, "correct": correct, "max_rel_err": 1e-6}
+
+
+def allreduce(nbytes=4096, busbw=1.0, wrong=0):
+    return {"op": "allreduce", "dtype": "fp32", "bytes": nbytes, "world_size": 8, "backend": "nccl",
+            "time_ms": time_ms(), "algbw_gbps": busbw / 1.75, "busbw_gbps": busbw, "wrong": wrong}
+
+
+def files(folder):
+    return sorted(os.listdir(folder))
+
+
+def test_name_and_round_trip(tmp_path):
+    w = results.ResultWriter(str(tmp_path), H100, {"ops": ["matmul"]}, tag="CoreWeave/us-east 04", now=NOW)
+    name = os.path.basename(w.path)
+    assert name.startswith("20261122T101500Z-h100-sxm-coreweave-us-east-04-") and name.endswith(".json")
+    w.add(matmul("bf16", tflops=700.0))
+    w.finish(results.summarize(w.records, H100))
+    doc = results.load(w.path)
+    assert doc == json.loads(json.dumps(w.doc))
+    assert doc["created_at"] == "2026-11-22T10:15:00Z" and doc["tag"] == "CoreWeave/us-east 04"
+    assert doc["run_id"].startswith("20261122T101500Z-h100-sxm-")
+    assert files(tmp_path) == [name]
+
+
+def test_never_overwrites(tmp_path):
+    paths = {results.ResultWriter(str(tmp_path), MACHINE, {}, now=NOW).path for _ in range(20)}
+    assert len(paths) == 20 and len(files(tmp_path)) == 20
+
+
+def test_slug():
+    assert results.slug("coreweave/us-east") == "coreweave-us-east"
+    assert results.slug("  Lambda: 8x H100!! ") == "lambda-8x-h100"
+
+
+def test_every_add_leaves_a_valid_file(tmp_path):
+    w = results.ResultWriter(str(tmp_path), MACHINE, {})
+    assert results.load(w.path)["records"] == []
+    for i in range(3):
+        w.add(matmul(m=64 * (i + 1)))
+        assert len(results.load(w.path)["records"]) == i + 1
+
+
+def test_interrupted_sweep_keeps_finished_records_and_no_temp_files(tmp_path):
+    def sweep():
+        yield matmul(m=64)
+        yield matmul(m=128)
+        raise KeyboardInterrupt
+
+    w = results.ResultWriter(str(tmp_path), MACHINE, {})
+    with pytest.raises(KeyboardInterrupt):
+        for rec in sweep():
+            w.add(rec)
+    assert [r["m"] for r in results.load(w.path)["records"]] == [64, 128]
+    assert files(tmp_path) == [os.path.basename(w.path)]
+
+
+def test_interrupt_inside_a_write_leaves_the_previous_file_and_no_temp(tmp_path, monkeypatch):
+    w = results.ResultWriter(str(tmp_path), MACHINE, {})
+    w.add(matmul(m=64))
+
+    def ctrl_c(src, dst):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(os, "replace", ctrl_c)
+    with pytest.raises(KeyboardInterrupt):
+        w.add(matmul(m=128))
+    monkeypatch.undo()
+    assert [r["m"] for r in results.load(w.path)["records"]] == [64]
+    assert files(tmp_path) == [os.path.basename(w.path)]
+
+
+def test_killed_writer_process_leaves_a_valid_file(tmp_path):
+    # A real SIGINT in another process, between records: the file on disk is complete.
+    code = (
+        "import os, signal, sys\n"
+        "from bench import results\n"
+        "w = results.ResultWriter(sys.argv[1], {'device': 'cpu', 'gpu': None, 'world_size': 1}, {})\n"
+        f"rec = {matmul()!r}\n"
+        "for i in range(5):\n"
+        "    w.add(rec)\n"
+        "    if i == 2:\n"
+        "        os.kill(os.getpid(), signal.SIGINT)\n"
+    )
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    proc = subprocess.run([sys.executable, "-c", code, str(tmp_path)], cwd=root, capture_output=True, text=True)
+    assert proc.returncode != 0 and "KeyboardInterrupt" in proc.stderr
+    (name,) = files(tmp_path)
+    assert len(results.load(str(tmp_path / name))["records"]) == 3
+
+
+def test_nan_is_stored_as_null_not_invalid_json(tmp_path):
+    rec = matmul()
+    rec["max_rel_err"] = float("nan")
+    w = results.ResultWriter(str(tmp_path), MACHINE, {})
+    w.add(rec)
+    assert results.load(w.path)["records"][0]["max_rel_err"] is None
+
+
+def test_summary_on_a_known_gpu():
+    recs = [matmul("bf16", m=4096, tflops=700.0), matmul("bf16", m=8192, tflops=790.0),
+            matmul("bf16", m=2048, tflops=900.0, correct=False),  # a wrong result is not the MAMF
+            matmul("fp8", m=8192, tflops=1400.0),
+            allreduce(1 << 20, 100.0), allreduce(1 << 30, 450.0), allreduce(1 << 29, 900.0, wrong=5)]
+    s = results.summarize(recs, H100)
+    assert s["mamf_tflops"] == {"bf16": 790.0, "fp8": 1400.0}
+    assert s["mamf_shape"] == {"bf16": [8192, 8192, 8192], "fp8": [8192, 8192, 8192]}
+    assert s["peak_tflops"] == {"bf16": 989.0, "fp8": 1979.0}
+    assert s["efficiency"]["bf16"] == 790.0 / 989.0
+    assert (s["busbw_gbps_max"], s["busbw_bytes"]) == (450.0, 1 << 30)
+    assert s["failed_checks"] == 2
+
+
+def test_summary_on_cpu_and_unknown_gpu_has_no_peak_or_efficiency():
+    unknown = {"device": "cuda", "gpu": {"name": "NVIDIA RTX 9000", "normalized": None}, "world_size": 1}
+    for machine in (MACHINE, unknown):
+        s = results.summarize([matmul("fp32", tflops=0.1)], machine)
+        assert s["mamf_tflops"] == {"fp32": 0.1}
+        assert s["peak_tflops"] == {} and s["efficiency"] == {}
+        assert "busbw_gbps_max" not in s
+
+
+# ---- load() errors: one line naming the file and the field ---------------------------------
+
+def write_doc(tmp_path, doc, name="x.json"):
+    path = tmp_path / name
+    path.write_text(json.dumps(doc) if not isinstance(doc, str) else doc)
+    return str(path)
+
+
+def good_doc():
+    return {"schema_version": 1, "run_id": "r", "created_at": "2026-11-22T10:15:00Z",
+            "costbench_version": "0.1.0", "tag": None, "machine": MACHINE, "config": {},
+            "records": [matmul(), allreduce(), matmul(), matmul()], "summary": {}}
+
+
+def load_error(path):
+    with pytest.raises(InputError) as e:
+        results.load(path)
+    msg = str(e.value)
+    assert "\n" not in msg and msg.startswith(path + ": ")
+    return msg
+
+
+def test_load_accepts_a_good_document(tmp_path):
+    assert results.load(write_doc(tmp_path, good_doc()))["run_id"] == "r"
+
+
+@pytest.mark.parametrize("text, expect", [
+    ("", "empty file"),
+    ('{"schema_version": 1, "records": [', "not valid JSON (truncated?)"),
+    ("hello", "not valid JSON"),
+    ("[1, 2]", "expected a JSON object"),
+])
+def test_load_rejects_non_result_files(tmp_path, text, expect):
+    assert expect in load_error(write_doc(tmp_path, text))
+
+
+def test_load_missing_file_and_directory(tmp_path):
+    assert "no such result file" in load_error(str(tmp_path / "nope.json"))
+    assert "is a directory" in load_error(str(tmp_path))
+
+
+def mutate(path_keys, value):
+    doc = good_doc()
+    target = doc
+    for key in path_keys[:-1]:
+        target = target[key]
+    if value is KeyError:
+        del target[path_keys[-1]]
+    else:
+        target[path_keys[-1]] = value
+    return doc
+
+
+@pytest.mark.parametrize("keys, value, expect", [
+    (["records", 3, "time_ms", "median"], "abc", "records[3].time_ms.median: expected a number, got 'abc'"),
+    (["schema_version"], 2, "schema_version: expected 1, got 2"),
+    (["records", 1, "wrong"], 1.5, "records[1].wrong: expected an integer, got 1.5"),
+    (["records", 0, "correct"], "yes", "records[0].correct: expected true or false, got 'yes'"),
+    (["records", 2, "m"], KeyError, "records[2].m: missing"),
+    (["records", 0, "tflops"], True, "records[0].tflops: expected a number, got true"),
+    (["machine", "device"], KeyError, "machine.device: missing"),
+    (["records"], {}, "records: expected a list"),
+    (["run_id"], KeyError, "run_id: missing"),
+])
+def test_load_names_the_bad_field(tmp_path, keys, value, expect):
+    msg = load_error(write_doc(tmp_path, mutate(keys, value)))
+    assert expect in msg
+
+
+def test_load_does_not_import_torch():
+    code = "import sys; import bench.results; assert 'torch' not in sys.modules"
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    subprocess.run([sys.executable, "-c", code], cwd=root, check=True)
