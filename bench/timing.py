@@ -86,15 +86,16 @@ def benchmark(fn: Callable[[], object], *, device: str, budget_ms: float, warmup
 
 
 def _cpu_samples(fn, budget_ms, warmup_ms, min_iters, max_iters, flush_l2):
-    # Warm up by the clock (at least one call: the first one pays for allocation and dispatch),
-    # and size the measurement from the warm-up's median call, which ignores that first outlier.
+    # Warm up by the clock, with at least two calls: the first pays for one-time work (kernel
+    # JIT, allocation) and can outlast the whole warm-up, so it never sizes the measurement;
+    # the median of the later calls does.
     warm = []
     deadline = time.perf_counter() + warmup_ms / 1e3
-    while not warm or (time.perf_counter() < deadline and len(warm) < max_iters):
+    while len(warm) < 2 or (time.perf_counter() < deadline and len(warm) < max_iters):
         t0 = time.perf_counter()
         fn()
         warm.append((time.perf_counter() - t0) * 1e3)
-    n = iterations_for(budget_ms, percentile(sorted(warm), 0.5), min_iters, max_iters)
+    n = iterations_for(budget_ms, percentile(sorted(warm[1:]), 0.5), min_iters, max_iters)
     samples = []
     for _ in range(n):
         t0 = time.perf_counter()
