@@ -133,7 +133,7 @@ def plan_training(model="llama3-70b", gpu: str = DEFAULT_GPU, gpus: int | None =
                                                  spec.seq_len, recompute=recompute))
     need = int(memory.min_gpus(spec.params, spec.layers, spec.hidden, spec.seq_len, hw.memory_gb, recompute))
     assumptions = {
-        "flops": f"{'8' if recompute else '6'}*N*D + causal attention ({'recompute' if recompute else 'no recompute'})",
+        "flops": f"{'8' if recompute else '6'}*N*D + causal attention, {'full' if recompute else 'no'} recompute",
         "dtype": dtype, "peak_tflops": peak, "min_gpus_for_memory": need,
         "memory": f"{memory.BYTES_PER_PARAM} B/param + activations, {memory.USABLE_FRACTION:.0%} of {hw.memory_gb:g} GB usable",
     }
@@ -145,6 +145,7 @@ def plan_training(model="llama3-70b", gpu: str = DEFAULT_GPU, gpus: int | None =
         days = gpu_hours / count / 24 if count else float("nan")
         implied = total_flops / (gpu_hours * 3600 * peak * 1e12)
         assumptions.update({"gpu_hours_from": "given (--gpu-hours); time model skipped",
+                            "gpus_from": "--gpus" if gpus else "published" if count else "unknown",
                             "implied_mfu_end_to_end": round(implied, 4)})
         return TrainingPlan(spec, hw, count or 0, total_flops, need, None, None, float(gpu_hours), days,
                             assumptions)
@@ -194,12 +195,15 @@ def price_rows(plan: TrainingPlan, prices: list[Price]) -> list[dict]:
     for p in prices:
         if p.gpu != plan.gpu.name:
             continue
+        # A range only where the price has one (either end missing: that end is the list price).
+        ranged = p.usd_low is not None or p.usd_high is not None
         low = p.usd_low if p.usd_low is not None else p.usd_per_gpu_hour
         high = p.usd_high if p.usd_high is not None else p.usd_per_gpu_hour
         rows.append({
             "provider": p.provider, "gpu": p.gpu, "pricing": p.pricing, "region": p.region,
             "usd_per_gpu_hour": p.usd_per_gpu_hour, "cost_usd": plan.gpu_hours * p.usd_per_gpu_hour,
-            "cost_usd_low": plan.gpu_hours * low, "cost_usd_high": plan.gpu_hours * high,
+            "cost_usd_low": plan.gpu_hours * low if ranged else None,
+            "cost_usd_high": plan.gpu_hours * high if ranged else None,
             "as_of": p.as_of, "source": p.source,
         })
     return sorted(rows, key=lambda r: (r["cost_usd"], r["provider"], r["pricing"]))

@@ -1,0 +1,138 @@
+"""`costbench models | gpus | networks | prices`: list the catalogs in cost_models/data/.
+
+Also home of the output helpers the cost command shares: emit() prints rows as a table, one JSON
+object or CSV, and usd() writes money the way people read it ($39.4M).
+"""
+
+import csv
+import json
+import math
+import sys
+
+from bench.cli import csv_list
+from bench.table import format_table
+from cost_models.errors import InputError, unknown_name
+
+FORMATS = ("table", "json", "csv")
+
+
+def usd(value) -> str:
+    """$950, $12.3K, $39.4M, $1.23B."""
+    if value is None or not math.isfinite(value):
+        return "-"
+    for scale, suffix in ((1e9, "B"), (1e6, "M"), (1e3, "K")):
+        if abs(value) >= scale:
+            digits = 2 if abs(value) < 10 * scale else 1 if abs(value) < 100 * scale else 0
+            return f"${value / scale:,.{digits}f}{suffix}"
+    return f"${value:,.2f}"
+
+
+def check_choice(kind: str, value: str, choices) -> str:
+    if value not in choices:
+        raise unknown_name(kind, value, choices)
+    return value
+
+
+def clean(value):
+    """JSON-safe: NaN/inf -> null, numpy scalars -> Python numbers."""
+    if isinstance(value, dict):
+        return {k: clean(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [clean(v) for v in value]
+    if hasattr(value, "item"):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def emit(rows: list[dict], columns, fmt: str, out=sys.stdout, json_doc=None) -> None:
+    """rows as a table (columns: format_table's (key, header, fmt) triples), CSV of every key of the
+    rows, or JSON (json_doc if given, else the list of rows)."""
+    if fmt == "json":
+        json.dump(clean(json_doc if json_doc is not None else rows), out, indent=2)
+        out.write("\n")
+    elif fmt == "csv":
+        keys = list(dict.fromkeys(k for r in rows for k in r if not k.startswith("_"))) or [c[0] for c in columns]
+        writer = csv.DictWriter(out, fieldnames=keys, extrasaction="ignore", lineterminator="\n")
+        writer.writeheader()
+        writer.writerows([{k: clean(r.get(k)) for k in keys} for r in rows])
+    else:
+        out.write(format_table(rows, columns) + "\n")
+
+
+def add_arguments(parser, command) -> None:
+    parser.add_argument("--format", default="table", help="table (default), json or csv")
+    if command == "prices":
+        parser.add_argument("--gpu", help="only this GPU (e.g. h100, H200-SXM)")
+        parser.add_argument("--provider", type=csv_list, help="only these providers, comma-separated")
+        parser.add_argument("--pricing", default="all", help="on-demand, spot, reserved-1y, reserved-3y or all")
+        parser.add_argument("--prices", metavar="FILE", help="CSV with the same columns: overrides or adds rows")
+
+
+def _gpu_rows():
+    from cost_models.hardware import DTYPES, gpus
+
+    rows = []
+    for g in gpus():
+        row = {"name": g.name, **{f"{d}_tflops": g.peak_tflops[d] for d in DTYPES},
+               "memory_gb": g.memory_gb, "hbm_tbps": g.hbm_tbps, "nvlink_gbps": g.nvlink_gbps, "tdp_w": g.tdp_w,
+               "mamf_fraction": g.mamf_fraction, "mamf_bf16_tflops": g.mamf_tflops("bf16"),
+               "aliases": ";".join(g.aliases), "source": g.source, "as_of": g.as_of}
+        rows.append(row)
+    cols = [("name", "GPU", ""), ("bf16_tflops", "bf16 TFLOP/s", "g"), ("fp8_tflops", "fp8", "g"),
+            ("tf32_tflops", "tf32", "g"), ("fp32_tflops", "fp32", "g"), ("memory_gb", "mem GB", "g"),
+            ("hbm_tbps", "HBM TB/s", "g"), ("nvlink_gbps", "NVLink GB/s", "g"), ("tdp_w", "TDP W", "g"),
+            ("mamf_fraction", "MAMF/peak", ".3f"), ("mamf_bf16_tflops", "MAMF bf16", ",.0f"), ("as_of", "as of", "")]
+    return rows, cols
+
+
+def _model_rows():
+    from cost_models.models import models
+
+    rows = [{k: v for k, v in m.__dict__.items() if k != "shape_estimated"} for m in models()]
+    cols = [("name", "model", ""), ("params", "params", lambda v: f"{v / 1e9:.1f}B"),
+            ("tokens", "tokens", lambda v: f"{v / 1e12:g}T" if v >= 1e12 else f"{v / 1e9:g}B"),
+            ("layers", "layers", "d"), ("hidden", "hidden", "d"), ("heads", "heads", "d"), ("kv_heads", "kv", "d"),
+            ("ffn", "ffn", "d"), ("seq_len", "seq", "d"),
+            ("published_gpu_hours", "published GPU-h", lambda v: f"{v / 1e6:g}M"),
+            ("published_gpus", "GPUs", ",d"), ("published_hardware", "on", ""), ("as_of", "as of", "")]
+    return rows, cols
+
+
+def _network_rows():
+    from cost_models.networks import networks
+
+    rows = [{**n.__dict__, "gbps_per_gpu": n.gbps_per_gpu} for n in networks()]
+    cols = [("name", "network", ""), ("scope", "scope", ""), ("link_gbit_s", "link Gb/s", "g"),
+            ("gpus_per_link", "GPUs/link", "g"), ("gbps_per_gpu", "GB/s per GPU", "g"),
+            ("latency_us", "latency us", "g"), ("source", "source", "")]
+    return rows, cols
+
+
+def _price_rows(args):
+    from cost_models.hardware import find_gpu
+    from cost_models.prices import load_prices, select
+
+    gpu = find_gpu(args.gpu).name if args.gpu else None
+    rows = [p.__dict__ for p in select(load_prices(args.prices), gpu, args.pricing, args.provider)]
+    rows.sort(key=lambda r: (r["gpu"], r["usd_per_gpu_hour"], r["provider"]))
+    cols = [("provider", "provider", ""), ("gpu", "GPU", ""), ("pricing", "pricing", ""),
+            ("usd_per_gpu_hour", "$/GPU-h", ".2f"), ("usd_low", "low", ".2f"), ("usd_high", "high", ".2f"),
+            ("region", "region", ""), ("as_of", "as of", ""), ("source", "source", "")]
+    return rows, cols
+
+
+def main(args) -> int:
+    check_choice("format", args.format, FORMATS)
+    listing = {"gpus": _gpu_rows, "models": _model_rows, "networks": _network_rows}
+    if args.command == "prices":
+        rows, cols = _price_rows(args)
+        if not rows:
+            raise InputError("prices: no rows match --gpu/--provider/--pricing")
+    elif args.command in listing:
+        rows, cols = listing[args.command]()
+    else:
+        raise InputError(f"cmd_catalog cannot list {args.command!r}")
+    emit(rows, cols, args.format)
+    return 0

@@ -1,0 +1,189 @@
+"""`costbench cost`: what training a model costs, in GPU-hours, days and dollars per provider.
+
+The numbers come from cost_models (plan_training, then price_rows); this module parses flags,
+loads a result file through bench.results (cost_models never imports bench) and prints a table,
+JSON or CSV. print_cost_table() is what the bare `costbench` job calls after measuring.
+"""
+
+import sys
+
+from bench.cli import csv_list, fraction, number, positive, positive_int
+from bench.cmd_catalog import FORMATS, check_choice, emit, usd
+from cost_models.errors import InputError
+
+PRICING_CHOICES = ("on-demand", "spot", "reserved-1y", "reserved-3y", "all")
+
+COLUMNS = [("provider", "provider", ""), ("gpu", "GPU", ""), ("pricing", "pricing", ""),
+           ("usd_per_gpu_hour", "$/GPU-h", ".2f"), ("cost_usd", "cost", usd),
+           ("cost_usd_low", "low", usd), ("cost_usd_high", "high", usd), ("as_of", "as of", "")]
+
+
+def add_arguments(parser, command) -> None:
+    what = parser.add_argument_group("model (a catalog name, or --params and --tokens)")
+    what.add_argument("--model", help="catalog model (costbench models); default llama3-70b")
+    what.add_argument("--params", type=positive, help="total parameters, e.g. 70B")
+    what.add_argument("--active-params", type=positive, help="parameters active per token (mixture of experts)")
+    what.add_argument("--tokens", type=positive, help="training tokens, e.g. 15T (overrides the catalog's)")
+    what.add_argument("--layers", type=positive_int, help="transformer layers (else estimated from --params)")
+    what.add_argument("--hidden", type=positive_int, help="hidden size (else estimated from --params)")
+    what.add_argument("--seq", type=positive_int, help="training sequence length (default 8192)")
+    what.add_argument("--recompute", action="store_true", help="full activation recompute (8ND instead of 6ND)")
+    hw = parser.add_argument_group("cluster")
+    hw.add_argument("--gpu", help="GPU type (costbench gpus); default H100-SXM, or the --results file's GPU")
+    hw.add_argument("--gpus", type=positive_int, help="cluster size (default: published scale, else sized to ~30 days)")
+    hw.add_argument("--network", help="inter-node fabric (costbench networks); default ib-ndr-400")
+    hw.add_argument("--results", metavar="FILE", help="a costbench result file: its measured MAMF and busbw")
+    hw.add_argument("--dtype", default="bf16", help="training matmul dtype (default bf16)")
+    eff = parser.add_argument_group("efficiency (defaults calibrated on Llama 3)")
+    eff.add_argument("--mfu", type=fraction, help="model FLOPs utilisation over whole steps; replaces the efficiency model")
+    eff.add_argument("--efficiency", type=fraction, help="achieved / MAMF while computing (default 0.47)")
+    eff.add_argument("--overlap", type=number, help="share of gradient communication hidden by compute, 0..1 (default 0.8)")
+    eff.add_argument("--goodput", type=fraction, help="productive share of wall-clock time (default: from cluster size)")
+    eff.add_argument("--batch-tokens", type=positive, help="global batch in tokens (default 8M)")
+    eff.add_argument("--gpu-hours", type=positive, help="skip the time model: price this many GPU-hours")
+    money = parser.add_argument_group("prices")
+    money.add_argument("--pricing", default="on-demand", help="on-demand (default), spot, reserved-1y, reserved-3y or all")
+    money.add_argument("--providers", type=csv_list, help="only these providers, comma-separated")
+    money.add_argument("--prices", metavar="FILE", help="CSV with prices.csv's columns: overrides or adds rows")
+    parser.add_argument("--format", default="table", help="table (default), json or csv")
+
+
+def _model(args):
+    from cost_models.models import custom_model, find_model
+
+    shape = {"layers": args.layers, "hidden": args.hidden, "seq_len": args.seq}
+    if args.model and args.params:
+        raise InputError("--model and --params are exclusive: name a catalog model or describe one")
+    if args.params is None:
+        if args.active_params is not None:
+            raise InputError("--active-params needs --params (the total)")
+        spec = find_model(args.model or "llama3-70b")
+        if any(v is not None for v in shape.values()):
+            import dataclasses
+            spec = dataclasses.replace(spec, **{k: v for k, v in shape.items() if v is not None})
+        return spec
+    if args.tokens is None:
+        raise InputError("--params needs --tokens (e.g. --tokens 15T; Chinchilla-optimal is ~20 per parameter)")
+    if args.active_params is not None and args.active_params > args.params:
+        raise InputError(f"--active-params {args.active_params:g} exceeds --params {args.params:g}")
+    return custom_model(args.params, args.tokens, args.active_params, **shape)
+
+
+def _throughput(path):
+    if path is None:
+        return None
+    from bench.results import load
+    from cost_models.throughput import Throughput
+
+    return Throughput.from_result(load(path), source=path)
+
+
+def _summary_lines(plan, note=None) -> list[str]:
+    m, a = plan.model, plan.assumptions
+    lines = [
+        f"model       {m.name}: {m.params / 1e9:.1f}B params ({m.active_params / 1e9:.1f}B active), "
+        f"{m.tokens / 1e12:g}T tokens, {plan.training_flops:.3g} FLOPs ({a['flops']})",
+        f"cluster     {plan.gpus:,} x {plan.gpu.name} ({a.get('gpus_from', 'given')}); "
+        f"memory needs >= {plan.min_gpus:,} ({a['memory']})" if plan.gpus else
+        f"cluster     {plan.gpu.name}; memory needs >= {plan.min_gpus:,} ({a['memory']})",
+    ]
+    if plan.achieved_tflops_per_gpu is not None:
+        lines += [
+            f"throughput  {plan.achieved_tflops_per_gpu:.0f} TFLOP/s per GPU, MFU {plan.mfu:.1%} = {a['achieved_tflops_from']}",
+            f"comm        {a['network']}; sharding group {a['sharding_group_gpus']} GPUs, overlap {a['overlap']:g}, "
+            f"exposed {a['exposed_comm_share']:.1%} of step time",
+            f"goodput     {a['goodput']:.1%} ({a['goodput_from']})",
+        ]
+    else:
+        lines.append(f"throughput  {a['gpu_hours_from']}; implied end-to-end MFU {a['implied_mfu_end_to_end']:.1%}")
+    days = f", {plan.wall_clock_days:.1f} days wall clock" if plan.gpus else ""
+    published = f" (published: {m.published_gpu_hours / 1e6:g}M on {m.published_hardware})" if m.published_gpu_hours else ""
+    lines.append(f"time        {plan.gpu_hours / 1e6:.3g}M GPU-hours{days}{published}")
+    if note:
+        lines.append(f"note        {note}")
+    lines.append("prices      list prices per REFERENCES.md, not re-verified; `costbench prices` for sources")
+    return lines
+
+
+def _no_price_note(plan, prices, pricing, providers) -> str | None:
+    from cost_models.prices import select
+
+    have = sorted({p.gpu for p in select(prices, None, pricing, providers)})
+    kind = "" if pricing == "all" else f"{pricing} "
+    return (f"no {kind}prices for {plan.gpu.name} in the catalog; GPUs with {kind}prices: "
+            f"{', '.join(have) or 'none'}. Add your own with --prices FILE")
+
+
+def json_doc(plan, rows, note=None) -> dict:
+    m = plan.model
+    return {
+        "model": {"name": m.name, "params": m.params, "active_params": m.active_params, "tokens": m.tokens},
+        "training_flops": plan.training_flops, "gpu": plan.gpu.name, "gpus": plan.gpus or None,
+        "achieved_tflops_per_gpu": plan.achieved_tflops_per_gpu, "mfu": plan.mfu,
+        "gpu_hours": plan.gpu_hours, "wall_clock_days": plan.wall_clock_days,
+        "assumptions": plan.assumptions, "note": note,
+        "rows": [{k: r[k] for k in ("provider", "gpu", "pricing", "region", "usd_per_gpu_hour", "cost_usd",
+                                    "cost_usd_low", "cost_usd_high", "as_of", "source")} for r in rows],
+    }
+
+
+def run_cost(plan_kwargs: dict, pricing="on-demand", providers=None, prices_file=None, fmt="table", out=sys.stdout):
+    """Plan, price and print. Returns the TrainingPlan."""
+    from cost_models.cost import plan_training, price_rows
+    from cost_models.prices import load_prices, select
+
+    check_choice("format", fmt, FORMATS)
+    check_choice("pricing", pricing, PRICING_CHOICES)
+    prices = load_prices(prices_file)
+    chosen = select(prices, None, pricing, providers)   # validates providers before the slower part
+    plan = plan_training(**plan_kwargs)
+    rows = price_rows(plan, chosen)
+    note = None if rows else _no_price_note(plan, prices, pricing, providers)
+    if fmt == "table":
+        if rows:
+            emit(rows, COLUMNS, fmt, out)
+            out.write("\n")
+        out.write("\n".join(_summary_lines(plan, note)) + "\n")
+    else:
+        emit([{**r, "model": plan.model.name, "gpus": plan.gpus, "gpu_hours": plan.gpu_hours,
+               "wall_clock_days": plan.wall_clock_days} for r in rows], COLUMNS, fmt, out, json_doc(plan, rows, note))
+        if note and fmt == "csv":
+            print(f"costbench cost: {note}", file=sys.stderr)
+    return plan
+
+
+def print_cost_table(model: str = "llama3-70b", result: dict | None = None, gpu: str | None = None,
+                     result_source: str = "this run", out=sys.stdout, **plan_kwargs):
+    """The bare `costbench` job's closing table: `model`'s training cost across providers.
+
+    result: a schema-1 result dict (e.g. the run just measured). Its measured MAMF and busbw are
+    used when it is from `gpu`; with gpu=None the result's GPU is priced if it is in the catalog,
+    else H100-SXM. Returns the TrainingPlan.
+    """
+    from cost_models.cost import DEFAULT_GPU
+    from cost_models.throughput import Throughput
+
+    throughput = Throughput.from_result(result, source=result_source) if result is not None else None
+    if gpu is None:
+        gpu = throughput.gpu if throughput is not None and throughput.gpu else DEFAULT_GPU
+    return run_cost({"model": model, "gpu": gpu, "throughput": throughput, **plan_kwargs}, out=out)
+
+
+def main(args) -> int:
+    from cost_models.cost import DEFAULT_GPU
+
+    check_choice("format", args.format, FORMATS)
+    check_choice("pricing", args.pricing, PRICING_CHOICES)
+    if args.overlap is not None and not 0 <= args.overlap <= 1:
+        raise InputError(f"--overlap: {args.overlap:g} must be in [0, 1]")
+    spec = _model(args)
+    if args.tokens is not None:
+        spec = spec.with_tokens(args.tokens)
+    throughput = _throughput(args.results)
+    gpu = args.gpu or (throughput.gpu if throughput is not None and throughput.gpu else DEFAULT_GPU)
+    plan_kwargs = {"model": spec, "gpu": gpu, "gpus": args.gpus, "network": args.network,
+                   "throughput": throughput, "mfu": args.mfu, "efficiency": args.efficiency,
+                   "overlap": args.overlap, "goodput": args.goodput, "batch_tokens": args.batch_tokens,
+                   "recompute": args.recompute, "dtype": args.dtype, "gpu_hours": args.gpu_hours}
+    run_cost(plan_kwargs, args.pricing, args.providers, args.prices, args.format)
+    return 0
