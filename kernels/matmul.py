@@ -165,9 +165,17 @@ class Problem:
         g = torch.Generator().manual_seed(seed)
         rows = torch.randperm(self.a.shape[0], generator=g)[:sample].to(self.a.device)
         cols = torch.randperm(self.b.shape[1], generator=g)[:sample].to(self.a.device)
-        a = self.a[rows].double() * (1.0 if self.scale_a is None else self.scale_a.double())
-        b = self.b[:, cols].double() * (1.0 if self.scale_b is None else self.scale_b.double())
+        a = _take(self.a, 0, rows) * (1.0 if self.scale_a is None else self.scale_a.double())
+        b = _take(self.b, 1, cols) * (1.0 if self.scale_b is None else self.scale_b.double())
         return max_rel_err(self.out[rows][:, cols], a, b)
+
+
+def _take(x: torch.Tensor, dim: int, index: torch.Tensor) -> torch.Tensor:
+    """x.index_select(dim, index) in float64. float8 tensors are indexed as their raw bytes, as
+    not every torch build has index kernels for float8."""
+    if x.dtype == torch.float8_e4m3fn:
+        return x.view(torch.uint8).index_select(dim, index).view(x.dtype).float().double()
+    return x.index_select(dim, index).double()
 
 
 def _quantize_fp8(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
