@@ -36,7 +36,7 @@ def add_arguments(parser, command) -> None:
     hw.add_argument("--dtype", default="bf16", help="training matmul dtype (default bf16)")
     eff = parser.add_argument_group("efficiency (defaults calibrated on Llama 3)")
     eff.add_argument("--mfu", type=fraction, help="model FLOPs utilisation over whole steps; replaces the efficiency model")
-    eff.add_argument("--efficiency", type=fraction, help="achieved / MAMF while computing (default 0.47)")
+    eff.add_argument("--efficiency", type=fraction, help="achieved / MAMF while computing (default 0.48)")
     eff.add_argument("--overlap", type=number, help="share of gradient communication hidden by compute, 0..1 (default 0.8)")
     eff.add_argument("--goodput", type=fraction, help="productive share of wall-clock time (default: from cluster size)")
     eff.add_argument("--batch-tokens", type=positive, help="global batch in tokens (default 8M)")

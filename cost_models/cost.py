@@ -131,7 +131,8 @@ def plan_training(model="llama3-70b", gpu: str = DEFAULT_GPU, gpus: int | None =
     peak = hw.peak(dtype)
     total_flops = float(flops_mod.training_flops(spec.active_params, spec.tokens, spec.layers, spec.hidden,
                                                  spec.seq_len, recompute=recompute))
-    need = int(memory.min_gpus(spec.params, spec.layers, spec.hidden, spec.seq_len, hw.memory_gb, recompute))
+    degree = float(memory.sharding_degree(spec.params, spec.layers, spec.hidden, spec.seq_len, hw.memory_gb, recompute))
+    need = math.ceil(degree)
     assumptions = {
         "flops": f"{'8' if recompute else '6'}*N*D + causal attention, {'full' if recompute else 'no'} recompute",
         "dtype": dtype, "peak_tflops": peak, "min_gpus_for_memory": need,
@@ -163,7 +164,7 @@ def plan_training(model="llama3-70b", gpu: str = DEFAULT_GPU, gpus: int | None =
 
     def run(sizes):
         busbw, latency, _ = _link(hw, net, sizes, throughput)
-        return training_time.training_time(total_flops, spec.tokens, spec.params, sizes, need, achieved,
+        return training_time.training_time(total_flops, spec.tokens, spec.params, sizes, degree, achieved,
                                            busbw, latency, eff_overlap, batch, goodput)
 
     count = gpus if gpus is not None else default_gpus(spec, hw, need, lambda s: run(s)["gpu_hours"])
@@ -177,7 +178,7 @@ def plan_training(model="llama3-70b", gpu: str = DEFAULT_GPU, gpus: int | None =
         "gpus_from": "--gpus" if gpus is not None else (
             "published" if spec.published_gpus and count == spec.published_gpus else
             f"default: smallest power of two within {training_time.DEFAULT_TARGET_DAYS} days"),
-        "sharding_group_gpus": int(t["sharding_group"]),
+        "sharding_group_gpus": round(t["sharding_group"], 1),
         "network": link_origin,
         "overlap": eff_overlap, "batch_tokens": batch,
         "exposed_comm_share": round(t["exposed_comm_hours"] / (t["compute_hours"] + t["exposed_comm_hours"]), 4),
@@ -260,9 +261,9 @@ def estimate_grid(models, gpus, cluster_sizes, prices: list[Price] | None = None
     busbw = np.where(single, nvlink, net.gbps_per_gpu)
     latency = np.where(single, 2.0, net.latency_us)
     total_flops = flops_mod.training_flops(active, tokens, layers, hidden, seq)
-    need = memory.min_gpus(params, layers, hidden, seq, mem)
-    t = training_time.training_time(total_flops, tokens, params, size, need, achieved, busbw, latency)
-    hours = np.where(size >= need, t["gpu_hours"], np.nan)            # (M, G, C)
+    degree = memory.sharding_degree(params, layers, hidden, seq, mem)
+    t = training_time.training_time(total_flops, tokens, params, size, degree, achieved, busbw, latency)
+    hours = np.where(size >= np.ceil(degree), t["gpu_hours"], np.nan)  # (M, G, C)
 
     # Join with price rows: each row picks its GPU's slice -> (M, P, C).
     gpu_index = {h.name: i for i, h in enumerate(hws)}

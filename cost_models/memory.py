@@ -38,7 +38,12 @@ def training_bytes(params, layers, hidden, seq_len, recompute=False):
     return state_bytes(params) + activation_bytes(layers, hidden, seq_len, recompute)
 
 
+def sharding_degree(params, layers, hidden, seq_len, memory_gb, recompute=False):
+    """How many GPUs' usable memory the training state fills (a fraction: 18.2 means 18.2 GPUs)."""
+    usable = USABLE_FRACTION * np.asarray(memory_gb, dtype=float) * 1e9
+    return training_bytes(params, layers, hidden, seq_len, recompute) / usable
+
+
 def min_gpus(params, layers, hidden, seq_len, memory_gb, recompute=False):
     """Fewest GPUs whose usable memory holds states + activations when fully sharded."""
-    usable = USABLE_FRACTION * np.asarray(memory_gb, dtype=float) * 1e9
-    return np.ceil(training_bytes(params, layers, hidden, seq_len, recompute) / usable).astype(int)
+    return np.ceil(sharding_degree(params, layers, hidden, seq_len, memory_gb, recompute)).astype(int)

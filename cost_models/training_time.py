@@ -7,8 +7,11 @@
   fraction. `efficiency` covers what a real step loses against a lone matmul: smaller and odd
   shapes, tensor/pipeline-parallel communication, pipeline bubbles, non-matmul kernels.
 - exposed_comm_s = steps * comm_per_step * (1 - overlap). The model is split over a sharding group
-  of m GPUs (tensor/pipeline/FSDP: m = the memory minimum rounded up to a power of two, as TP x PP
-  degrees are) and replicated over dp = G / m groups. Each step every GPU reduce-scatters its
+  of m GPUs (tensor/pipeline/FSDP) and replicated over dp = G / m groups. m is the memory minimum
+  (memory.sharding_degree), kept fractional rather than rounded up to a power of two as real TP x
+  PP degrees are: with rounding a slightly larger model would get half the gradient traffic per
+  GPU at each power of two and come out cheaper (the TP/PP cost that offsets it is in the
+  efficiency, not modelled apart). Llama 3.1 405B: m = 98 against Meta's TP8 x PP16 = 128. Each step every GPU reduce-scatters its
   shard's bf16 gradients and all-gathers the updated bf16 weights across dp ranks: 2 collectives
   of S = 2 bytes * params / m each, ring time S * (dp-1)/dp / busbw (nccl-tests' definition) plus
   (dp-1) latency hops each. steps = tokens / global batch tokens.
@@ -32,11 +35,11 @@ HOURS_LOST_PER_FAILURE = (1 / LLAMA3_GOODPUT - 1) / (FAILURES_PER_GPU_HOUR * LLA
 # Fraction of base (MAMF) throughput a training step achieves. Calibrated once: the value for
 # which the estimates of Llama 3 70B (6.4M GPU-hours) and Llama 3.1 405B (30.84M) on H100-SXM at
 # 16,384 GPUs, with every other default as below, have a geometric-mean ratio to the published
-# figures of 1 (solved by bisection: 0.4713, rounded; ratios 0.93 and 1.08, scripts/bench_cost.py
-# prints them). It gives 0.47 * 794.5 = 373 TFLOP/s per GPU while computing, 38% MFU, a little
+# figures of 1 (solved by bisection: 0.4827, rounded; ratios 0.95 and 1.06, scripts/bench_cost.py
+# prints them). It gives 0.48 * 794.5 = 381 TFLOP/s per GPU while computing, 38.6% MFU, a little
 # below Llama 3 paper Table 4's 400 (16k GPUs) because the 70B's published hours imply less than
 # the 405B's.
-DEFAULT_EFFICIENCY = 0.47
+DEFAULT_EFFICIENCY = 0.48
 # Share of the data-parallel gradient traffic hidden behind backward compute (bucketed
 # reduce-scatter / prefetched all-gather in FSDP and Megatron). An assumption, not calibrated.
 DEFAULT_OVERLAP = 0.8
@@ -54,10 +57,9 @@ def goodput(gpus):
     return 1 / (1 + FAILURES_PER_GPU_HOUR * HOURS_LOST_PER_FAILURE * np.asarray(gpus, dtype=float))
 
 
-def sharding_group(min_gpus, gpus):
-    """GPUs one model replica is split over: min_gpus rounded up to a power of two, at most G."""
-    m = 2 ** np.ceil(np.log2(np.maximum(np.asarray(min_gpus, dtype=float), 1)))
-    return np.minimum(m, gpus)
+def sharding_group(degree, gpus):
+    """GPUs one model replica is split over: the memory minimum (at least 1), at most G."""
+    return np.minimum(np.maximum(np.asarray(degree, dtype=float), 1.0), gpus)
 
 
 def comm_seconds_per_step(params, group, gpus, busbw_gbps, latency_us):
@@ -69,13 +71,13 @@ def comm_seconds_per_step(params, group, gpus, busbw_gbps, latency_us):
     return 2 * (shard_bytes * ring / (np.asarray(busbw_gbps) * 1e9) + hops)
 
 
-def training_time(flops, tokens, params, gpus, min_gpus, achieved_tflops, busbw_gbps, latency_us,
+def training_time(flops, tokens, params, gpus, sharding, achieved_tflops, busbw_gbps, latency_us,
                   overlap=DEFAULT_OVERLAP, batch_tokens=DEFAULT_BATCH_TOKENS, goodput_fraction=None):
     """The time model (module docstring). Returns a dict of arrays: compute_hours,
     exposed_comm_hours (both in GPU-hours, before goodput), goodput, gpu_hours, wall_clock_days."""
     gpus = np.asarray(gpus, dtype=float)
     compute_s = np.asarray(flops) / (gpus * np.asarray(achieved_tflops) * 1e12)
-    group = sharding_group(min_gpus, gpus)
+    group = sharding_group(sharding, gpus)
     steps = np.asarray(tokens) / batch_tokens
     exposed_s = steps * comm_seconds_per_step(params, group, gpus, busbw_gbps, latency_us) * (1 - np.asarray(overlap))
     good = goodput(gpus) if goodput_fraction is None else np.broadcast_to(goodput_fraction, np.shape(gpus))
