@@ -170,7 +170,7 @@ def summarize(records: list, machine: dict) -> dict:
     if reduces:
         top = max(reduces, key=lambda r: r["busbw_gbps"])
         out.update(busbw_gbps_max=top["busbw_gbps"], busbw_bytes=top["bytes"],
-                   allreduce_world_size=top["world_size"])
+                   allreduce_world_size=top["world_size"], allreduce_backend=top["backend"])
     out["failed_checks"] = sum(1 for r in records if not record_ok(r))
     return out
 

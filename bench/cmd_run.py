@@ -1,0 +1,94 @@
+"""`costbench run`: measure this machine and write a result file (see bench.runner).
+
+    costbench run [--device auto|cpu|cuda] [--ops matmul,allreduce] [--dtypes bf16,fp16,tf32,fp32,fp8]
+                  [--quick] [--tag TEXT] [--out DIR]
+
+Prints a summary table at the end: MAMF per dtype with its shape, the datasheet peak and the
+efficiency; the best all-reduce bus bandwidth and its message size; the result file's path.
+run_quick() is the same measurement for the bare `costbench` job. The dispatcher imports this
+module to build the parser, so torch is only imported by main() / run_quick() (via bench.runner).
+"""
+
+import sys
+
+from bench.cli import csv_list
+from bench.table import format_table
+
+DEFAULT_OUT = "results"
+
+
+def add_arguments(parser, command):
+    parser.add_argument("--device", default="auto", help="auto (cuda if visible, else cpu), cpu or cuda")
+    parser.add_argument("--ops", type=csv_list, default=["matmul", "allreduce"],
+                        help="comma-separated: matmul, allreduce (default both)")
+    parser.add_argument("--dtypes", type=csv_list, default=None,
+                        help="matmul dtypes, comma-separated from bf16,fp16,tf32,fp32,fp8 "
+                             "(default: all on a GPU, fp32,bf16 on CPU)")
+    parser.add_argument("--quick", action="store_true",
+                        help="fewer matmul shapes and all-reduce sizes (CPU: well under 30 s)")
+    parser.add_argument("--tag", default=None, help="your label, e.g. coreweave/us-east-04 (goes in the file name)")
+    parser.add_argument("--out", default=DEFAULT_OUT, help=f"folder for the result file (default {DEFAULT_OUT}/)")
+
+
+def _tflops(v):
+    return f"{v:,.1f}" if v >= 10 else f"{v:.3g}"
+
+
+def summary_text(result: dict, path: str | None) -> str:
+    """The end-of-run report: the table, the skipped dtypes, the all-reduce line, the file."""
+    s, config = result["summary"], result["config"]
+    rows = [{"dtype": d, "mamf": v, "shape": "x".join(map(str, s["mamf_shape"][d])),
+             "peak": s["peak_tflops"].get(d), "eff": s["efficiency"].get(d)}
+            for d, v in s["mamf_tflops"].items()]
+    lines = []
+    if rows:
+        lines.append(format_table(rows, [("dtype", "dtype", ""), ("mamf", "MAMF TFLOP/s", _tflops),
+                                         ("shape", "shape (m x n x k)", ""), ("peak", "peak TFLOP/s", _tflops),
+                                         ("eff", "efficiency", ".1%")]))
+    for dtype, reason in config.get("skipped_dtypes", {}).items():
+        lines.append(f"matmul {dtype}: skipped ({reason})")
+    if s.get("allreduce_world_size") == 1:
+        lines.append("all-reduce: world size 1 (one process): no link measured, busbw is 0 by definition")
+    elif "busbw_gbps_max" in s:
+        from bench.runner import human_bytes
+
+        lines.append(f"all-reduce: best busbw {s['busbw_gbps_max']:,.1f} GB/s at {human_bytes(s['busbw_bytes'])} "
+                     f"(world size {s['allreduce_world_size']}, {s['allreduce_backend']})")
+    if s.get("failures"):
+        lines.append(f"FAILED: {len(s['failures'])} correctness check(s) failed:")
+        lines += [f"  {f}" for f in s["failures"]]
+    if not s.get("complete", True):
+        lines.append("INTERRUPTED: the figures above cover only what finished")
+    if path:
+        lines.append(f"result file: {path}")
+    return "\n".join(lines)
+
+
+def run_quick(device: str = "auto", out: str = DEFAULT_OUT, tag: str | None = None,
+              stream=None) -> tuple:
+    """The quick measurement the bare `costbench` job starts with.
+
+    Runs `costbench run --quick --device DEVICE --out OUT [--tag TAG]`, prints its summary to
+    stream (default stdout; None-able for callers that print their own), and returns
+    (path, result_dict, exit_code): the result file (None on torchrun ranks other than 0), the
+    document as written (bench.results schema; result["summary"] has mamf_tflops etc.), and 0,
+    1 (a correctness check failed) or 130 (interrupted). Raises cost_models.errors.InputError
+    for a device that is not here or an unwritable out.
+    """
+    from bench.runner import RunConfig, run
+
+    outcome = run(RunConfig(device=device, quick=True, tag=tag, out=out))
+    if outcome.path:
+        print(summary_text(outcome.result, outcome.path), file=stream or sys.stdout)
+    return outcome.path, outcome.result, outcome.exit_code
+
+
+def main(args) -> int:
+    from bench.runner import RunConfig, run
+
+    cfg = RunConfig(device=args.device, ops=tuple(args.ops), dtypes=args.dtypes and tuple(args.dtypes),
+                    quick=args.quick, tag=args.tag, out=args.out)
+    outcome = run(cfg)
+    if outcome.path:  # rank 0
+        print(summary_text(outcome.result, outcome.path))
+    return outcome.exit_code

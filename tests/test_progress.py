@@ -1,0 +1,60 @@
+"""bench.progress: the bar's text, redraw on a terminal, sparse plain lines in logs."""
+
+import io
+
+from bench.progress import Progress
+
+
+class Tty(io.StringIO):
+    def isatty(self):
+        return True
+
+
+def test_line_with_a_known_total_has_bar_count_and_eta():
+    p = Progress(stream=io.StringIO(), width=10)
+    p.phase("allreduce fp32", total=8)
+    p.done = 2
+    assert p.line("64 KiB", elapsed_s=3.0) == "allreduce fp32 [##........] 2/8 64 KiB  ETA 0:09"
+    p.done = 8
+    assert p.line("4 MiB", elapsed_s=3725.0).endswith("8/8 4 MiB  ETA 0:00")
+
+
+def test_line_without_a_total_counts_and_shows_elapsed():
+    p = Progress(stream=io.StringIO())
+    p.phase("matmul bf16")
+    p.done = 3
+    assert p.line("512x512x512", elapsed_s=3725.0) == "matmul bf16 3 done, 1:02:05 elapsed, last 512x512x512"
+
+
+def test_terminal_redraws_one_line_in_place():
+    out = Tty()
+    p = Progress(stream=out)
+    p.phase("allreduce fp32", total=2)
+    p.step("32 KiB")
+    p.write("note: something")  # a message clears the bar first
+    p.step("64 KiB")
+    p.close()
+    text = out.getvalue()
+    assert text.count("\r\033[K") == 3 and text.endswith("2/2 64 KiB  ETA 0:00\n")
+    assert "\r\033[Knote: something\n" in text
+
+
+def test_log_gets_a_start_line_and_the_last_step_only():
+    out = io.StringIO()
+    p = Progress(stream=out, every_s=3600)
+    p.phase("allreduce fp32", total=3)
+    for label in ("a", "b", "c"):
+        p.step(label)
+    lines = out.getvalue().splitlines()
+    assert lines[0] == "allreduce fp32: started (3 steps)" and len(lines) == 2 and "3/3 c" in lines[1]
+    assert "\r" not in out.getvalue()
+
+
+def test_disabled_progress_writes_nothing():
+    out = Tty()
+    p = Progress(stream=out, enabled=False)
+    p.phase("x", total=1)
+    p.step("y")
+    p.write("z")
+    p.close()
+    assert out.getvalue() == ""

@@ -1,0 +1,134 @@
+"""`costbench run`: argument errors (one line, exit 2), a real quick CPU run, interrupts, failures."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from bench import cli, results, runner
+from bench.cmd_run import summary_text
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def cli_main(args) -> int:
+    """cli.main in-process; argparse's own errors leave through SystemExit(2)."""
+    try:
+        return cli.main(args)
+    except SystemExit as e:
+        return e.code
+
+
+def costbench(*args, **kw):
+    return subprocess.run([sys.executable, "-m", "bench", *args], cwd=ROOT, capture_output=True,
+                          text=True, timeout=120, **kw)
+
+
+@pytest.mark.parametrize("args, expect", [
+    (["--device", "cdua"], "unknown device 'cdua'; did you mean cuda"),
+    (["--ops", "matmul,alreduce"], "unknown op 'alreduce'; did you mean allreduce?"),
+    (["--dtypes", "bf16,fp9"], "unknown dtype 'fp9'; did you mean fp8"),
+    (["--dtypes", ","], "is an empty list"),
+    (["--bogus"], "unrecognized arguments: --bogus"),
+])
+def test_bad_arguments_are_one_line_exit_2(capsys, tmp_path, args, expect):
+    assert cli_main(["run", *args, "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert expect in err and err.count("\n") == 1 and "Traceback" not in err
+    assert os.listdir(tmp_path) == []  # nothing measured, nothing written
+
+
+def test_cuda_without_a_gpu_is_an_input_error(capsys, tmp_path):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    assert cli_main(["run", "--device", "cuda", "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("costbench run: error: --device cuda: no CUDA GPU is visible") and err.count("\n") == 1
+
+
+def test_unwritable_out_is_an_input_error(capsys, tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    assert cli_main(["run", "--out", str(blocker / "sub")]) == 2
+    err = capsys.readouterr().err
+    assert f"--out {blocker / 'sub'}: cannot write result files there" in err and err.count("\n") == 1
+
+
+def test_help_through_python_m_bench():
+    proc = costbench("run", "--help")
+    assert proc.returncode == 0 and "--dtypes" in proc.stdout and "--quick" in proc.stdout
+
+
+def test_quick_cpu_run_writes_a_valid_file(tmp_path):
+    t0 = time.monotonic()
+    proc = costbench("run", "--device", "cpu", "--quick", "--tag", "ci/cpu", "--out", str(tmp_path))
+    assert proc.returncode == 0, proc.stderr
+    assert time.monotonic() - t0 < 30
+    (name,) = os.listdir(tmp_path)
+    assert "-cpu-ci-cpu-" in name
+    doc = results.load(str(tmp_path / name))
+    ops = {(r["op"], r["dtype"]) for r in doc["records"]}
+    assert ops == {("matmul", "fp32"), ("matmul", "bf16"), ("allreduce", "fp32")}
+    assert set(doc["summary"]["mamf_tflops"]) == {"fp32", "bf16"} and doc["summary"]["complete"]
+    assert doc["config"]["skipped_dtypes"] == {} and doc["machine"]["device"] == "cpu"
+    assert "measures no link" in proc.stderr and "no link measured" in proc.stdout
+    assert f"result file: {tmp_path / name}" in proc.stdout and "MAMF TFLOP/s" in proc.stdout
+
+
+def test_ctrl_c_leaves_a_valid_file_and_exits_130(tmp_path):
+    # SIGINT as Ctrl-C sends it, about a second into the matmul search (which takes several).
+    proc = subprocess.Popen([sys.executable, "-m", "bench", "run", "--device", "cpu", "--quick", "--out", str(tmp_path)],
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    deadline = time.monotonic() + 60
+    while not os.listdir(tmp_path) and time.monotonic() < deadline:  # claimed before measuring
+        time.sleep(0.05)
+    time.sleep(1.0)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    names = os.listdir(tmp_path)
+    assert len(names) == 1 and not names[0].startswith(".")  # no temporary file left
+    doc = results.load(str(tmp_path / names[0]))
+    assert 0 < len(doc["records"]) and not doc["summary"]["complete"]
+    assert f"{tmp_path / names[0]} is valid and holds {len(doc['records'])} records" in err
+    assert "INTERRUPTED" in out and "Traceback" not in err
+
+
+def test_a_failed_check_is_loud_and_exits_1(tmp_path, monkeypatch, capsys):
+    from kernels import matmul
+
+    monkeypatch.setattr(matmul, "_mm", lambda a, b, out: out.copy_(a @ b).add_(1.0))  # a wrong kernel
+    outcome = runner.run(runner.RunConfig(device="cpu", ops=("matmul",), dtypes=("fp32",), quick=True,
+                                          out=str(tmp_path)))
+    assert outcome.exit_code == 1 and outcome.failures
+    assert "!!! CHECK FAILED: matmul fp32" in capsys.readouterr().err
+    doc = results.load(outcome.path)
+    assert not any(r["correct"] for r in doc["records"]) and doc["summary"]["mamf_tflops"] == {}
+    assert "FAILED:" in summary_text(doc, outcome.path)
+
+
+def test_skipped_dtypes_are_recorded_with_their_reason(tmp_path):
+    cfg = runner.RunConfig(device="cpu", ops=("matmul",), dtypes=("fp8", "tf32"), out=str(tmp_path))
+    outcome = runner.run(cfg)
+    assert outcome.exit_code == 0 and outcome.result["records"] == []
+    skipped = results.load(outcome.path)["config"]["skipped_dtypes"]
+    assert set(skipped) == {"fp8", "tf32"} and "not on CPU" in skipped["fp8"]
+    assert "matmul fp8: skipped (" in summary_text(outcome.result, outcome.path)
+
+
+def test_run_config_dedupes_and_validates():
+    cfg = runner.RunConfig(ops=("allreduce", "allreduce"), dtypes=("bf16", "bf16"))
+    assert cfg.ops == ("allreduce",) and cfg.dtypes == ("bf16",)
+    with pytest.raises(Exception, match="unknown op 'mm'"):
+        runner.RunConfig(ops=("mm",))
+
+
+def test_human_bytes():
+    assert [runner.human_bytes(n) for n in (512, 32768, 1 << 20, 3 << 29, 1 << 30)] == \
+        ["512 B", "32 KiB", "1 MiB", "1.5 GiB", "1 GiB"]
