@@ -46,9 +46,10 @@ def clean(value):
     return value
 
 
-def emit(rows: list[dict], columns, fmt: str, out=sys.stdout, json_doc=None) -> None:
+def emit(rows: list[dict], columns, fmt: str, out=None, json_doc=None) -> None:
     """rows as a table (columns: format_table's (key, header, fmt) triples), CSV of every key of the
-    rows, or JSON (json_doc if given, else the list of rows)."""
+    rows, or JSON (json_doc if given, else the list of rows), on `out` (default: sys.stdout now)."""
+    out = out or sys.stdout
     if fmt == "json":
         json.dump(clean(json_doc if json_doc is not None else rows), out, indent=2)
         out.write("\n")

@@ -127,11 +127,12 @@ def json_doc(plan, rows, note=None) -> dict:
     }
 
 
-def run_cost(plan_kwargs: dict, pricing="on-demand", providers=None, prices_file=None, fmt="table", out=sys.stdout):
-    """Plan, price and print. Returns the TrainingPlan."""
+def run_cost(plan_kwargs: dict, pricing="on-demand", providers=None, prices_file=None, fmt="table", out=None):
+    """Plan, price and print (on `out`, default sys.stdout). Returns the TrainingPlan."""
     from cost_models.cost import plan_training, price_rows
     from cost_models.prices import load_prices, select
 
+    out = out or sys.stdout
     check_choice("format", fmt, FORMATS)
     check_choice("pricing", pricing, PRICING_CHOICES)
     prices = load_prices(prices_file)
@@ -153,7 +154,7 @@ def run_cost(plan_kwargs: dict, pricing="on-demand", providers=None, prices_file
 
 
 def print_cost_table(model: str = "llama3-70b", result: dict | None = None, gpu: str | None = None,
-                     result_source: str = "this run", out=sys.stdout, **plan_kwargs):
+                     result_source: str = "this run", out=None, **plan_kwargs):
     """The bare `costbench` job's closing table: `model`'s training cost across providers.
 
     result: a schema-1 result dict (e.g. the run just measured). Its measured MAMF and busbw are

@@ -99,7 +99,7 @@ def load_csv(path: str, columns: list[Column]) -> list[dict]:
                          f"{', '.join(c.name for c in columns)}")
     reader = csv.reader([ln for _, ln in lines])
     header = [h.strip() for h in next(reader)]
-    missing = [c.name for c in columns if c.name not in header]
+    missing = [c.name for c in columns if c.required and c.name not in header]  # optional: may be absent
     if missing:
         raise InputError(f"{path}:{lines[0][0]}: missing column(s) {', '.join(missing)}")
     index = {name: i for i, name in enumerate(header)}
@@ -109,7 +109,7 @@ def load_csv(path: str, columns: list[Column]) -> list[dict]:
             raise InputError(f"{path}:{lineno}: {len(cells)} of {len(header)} columns (truncated row?)")
         row = {"_line": lineno}
         for col in columns:
-            raw = cells[index[col.name]].strip()
+            raw = cells[index[col.name]].strip() if col.name in index else ""
             if raw == "":
                 if col.required:
                     raise InputError(f"{path}:{lineno}: column {col.name}: empty")

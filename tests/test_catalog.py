@@ -1,0 +1,144 @@
+"""Catalog files: every row has a source and date; GPU name resolution; price-file validation;
+reading a result dict into Throughput."""
+
+import pytest
+
+from cost_models.catalog import DATA_DIR
+from cost_models.errors import InputError
+from cost_models.hardware import find_gpu, gpus, normalize_device_name
+from cost_models.models import find_model, models
+from cost_models.networks import find_network, networks
+from cost_models.prices import PRICING_KINDS, catalog_prices, load_prices
+from cost_models.throughput import Throughput
+
+
+def test_catalogs_cover_the_issue_and_cite_sources():
+    names = {g.name for g in gpus()}
+    assert {"A100-SXM-40GB", "A100-SXM-80GB", "H100-SXM", "H100-PCIe", "H800-SXM", "H200-SXM", "B200", "GB200"} <= names
+    assert {"llama3-8b", "llama3-70b", "llama3.1-405b", "gpt3-175b"} <= {m.name for m in models()}
+    assert {"nvlink", "ib-ndr-400", "eth-100", "roce-400", "efa-3200"} <= {n.name for n in networks()}
+    assert {"coreweave", "aws", "azure", "gcp", "lambda", "nebius", "runpod"} <= {p.provider for p in catalog_prices()}
+    for row in [*gpus(), *models(), *networks(), *catalog_prices()]:
+        assert row.source and row.as_of
+
+
+def test_gpu_figures_from_references():
+    h100 = find_gpu("H100-SXM")
+    assert h100.peak_tflops == {"bf16": 989, "fp16": 989, "tf32": 495, "fp32": 67, "fp8": 1979}
+    assert h100.mamf_tflops("bf16") == pytest.approx(794.5, abs=0.1)   # mamf-finder table
+    assert find_gpu("A100-SXM-80GB").mamf_tflops() == pytest.approx(271.2, abs=0.1)
+    assert "borrowed" in find_gpu("H200-SXM").source
+    assert find_gpu("H800").nvlink_gbps == 400
+    assert find_network("efa-3200").gbps_per_gpu == 50  # 3200 Gb/s per 8 GPUs
+
+
+@pytest.mark.parametrize("torch_name,memory,expected", [
+    ("NVIDIA H100 80GB HBM3", None, "H100-SXM"),
+    ("NVIDIA H100 PCIe", None, "H100-PCIe"),
+    ("NVIDIA H200", None, "H200-SXM"),
+    ("NVIDIA A100-SXM4-80GB", None, "A100-SXM-80GB"),
+    ("NVIDIA A100-SXM4-40GB", None, "A100-SXM-40GB"),
+    ("NVIDIA A100-SXM4", 39.4, "A100-SXM-40GB"),
+    ("NVIDIA A100-SXM4", 79.2, "A100-SXM-80GB"),
+    ("NVIDIA H800", None, "H800-SXM"),
+    ("NVIDIA B200", None, "B200"),
+    ("NVIDIA H100 NVL", None, None),
+    ("NVIDIA GeForce RTX 4090", None, None),
+    ("NVIDIA A100-PCIE-40GB", None, None),
+])
+def test_normalize_device_name(torch_name, memory, expected):
+    assert normalize_device_name(torch_name, memory) == expected
+
+
+@pytest.mark.parametrize("typed", ["h100", "H100-SXM", "NVIDIA H100 80GB HBM3", "h100 sxm"])
+def test_find_gpu_resolves_what_users_type(typed):
+    assert find_gpu(typed).name == "H100-SXM"
+
+
+def test_unknown_names_suggest_close_matches():
+    with pytest.raises(InputError, match="unknown GPU 'h10'; did you mean H100-SXM"):
+        find_gpu("h10")
+    with pytest.raises(InputError, match="did you mean llama3-70b"):
+        find_model("llama3-70")
+    with pytest.raises(InputError, match="did you mean ib-ndr-400"):
+        find_network("ib-ndr")
+
+
+HEADER = "provider,gpu,pricing,usd_per_gpu_hour,usd_low,usd_high,region,as_of,source\n"
+
+
+def _write(tmp_path, text):
+    path = tmp_path / "prices.csv"
+    path.write_text(text)
+    return str(path)
+
+
+def test_user_prices_override_and_add(tmp_path):
+    path = _write(tmp_path, HEADER + "coreweave,h100,on-demand,4.10,,,,2026-01,our contract\n"
+                                     "acme,H200-SXM,reserved-1y,2.00,,,,2026-01-15,quote\n")
+    prices = {(p.provider, p.gpu, p.pricing): p for p in load_prices(path)}
+    assert prices[("coreweave", "H100-SXM", "on-demand")].usd_per_gpu_hour == 4.10
+    assert prices[("acme", "H200-SXM", "reserved-1y")].source == "quote"
+    assert len(prices) == len(catalog_prices()) + 1
+
+
+@pytest.mark.parametrize("body,message", [
+    ("provider,gpu,pricing,usd_per_gpu_hour,as_of\nx,h100,on-demand,1,2025\n", r"prices.csv:1: missing column\(s\) source"),
+    ("x,h100,on-demand,-1,,,,2025,s\n", r"prices.csv:2: column usd_per_gpu_hour: '-1' must not be negative"),
+    ("x,h100,on-demand,cheap,,,,2025,s\n", r"prices.csv:2: column usd_per_gpu_hour: 'cheap' is not a number"),
+    ("x,h100,hourly,1,,,,2025,s\n", r"prices.csv:2: column pricing: 'hourly' must be one of on-demand"),
+    ("x,h100,on-demand,1,,,,2025-13-01,s\n", r"prices.csv:2: column as_of: '2025-13-01' is not a date"),
+    ("x,h100,on-demand,1,,,,yesterday,s\n", r"prices.csv:2: column as_of: 'yesterday' is not a date"),
+    ("x,h100,on-demand,1,,\n", r"prices.csv:2: 6 of 9 columns \(truncated row\?\)"),
+    ("x,tpu-v5,on-demand,1,,,,2025,s\n", r"prices.csv:2: column gpu: unknown GPU 'tpu-v5'"),
+    ("x,h100,on-demand,nan,,,,2025,s\n", r"prices.csv:2: column usd_per_gpu_hour: 'nan' is not a finite number"),
+])
+def test_bad_price_files_name_file_line_and_column(tmp_path, body, message):
+    text = body if body.startswith("provider") else HEADER + body
+    with pytest.raises(InputError, match=message):
+        load_prices(_write(tmp_path, text))
+
+
+def test_missing_price_file(tmp_path):
+    with pytest.raises(InputError, match="no such file"):
+        load_prices(str(tmp_path / "nope.csv"))
+
+
+def test_pricing_kinds():
+    assert PRICING_KINDS == ("on-demand", "spot", "reserved-1y", "reserved-3y")
+
+
+def test_data_dir_has_only_cited_csvs():
+    import os
+    assert sorted(f for f in os.listdir(DATA_DIR) if f.endswith(".csv")) == \
+        ["gpus.csv", "models.csv", "networks.csv", "prices.csv"]
+
+
+def test_throughput_from_result():
+    tp = Throughput.from_result({"schema_version": 1,
+                                 "machine": {"gpu": {"normalized": "H200-SXM"}, "world_size": 8, "nodes": 1},
+                                 "summary": {"mamf_tflops": {"bf16": 780.5, "fp8": 0}, "busbw_gbps_max": 480.0}},
+                                source="run.json")
+    assert (tp.gpu, tp.mamf_tflops, tp.busbw_gbps, tp.world_size) == ("H200-SXM", {"bf16": 780.5}, 480.0, 8)
+
+
+def test_throughput_from_a_cpu_result():
+    tp = Throughput.from_result({"schema_version": 1, "machine": {"gpu": None, "world_size": 1},
+                                 "summary": {"mamf_tflops": {"fp32": 1.2}}})
+    assert tp.gpu is None and tp.busbw_gbps is None
+
+
+@pytest.mark.parametrize("doc,message", [
+    ([], "expected a JSON object"),
+    ({"schema_version": 2, "summary": {"mamf_tflops": {}}}, "schema_version: 2 is not supported"),
+    ({"schema_version": 1}, "missing field summary.mamf_tflops"),
+    ({"schema_version": 1, "summary": {"mamf_tflops": {"bf16": "fast"}}}, "summary.mamf_tflops.bf16: expected a number"),
+    ({"schema_version": 1, "summary": {"mamf_tflops": {}, "busbw_gbps_max": "x"}}, "summary.busbw_gbps_max: expected"),
+    ({"schema_version": 1, "summary": {"mamf_tflops": {"bf16": -3.0}}}, None),
+])
+def test_throughput_rejects_bad_fields(doc, message):
+    if message is None:  # negative MAMF: dropped like a 0 ("not measured"), never used
+        assert Throughput.from_result(doc, "r.json").mamf_tflops == {}
+        return
+    with pytest.raises(InputError, match=f"r.json: .*{message}|r.json: {message}"):
+        Throughput.from_result(doc, "r.json")

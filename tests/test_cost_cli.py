@@ -1,0 +1,198 @@
+"""`costbench cost` and the catalog commands through bench.cli.main, in process; one subprocess
+check that a bad input prints no traceback; importing cost_models never imports torch."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from bench import cli
+from bench.cmd_cost import print_cost_table
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def run(capsys, *argv):
+    """cli.main in process; argparse's own errors (bad number types) exit through SystemExit(2)."""
+    try:
+        code = cli.main(list(argv))
+    except SystemExit as e:
+        code = e.code
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_cost_table_default_is_llama3_70b_cheapest_first(capsys):
+    code, out, err = run(capsys, "cost")
+    assert code == 0 and err == ""
+    providers = [line.split()[0] for line in out.splitlines()[2:8]]
+    assert providers[:3] == ["nebius", "lambda", "coreweave"]
+    assert "llama3-70b" in out and "16,384 x H100-SXM" in out and "goodput" in out
+
+
+def test_cost_gpu_hours_seed_table(capsys):
+    code, out, _ = run(capsys, "cost", "--gpu-hours", "6.4M", "--providers", "coreweave,gcp,lambda")
+    assert code == 0
+    assert "$39.4M" in out and "$70.8M" in out and "$19.1M" in out
+
+
+def test_cost_json_has_design_keys(capsys):
+    code, out, _ = run(capsys, "cost", "--model", "llama3.1-405b", "--format", "json", "--pricing", "all")
+    doc = json.loads(out)
+    assert code == 0
+    for key in ("model", "training_flops", "gpu", "gpus", "achieved_tflops_per_gpu", "mfu", "gpu_hours",
+                "wall_clock_days", "assumptions", "rows"):
+        assert key in doc
+    assert set(doc["model"]) == {"name", "params", "active_params", "tokens"}
+    assert doc["gpu"] == "H100-SXM" and doc["gpus"] == 16384
+    row = doc["rows"][0]
+    assert set(row) >= {"provider", "gpu", "pricing", "usd_per_gpu_hour", "cost_usd", "cost_usd_low",
+                        "cost_usd_high", "as_of", "source"}
+    assert row["cost_usd"] == pytest.approx(doc["gpu_hours"] * row["usd_per_gpu_hour"])
+
+
+def test_cost_csv(capsys):
+    code, out, _ = run(capsys, "cost", "--params", "7B", "--tokens", "1T", "--gpus", "64", "--format", "csv")
+    lines = out.strip().splitlines()
+    assert code == 0 and lines[0].startswith("provider,gpu,pricing")
+    assert len(lines) > 2
+
+
+def test_moe_by_flags_costs_less_than_dense(capsys):
+    def hours(*extra):
+        _, out, _ = run(capsys, "cost", "--params", "100B", "--tokens", "2T", "--gpus", "256", "--format", "json", *extra)
+        return json.loads(out)["gpu_hours"]
+    assert hours("--active-params", "20B") < hours()
+
+
+def test_gpu_without_prices_says_which_have(capsys):
+    code, out, _ = run(capsys, "cost", "--gpu", "gb200", "--gpus", "4096")
+    assert code == 0
+    assert "no on-demand prices for GB200" in out and "H100-SXM" in out
+
+
+def test_user_prices_file(capsys, tmp_path):
+    path = tmp_path / "mine.csv"
+    path.write_text("provider,gpu,pricing,usd_per_gpu_hour,as_of,source\ncoreweave,h100,on-demand,2.00,2026-01,contract\n")
+    _, out, _ = run(capsys, "cost", "--gpu-hours", "1M", "--prices", str(path), "--providers", "coreweave", "--format", "json")
+    assert json.loads(out)["rows"][0]["cost_usd"] == pytest.approx(2e6)
+
+
+def _result_file(tmp_path, gpu="H200-SXM", bf16=780.0):
+    doc = {"schema_version": 1, "run_id": "r", "created_at": "2026-01-01T00:00:00Z", "costbench_version": "0.1.0",
+           "tag": None, "machine": {"device": "cuda", "gpu": {"name": "NVIDIA H200", "normalized": gpu, "count": 8,
+                                                                "memory_gb": 141}, "world_size": 8, "nodes": 1},
+           "config": {}, "records": [], "summary": {"mamf_tflops": {"bf16": bf16}, "busbw_gbps_max": 480.0}}
+    path = tmp_path / "run.json"
+    path.write_text(json.dumps(doc))
+    return str(path)
+
+
+def test_results_file_drives_the_gpu_and_mamf(capsys, tmp_path):
+    path = _result_file(tmp_path)
+    code, out, _ = run(capsys, "cost", "--results", path, "--efficiency", "0.5", "--format", "json")
+    doc = json.loads(out)
+    assert code == 0 and doc["gpu"] == "H200-SXM"
+    assert doc["achieved_tflops_per_gpu"] == pytest.approx(390.0)
+    assert "measured bf16 MAMF" in doc["assumptions"]["achieved_tflops_from"]
+
+
+def test_print_cost_table_for_the_default_job(capsys, tmp_path):
+    doc = json.loads(open(_result_file(tmp_path)).read())
+    plan = print_cost_table(result=doc)
+    out = capsys.readouterr().out
+    assert plan.gpu.name == "H200-SXM" and "nebius" in out and "measured bf16 MAMF (this run)" in out
+    assert print_cost_table(result=None).gpu.name == "H100-SXM"
+
+
+@pytest.mark.parametrize("argv,needle", [
+    (["cost", "--model", "llama3-7b"], "unknown model 'llama3-7b'; did you mean"),
+    (["cost", "--gpu", "h10"], "unknown GPU 'h10'; did you mean H100-SXM"),
+    (["cost", "--providers", "corweave"], "unknown provider 'corweave'; did you mean coreweave"),
+    (["cost", "--network", "infiniband"], "unknown network 'infiniband'"),
+    (["cost", "--format", "jsno"], "unknown format 'jsno'; did you mean json"),
+    (["cost", "--pricing", "ondemand"], "unknown pricing 'ondemand'; did you mean on-demand"),
+    (["cost", "--gpus", "0"], "must be positive"),
+    (["cost", "--gpus", "-8"], "must be positive"),
+    (["cost", "--tokens", "inf"], "not a finite number"),
+    (["cost", "--params", "nan", "--tokens", "1T"], "not a finite number"),
+    (["cost", "--gpu-hours", "0"], "must be positive"),
+    (["cost", "--mfu", "1.5"], "must be in (0, 1]"),
+    (["cost", "--mfu", "0"], "must be in (0, 1]"),
+    (["cost", "--efficiency", "-0.1"], "must be in (0, 1]"),
+    (["cost", "--overlap", "2"], "--overlap: 2 must be in [0, 1]"),
+    (["cost", "--model", "llama3-70b", "--params", "70B", "--tokens", "1T"], "--model and --params are exclusive"),
+    (["cost", "--params", "70B"], "--params needs --tokens"),
+    (["cost", "--params", "7B", "--active-params", "8B", "--tokens", "1T"], "exceeds --params"),
+    (["cost", "--gpus", "8"], "needs at least 19 H100-SXM GPUs"),
+    (["cost", "--prices", "/nonexistent/prices.csv"], "/nonexistent/prices.csv: no such file"),
+    (["cost", "--results", "/nonexistent/run.json"], "/nonexistent/run.json: no such result file"),
+    (["cost", "--dtype", "int4"], "unknown dtype 'int4'"),
+    (["prices", "--provider", "aws", "--gpu", "gb200"], "no rows match"),
+    (["gpus", "--format", "yaml"], "unknown format 'yaml'"),
+])
+def test_bad_input_is_one_line_exit_2(capsys, argv, needle):
+    code, out, err = run(capsys, *argv)
+    assert code == 2, (out, err)
+    assert needle in err
+    assert err.count("\n") == 1 and "Traceback" not in err
+
+
+@pytest.mark.parametrize("content,needle", [
+    ("provider,gpu,pricing\n", "missing column(s) usd_per_gpu_hour, as_of, source"),
+    ("provider,gpu,pricing,usd_per_gpu_hour,as_of,source\naws,h100,on-demand,-2,2025,x\n", ":2: column usd_per_gpu_hour: '-2' must not be negative"),
+    ("provider,gpu,pricing,usd_per_gpu_hour,as_of,source\naws,h100,on-dem", ":2: 3 of 6 columns (truncated row?)"),
+])
+def test_malformed_prices_file(capsys, tmp_path, content, needle):
+    path = tmp_path / "p.csv"
+    path.write_text(content)
+    code, _, err = run(capsys, "cost", "--prices", str(path))
+    assert code == 2 and needle in err and err.count("\n") == 1
+
+
+@pytest.mark.parametrize("content,needle", [
+    ('{"schema_version": 1, "run_id": ', "not valid JSON (truncated?)"),
+    ('{"schema_version": 7}', "schema_version"),
+    ("", "empty file"),
+])
+def test_malformed_result_file(capsys, tmp_path, content, needle):
+    path = tmp_path / "r.json"
+    path.write_text(content)
+    code, _, err = run(capsys, "cost", "--results", str(path))
+    assert code == 2 and needle in err and err.count("\n") == 1
+
+
+@pytest.mark.parametrize("command", ["models", "gpus", "networks", "prices"])
+@pytest.mark.parametrize("fmt", ["table", "json", "csv"])
+def test_catalog_commands(capsys, command, fmt):
+    code, out, err = run(capsys, command, "--format", fmt)
+    assert code == 0 and err == "" and out.strip()
+    if fmt == "json":
+        assert isinstance(json.loads(out), list)
+
+
+def test_prices_filters(capsys):
+    code, out, _ = run(capsys, "prices", "--gpu", "h100", "--provider", "lambda,gcp", "--format", "json")
+    rows = json.loads(out)
+    assert code == 0 and {r["provider"] for r in rows} == {"lambda", "gcp"} and {r["gpu"] for r in rows} == {"H100-SXM"}
+
+
+def test_subprocess_bad_input_has_no_traceback():
+    proc = subprocess.run([sys.executable, "-m", "bench", "cost", "--gpu", "h10"], cwd=ROOT,
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr and proc.stderr.count("\n") == 1
+
+
+def test_cost_models_never_imports_torch_or_bench():
+    modules = [f"cost_models.{f[:-3]}" for f in sorted(os.listdir(os.path.join(ROOT, "cost_models")))
+               if f.endswith(".py") and f != "__init__.py"]
+    code = ("import sys\n" + "".join(f"import {m}\n" for m in modules) +
+            "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'bench'))\n"
+            "print(','.join(bad))\n")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == ""
+    assert "cost_models.cost" in modules and "cost_models.hardware" in modules
