@@ -140,28 +140,20 @@ def test_bad_input_is_one_line_exit_2(capsys, argv, needle):
     assert err.count("\n") == 1 and "Traceback" not in err
 
 
-@pytest.mark.parametrize("content,needle", [
-    ("provider,gpu,pricing\n", "missing column(s) usd_per_gpu_hour, as_of, source"),
-    ("provider,gpu,pricing,usd_per_gpu_hour,as_of,source\naws,h100,on-demand,-2,2025,x\n", ":2: column usd_per_gpu_hour: '-2' must not be negative"),
-    ("provider,gpu,pricing,usd_per_gpu_hour,as_of,source\naws,h100,on-dem", ":2: 3 of 6 columns (truncated row?)"),
+@pytest.mark.parametrize("flag,content,needle", [
+    ("--prices", "provider,gpu,pricing\n", "missing column(s) usd_per_gpu_hour, as_of, source"),
+    ("--prices", "provider,gpu,pricing,usd_per_gpu_hour,as_of,source\naws,h100,on-demand,-2,2025,x\n",
+     ":2: column usd_per_gpu_hour: '-2' must not be negative"),
+    ("--prices", "provider,gpu,pricing,usd_per_gpu_hour,as_of,source\naws,h100,on-dem", ":2: 3 of 6 columns (truncated row?)"),
+    ("--results", '{"schema_version": 1, "run_id": ', "not valid JSON (truncated?)"),
+    ("--results", '{"schema_version": 7}', "schema_version"),
+    ("--results", "", "empty file"),
 ])
-def test_malformed_prices_file(capsys, tmp_path, content, needle):
-    path = tmp_path / "p.csv"
+def test_malformed_prices_or_result_file(capsys, tmp_path, flag, content, needle):
+    path = tmp_path / "input"
     path.write_text(content)
-    code, _, err = run(capsys, "cost", "--prices", str(path))
-    assert code == 2 and needle in err and err.count("\n") == 1
-
-
-@pytest.mark.parametrize("content,needle", [
-    ('{"schema_version": 1, "run_id": ', "not valid JSON (truncated?)"),
-    ('{"schema_version": 7}', "schema_version"),
-    ("", "empty file"),
-])
-def test_malformed_result_file(capsys, tmp_path, content, needle):
-    path = tmp_path / "r.json"
-    path.write_text(content)
-    code, _, err = run(capsys, "cost", "--results", str(path))
-    assert code == 2 and needle in err and err.count("\n") == 1
+    code, _, err = run(capsys, "cost", flag, str(path))
+    assert code == 2 and str(path) in err and needle in err and err.count("\n") == 1
 
 
 @pytest.mark.parametrize("command", ["models", "gpus", "networks", "prices"])
