@@ -2,7 +2,8 @@
 
 On a terminal: one line redrawn in place, with a bar and ETA when the phase's step count is known
 ("allreduce fp32 [#####.....] 5/8 4 MiB  ETA 0:03"). Elsewhere (CI logs, files): a plain line when
-a phase starts and then at most one every `every_s` seconds, so logs stay readable.
+a phase starts, then at most one every `every_s` seconds and the phase's last one, so logs stay
+readable.
 """
 
 import sys
@@ -25,9 +26,11 @@ class Progress:
         self.name, self.total, self.done = "", None, 0
         self._t0 = self._last = time.monotonic()
         self._drawn = False
+        self._pending = None  # logs: the latest step line not yet written
 
     def phase(self, name: str, total: int | None = None) -> None:
         """Start a phase; total=None where the number of steps is not known in advance."""
+        self._flush_pending()
         self.name, self.total, self.done = name, total, 0
         self._t0 = time.monotonic()
         if self.enabled and not self.tty:
@@ -47,7 +50,9 @@ class Progress:
             self._drawn = True
         elif now - self._last >= self.every_s or self.done == self.total:
             self._write(line)
-            self._last = now
+            self._last, self._pending = now, None
+        else:
+            self._pending = line
 
     def line(self, label: str, elapsed_s: float) -> str:
         """The text shown after a step (pure: elapsed time passed in)."""
@@ -61,6 +66,7 @@ class Progress:
     def write(self, text: str) -> None:
         """A message line that must not be mangled by the bar (a failed check, a note)."""
         if self.enabled:
+            self._flush_pending()  # keep the log in the order things happened
             self._write(text)
 
     def _write(self, text: str) -> None:
@@ -70,7 +76,13 @@ class Progress:
         self.stream.write(text + "\n")
         self.stream.flush()
 
+    def _flush_pending(self) -> None:
+        if self._pending:
+            self._write(self._pending)
+            self._pending = None
+
     def close(self) -> None:
+        self._flush_pending()
         if self._drawn:
             self.stream.write("\n")
             self.stream.flush()

@@ -177,10 +177,16 @@ class Watchdog:
 
 # ---- buffers and the exact check -----------------------------------------------------------
 
+def _torch_device(device: str) -> torch.device:
+    # the current GPU, explicitly: under torchrun each rank's is cuda:LOCAL_RANK, not cuda:0
+    return torch.device("cuda", torch.cuda.current_device()) if device == "cuda" else torch.device("cpu")
+
+
 def fill_source(numel: int, rank: int, device: str, seed: int) -> torch.Tensor:
     """This rank's send buffer: base * rank_multiplier(rank), base the same on every rank."""
-    gen = torch.Generator(device=device).manual_seed(seed)
-    base = torch.randint(1, BASE_MAX + 1, (numel,), generator=gen, device=device, dtype=torch.float32)
+    dev = _torch_device(device)
+    gen = torch.Generator(device=dev).manual_seed(seed)
+    base = torch.randint(1, BASE_MAX + 1, (numel,), generator=gen, device=dev, dtype=torch.float32)
     return base.mul_(rank_multiplier(rank))
 
 
@@ -218,7 +224,8 @@ def _time_iterations(buf, src, iters: int, device: str) -> list[float]:
 
 def _reduce(values, device: str, op) -> list[float]:
     """Element-wise reduction of a list of numbers over ranks (NCCL needs device tensors)."""
-    t = torch.tensor(values, dtype=torch.float64, device=device)
+    dev = _torch_device(device)
+    t = torch.tensor(values, dtype=torch.float64, device=dev)
     dist.all_reduce(t, op=op)
     return t.tolist()
 

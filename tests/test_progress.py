@@ -39,15 +39,21 @@ def test_terminal_redraws_one_line_in_place():
     assert "\r\033[Knote: something\n" in text
 
 
-def test_log_gets_a_start_line_and_the_last_step_only():
+def test_log_gets_a_start_line_and_each_phase_s_last_step_only():
     out = io.StringIO()
     p = Progress(stream=out, every_s=3600)
+    p.phase("matmul fp32")
+    p.step("256x256x256")
+    p.step("512x512x512")
     p.phase("allreduce fp32", total=3)
     for label in ("a", "b", "c"):
         p.step(label)
+    p.close()
     lines = out.getvalue().splitlines()
-    assert lines[0] == "allreduce fp32: started (3 steps)" and len(lines) == 2 and "3/3 c" in lines[1]
-    assert "\r" not in out.getvalue()
+    assert len(lines) == 4 and "\r" not in out.getvalue()
+    assert lines[0] == "matmul fp32: started"
+    assert lines[1].startswith("matmul fp32 2 done,") and lines[1].endswith("last 512x512x512")
+    assert lines[2] == "allreduce fp32: started (3 steps)" and "3/3 c" in lines[3]
 
 
 def test_disabled_progress_writes_nothing():
