@@ -88,6 +88,16 @@ def human_bytes(n: int) -> str:
     return f"{n} B"
 
 
+def slow_ranks(values: list, threshold: float = SLOW_RANK) -> list:
+    """[(rank, fraction of the median)] for ranks whose MAMF is below threshold x the median rank's.
+    None (a rank with no correct result) is left to the correctness report."""
+    known = [v for v in values if v]
+    if not known:
+        return []
+    mid = statistics.median(known)
+    return [(r, v / mid) for r, v in enumerate(values) if v and v < threshold * mid]
+
+
 def _loud(progress: Progress, failures: list, text: str) -> None:
     failures.append(text)
     progress.write(f"!!! CHECK FAILED: {text}")
@@ -109,7 +119,6 @@ class _Run:
             self.writer.add(record)
 
     def matmul(self, dtypes: list) -> None:
-        import torch.distributed as dist
         from kernels import matmul
 
         measures = self.leader or self.device == "cuda"
@@ -127,10 +136,12 @@ class _Run:
                               f"matmul {dtype} {rec['m']}x{rec['n']}x{rec['k']}: max_rel_err "
                               f"{rec['max_rel_err']} exceeds {matmul.TOLERANCE[dtype]}")
             if self.world > 1 and self.device == "cuda":
-                self._gather_rank_mamf(dist, dtype, matmul.best(mine), sum(not r["correct"] for r in mine))
+                self._gather_rank_mamf(dtype, matmul.best(mine), sum(not r["correct"] for r in mine))
 
-    def _gather_rank_mamf(self, dist, dtype: str, best: dict | None, failed: int) -> None:
+    def _gather_rank_mamf(self, dtype: str, best: dict | None, failed: int) -> None:
         """Every rank's MAMF for dtype, so a slow or faulty GPU on any rank shows up."""
+        import torch.distributed as dist
+
         gathered = [None] * self.world
         dist.all_gather_object(gathered, (best["tflops"] if best else None, failed))
         values = [v for v, _ in gathered]
@@ -138,13 +149,9 @@ class _Run:
         for r, (_, bad) in enumerate(gathered):
             if r != self.rank and bad:  # this rank's own failures were reported as they happened
                 _loud(self.progress, self.failures, f"matmul {dtype} on rank {r}: {bad} shapes wrong")
-        known = [v for v in values if v]
-        if known:
-            mid = statistics.median(known)
-            for r, v in enumerate(values):
-                if v is not None and v < SLOW_RANK * mid:
-                    self.progress.write(f"warning: rank {r} reached {v:.1f} {dtype} TFLOP/s, "
-                                        f"{v / mid:.0%} of the median rank's {mid:.1f}: check that GPU")
+        for r, fraction in slow_ranks(values):
+            self.progress.write(f"warning: rank {r} reached {values[r]:.1f} {dtype} TFLOP/s, {fraction:.0%} "
+                                "of the median rank's: check that GPU (clocks, thermals, PCIe link)")
 
     def allreduce(self, config: dict) -> None:
         from kernels import allreduce
@@ -181,7 +188,6 @@ def run(cfg: RunConfig) -> RunOutcome:
     config = {"ops": list(cfg.ops), "dtypes": dtypes, "quick": cfg.quick, "device": device,
               "skipped_dtypes": skipped, "notes": []}
     machine = env.fingerprint(device)
-    machine["world_size"] = world
     if state.leader:
         state.writer = results.ResultWriter(cfg.out, machine, config, tag=cfg.tag)
         for dtype, reason in skipped.items():
@@ -211,9 +217,8 @@ def run(cfg: RunConfig) -> RunOutcome:
     if state.writer:
         state.writer.finish(summary)
         doc = state.writer.doc
-    if interrupted:
-        if state.leader:
-            print(f"costbench run: interrupted; {state.writer.path} is valid and holds "
-                  f"{len(state.records)} records", file=sys.stderr)
-        return RunOutcome(state.writer and state.writer.path, doc, 130, state.failures)
-    return RunOutcome(state.writer and state.writer.path, doc, 1 if state.failures else 0, state.failures)
+    path = state.writer.path if state.writer else None
+    if interrupted and path:
+        print(f"costbench run: interrupted; {path} is valid and holds {len(state.records)} records",
+              file=sys.stderr)
+    return RunOutcome(path, doc, 130 if interrupted else 1 if state.failures else 0, state.failures)

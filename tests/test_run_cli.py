@@ -129,6 +129,49 @@ def test_run_config_dedupes_and_validates():
         runner.RunConfig(ops=("mm",))
 
 
+def test_slow_ranks_flags_a_gpu_below_90_percent_of_the_median():
+    assert runner.slow_ranks([790.0, 785.0, 640.0, 792.0, None]) == [(2, 640.0 / 787.5)]
+    assert runner.slow_ranks([790.0, 780.0]) == [] and runner.slow_ranks([None, None]) == []
+
+
+def _gather_worker(rank, store_path, out_dir):
+    import json
+
+    import torch.distributed as dist
+
+    dist.init_process_group("gloo", store=dist.FileStore(store_path, 2), rank=rank, world_size=2)
+    state = runner._Run(runner.RunConfig(device="cpu"), "cpu", rank, 2)
+    # rank 1 plays a slow GPU with one wrong shape
+    state._gather_rank_mamf("bf16", {"tflops": 790.0 if rank == 0 else 600.0}, 0 if rank == 0 else 1)
+    dist.destroy_process_group()
+    with open(os.path.join(out_dir, f"rank{rank}.json"), "w") as f:
+        json.dump({"by_rank": state.by_rank, "failures": state.failures}, f)
+
+
+def test_per_rank_mamf_is_gathered_and_other_ranks_failures_count(tmp_path):
+    # The GPU-only path (each rank times its own GPU), run here over gloo with fake MAMFs.
+    import json
+
+    import torch.multiprocessing as mp
+
+    mp.spawn(_gather_worker, args=(str(tmp_path / "store"), str(tmp_path)), nprocs=2, join=True)
+    r0, r1 = (json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1))
+    assert r0["by_rank"] == r1["by_rank"] == {"bf16": [790.0, 600.0]}
+    assert r0["failures"] == ["matmul bf16 on rank 1: 1 shapes wrong"]
+    assert r1["failures"] == []  # its own failure was reported when it happened, not again
+
+
+@pytest.mark.gpu
+def test_quick_gpu_run(tmp_path):
+    outcome = runner.run(runner.RunConfig(device="cuda", dtypes=("bf16",), quick=True, out=str(tmp_path)))
+    assert outcome.exit_code == 0, outcome.failures
+    doc = results.load(outcome.path)
+    assert doc["summary"]["mamf_tflops"]["bf16"] > 1 and doc["machine"]["gpu"]["name"]
+    if doc["machine"]["gpu"]["normalized"]:  # a catalogued GPU gets a peak and an efficiency
+        assert 0 < doc["summary"]["efficiency"]["bf16"] < 1
+    assert {r["backend"] for r in doc["records"] if r["op"] == "allreduce"} == {"nccl"}
+
+
 def test_human_bytes():
     assert [runner.human_bytes(n) for n in (512, 32768, 1 << 20, 3 << 29, 1 << 30)] == \
         ["512 B", "32 KiB", "1 MiB", "1.5 GiB", "1 GiB"]
