@@ -10,7 +10,7 @@ import math
 import sys
 
 from bench.cli import csv_list
-from bench.table import format_table
+from bench.table import format_table, si
 from cost_models.errors import InputError, unknown_name
 
 FORMATS = ("table", "json", "csv")
@@ -92,11 +92,11 @@ def _model_rows():
     from cost_models.models import models
 
     rows = [{k: v for k, v in m.__dict__.items() if k != "shape_estimated"} for m in models()]
-    cols = [("name", "model", ""), ("params", "params", lambda v: f"{v / 1e9:.1f}B"),
-            ("tokens", "tokens", lambda v: f"{v / 1e12:g}T" if v >= 1e12 else f"{v / 1e9:g}B"),
+    cols = [("name", "model", ""), ("params", "params", lambda v: si(v, 4)),
+            ("tokens", "tokens", si),
             ("layers", "layers", "d"), ("hidden", "hidden", "d"), ("heads", "heads", "d"), ("kv_heads", "kv", "d"),
             ("ffn", "ffn", "d"), ("seq_len", "seq", "d"),
-            ("published_gpu_hours", "published GPU-h", lambda v: f"{v / 1e6:g}M"),
+            ("published_gpu_hours", "published GPU-h", lambda v: si(v, 4)),
             ("published_gpus", "GPUs", ",d"), ("published_hardware", "on", ""), ("as_of", "as of", "")]
     return rows, cols
 

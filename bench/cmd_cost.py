@@ -9,6 +9,7 @@ import sys
 
 from bench.cli import csv_list, fraction, number, positive, positive_int
 from bench.cmd_catalog import FORMATS, check_choice, emit, usd
+from bench.table import si
 from cost_models.errors import InputError
 
 PRICING_CHOICES = ("on-demand", "spot", "reserved-1y", "reserved-3y", "all")
@@ -81,8 +82,8 @@ def _throughput(path):
 def _summary_lines(plan, note=None) -> list[str]:
     m, a = plan.model, plan.assumptions
     lines = [
-        f"model       {m.name}: {m.params / 1e9:.1f}B params ({m.active_params / 1e9:.1f}B active), "
-        f"{m.tokens / 1e12:g}T tokens, {plan.training_flops:.3g} FLOPs ({a['flops']})",
+        f"model       {m.name}: {si(m.params, 4)} params ({si(m.active_params, 4)} active), "
+        f"{si(m.tokens)} tokens, {plan.training_flops:.3g} FLOPs ({a['flops']})",
         f"cluster     {plan.gpus:,} x {plan.gpu.name} ({a.get('gpus_from', 'given')}); "
         f"memory needs >= {plan.min_gpus:,} ({a['memory']})" if plan.gpus else
         f"cluster     {plan.gpu.name}; memory needs >= {plan.min_gpus:,} ({a['memory']})",
@@ -90,15 +91,15 @@ def _summary_lines(plan, note=None) -> list[str]:
     if plan.achieved_tflops_per_gpu is not None:
         lines += [
             f"throughput  {plan.achieved_tflops_per_gpu:.0f} TFLOP/s per GPU, MFU {plan.mfu:.1%} = {a['achieved_tflops_from']}",
-            f"comm        {a['network']}; sharding group {a['sharding_group_gpus']} GPUs, overlap {a['overlap']:g}, "
+            f"comm        {a['network']}; sharding group ~{a['sharding_group_gpus']:.0f} GPUs, overlap {a['overlap']:g}, "
             f"exposed {a['exposed_comm_share']:.1%} of step time",
             f"goodput     {a['goodput']:.1%} ({a['goodput_from']})",
         ]
     else:
         lines.append(f"throughput  {a['gpu_hours_from']}; implied end-to-end MFU {a['implied_mfu_end_to_end']:.1%}")
     days = f", {plan.wall_clock_days:.1f} days wall clock" if plan.gpus else ""
-    published = f" (published: {m.published_gpu_hours / 1e6:g}M on {m.published_hardware})" if m.published_gpu_hours else ""
-    lines.append(f"time        {plan.gpu_hours / 1e6:.3g}M GPU-hours{days}{published}")
+    published = f" (published: {si(m.published_gpu_hours, 4)} on {m.published_hardware})" if m.published_gpu_hours else ""
+    lines.append(f"time        {si(plan.gpu_hours)} GPU-hours{days}{published}")
     if note:
         lines.append(f"note        {note}")
     lines.append("prices      list prices per REFERENCES.md, not re-verified; `costbench prices` for sources")

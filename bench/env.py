@@ -61,7 +61,8 @@ def world() -> tuple[int, int]:
 
 def gpu_info() -> dict:
     """{name, normalized, count, memory_gb} of GPU 0 as torch sees it; name None without CUDA.
-    memory_gb is what the device reports, in 1e9 bytes (an H100 80GB reports about 85)."""
+    memory_gb is the device's memory in GiB (2^30 bytes), the unit of the datasheets' "80 GB" and
+    "141 GB": an H100 80GB reports 79.6 and an H200 140.4 (in 1e9 bytes they would read 85 and 151)."""
     info = {"name": None, "normalized": None, "count": 0, "memory_gb": None}
     try:
         import torch
@@ -70,7 +71,7 @@ def gpu_info() -> dict:
             return info
         props = torch.cuda.get_device_properties(0)
         info.update(name=props.name, count=torch.cuda.device_count(),
-                    memory_gb=round(props.total_memory / 1e9, 1))
+                    memory_gb=round(props.total_memory / 2**30, 1))
     except Exception:  # a broken driver or CUDA init failure: report no GPU rather than crash
         return info
     from cost_models.hardware import normalize_device_name

@@ -38,3 +38,11 @@ def _looks_numeric(text: str) -> bool:
         return True
     except ValueError:
         return False
+
+
+def si(value: float, digits: int = 3) -> str:
+    """A count with a decimal suffix, `digits` significant: 6.11M, 72.5K, 15.6T, 405.9B -> 406B."""
+    for scale, suffix in ((1e12, "T"), (1e9, "B"), (1e6, "M"), (1e3, "K")):
+        if abs(value) >= scale:
+            return f"{value / scale:.{digits}g}{suffix}"
+    return f"{value:.{digits}g}"

@@ -92,19 +92,24 @@ def _base_tflops(gpu: GpuSpec, dtype: str, throughput: Throughput | None):
     return gpu.mamf_tflops(dtype), f"catalog: {dtype} peak {gpu.peak(dtype):g} x MAMF fraction {frac:.3f}{why}"
 
 
-def default_gpus(spec: ModelSpec, gpu: GpuSpec, need: int, hours_at) -> int:
-    """Published GPU count for catalog models that have one; else the smallest power of two (at
-    least one node) that holds the model and trains within DEFAULT_TARGET_DAYS, capped at
-    MAX_DEFAULT_GPUS (but never below what memory needs). `hours_at(gpus_array)` -> GPU-hours."""
+def default_gpus(spec: ModelSpec, gpu: GpuSpec, need: int, hours_at) -> tuple[int, str]:
+    """(GPU count, why) for a run given no --gpus: the published count for catalog models trained
+    on this GPU type; else the smallest power of two (at least one node) that holds the model and
+    trains within DEFAULT_TARGET_DAYS, capped at MAX_DEFAULT_GPUS (but never below what memory
+    needs). `hours_at(gpus_array)` -> GPU-hours."""
     if spec.published_gpus and (spec.published_hardware or "") == gpu.name:
-        return max(spec.published_gpus, need)
+        return max(spec.published_gpus, need), "published"
+    days_rule = f"default: smallest power of two within {training_time.DEFAULT_TARGET_DAYS} days"
     sizes = 2 ** np.arange(3, int(math.log2(training_time.MAX_DEFAULT_GPUS)) + 1)
     sizes = sizes[sizes >= need]
     if sizes.size == 0:
-        return need
+        return need, "default: the memory minimum"
     days = hours_at(sizes) / sizes / 24
     ok = sizes[days <= training_time.DEFAULT_TARGET_DAYS]
-    return int(ok[0] if ok.size else sizes[-1])
+    if ok.size:
+        return int(ok[0]), days_rule
+    return int(sizes[-1]), (f"default: the {training_time.MAX_DEFAULT_GPUS:,}-GPU cap; "
+                            f"none finishes within {training_time.DEFAULT_TARGET_DAYS} days")
 
 
 def plan_training(model="llama3-70b", gpu: str = DEFAULT_GPU, gpus: int | None = None,
@@ -167,7 +172,10 @@ def plan_training(model="llama3-70b", gpu: str = DEFAULT_GPU, gpus: int | None =
         return training_time.training_time(total_flops, spec.tokens, spec.params, sizes, degree, achieved,
                                            busbw, latency, eff_overlap, batch, goodput)
 
-    count = gpus if gpus is not None else default_gpus(spec, hw, need, lambda s: run(s)["gpu_hours"])
+    if gpus is not None:
+        count, count_from = gpus, "--gpus"
+    else:
+        count, count_from = default_gpus(spec, hw, need, lambda s: run(s)["gpu_hours"])
     if count < need:
         raise InputError(f"--gpus {count}: {spec.name} needs at least {need} {hw.name} GPUs "
                          f"({hw.memory_gb:g} GB each) to hold weights, gradients, Adam states and activations")
@@ -175,9 +183,7 @@ def plan_training(model="llama3-70b", gpu: str = DEFAULT_GPU, gpus: int | None =
     _, _, link_origin = _link(hw, net, count, throughput)
     assumptions.update({
         "achieved_tflops_from": origin,
-        "gpus_from": "--gpus" if gpus is not None else (
-            "published" if spec.published_gpus and count == spec.published_gpus else
-            f"default: smallest power of two within {training_time.DEFAULT_TARGET_DAYS} days"),
+        "gpus_from": count_from,
         "sharding_group_gpus": round(t["sharding_group"], 1),
         "network": link_origin,
         "overlap": eff_overlap, "batch_tokens": batch,

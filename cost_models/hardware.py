@@ -99,22 +99,21 @@ def normalize_device_name(torch_name: str, memory_gb: float | None = None) -> st
     name omits the memory size is told apart by `memory_gb` (40 GB vs 80 GB).
     """
     n = _key(torch_name).removeprefix("nvidia-")
+
+    def model(prefix: str) -> bool:
+        # a whole token: "h100-80gb-hbm3" is an H100, "h1000" is not
+        return n == prefix or n.startswith(prefix + "-")
+
     if "pcie" in n or "nvl" in n.replace("nvlink", ""):
         # Only the H100 PCIe is catalogued; H100/H200 NVL and A100 PCIe differ in clocks/memory.
-        if n.startswith("h100") and "pcie" in n:
+        if model("h100") and "pcie" in n:
             return "H100-PCIe"
         return None
-    if n.startswith("gb200"):
-        return "GB200"
-    if n.startswith("b200"):
-        return "B200"
-    if n.startswith("h200"):
-        return "H200-SXM"
-    if n.startswith("h800"):
-        return "H800-SXM"
-    if n.startswith("h100"):
-        return "H100-SXM"
-    if n.startswith("a100"):
+    for prefix, name in (("gb200", "GB200"), ("b200", "B200"), ("h200", "H200-SXM"),
+                         ("h800", "H800-SXM"), ("h100", "H100-SXM")):
+        if model(prefix):
+            return name
+    if model("a100"):
         if "40gb" in n:
             return "A100-SXM-40GB"
         if "80gb" in n:

@@ -45,6 +45,8 @@ def test_gpu_figures_from_references():
     ("NVIDIA H100 NVL", None, None),
     ("NVIDIA GeForce RTX 4090", None, None),
     ("NVIDIA A100-PCIE-40GB", None, None),
+    ("H1000", None, None),          # a model number is a whole token: not an H100
+    ("NVIDIA H2000", None, None),
 ])
 def test_normalize_device_name(torch_name, memory, expected):
     assert normalize_device_name(torch_name, memory) == expected
@@ -53,6 +55,11 @@ def test_normalize_device_name(torch_name, memory, expected):
 @pytest.mark.parametrize("typed", ["h100", "H100-SXM", "NVIDIA H100 80GB HBM3", "h100 sxm"])
 def test_find_gpu_resolves_what_users_type(typed):
     assert find_gpu(typed).name == "H100-SXM"
+
+
+def test_lookalike_names_are_unknown_not_silently_resolved():
+    with pytest.raises(InputError, match="unknown GPU 'H1000'; did you mean H100-SXM"):
+        find_gpu("H1000")
 
 
 def test_unknown_names_suggest_close_matches():

@@ -6,7 +6,7 @@ import sys
 import pytest
 
 from bench import cli
-from bench.table import format_table
+from bench.table import format_table, si
 
 
 def test_top_help_lists_every_command(capsys):
@@ -64,3 +64,9 @@ def test_format_table_aligns_numbers_right_and_text_left():
     assert lines[2] == "a      1.50"
     assert lines[3] == "bbb   22.25"
     assert lines[4] == "c         -"  # missing values print as '-', never guessed
+
+
+@pytest.mark.parametrize("value,text", [(6.11e6, "6.11M"), (72_000, "72K"), (15.6e12, "15.6T"),
+                                        (405.9e9, "406B"), (950, "950")])
+def test_si(value, text):
+    assert si(value) == text

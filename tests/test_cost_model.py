@@ -212,3 +212,15 @@ def test_grid_matches_the_single_scenario_path():
     # 405B needs 99 H100s: the 64-GPU scenarios are infeasible (NaN), not silently cheap.
     assert df[(df.model == "llama3.1-405b") & (df.gpu == "H100-SXM") & (df.gpus == 64)].gpu_hours.isna().all()
     assert math.isfinite(df[(df.model == "llama3-70b") & (df.gpus == 64)].cost_usd.iloc[0])
+
+
+def test_cluster_size_says_where_it_came_from():
+    # Meta's published count is for H100s: on another GPU the size is a default, labelled as such.
+    assert plan_training("llama3-70b", "H100-SXM").assumptions["gpus_from"] == "published"
+    capped = plan_training("llama3.1-405b", "H200-SXM")
+    assert capped.gpus == training_time.MAX_DEFAULT_GPUS
+    assert "cap" in capped.assumptions["gpus_from"]
+    small = plan_training(custom_model(7e9, 2e12), "H200-SXM")
+    assert small.wall_clock_days <= training_time.DEFAULT_TARGET_DAYS
+    assert "within 30 days" in small.assumptions["gpus_from"]
+    assert plan_training("llama3-70b", "H100-SXM", gpus=1024).assumptions["gpus_from"] == "--gpus"
