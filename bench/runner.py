@@ -10,8 +10,11 @@ On CPU only rank 0 times matmul: ranks there share the host's cores and would me
 torch and kernels are imported inside run(), so RunConfig validates arguments without torch.
 """
 
+import contextlib
 import dataclasses
 import os
+import signal
+import threading
 import statistics
 import sys
 import tempfile
@@ -96,6 +99,24 @@ def slow_ranks(values: list, threshold: float = SLOW_RANK) -> list:
         return []
     mid = statistics.median(known)
     return [(r, v / mid) for r, v in enumerate(values) if v and v < threshold * mid]
+
+
+@contextlib.contextmanager
+def terminate_as_interrupt():
+    """SIGTERM (`kill`, Slurm preemption, a Kubernetes pod stop) ends the run as Ctrl-C does:
+    the result file gets its summary with complete: false instead of stopping mid-record."""
+    if threading.current_thread() is not threading.main_thread():
+        yield  # signal handlers can only be set from the main thread
+        return
+
+    def handler(signum, frame):
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _loud(progress: Progress, failures: list, text: str) -> None:
@@ -194,10 +215,11 @@ def run(cfg: RunConfig) -> RunOutcome:
             state.progress.write(f"skipping matmul {dtype}: {reason}")
     interrupted = False
     try:
-        if dtypes:
-            state.matmul([d for d in dtypes if d not in skipped])
-        if "allreduce" in cfg.ops:
-            state.allreduce(config)
+        with terminate_as_interrupt():
+            if dtypes:
+                state.matmul([d for d in dtypes if d not in skipped])
+            if "allreduce" in cfg.ops:
+                state.allreduce(config)
     except KeyboardInterrupt:
         interrupted = True
     finally:

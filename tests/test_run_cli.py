@@ -80,8 +80,10 @@ def test_quick_cpu_run_writes_a_valid_file(tmp_path):
     assert f"result file: {tmp_path / name}" in proc.stdout and "MAMF TFLOP/s" in proc.stdout
 
 
-def test_ctrl_c_leaves_a_valid_file_and_exits_130(tmp_path):
-    # SIGINT as Ctrl-C sends it, about a second into the matmul search (which takes several).
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_ctrl_c_or_sigterm_leaves_a_valid_file_and_exits_130(tmp_path, sig):
+    # SIGINT as Ctrl-C sends it (SIGTERM as kill, Slurm or Kubernetes do), about a second into
+    # the matmul search (which takes several).
     proc = subprocess.Popen([sys.executable, "-m", "bench", "run", "--device", "cpu", "--quick", "--out", str(tmp_path)],
                             cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
@@ -89,7 +91,7 @@ def test_ctrl_c_leaves_a_valid_file_and_exits_130(tmp_path):
     while not os.listdir(tmp_path) and time.monotonic() < deadline:  # claimed before measuring
         time.sleep(0.05)
     time.sleep(1.0)
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(sig)
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
     names = os.listdir(tmp_path)
