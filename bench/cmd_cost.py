@@ -70,6 +70,15 @@ def _model(args):
     return custom_model(args.params, args.tokens, args.active_params, **shape)
 
 
+def gpu_to_price(requested: str | None, measured: str | None) -> str:
+    """The GPU a cost table prices: the one asked for (--gpu), else the one a result file measured
+    (if it is in the catalog), else DEFAULT_GPU. `measured` is machine.gpu.normalized."""
+    from cost_models.cost import DEFAULT_GPU
+    from cost_models.hardware import find_gpu
+
+    return find_gpu(requested).name if requested else measured or DEFAULT_GPU
+
+
 def _throughput(path):
     if path is None:
         return None
@@ -162,27 +171,21 @@ def print_cost_table(model: str = "llama3-70b", result: dict | None = None, gpu:
     used when it is from `gpu`; with gpu=None the result's GPU is priced if it is in the catalog,
     else H100-SXM. Returns the TrainingPlan.
     """
-    from cost_models.cost import DEFAULT_GPU
     from cost_models.throughput import Throughput
 
     throughput = Throughput.from_result(result, source=result_source) if result is not None else None
-    if gpu is None:
-        gpu = throughput.gpu if throughput is not None and throughput.gpu else DEFAULT_GPU
+    gpu = gpu_to_price(gpu, throughput.gpu if throughput is not None else None)
     return run_cost({"model": model, "gpu": gpu, "throughput": throughput, **plan_kwargs}, out=out)
 
 
 def main(args) -> int:
-    from cost_models.cost import DEFAULT_GPU
-
-    check_choice("format", args.format, FORMATS)
-    check_choice("pricing", args.pricing, PRICING_CHOICES)
     if args.overlap is not None and not 0 <= args.overlap <= 1:
         raise InputError(f"--overlap: {args.overlap:g} must be in [0, 1]")
     spec = _model(args)
     if args.tokens is not None:
         spec = spec.with_tokens(args.tokens)
     throughput = _throughput(args.results)
-    gpu = args.gpu or (throughput.gpu if throughput is not None and throughput.gpu else DEFAULT_GPU)
+    gpu = gpu_to_price(args.gpu, throughput.gpu if throughput is not None else None)
     plan_kwargs = {"model": spec, "gpu": gpu, "gpus": args.gpus, "network": args.network,
                    "throughput": throughput, "mfu": args.mfu, "efficiency": args.efficiency,
                    "overlap": args.overlap, "goodput": args.goodput, "batch_tokens": args.batch_tokens,

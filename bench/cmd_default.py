@@ -32,20 +32,17 @@ def source_line(result: dict, gpu_priced: str) -> str:
 
 
 def main(args) -> int:
-    from bench.cmd_cost import print_cost_table
+    from bench.cmd_cost import gpu_to_price, print_cost_table
     from bench.cmd_run import run_quick
-    from cost_models.cost import DEFAULT_GPU
-    from cost_models.hardware import find_gpu
     from cost_models.models import find_model
 
-    find_model(args.model)                       # fail on a bad name before minutes of measuring
-    gpu = find_gpu(args.gpu).name if args.gpu else None
+    find_model(args.model)                       # fail on bad names before minutes of measuring
+    gpu_to_price(args.gpu, None)
     print("costbench: quick measurement of this machine (costbench run --quick)", file=sys.stderr)
     path, result, code = run_quick(device=args.device, out=args.out, tag=args.tag)
     if path is None or code != 0:               # other torchrun ranks; failed checks; Ctrl-C
         return code
-    measured = (result["machine"].get("gpu") or {}).get("normalized")
-    gpu = gpu or measured or DEFAULT_GPU
+    gpu = gpu_to_price(args.gpu, (result["machine"].get("gpu") or {}).get("normalized"))
     print(f"\n{args.model} training cost by provider\n{source_line(result, gpu)}\n")
     print_cost_table(model=args.model, result=result, gpu=gpu, result_source=path)
     return 0

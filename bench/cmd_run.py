@@ -75,20 +75,24 @@ def run_quick(device: str = "auto", out: str = DEFAULT_OUT, tag: str | None = No
     1 (a correctness check failed) or 130 (interrupted). Raises cost_models.errors.InputError
     for a device that is not here or an unwritable out.
     """
-    from bench.runner import RunConfig, run
+    from bench.runner import RunConfig
 
-    outcome = run(RunConfig(device=device, quick=True, tag=tag, out=out))
-    if outcome.path:
+    return _run_and_report(RunConfig(device=device, quick=True, tag=tag, out=out), stream)
+
+
+def _run_and_report(cfg, stream=None) -> tuple:
+    """Measure, print the summary on rank 0; (path, result, exit_code) as run_quick documents."""
+    from bench.runner import run
+
+    outcome = run(cfg)
+    if outcome.path:  # rank 0
         print(summary_text(outcome.result, outcome.path), file=stream or sys.stdout)
     return outcome.path, outcome.result, outcome.exit_code
 
 
 def main(args) -> int:
-    from bench.runner import RunConfig, run
+    from bench.runner import RunConfig
 
     cfg = RunConfig(device=args.device, ops=tuple(args.ops), dtypes=args.dtypes and tuple(args.dtypes),
                     quick=args.quick, tag=args.tag, out=args.out)
-    outcome = run(cfg)
-    if outcome.path:  # rank 0
-        print(summary_text(outcome.result, outcome.path))
-    return outcome.exit_code
+    return _run_and_report(cfg)[2]

@@ -132,8 +132,8 @@ class ResultWriter:
 # ---- summary -------------------------------------------------------------------------------
 
 def best_matmul(records: list, dtype: str) -> dict | None:
-    """The MAMF record of one dtype: highest tflops among correct matmul records (the rule of
-    kernels.matmul.best, restated here so that reading results never imports torch)."""
+    """The MAMF record of one dtype: highest tflops among correct matmul records. The one place
+    this rule lives (kernels.matmul.best calls it); torch-free, as reading results must be."""
     ok = [r for r in records if r.get("op") == "matmul" and r.get("dtype") == dtype and r.get("correct")]
     return max(ok, key=lambda r: r["tflops"], default=None)
 

@@ -22,7 +22,7 @@ import tempfile
 from bench import results
 from bench.progress import Progress
 from cost_models.errors import InputError, unknown_name
-from cost_models.hardware import DTYPES  # the same names as kernels.matmul.DTYPES, torch-free
+from cost_models.hardware import DTYPES  # kernels.matmul.DTYPES is this tuple; importing it here needs no torch
 
 OPS = ("matmul", "allreduce")
 DEVICES = ("auto", "cpu", "cuda")

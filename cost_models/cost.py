@@ -57,26 +57,36 @@ def _check_fraction(name, value):
         raise InputError(f"{name}: {value!r} must be in (0, 1]")
 
 
+def intra_node_gbps(gpu: GpuSpec, net: Network) -> float:
+    """Per-GPU, one-direction bandwidth inside a node: half the GPU's both-directions NVLink
+    figure; a GPU without NVLink (PCIe) talks through the fabric even inside its node."""
+    return gpu.nvlink_gbps / 2 if gpu.nvlink_gbps else net.gbps_per_gpu
+
+
+def link_by_size(gpus, intra_gbps, inter_gbps, net: Network):
+    """(busbw GB/s, latency us) for clusters of `gpus`, broadcasting: a cluster of one node
+    (<= GPUS_PER_NODE) talks over NVLink (its latency from networks.csv), a larger one over `net`."""
+    single = np.asarray(gpus) <= GPUS_PER_NODE
+    return (np.where(single, intra_gbps, inter_gbps),
+            np.where(single, find_network("nvlink").latency_us, net.latency_us))
+
+
 def _link(gpu: GpuSpec, net: Network, gpus, throughput: Throughput | None):
     """(busbw GB/s, latency us, where from) for the data-parallel traffic, vectorised over gpus.
 
-    Within a node the GPU's NVLink (half its both-directions figure); across nodes the fabric.
     A measured busbw from this GPU type replaces NVLink inside a node and caps the fabric across
     nodes (a ring is as fast as its slowest link).
     """
-    gpus = np.asarray(gpus)
-    intra = gpu.nvlink_gbps / 2 if gpu.nvlink_gbps else net.gbps_per_gpu
-    inter = net.gbps_per_gpu
+    intra, inter = intra_node_gbps(gpu, net), net.gbps_per_gpu
+    measured = throughput is not None and throughput.busbw_gbps and throughput.gpu == gpu.name
     origin = f"{net.name} {net.gbps_per_gpu:g} GB/s per GPU"
-    if throughput is not None and throughput.busbw_gbps and throughput.gpu == gpu.name:
+    if measured:
         intra, inter = throughput.busbw_gbps, min(inter, throughput.busbw_gbps)
         origin = f"measured busbw {throughput.busbw_gbps:g} GB/s ({throughput.source}), capped by {origin}"
-    single = gpus <= GPUS_PER_NODE
-    busbw = np.where(single, intra, inter)
-    latency = np.where(single, 2.0, net.latency_us)
-    if np.all(single):
-        origin = f"NVLink {intra:g} GB/s per GPU" if throughput is None or throughput.gpu != gpu.name \
-            else f"measured busbw {intra:g} GB/s ({throughput.source})"
+    busbw, latency = link_by_size(gpus, intra, inter, net)
+    if np.all(np.asarray(gpus) <= GPUS_PER_NODE):
+        origin = (f"measured busbw {intra:g} GB/s ({throughput.source})" if measured
+                  else f"NVLink {intra:g} GB/s per GPU")
     return busbw, latency, origin
 
 
@@ -262,10 +272,8 @@ def estimate_grid(models, gpus, cluster_sizes, prices: list[Price] | None = None
     layers, hidden, seq = col([s.layers for s in specs]), col([s.hidden for s in specs]), col([s.seq_len for s in specs])
     mem = np.array([h.memory_gb for h in hws])[None, :, None]
     achieved = np.array([h.mamf_tflops(dtype) * eff for h in hws])[None, :, None]
-    nvlink = np.array([h.nvlink_gbps / 2 if h.nvlink_gbps else net.gbps_per_gpu for h in hws])[None, :, None]
-    single = size <= GPUS_PER_NODE
-    busbw = np.where(single, nvlink, net.gbps_per_gpu)
-    latency = np.where(single, 2.0, net.latency_us)
+    intra = np.array([intra_node_gbps(h, net) for h in hws])[None, :, None]
+    busbw, latency = link_by_size(size, intra, net.gbps_per_gpu, net)
     total_flops = flops_mod.training_flops(active, tokens, layers, hidden, seq)
     degree = memory.sharding_degree(params, layers, hidden, seq, mem)
     t = training_time.training_time(total_flops, tokens, params, size, degree, achieved, busbw, latency)

@@ -26,6 +26,7 @@ import torch
 import torch.distributed as dist
 
 from bench.timing import Stats, iterations_for
+from kernels import torch_device
 
 KiB, MiB, GiB = 1 << 10, 1 << 20, 1 << 30
 DTYPE = "fp32"           # exact sums need a mantissa wide enough for them: fp32's 24 bits
@@ -177,14 +178,9 @@ class Watchdog:
 
 # ---- buffers and the exact check -----------------------------------------------------------
 
-def _torch_device(device: str) -> torch.device:
-    # the current GPU, explicitly: under torchrun each rank's is cuda:LOCAL_RANK, not cuda:0
-    return torch.device("cuda", torch.cuda.current_device()) if device == "cuda" else torch.device("cpu")
-
-
 def fill_source(numel: int, rank: int, device: str, seed: int) -> torch.Tensor:
     """This rank's send buffer: base * rank_multiplier(rank), base the same on every rank."""
-    dev = _torch_device(device)
+    dev = torch_device(device)
     gen = torch.Generator(device=dev).manual_seed(seed)
     base = torch.randint(1, BASE_MAX + 1, (numel,), generator=gen, device=dev, dtype=torch.float32)
     return base.mul_(rank_multiplier(rank))
@@ -224,7 +220,7 @@ def _time_iterations(buf, src, iters: int, device: str) -> list[float]:
 
 def _reduce(values, device: str, op) -> list[float]:
     """Element-wise reduction of a list of numbers over ranks (NCCL needs device tensors)."""
-    dev = _torch_device(device)
+    dev = torch_device(device)
     t = torch.tensor(values, dtype=torch.float64, device=dev)
     dist.all_reduce(t, op=op)
     return t.tolist()

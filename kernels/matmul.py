@@ -19,9 +19,11 @@ from collections.abc import Iterable, Iterator
 
 import torch
 
+from bench.results import best_matmul
 from bench.timing import benchmark
+from cost_models.hardware import DTYPES  # torch-free, so the CLI validates dtypes without torch
+from kernels import torch_device
 
-DTYPES = ("bf16", "fp16", "tf32", "fp32", "fp8")
 DEVICES = ("cpu", "cuda")
 TORCH_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "tf32": torch.float32,
                 "fp32": torch.float32}
@@ -133,11 +135,6 @@ def candidate_shapes(dtype: str, device: str, quick: bool) -> list[tuple[int, in
     return list(PLANS[device, quick].shapes)
 
 
-def _torch_device(device: str) -> torch.device:
-    # the current CUDA device, so that each torchrun rank times its own GPU
-    return torch.device("cuda", torch.cuda.current_device()) if device == "cuda" else torch.device("cpu")
-
-
 def _mm(a: torch.Tensor, b: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
     """The op timed for every dtype but fp8 (one indirection, so tests can swap in a wrong one)."""
     return torch.mm(a, b, out=out)
@@ -186,7 +183,7 @@ def _quantize_fp8(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
 def make_problem(m: int, n: int, k: int, dtype: str, device: str, seed: int = 0) -> Problem:
     """Seeded normal random operands (never zeros: zeros run faster on real GPUs)."""
-    dev = _torch_device(device)
+    dev = torch_device(device)
     g = torch.Generator(device=dev).manual_seed(seed)
     a = torch.randn(m, k, generator=g, device=dev)
     b = torch.randn(k, n, generator=g, device=dev)
@@ -297,4 +294,4 @@ def best(records: Iterable[dict]) -> dict | None:
     dtypes = sorted({r["dtype"] for r in matmuls})
     if len(dtypes) > 1:
         raise ValueError(f"best(): records of several dtypes {dtypes}; pass one dtype's records")
-    return max((r for r in matmuls if r["correct"]), key=lambda r: r["tflops"], default=None)
+    return best_matmul(matmuls, dtypes[0]) if dtypes else None
