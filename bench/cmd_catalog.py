@@ -1,7 +1,11 @@
 """`costbench models | gpus | networks | prices`: list the catalogs in cost_models/data/.
 
 Also home of the output helpers the cost command shares: emit() prints rows as a table, one JSON
-object or CSV, and usd() writes money the way people read it ($39.4M).
+object or CSV (cells a spreadsheet would run as a formula neutralised, OWASP "CSV Injection"),
+usd() writes money the way people read it ($39.4M), and the price-age helpers both commands use.
+
+`costbench prices --from-skypilot VMS_CSV --provider NAME` turns a SkyPilot catalog file into rows
+for --prices (cost_models.skypilot).
 """
 
 import csv
@@ -46,6 +50,18 @@ def clean(value):
     return value
 
 
+# A cell starting with one of these is run as a formula by Excel/LibreOffice/Sheets; OWASP's
+# CSV Injection advice: prefix such a cell with a single quote so it is shown as text.
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_safe(value):
+    """value, with a leading ' if it is text a spreadsheet would read as a formula."""
+    if isinstance(value, str) and value.startswith(FORMULA_START):
+        return "'" + value
+    return value
+
+
 def emit(rows: list[dict], columns, fmt: str, out=None, json_doc=None) -> None:
     """rows as a table (columns: format_table's (key, header, fmt) triples), CSV of every key of the
     rows, or JSON (json_doc if given, else the list of rows), on `out` (default: sys.stdout now)."""
@@ -57,7 +73,7 @@ def emit(rows: list[dict], columns, fmt: str, out=None, json_doc=None) -> None:
         keys = list(dict.fromkeys(k for r in rows for k in r if not k.startswith("_"))) or [c[0] for c in columns]
         writer = csv.DictWriter(out, fieldnames=keys, extrasaction="ignore", lineterminator="\n")
         writer.writeheader()
-        writer.writerows([{k: clean(r.get(k)) for k in keys} for r in rows])
+        writer.writerows([{k: csv_safe(clean(r.get(k))) for k in keys} for r in rows])
     else:
         out.write(format_table(rows, columns) + "\n")
 
@@ -66,9 +82,61 @@ def add_arguments(parser, command) -> None:
     parser.add_argument("--format", default="table", help="table (default), json or csv")
     if command == "prices":
         parser.add_argument("--gpu", help="only this GPU (e.g. h100, H200-SXM)")
-        parser.add_argument("--provider", type=csv_list, help="only these providers, comma-separated")
-        parser.add_argument("--pricing", default="all", help="on-demand, spot, reserved-1y, reserved-3y or all")
+        parser.add_argument("--provider", type=csv_list,
+                            help="only these providers, comma-separated (with --from-skypilot: the one cloud the file is for)")
+        parser.add_argument("--pricing", default="all",
+                            help="on-demand, spot, reserved-1y, reserved-3y, capacity-block or all (default)")
+        parser.add_argument("--region", help="only this region (a provider's own name, e.g. us-east-1)")
         parser.add_argument("--prices", metavar="FILE", help="CSV with the same columns: overrides or adds rows")
+        add_age_argument(parser)
+        sky = parser.add_argument_group(
+            "refresh from SkyPilot's catalog (github.com/skypilot-org/skypilot-catalog, catalogs/<v>/<cloud>/vms.csv)")
+        sky.add_argument("--from-skypilot", metavar="VMS_CSV",
+                         help="turn this vms.csv into per-GPU rows for --prices: instance price / GPUs, on-demand "
+                              "and spot, cheapest zone per region; needs --provider. For GCP pass the whole "
+                              "gcp/vms.csv: its a2/a3/a4 host VM rows are added to their GPU rows per zone")
+        sky.add_argument("--as-of", type=_date_arg, default=None,
+                         help="date for the imported rows (YYYY-MM or YYYY-MM-DD: the catalog commit's date); "
+                              "undated rows are never called stale")
+
+
+def _date_arg(value):
+    import argparse
+
+    from cost_models.catalog import as_of_date
+
+    try:
+        return as_of_date(value)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(f"{value!r} {e}") from None
+
+
+def add_age_argument(parser) -> None:
+    """--stale-months, shared by `prices` and `cost`."""
+    from cost_models.prices import DEFAULT_STALE_MONTHS, TODAY_ENV
+
+    parser.add_argument("--stale-months", type=float, default=DEFAULT_STALE_MONTHS,
+                        help=f"warn about quoted prices older than this many months (default "
+                             f"{DEFAULT_STALE_MONTHS}; today is the clock's, or ${TODAY_ENV})")
+
+
+def age_text(days, stale: bool) -> str:
+    """'4mo', '17mo STALE', '12d'; '-' for an undated row."""
+    if days is None:
+        return "-"
+    text = f"{days}d" if days < 60 else f"{days / 30.44:.0f}mo"
+    return f"{text} STALE" if stale else text
+
+
+def warn_stale(prices, ref, stale_months, command: str) -> None:
+    """The one-line staleness warning on stderr (nothing when every row is fresh or undated)."""
+    from cost_models.prices import stale_warning
+
+    if not (stale_months > 0 and math.isfinite(stale_months)):
+        raise InputError(f"--stale-months: {stale_months:g} must be a positive number")
+    line = stale_warning(prices, ref, stale_months)
+    if line:
+        print(f"costbench {command}: warning: {line}", file=sys.stderr)
 
 
 def _gpu_rows():
@@ -113,24 +181,62 @@ def _network_rows():
 
 def _price_rows(args):
     from cost_models.hardware import find_gpu
-    from cost_models.prices import load_prices, select
+    from cost_models.prices import age_days, is_stale, load_prices, select, today
 
     gpu = find_gpu(args.gpu).name if args.gpu else None
-    rows = [p.__dict__ for p in select(load_prices(args.prices), gpu, args.pricing, args.provider)]
-    rows.sort(key=lambda r: (r["gpu"], r["usd_per_gpu_hour"], r["provider"]))
+    chosen = select(load_prices(args.prices), gpu, args.pricing, args.provider, args.region)
+    ref = today()
+    warn_stale(chosen, ref, args.stale_months, "prices")
+    rows = []
+    for p in chosen:
+        low, high = p.range_or_none()   # the same rule as the cost table's low/high
+        days, stale = age_days(p, ref), is_stale(p, ref, args.stale_months)
+        rows.append({**p.__dict__, "usd_low": low, "usd_high": high, "age_days": days, "stale": stale,
+                     "_age": age_text(days, stale)})
+    rows.sort(key=lambda r: (r["gpu"], r["usd_per_gpu_hour"], r["provider"], r["region"]))
     cols = [("provider", "provider", ""), ("gpu", "GPU", ""), ("pricing", "pricing", ""),
             ("usd_per_gpu_hour", "$/GPU-h", ".2f"), ("usd_low", "low", ".2f"), ("usd_high", "high", ".2f"),
-            ("region", "region", ""), ("as_of", "as of", ""), ("source", "source", "")]
+            ("region", "region", ""), ("as_of", "as of", ""), ("_age", "age", ""), ("source", "source", "")]
+    return rows, cols
+
+
+def _skypilot_rows(args):
+    from cost_models.skypilot import import_vms
+
+    if not args.provider or len(args.provider) != 1:
+        raise InputError("--from-skypilot needs --provider NAME: the one cloud the file is for (e.g. aws, gcp)")
+    for flag, value in (("--gpu", args.gpu), ("--region", args.region), ("--prices", args.prices)):
+        if value:
+            raise InputError(f"--from-skypilot converts a whole file; {flag} does not apply (filter the output)")
+    result = import_vms(args.from_skypilot, args.provider[0], args.as_of or "")
+    if result.unknown:
+        listed = ", ".join(f"{name} ({n} rows)" for name, n in sorted(result.unknown.items()))
+        print(f"costbench prices: skipped accelerators not in costbench's GPU catalog: {listed}", file=sys.stderr)
+    if result.unmatched:
+        print(f"costbench prices: skipped {result.unmatched} GCP host VM or GPU rows without their other half "
+              f"in the same zone (pass the whole gcp/vms.csv)", file=sys.stderr)
+    rows = result.rows if args.pricing == "all" else [r for r in result.rows if r["pricing"] == args.pricing]
+    if not rows:
+        raise InputError(f"{args.from_skypilot}: no GPU in costbench's catalog priced there"
+                         f"{'' if args.pricing == 'all' else ' (' + args.pricing + ')'}")
+    cols = [("provider", "provider", ""), ("gpu", "GPU", ""), ("pricing", "pricing", ""),
+            ("usd_per_gpu_hour", "$/GPU-h", ".4f"), ("region", "region", ""), ("as_of", "as of", ""),
+            ("source", "source", "")]
     return rows, cols
 
 
 def main(args) -> int:
     check_choice("format", args.format, FORMATS)
     listing = {"gpus": _gpu_rows, "models": _model_rows, "networks": _network_rows}
-    if args.command == "prices":
+    if args.command == "prices" and args.from_skypilot:
+        from cost_models.prices import PRICING_KINDS
+
+        check_choice("pricing", args.pricing, (*PRICING_KINDS, "all"))
+        rows, cols = _skypilot_rows(args)
+    elif args.command == "prices":
         rows, cols = _price_rows(args)
         if not rows:
-            raise InputError("prices: no rows match --gpu/--provider/--pricing")
+            raise InputError("prices: no rows match --gpu/--provider/--pricing/--region")
     elif args.command in listing:
         rows, cols = listing[args.command]()
     else:

@@ -8,15 +8,20 @@ JSON or CSV. print_cost_table() is what the bare `costbench` job calls after mea
 import sys
 
 from bench.cli import csv_list, fraction, number, positive, positive_int
-from bench.cmd_catalog import FORMATS, check_choice, emit, usd
+from bench.cmd_catalog import FORMATS, add_age_argument, age_text, check_choice, emit, usd, warn_stale
 from bench.table import si
 from cost_models.errors import InputError
+from cost_models.prices import DEFAULT_STALE_MONTHS, PRICING_KINDS
 
-PRICING_CHOICES = ("on-demand", "spot", "reserved-1y", "reserved-3y", "all")
+PRICING_CHOICES = (*PRICING_KINDS, "all")
 
 COLUMNS = [("provider", "provider", ""), ("gpu", "GPU", ""), ("pricing", "pricing", ""),
-           ("usd_per_gpu_hour", "$/GPU-h", ".2f"), ("cost_usd", "cost", usd),
-           ("cost_usd_low", "low", usd), ("cost_usd_high", "high", usd), ("as_of", "as of", "")]
+           ("region", "region", ""), ("usd_per_gpu_hour", "$/GPU-h", ".2f"), ("cost_usd", "cost", usd),
+           ("commitment_usd", "term commitment", usd),
+           ("cost_usd_low", "low", usd), ("cost_usd_high", "high", usd), ("as_of", "as of", ""),
+           ("_age", "age", "")]
+ROW_KEYS = ("provider", "gpu", "pricing", "region", "usd_per_gpu_hour", "cost_usd", "cost_usd_low",
+            "cost_usd_high", "commitment_usd", "as_of", "age_days", "stale", "source", "note")
 
 
 def add_arguments(parser, command) -> None:
@@ -43,9 +48,13 @@ def add_arguments(parser, command) -> None:
     eff.add_argument("--batch-tokens", type=positive, help="global batch in tokens (default 8M)")
     eff.add_argument("--gpu-hours", type=positive, help="skip the time model: price this many GPU-hours")
     money = parser.add_argument_group("prices")
-    money.add_argument("--pricing", default="on-demand", help="on-demand (default), spot, reserved-1y, reserved-3y or all")
+    money.add_argument("--pricing", default="on-demand",
+                       help="on-demand (default), spot (interruptions not modelled: a lower bound), reserved-1y, "
+                            "reserved-3y (the whole term is paid: see the commitment column), capacity-block or all")
     money.add_argument("--providers", type=csv_list, help="only these providers, comma-separated")
+    money.add_argument("--region", help="price this region only (default: each provider's cheapest region, named)")
     money.add_argument("--prices", metavar="FILE", help="CSV with prices.csv's columns: overrides or adds rows")
+    add_age_argument(money)
     parser.add_argument("--format", default="table", help="table (default), json or csv")
 
 
@@ -88,7 +97,11 @@ def _throughput(path):
     return Throughput.from_result(load(path), source=path)
 
 
-def _summary_lines(plan, note=None) -> list[str]:
+PRICES_LINE = ("prices      list prices, cheapest region per provider unless --region; "
+               "`costbench prices` for every region, source and age")
+
+
+def _summary_lines(plan, note=None, prices_line=None) -> list[str]:
     m, a = plan.model, plan.assumptions
     lines = [
         f"model       {m.name}: {si(m.params, 4)} params ({si(m.active_params, 4)} active), "
@@ -111,17 +124,24 @@ def _summary_lines(plan, note=None) -> list[str]:
     lines.append(f"time        {si(plan.gpu_hours)} GPU-hours{days}{published}")
     if note:
         lines.append(f"note        {note}")
-    lines.append("prices      list prices per REFERENCES.md, not re-verified; `costbench prices` for sources")
+    lines.append(prices_line or PRICES_LINE)
     return lines
 
 
-def _no_price_note(plan, prices, pricing, providers) -> str | None:
+def _no_price_note(plan, prices, pricing, providers, region=None) -> str:
+    """Why the table is empty, saying what does exist: the GPUs the chosen providers (or region)
+    have prices for, and the providers that have prices for this GPU."""
     from cost_models.prices import select
 
-    have = sorted({p.gpu for p in select(prices, None, pricing, providers)})
     kind = "" if pricing == "all" else f"{pricing} "
-    return (f"no {kind}prices for {plan.gpu.name} in the catalog; GPUs with {kind}prices: "
-            f"{', '.join(have) or 'none'}. Add your own with --prices FILE")
+    who = f" from {', '.join(providers)}" if providers else ""
+    where = f" in {region}" if region else ""
+    have = sorted({p.gpu for p in select(prices, None, pricing, providers)
+                   if region is None or p.region == region})
+    others = sorted({p.provider for p in select(prices, plan.gpu.name, pricing)})
+    return (f"no {kind}prices for {plan.gpu.name}{who}{where}; {'those have ' if who or where else 'GPUs with '}"
+            f"{kind}prices for: {', '.join(have) or 'none'}; {plan.gpu.name} {kind}prices exist from: "
+            f"{', '.join(others) or 'nobody'}. Add your own with --prices FILE")
 
 
 def json_doc(plan, rows, note=None) -> dict:
@@ -132,32 +152,50 @@ def json_doc(plan, rows, note=None) -> dict:
         "achieved_tflops_per_gpu": plan.achieved_tflops_per_gpu, "mfu": plan.mfu,
         "gpu_hours": plan.gpu_hours, "wall_clock_days": plan.wall_clock_days,
         "assumptions": plan.assumptions, "note": note,
-        "rows": [{k: r[k] for k in ("provider", "gpu", "pricing", "region", "usd_per_gpu_hour", "cost_usd",
-                                    "cost_usd_low", "cost_usd_high", "as_of", "source")} for r in rows],
+        "rows": [{k: r[k] for k in ROW_KEYS} for r in rows],
     }
 
 
-def run_cost(plan_kwargs: dict, pricing="on-demand", providers=None, prices_file=None, fmt="table", out=None):
-    """Plan, price and print (on `out`, default sys.stdout). Returns the TrainingPlan."""
+def run_cost(plan_kwargs: dict, pricing="on-demand", providers=None, prices_file=None, fmt="table", out=None,
+             region=None, stale_months=DEFAULT_STALE_MONTHS):
+    """Plan, price and print (on `out`, default sys.stdout). Returns the TrainingPlan.
+
+    Without `region`, each provider x GPU x pricing kind is priced at its cheapest region (the
+    region column names it); with it, only that region's rows.
+    """
     from cost_models.cost import plan_training, price_rows
-    from cost_models.prices import load_prices, select
+    from cost_models.prices import cheapest_regions, load_prices, select, today
 
     out = out or sys.stdout
     check_choice("format", fmt, FORMATS)
     check_choice("pricing", pricing, PRICING_CHOICES)
     prices = load_prices(prices_file)
-    chosen = select(prices, None, pricing, providers)   # validates providers before the slower part
+    chosen = select(prices, None, pricing, providers, region)   # validates names before the slower part
+    if region is None:
+        chosen = cheapest_regions(chosen)
     plan = plan_training(**plan_kwargs)
-    rows = price_rows(plan, chosen)
-    note = None if rows else _no_price_note(plan, prices, pricing, providers)
+    ref = today()
+    rows = price_rows(plan, chosen, ref, stale_months)
+    warn_stale([p for p in chosen if p.gpu == plan.gpu.name], ref, stale_months, "cost")
+    for r in rows:
+        r["_age"] = age_text(r["age_days"], r["stale"])
+    note = None if rows else _no_price_note(plan, prices, pricing, providers, region)
+    prices_line = PRICES_LINE
+    if any(r["pricing"] == "spot" for r in rows):
+        from cost_models.prices import SPOT_NOTE
+        prices_line += f"\nspot        {SPOT_NOTE.removeprefix('spot: ')}"
+    if any(r["commitment_usd"] is not None for r in rows):
+        prices_line += ("\nterm        reserved/capacity-block rows: `cost` is the run's hours at the rate; "
+                        "`term commitment` = GPUs x term hours x rate, paid even if the run is shorter")
     if fmt == "table":
         if rows:
             emit(rows, COLUMNS, fmt, out)
             out.write("\n")
-        out.write("\n".join(_summary_lines(plan, note)) + "\n")
+        out.write("\n".join(_summary_lines(plan, note, prices_line)) + "\n")
     else:
-        emit([{**r, "model": plan.model.name, "gpus": plan.gpus, "gpu_hours": plan.gpu_hours,
-               "wall_clock_days": plan.wall_clock_days} for r in rows], COLUMNS, fmt, out, json_doc(plan, rows, note))
+        emit([{**{k: r[k] for k in ROW_KEYS}, "model": plan.model.name, "gpus": plan.gpus,
+               "gpu_hours": plan.gpu_hours, "wall_clock_days": plan.wall_clock_days} for r in rows],
+             COLUMNS, fmt, out, json_doc(plan, rows, note))
         if note and fmt == "csv":
             print(f"costbench cost: {note}", file=sys.stderr)
     return plan
@@ -190,5 +228,6 @@ def main(args) -> int:
                    "throughput": throughput, "mfu": args.mfu, "efficiency": args.efficiency,
                    "overlap": args.overlap, "goodput": args.goodput, "batch_tokens": args.batch_tokens,
                    "recompute": args.recompute, "dtype": args.dtype, "gpu_hours": args.gpu_hours}
-    run_cost(plan_kwargs, args.pricing, args.providers, args.prices, args.format)
+    run_cost(plan_kwargs, args.pricing, args.providers, args.prices, args.format, region=args.region,
+             stale_months=args.stale_months)
     return 0

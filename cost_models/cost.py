@@ -19,7 +19,8 @@ from cost_models.errors import InputError
 from cost_models.hardware import GpuSpec, find_gpu
 from cost_models.models import ModelSpec, find_model
 from cost_models.networks import DEFAULT_NETWORK, Network, find_network
-from cost_models.prices import Price, load_prices, select
+from cost_models.prices import (DEFAULT_STALE_MONTHS, SPOT_NOTE, Price, age_days, commitment_usd, is_stale,
+                                load_prices, select, today)
 from cost_models.throughput import Throughput
 
 DEFAULT_MODEL = "llama3-70b"
@@ -206,24 +207,32 @@ def plan_training(model="llama3-70b", gpu: str = DEFAULT_GPU, gpus: int | None =
                         t["gpu_hours"], t["wall_clock_days"], assumptions)
 
 
-def price_rows(plan: TrainingPlan, prices: list[Price]) -> list[dict]:
-    """One row per price for the plan's GPU: cost = GPU-hours x $/GPU-hour, cheapest first."""
+def price_rows(plan: TrainingPlan, prices: list[Price], ref_date=None,
+               stale_months: float = DEFAULT_STALE_MONTHS) -> list[dict]:
+    """One row per price for the plan's GPU: cost = GPU-hours x $/GPU-hour, cheapest first.
+
+    Each row also carries its region, its age in days at `ref_date` (default: prices.today())
+    and whether it is stale (older than `stale_months`), and for term kinds (reserved-1y/3y,
+    capacity-block) commitment_usd: what the term costs whatever the run uses (prices.commitment_usd).
+    A spot row carries a note: interruptions are not modelled (goodput unchanged).
+    """
+    ref = ref_date or today()
     rows = []
     for p in prices:
         if p.gpu != plan.gpu.name:
             continue
-        # A range only where the price has one (either end missing: that end is the list price).
-        ranged = p.usd_low is not None or p.usd_high is not None
-        low = p.usd_low if p.usd_low is not None else p.usd_per_gpu_hour
-        high = p.usd_high if p.usd_high is not None else p.usd_per_gpu_hour
+        low, high = p.range_or_none()
+        cost = plan.gpu_hours * p.usd_per_gpu_hour
         rows.append({
             "provider": p.provider, "gpu": p.gpu, "pricing": p.pricing, "region": p.region,
-            "usd_per_gpu_hour": p.usd_per_gpu_hour, "cost_usd": plan.gpu_hours * p.usd_per_gpu_hour,
-            "cost_usd_low": plan.gpu_hours * low if ranged else None,
-            "cost_usd_high": plan.gpu_hours * high if ranged else None,
-            "as_of": p.as_of, "source": p.source,
+            "usd_per_gpu_hour": p.usd_per_gpu_hour, "cost_usd": cost,
+            "cost_usd_low": plan.gpu_hours * low if low is not None else None,
+            "cost_usd_high": plan.gpu_hours * high if high is not None else None,
+            "commitment_usd": commitment_usd(p, plan.gpus, plan.wall_clock_days),
+            "as_of": p.as_of, "age_days": age_days(p, ref), "stale": is_stale(p, ref, stale_months),
+            "source": p.source, "note": SPOT_NOTE if p.pricing == "spot" else None,
         })
-    return sorted(rows, key=lambda r: (r["cost_usd"], r["provider"], r["pricing"]))
+    return sorted(rows, key=lambda r: (r["cost_usd"], r["provider"], r["pricing"], r["region"]))
 
 
 def estimate(model="llama3-70b", gpu: str = DEFAULT_GPU, pricing: str = "on-demand",
@@ -236,7 +245,8 @@ def estimate(model="llama3-70b", gpu: str = DEFAULT_GPU, pricing: str = "on-dema
     table = prices if isinstance(prices, list) else load_prices(prices)
     rows = price_rows(plan, select(table, plan.gpu.name, pricing, providers))
     df = pd.DataFrame(rows, columns=["provider", "gpu", "pricing", "region", "usd_per_gpu_hour", "cost_usd",
-                                     "cost_usd_low", "cost_usd_high", "as_of", "source"])
+                                     "cost_usd_low", "cost_usd_high", "commitment_usd", "as_of", "age_days",
+                                     "stale", "source", "note"])
     df["model"] = plan.model.name
     df["gpus"] = plan.gpus
     df["gpu_hours"] = plan.gpu_hours

@@ -17,7 +17,7 @@ def test_bare_costbench_measures_then_prices(tmp_path):
     assert "MAMF TFLOP/s" in out                       # the measurement summary
     assert "llama3-70b training cost by provider" in out
     assert "catalog figures for H100-SXM" in out       # a CPU is not in the GPU catalog: says so
-    for provider in ("coreweave", "aws", "gcp", "lambda"):
+    for provider in ("aws", "gcp", "lambda", "nebius"):
         assert provider in out
     files = os.listdir(tmp_path)
     assert len(files) == 1 and files[0].endswith(".json")
