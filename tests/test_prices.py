@@ -1,0 +1,289 @@
+"""The price catalog and what is done with it: integrity of every row, the SkyPilot import on small
+synthetic files in SkyPilot's vms.csv format, term commitments by hand, region selection, the
+staleness warning, CSV formula neutralisation, and the two fixes (low end, empty-table message)."""
+
+import datetime
+import json
+
+import pytest
+
+from bench import cli
+from bench.cmd_catalog import csv_safe
+from cost_models.catalog import load_csv
+from cost_models.cost import plan_training, price_rows
+from cost_models.errors import InputError
+from cost_models.hardware import gpus
+from cost_models.prices import (_COLUMNS, CATALOG_PATH, Price, as_of_start, capacity_block_days, catalog_prices,
+                                commitment_usd, is_stale, stale_warning)
+from cost_models.skypilot import gcp_host_gpus, import_vms
+
+TODAY = "2026-11-23"
+
+
+def run(capsys, *argv):
+    try:
+        code = cli.main(list(argv))
+    except SystemExit as e:
+        code = e.code
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+# ---- catalog integrity ---------------------------------------------------------------------------
+
+def test_every_catalog_row_is_dated_sourced_known_and_unique():
+    import os
+
+    from cost_models import catalog
+
+    raw = load_csv(os.path.join(catalog.DATA_DIR, "prices.csv"), _COLUMNS)
+    assert len(raw) == len(catalog_prices())            # no row merged away: no duplicate keys
+    keys = [(p.provider, p.gpu, p.pricing, p.region) for p in catalog_prices()]
+    assert len(keys) == len(set(keys))
+    known = {g.name for g in gpus()}
+    today = datetime.date.today()
+    for p in catalog_prices():
+        assert p.gpu in known
+        assert as_of_start(p.as_of) <= today, p            # never dated in the future
+        assert p.source.strip(), p
+        lowered = p.source.lower()
+        assert "references.md" not in lowered and "/work" not in lowered and "shared/" not in lowered, p
+        # a source a user can follow: a page, or SkyPilot's catalog file with its commit
+        assert "http" in lowered or ("catalogs/v" in lowered and "commit" in lowered), p
+
+
+def test_catalog_covers_the_kinds_and_gpus_asked_for():
+    prices = catalog_prices()
+    on_demand = {(p.provider, p.gpu) for p in prices if p.pricing == "on-demand"}
+    for gpu in ("A100-SXM-40GB", "A100-SXM-80GB", "H100-SXM", "H100-PCIe", "H200-SXM", "B200", "L40S"):
+        assert any(g == gpu for _, g in on_demand), gpu
+    assert {p.pricing for p in prices} >= {"on-demand", "spot", "reserved-3y", "capacity-block"}
+    gcp = {p.region: p.usd_per_gpu_hour for p in prices if (p.provider, p.gpu, p.pricing) == ("gcp", "A100-SXM-40GB", "on-demand")}
+    assert len(gcp) >= 2 and max(gcp.values()) / min(gcp.values()) > 1.4   # regions differ
+
+
+# ---- SkyPilot import -----------------------------------------------------------------------------
+
+AWS_HEADER = "InstanceType,AcceleratorName,AcceleratorCount,vCPUs,MemoryGiB,GpuInfo,Price,SpotPrice,Region,AvailabilityZone\n"
+AWS = AWS_HEADER + (
+    "p5.48xlarge,H100,8.0,192.0,2048.0,,55.04,9.6,us-east-1,use1-az1\n"
+    "p5.48xlarge,H100,8.0,192.0,2048.0,,55.04,8.8,us-east-1,use1-az2\n"      # cheaper spot zone
+    "p5.48xlarge,H100,8.0,192.0,2048.0,,66.048,,ap-south-1,aps1-az1\n"       # no spot offered
+    "p5.4xlarge,H100,1.0,16.0,256.0,,6.0,2.0,us-east-1,use1-az1\n"           # fewer GPUs: not chosen
+    "g4dn.xlarge,T4,1.0,4.0,16.0,,0.526,0.2,us-east-1,use1-az1\n"
+    "g4dn.2xlarge,T4,1.0,8.0,32.0,,0.752,0.3,us-east-1,use1-az1\n"
+    "p4d.24xlarge,A100,8.0,96.0,1152.0,,21.96,,us-east-2,use2-az1\n"
+    "c5.large,,,2.0,4.0,,0.085,0.03,us-east-1,use1-az1\n"
+)
+
+
+def _file(tmp_path, text, name="vms.csv"):
+    path = tmp_path / name
+    path.write_text(text)
+    return str(path)
+
+
+def test_skypilot_import_per_gpu_spot_cheapest_zone_and_unknowns(tmp_path):
+    result = import_vms(_file(tmp_path, AWS), "aws", as_of="2026-07")
+    got = {(r["gpu"], r["pricing"], r["region"]): r for r in result.rows}
+    assert got[("H100-SXM", "on-demand", "us-east-1")]["usd_per_gpu_hour"] == pytest.approx(55.04 / 8)
+    assert got[("H100-SXM", "spot", "us-east-1")]["usd_per_gpu_hour"] == pytest.approx(8.8 / 8)   # cheapest zone
+    assert "use1-az2" in got[("H100-SXM", "spot", "us-east-1")]["source"]
+    assert got[("H100-SXM", "on-demand", "ap-south-1")]["usd_per_gpu_hour"] == pytest.approx(8.256)
+    assert ("H100-SXM", "spot", "ap-south-1") not in got
+    assert got[("A100-SXM-40GB", "on-demand", "us-east-2")]["usd_per_gpu_hour"] == pytest.approx(2.745)  # SkyPilot's A100 = 40 GB
+    assert result.unknown == {"T4": 2}
+    assert len(result.rows) == 4 and all(r["as_of"] == "2026-07" for r in result.rows)
+
+
+def test_skypilot_import_through_cli_feeds_prices(capsys, tmp_path):
+    code, out, err = run(capsys, "prices", "--from-skypilot", _file(tmp_path, AWS), "--provider", "aws",
+                         "--format", "csv", "--as-of", "2026-07")
+    assert code == 0 and err.count("\n") == 1 and "T4 (2 rows)" in err
+    mine = tmp_path / "mine.csv"
+    mine.write_text(out)
+    code, out, _ = run(capsys, "cost", "--gpu-hours", "1M", "--prices", str(mine), "--providers", "aws",
+                       "--region", "ap-south-1", "--format", "json")
+    row = json.loads(out)["rows"][0]
+    assert code == 0 and row["usd_per_gpu_hour"] == pytest.approx(8.256) and row["cost_usd"] == pytest.approx(8.256e6)
+
+
+GCP = ("InstanceType,vCPUs,MemoryGiB,AcceleratorName,AcceleratorCount,GpuInfo,Region,AvailabilityZone,Price,SpotPrice\n"
+       "a3-highgpu-8g,208.0,1872.0,,,,us-central1,us-central1-a,9.46,2.17\n"      # host VM
+       ",,,H100,8,H100,us-central1,us-central1-a,33.6,8.0\n"                       # its 8 GPUs
+       "a3-highgpu-8g,208.0,1872.0,,,,us-central1,us-central1-b,9.46,2.10\n"
+       ",,,H100,8,H100,us-central1,us-central1-b,33.6,7.0\n"                       # cheaper spot zone
+       "a3-highgpu-8g,208.0,1872.0,,,,us-east4,us-east4-a,9.46,1.7\n"
+       ",,,H100,8,H100,us-east4,us-east4-a,78.37,10.0\n"                           # the dear region
+       "a2-ultragpu-8g,96.0,1360.0,,,,europe-west4,europe-west4-a,9.68,3.79\n"     # host with no GPU row
+       ",,,T4,1,T4,us-central1,us-central1-a,0.35,0.1\n"                           # n1-attached GPU
+       "n1-standard-8,8.0,30.0,,,,us-central1,us-central1-a,0.38,0.08\n")
+
+
+def test_skypilot_import_gcp_adds_host_vm_to_gpus(tmp_path):
+    result = import_vms(_file(tmp_path, GCP), "gcp")
+    got = {(r["gpu"], r["pricing"], r["region"]): r["usd_per_gpu_hour"] for r in result.rows}
+    assert got[("H100-SXM", "on-demand", "us-central1")] == pytest.approx((9.46 + 33.6) / 8)
+    assert got[("H100-SXM", "spot", "us-central1")] == pytest.approx((2.10 + 7.0) / 8)
+    assert got[("H100-SXM", "on-demand", "us-east4")] == pytest.approx((9.46 + 78.37) / 8)
+    assert result.unmatched == 1            # the a2 host without GPUs (T4 is not a catalog GPU)
+    assert result.unknown == {}             # T4 rows never became offers: n1 hosts are not priced
+    assert all(r["as_of"] == "" for r in result.rows)   # undated unless --as-of
+
+
+def test_gcp_machine_types_map_to_their_gpus():
+    assert gcp_host_gpus("a2-highgpu-8g") == ("A100", 8)
+    assert gcp_host_gpus("a2-ultragpu-4g") == ("A100-80GB", 4)
+    assert gcp_host_gpus("a3-megagpu-8g") == ("H100-MEGA", 8)
+    assert gcp_host_gpus("a3-edgegpu-8g-nolssd") == ("H100", 8)
+    assert gcp_host_gpus("a4-highgpu-8g") == ("B200", 8)
+    assert gcp_host_gpus("n1-standard-8") is None
+
+
+@pytest.mark.parametrize("text,needle", [
+    ("InstanceType,Price\nx,1\n", "not a SkyPilot vms.csv: missing column(s) AcceleratorName"),
+    (AWS_HEADER + "p5.48xlarge,H100,8.0,192.0,2048.0,,cheap,,us-east-1,use1-az1\n", ":2: column Price: 'cheap' is not a price"),
+    (AWS_HEADER + "p5.48xlarge,H100,8.0,192.0\n", ":2: 10 columns expected"),
+])
+def test_skypilot_import_bad_files_are_one_line(capsys, tmp_path, text, needle):
+    code, _, err = run(capsys, "prices", "--from-skypilot", _file(tmp_path, text), "--provider", "aws")
+    assert code == 2 and needle in err and err.count("\n") == 1
+
+
+def test_from_skypilot_needs_one_provider(capsys, tmp_path):
+    code, _, err = run(capsys, "prices", "--from-skypilot", _file(tmp_path, AWS))
+    assert code == 2 and "needs --provider" in err
+
+
+# ---- term commitments ----------------------------------------------------------------------------
+
+def _p(kind, usd=2.0, **kw):
+    return Price("p", "H100-SXM", kind, usd, "2026-07", "test", **kw)
+
+
+def test_reserved_commitment_by_hand():
+    # 16 GPUs x 8760 h x $2.00 = $280,320 for a year, whatever the run uses
+    assert commitment_usd(_p("reserved-1y"), 16, 15.0) == pytest.approx(280_320)
+    assert commitment_usd(_p("reserved-3y"), 16, 15.0) == pytest.approx(840_960)
+    assert commitment_usd(_p("on-demand"), 16, 15.0) is None and commitment_usd(_p("spot"), 16, 15.0) is None
+    assert commitment_usd(_p("reserved-1y"), 0, 15.0) is None           # cluster size unknown
+
+
+def test_capacity_block_terms():
+    assert [capacity_block_days(d) for d in (0.2, 3.0, 13.5, 14.0, 14.5, 21.0, 100.0)] == [1, 3, 14, 14, 21, 21, 105]
+    # 15.5 days -> 21 days of blocks: 8 GPUs x 504 h x $4.916
+    assert commitment_usd(_p("capacity-block", 4.916), 8, 15.5) == pytest.approx(8 * 504 * 4.916)
+    with pytest.raises(InputError):
+        capacity_block_days(0)
+
+
+def test_price_rows_carry_commitment_next_to_the_run_cost():
+    plan = plan_training("llama3-8b", "H100-SXM", gpus=1024)   # ~24 days: shorter than the term
+    rows = {r["pricing"]: r for r in price_rows(plan, [_p("reserved-1y"), _p("on-demand", 4.0), _p("spot", 1.0)],
+                                                datetime.date(2026, 11, 23))}
+    assert rows["reserved-1y"]["cost_usd"] == pytest.approx(plan.gpu_hours * 2.0)
+    assert rows["reserved-1y"]["commitment_usd"] == pytest.approx(1024 * 8760 * 2.0)
+    assert rows["reserved-1y"]["commitment_usd"] > rows["reserved-1y"]["cost_usd"]   # a short run still pays the year
+    assert rows["on-demand"]["commitment_usd"] is None
+    assert "goodput unchanged" in rows["spot"]["note"] and rows["on-demand"]["note"] is None
+
+
+# ---- regions -------------------------------------------------------------------------------------
+
+def _cost_rows(capsys, *extra):
+    code, out, err = run(capsys, "cost", "--gpu-hours", "1M", "--providers", "gcp", "--gpu", "A100-SXM-40GB",
+                         "--format", "json", *extra)
+    assert code == 0, err
+    return json.loads(out)["rows"]
+
+
+def test_cost_uses_the_cheapest_region_and_names_it(capsys):
+    (row,) = _cost_rows(capsys)
+    assert row["region"] == "europe-west4" and row["usd_per_gpu_hour"] == pytest.approx(2.4277)
+
+
+def test_region_flag_picks_one(capsys):
+    (row,) = _cost_rows(capsys, "--region", "us-central1")
+    assert row["region"] == "us-central1" and row["usd_per_gpu_hour"] == pytest.approx(3.6734)
+
+
+def test_unknown_region_is_one_line_exit_2(capsys):
+    code, _, err = run(capsys, "cost", "--providers", "gcp", "--region", "us-centrall")
+    assert code == 2 and "unknown region 'us-centrall'" in err and "us-central1" in err and err.count("\n") == 1
+
+
+# ---- staleness -----------------------------------------------------------------------------------
+
+def test_staleness_rule():
+    ref = datetime.date(2026, 11, 23)
+    assert not is_stale(_p("on-demand"), ref)                                  # 2026-07: 4 whole months
+    assert is_stale(Price("p", "H100-SXM", "on-demand", 1.0, "2025-01", "t"), ref)
+    assert not is_stale(Price("p", "H100-SXM", "on-demand", 1.0, "", "t"), ref)   # undated: never
+    assert is_stale(_p("on-demand"), ref, stale_months=3)
+    line = stale_warning([Price("p", "H100-SXM", "on-demand", 1.0, "2024-12", "t"), _p("on-demand")], ref, 6)
+    assert line.startswith("1 of 2 price rows are older than 6 months") and "2024-12" in line
+
+
+def test_old_catalog_row_warned_user_undated_row_not(capsys, tmp_path, monkeypatch):
+    monkeypatch.setenv("COSTBENCH_TODAY", TODAY)
+    mine = tmp_path / "mine.csv"
+    mine.write_text("provider,gpu,pricing,usd_per_gpu_hour\nacme,h100,on-demand,1.50\n")   # undated, no source
+    code, out, err = run(capsys, "cost", "--gpu-hours", "1M", "--prices", str(mine), "--providers", "acme")
+    assert code == 0 and err == "" and "acme" in out
+    # an old catalog row: azure is v6-dated 2024-12, 23 months before TODAY
+    code, out, err = run(capsys, "cost", "--gpu-hours", "1M", "--providers", "azure")
+    assert code == 0 and err.count("\n") == 1 and "older than 6 months" in err and "STALE" in out
+    code, _, err = run(capsys, "cost", "--gpu-hours", "1M", "--providers", "azure", "--stale-months", "36")
+    assert err == ""
+    # a user's row dated long ago is warned about
+    mine.write_text("provider,gpu,pricing,usd_per_gpu_hour,as_of\nacme,h100,on-demand,1.50,2023-01\n")
+    _, _, err = run(capsys, "cost", "--gpu-hours", "1M", "--prices", str(mine), "--providers", "acme")
+    assert "acme H100-SXM on-demand, as of 2023-01" in err
+
+
+def test_prices_listing_shows_age(capsys, monkeypatch):
+    monkeypatch.setenv("COSTBENCH_TODAY", TODAY)
+    code, out, _ = run(capsys, "prices", "--provider", "lambda", "--format", "json")
+    rows = json.loads(out)
+    assert code == 0 and {r["age_days"] for r in rows} == {(datetime.date(2026, 11, 23) - datetime.date(2026, 7, 1)).days}
+    assert not any(r["stale"] for r in rows)
+
+
+# ---- CSV formula neutralisation --------------------------------------------------------------------
+
+def test_csv_safe():
+    assert [csv_safe(v) for v in ("=1+1", "+1", "-1", "@SUM(A1)", "ok", -1.5, None)] == \
+        ["'=1+1", "'+1", "'-1", "'@SUM(A1)", "ok", -1.5, None]
+
+
+def test_csv_output_neutralises_formulas(capsys, tmp_path):
+    mine = tmp_path / "mine.csv"
+    mine.write_text('provider,gpu,pricing,usd_per_gpu_hour,region,as_of,source\n'
+                    'acme,h100,on-demand,1.5,-east,2026-07,"=HYPERLINK(""http://x"")"\n')
+    code, out, _ = run(capsys, "prices", "--prices", str(mine), "--provider", "acme", "--format", "csv")
+    assert code == 0 and "'=HYPERLINK" in out and ",'-east," in out and "\n=" not in out
+    code, out, _ = run(capsys, "cost", "--gpu-hours", "1M", "--prices", str(mine), "--providers", "acme", "--format", "csv")
+    assert code == 0 and "'=HYPERLINK" in out and ",=" not in out
+
+
+# ---- the two fixes ---------------------------------------------------------------------------------
+
+def test_prices_and_cost_agree_on_the_low_end(capsys, tmp_path):
+    mine = tmp_path / "mine.csv"
+    mine.write_text("provider,gpu,pricing,usd_per_gpu_hour,usd_high,as_of,source\nacme,h100,on-demand,2.0,3.0,2026-07,q\n")
+    _, out, _ = run(capsys, "prices", "--prices", str(mine), "--provider", "acme", "--format", "json")
+    (listed,) = json.loads(out)
+    _, out, _ = run(capsys, "cost", "--gpu-hours", "1M", "--prices", str(mine), "--providers", "acme", "--format", "json")
+    (row,) = json.loads(out)["rows"]
+    assert (listed["usd_low"], listed["usd_high"]) == (2.0, 3.0)
+    assert (row["cost_usd_low"], row["cost_usd_high"]) == pytest.approx((1e6 * listed["usd_low"], 1e6 * listed["usd_high"]))
+
+
+def test_empty_table_says_what_exists(capsys):
+    code, out, _ = run(capsys, "cost", "--providers", "runpod", "--gpu", "gb200", "--gpus", "4096")
+    assert code == 0
+    assert "no on-demand prices for GB200 from runpod" in out
+    assert "those have on-demand prices for: A100-SXM-80GB" in out and "H100-SXM" in out
+    assert "in the catalog" not in out
+    code, out, _ = run(capsys, "cost", "--providers", "runpod", "--gpu", "A100-SXM-40GB", "--gpu-hours", "1M")
+    assert "A100-SXM-40GB on-demand prices exist from: aws" in out
