@@ -18,6 +18,8 @@ from cost_models.units import parse_fraction, parse_number, parse_positive
 COMMANDS = {
     "run": ("bench.cmd_run", "measure this machine: matmul TFLOP/s per dtype, all-reduce bandwidth"),
     "cost": ("bench.cmd_cost", "what training a model costs: GPU-hours, days and dollars per provider"),
+    "whatif": ("bench.cmd_whatif", "one cost input varied (gpu, network, gpus, ...), all else fixed, set against the claims"),
+    "tco": ("bench.cmd_tco", "own versus rent: the cost of an owned GPU-hour, break-even utilisation, payback"),
     "prices": ("bench.cmd_catalog", "list the price catalog"),
     "models": ("bench.cmd_catalog", "list the model catalog"),
     "gpus": ("bench.cmd_catalog", "list the GPU catalog"),

@@ -47,6 +47,8 @@ def add_arguments(parser, command) -> None:
     eff.add_argument("--goodput", type=fraction, help="productive share of wall-clock time (default: from cluster size)")
     eff.add_argument("--batch-tokens", type=positive, help="global batch in tokens (default 8M)")
     eff.add_argument("--gpu-hours", type=positive, help="skip the time model: price this many GPU-hours")
+    eff.add_argument("--virtualization-overhead", type=number, default=0.0,
+                     help="share of step time lost on a VM, [0, 1): time / (1 - overhead) (default 0: bare metal)")
     money = parser.add_argument_group("prices")
     money.add_argument("--pricing", default="on-demand",
                        help="on-demand (default), spot (interruptions not modelled: a lower bound), reserved-1y, "
@@ -119,6 +121,8 @@ def _summary_lines(plan, note=None, prices_line=None) -> list[str]:
         ]
     else:
         lines.append(f"throughput  {a['gpu_hours_from']}; implied end-to-end MFU {a['implied_mfu_end_to_end']:.1%}")
+    if "virtualization_overhead" in a:
+        lines.append(f"vm          virtualization overhead {a['virtualization_overhead']}")
     days = f", {plan.wall_clock_days:.1f} days wall clock" if plan.gpus else ""
     published = f" (published: {si(m.published_gpu_hours, 4)} on {m.published_hardware})" if m.published_gpu_hours else ""
     lines.append(f"time        {si(plan.gpu_hours)} GPU-hours{days}{published}")
@@ -157,14 +161,16 @@ def json_doc(plan, rows, note=None) -> dict:
 
 
 def run_cost(plan_kwargs: dict, pricing="on-demand", providers=None, prices_file=None, fmt="table", out=None,
-             region=None, stale_months=DEFAULT_STALE_MONTHS):
+             region=None, stale_months=DEFAULT_STALE_MONTHS, virtualization_overhead=0.0):
     """Plan, price and print (on `out`, default sys.stdout). Returns the TrainingPlan.
 
     Without `region`, each provider x GPU x pricing kind is priced at its cheapest region (the
-    region column names it); with it, only that region's rows.
+    region column names it); with it, only that region's rows. virtualization_overhead:
+    cost_models.virtualization (0: bare metal).
     """
     from cost_models.cost import plan_training, price_rows
     from cost_models.prices import cheapest_regions, load_prices, select, today
+    from cost_models.virtualization import check_overhead, with_overhead
 
     out = out or sys.stdout
     check_choice("format", fmt, FORMATS)
@@ -173,7 +179,8 @@ def run_cost(plan_kwargs: dict, pricing="on-demand", providers=None, prices_file
     chosen = select(prices, None, pricing, providers, region)   # validates names before the slower part
     if region is None:
         chosen = cheapest_regions(chosen)
-    plan = plan_training(**plan_kwargs)
+    check_overhead(virtualization_overhead)
+    plan = with_overhead(plan_training(**plan_kwargs), virtualization_overhead)
     ref = today()
     rows = price_rows(plan, chosen, ref, stale_months)
     warn_stale([p for p in chosen if p.gpu == plan.gpu.name], ref, stale_months, "cost")
@@ -229,5 +236,5 @@ def main(args) -> int:
                    "overlap": args.overlap, "goodput": args.goodput, "batch_tokens": args.batch_tokens,
                    "recompute": args.recompute, "dtype": args.dtype, "gpu_hours": args.gpu_hours}
     run_cost(plan_kwargs, args.pricing, args.providers, args.prices, args.format, region=args.region,
-             stale_months=args.stale_months)
+             stale_months=args.stale_months, virtualization_overhead=args.virtualization_overhead)
     return 0

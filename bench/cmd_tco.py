@@ -1,0 +1,209 @@
+"""`costbench tco`: own versus rent. What an owned GPU-hour costs, when owning beats each rental
+price in the catalog, and the provider's side: the price that pays back the GPU within its life,
+and the payback years at a given price.
+
+Formulas, their derivation and the worked example: cost_models/tco.py. Every default names its
+source (cost_models.tco.DEFAULTS); the JSON's `assumptions` says for each input whether it was given
+or defaulted, and from where.
+"""
+
+import argparse
+import sys
+
+from bench.cli import csv_list, number
+from bench.cmd_catalog import check_choice, emit, usd
+from bench.table import format_table
+from cost_models.errors import InputError
+
+PRICING_CHOICES = ("on-demand", "spot", "reserved-1y", "reserved-3y", "all")
+
+
+def prices_list(text):
+    """'2,6.16' -> [2.0, 6.16]: rental prices in USD per GPU-hour."""
+    values = [number(t) for t in csv_list(text)]
+    if any(v < 0 for v in values):
+        raise argparse.ArgumentTypeError(f"{text!r}: prices must be non-negative")
+    return values
+
+
+def _pct(value) -> str:
+    return f"{value:.0%}"
+
+
+def _years(value) -> str:
+    return "never" if value is None else f"{value:.2f}"
+
+
+COLUMNS = [("provider", "provider", ""), ("pricing", "pricing", ""), ("region", "region", ""),
+           ("usd_per_gpu_hour", "$/GPU-h", ".2f"), ("break_even_utilization", "owning wins above", _pct),
+           ("saving_usd_over_life", "saving over life", usd), ("payback_years", "payback years", _years)]
+
+
+def add_arguments(parser, command) -> None:
+    from cost_models.tco import CAPEX_USD, DEFAULTS, SERVER_KW_PER_GPU
+
+    def d(key):
+        return f"(default {DEFAULTS[key].value:g}: {DEFAULTS[key].source})"
+
+    gpu = parser.add_argument_group("the GPU")
+    gpu.add_argument("--gpu", default="H100-SXM", help="GPU type (costbench gpus); default H100-SXM")
+    gpu.add_argument("--capex", type=number, help="USD per GPU including its share of server and network "
+                     f"(default for H100-SXM: {CAPEX_USD['H100-SXM'].value:,}, {CAPEX_USD['H100-SXM'].source})")
+    gpu.add_argument("--life-years", type=number, help=f"useful life {d('life_years')}")
+    gpu.add_argument("--residual-fraction", type=number, help=f"resale value at the end, share of capex {d('residual_fraction')}")
+    gpu.add_argument("--interest", type=number, help=f"yearly cost of the debt that bought it {d('interest')}")
+    run = parser.add_argument_group("running it")
+    run.add_argument("--power-kw", type=number, help="kW while working (default: the GPU's TDP from the catalog "
+                     f"+ {SERVER_KW_PER_GPU.value} kW server share, {SERVER_KW_PER_GPU.source})")
+    run.add_argument("--pue", type=number, help=f"facility power / IT power {d('pue')}")
+    run.add_argument("--usd-per-kwh", type=number, help=f"electricity price {d('usd_per_kwh')}")
+    run.add_argument("--utilization", type=number, help=f"share of the year's hours it works, (0, 1] {d('utilization')}")
+    run.add_argument("--opex-usd-per-gpu-year", type=number, help=f"anything besides power {d('opex_usd_per_year')}")
+    rent = parser.add_argument_group("renting")
+    rent.add_argument("--rental-price", type=prices_list, metavar="USD[,USD...]",
+                      help="the provider's side: payback years when renting the GPU out at these $/GPU-hour")
+    rent.add_argument("--pricing", default="on-demand", help="catalog rows to compare with: on-demand (default), "
+                      "spot, reserved-1y, reserved-3y or all")
+    rent.add_argument("--providers", type=csv_list, help="only these providers, comma-separated")
+    rent.add_argument("--prices", metavar="FILE", help="CSV with prices.csv's columns: overrides or adds rows")
+    parser.add_argument("--format", default="table", help="table (default) or json")
+
+
+def owned_gpu(args):
+    """(OwnedGpu, GpuSpec, assumptions {input: {"value", "from"}}) from the flags and defaults."""
+    from cost_models.hardware import find_gpu
+    from cost_models.tco import CAPEX_USD, DEFAULTS, SERVER_KW_PER_GPU, OwnedGpu, default_power_kw
+
+    hw = find_gpu(args.gpu)
+    given = {"capex_usd": args.capex, "life_years": args.life_years, "residual_fraction": args.residual_fraction,
+             "interest": args.interest, "power_kw": args.power_kw, "pue": args.pue, "usd_per_kwh": args.usd_per_kwh,
+             "utilization": args.utilization, "opex_usd_per_year": args.opex_usd_per_gpu_year}
+    assumptions = {}
+    for key, value in given.items():
+        if value is not None:
+            assumptions[key] = {"value": value, "from": "given"}
+        elif key == "capex_usd":
+            if hw.name not in CAPEX_USD:
+                raise InputError(f"--capex: no default price for {hw.name} (only for {', '.join(CAPEX_USD)}); "
+                                 "give USD per GPU including its share of server and network")
+            assumptions[key] = {"value": CAPEX_USD[hw.name].value, "from": CAPEX_USD[hw.name].source}
+        elif key == "power_kw":
+            assumptions[key] = {"value": default_power_kw(hw.tdp_w),
+                                "from": f"{hw.name} TDP {hw.tdp_w:g} W (gpus.csv) + "
+                                        f"{SERVER_KW_PER_GPU.value} kW ({SERVER_KW_PER_GPU.source})"}
+        else:
+            assumptions[key] = {"value": DEFAULTS[key].value, "from": DEFAULTS[key].source}
+    gpu = OwnedGpu(**{k: v["value"] for k, v in assumptions.items()})
+    return gpu, hw, assumptions
+
+
+def _rows(gpu, prices) -> list[dict]:
+    return [{"provider": p.provider, "pricing": p.pricing, "region": p.region, "usd_per_gpu_hour": p.usd_per_gpu_hour,
+             "break_even_utilization": gpu.break_even_utilization(p.usd_per_gpu_hour),
+             "saving_usd_over_life": gpu.saving_usd_over_life(p.usd_per_gpu_hour),
+             "payback_years": gpu.payback_years(p.usd_per_gpu_hour), "as_of": p.as_of, "source": p.source}
+            for p in sorted(prices, key=lambda p: (p.usd_per_gpu_hour, p.provider))]
+
+
+def _provider_side(gpu, rental_prices) -> dict:
+    from cost_models.claims import claim
+    from cost_models.tco import SENSITIVITY_LIFE_YEARS
+
+    lo, hi = claim("utilisation 70% -> 85%").claimed
+    def underwater(years, life):
+        return years is None or years > life
+
+    payback = []
+    for p in rental_prices:
+        n = gpu.payback_years(p)
+        payback.append({"usd_per_gpu_hour": p, "payback_years": n, "underwater": underwater(n, gpu.life_years),
+                        "underwater_by_life_years": {str(life): underwater(n, life) for life in SENSITIVITY_LIFE_YEARS}})
+    return {"utilization": gpu.utilization, "life_years": gpu.life_years,
+            "payback_price_usd_per_gpu_hour": gpu.payback_price(),
+            "payback_price_by_utilization": {str(u): gpu.payback_price(u) for u in (lo, hi)},
+            "payback": payback}
+
+
+def _utilization_claim(gpu) -> dict:
+    from cost_models.claims import claim
+
+    c = claim("utilisation 70% -> 85%")
+    lo, hi = c.claimed
+    at_lo, at_hi = gpu.owned_usd_per_gpu_hour(lo), gpu.owned_usd_per_gpu_hour(hi)
+    return {"claim": c.label, "text": c.text, "source": c.source,
+            "owned_usd_per_gpu_hour": {str(lo): at_lo, str(hi): at_hi}, "owned_change": at_hi / at_lo - 1,
+            "payback_price_usd_per_gpu_hour": {str(lo): gpu.payback_price(lo), str(hi): gpu.payback_price(hi)}}
+
+
+def tco_document(args) -> dict:
+    from cost_models.prices import load_prices, select
+
+    check_choice("pricing", args.pricing, PRICING_CHOICES)
+    gpu, hw, assumptions = owned_gpu(args)
+    prices = select(load_prices(args.prices), hw.name, args.pricing, args.providers)
+    return {
+        "gpu": hw.name, "utilization": gpu.utilization,
+        "owned_usd_per_gpu_hour": gpu.owned_usd_per_gpu_hour(),
+        "breakdown": {"capital_usd_per_year": gpu.capital_usd_per_year,
+                      "depreciation_usd_per_year": gpu.depreciation_usd_per_year,
+                      "interest_usd_per_year": gpu.interest_usd_per_year,
+                      "opex_usd_per_year": gpu.opex_usd_per_year,
+                      "fixed_usd_per_used_hour": gpu.owned_usd_per_gpu_hour() - gpu.power_usd_per_used_hour,
+                      "power_usd_per_used_hour": gpu.power_usd_per_used_hour},
+        "assumptions": assumptions,
+        "rows": _rows(gpu, prices),
+        "provider_side": _provider_side(gpu, args.rental_price or []),
+        "sensitivity": gpu.sensitivity(),
+        "claims": [_utilization_claim(gpu)],
+        "formula": "owned = (capital + opex per year) / (8760 x utilisation) + kW x PUE x $/kWh; capital = "
+                   "(capex - residual / (1+r)^life) x r / (1 - (1+r)^-life), straight-line (capex - residual) "
+                   "/ life at r = 0 (cost_models/tco.py)",
+    }
+
+
+def _print(doc, out) -> None:
+    b, a, side = doc["breakdown"], doc["assumptions"], doc["provider_side"]
+    u = doc["utilization"]
+    out.write(f"owned {doc['gpu']}: ${doc['owned_usd_per_gpu_hour']:.4f} per used GPU-hour at {u:.0%} utilisation "
+              f"= capital+opex ${b['fixed_usd_per_used_hour']:.4f} + power ${b['power_usd_per_used_hour']:.4f}\n")
+    out.write(f"  capital ${b['capital_usd_per_year']:,.0f}/year = depreciation ${b['depreciation_usd_per_year']:,.0f} "
+              f"+ interest ${b['interest_usd_per_year']:,.0f}; opex ${b['opex_usd_per_year']:,.0f}/year\n")
+    for key, v in a.items():
+        out.write(f"  {key:<18} {v['value']:g}  ({v['from']})\n")
+    out.write("\n")
+    if doc["rows"]:
+        out.write(format_table(doc["rows"], COLUMNS) + "\n")
+        out.write(f"  saving over life: renting the same used hours minus owning, at {u:.0%} utilisation over "
+                  f"{side['life_years']:g} years (negative: owning costs more); payback: renting the GPU out at "
+                  "that price\n\n")
+    else:
+        out.write(f"no catalog prices for {doc['gpu']} with these filters\n\n")
+    out.write(f"provider's side: the rental price that pays back capex and interest within {side['life_years']:g} "
+              f"years is ${side['payback_price_usd_per_gpu_hour']:.2f}/GPU-hour at {u:.0%} utilisation ("
+              + ", ".join(f"${p:.2f} at {float(k):.0%}" for k, p in side["payback_price_by_utilization"].items()) + ")\n")
+    for p in side["payback"]:
+        lives = p["underwater_by_life_years"]
+        under = [k for k, v in lives.items() if v]
+        state = (f"underwater on a {', '.join(under)}-year life" if under else
+                 f"pays back within {', '.join(lives)} years")
+        out.write(f"  renting out at ${p['usd_per_gpu_hour']:.2f}/GPU-hour: payback {_years(p['payback_years'])} years "
+                  f"at {u:.0%} ({state})\n")
+    s = doc["sensitivity"]
+    rows = [{"life": f"{life:g} years", **{str(u): v for u, v in zip(s["utilization"], vals)}}
+            for life, vals in zip(s["life_years"], s["owned_usd_per_gpu_hour"])]
+    out.write("\nowned $/used GPU-hour, life x utilisation\n")
+    out.write(format_table(rows, [("life", "life", "")] + [(str(u), f"{u:.0%}", ".3f") for u in s["utilization"]]) + "\n")
+    for c in doc["claims"]:
+        (lo, at_lo), (hi, at_hi) = c["owned_usd_per_gpu_hour"].items()
+        out.write(f"\nclaim: {c['text']} ({c['source']}): owned ${at_lo:.3f} -> ${at_hi:.3f} per used GPU-hour "
+                  f"({c['owned_change']:+.1%}) from {float(lo):.0%} to {float(hi):.0%}\n")
+
+
+def main(args) -> int:
+    check_choice("format", args.format, ("table", "json"))
+    doc = tco_document(args)
+    if args.format == "json":
+        emit([], [], "json", sys.stdout, doc)
+    else:
+        _print(doc, sys.stdout)
+    return 0

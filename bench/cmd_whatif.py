@@ -1,0 +1,166 @@
+"""`costbench whatif --vary KEY=V1,V2,... [any cost flags]`: one input varied, everything else fixed.
+
+Every row is one run of `costbench cost` (bench.cmd_cost.main with --format json) with the cost
+flag --KEY set to one value: the same parser types, defaults and code path, so a row's numbers are
+exactly what a separate `costbench cost ... --KEY V` prints, and any flag `cost` gains can be varied
+or fixed here. cost_models.whatif condenses the cost documents into rows with ratios to the first
+row; cost_models.claims sets them next to the published claims they test.
+
+Examples:
+  costbench whatif --vary network=ib-ndr-400,eth-100 --gpus 2048         (Llama 3 70B, H100s)
+  costbench whatif --vary gpu=A100-SXM-80GB,H100-SXM,H200-SXM,B200 --gpus 2048
+  costbench whatif --vary virtualization-overhead=0,0.05,0.1
+"""
+
+import argparse
+import contextlib
+import io
+import json
+import sys
+
+from bench.cmd_catalog import check_choice, emit, usd
+from bench.table import si
+from cost_models.errors import InputError, unknown_name
+
+NOT_VARIED = ("help", "format", "vary")   # cost flags that make no sense as a varied input
+
+
+def _ratio(value) -> str:
+    return f"{value:.2f}x"
+
+
+COLUMNS = [("value", "value", ""), ("gpu", "GPU", ""), ("gpus", "GPUs", ","), ("gpu_hours", "GPU-hours", si),
+           ("wall_clock_days", "days", ".1f"), ("cost_usd_min", "cost min", usd), ("cost_usd_max", "cost max", usd),
+           ("ratio_gpu_hours", "x hours", _ratio), ("ratio_wall_clock_days", "x days", _ratio),
+           ("ratio_cost_usd_min", "x cost", _ratio), ("layout", "layout", ""),
+           ("exposed_comm_share", "exposed comm", ".1%"), ("figures", "figures", "")]
+
+
+def add_arguments(parser, command) -> None:
+    from bench import cmd_cost
+
+    parser.add_argument("--vary", required=True, metavar="KEY=V1,V2,...",
+                        help="the one input varied: a cost flag without its dashes (gpu, network, gpus, pricing, "
+                             "dtype, tokens, virtualization-overhead, ...) and its values; all else fixed")
+    cmd_cost.add_arguments(parser, "cost")
+
+
+def parse_vary(text: str) -> tuple[str, list[str]]:
+    key, sep, values = text.partition("=")
+    key = key.strip().removeprefix("--")
+    if not sep or not key:
+        raise InputError(f"--vary {text!r}: expected KEY=V1,V2,... (e.g. gpu=A100-SXM-80GB,H100-SXM)")
+    items = [v.strip() for v in values.split(",") if v.strip()]
+    if not items:
+        raise InputError(f"--vary {key}: no values given (e.g. {key}=V1,V2)")
+    return key, items
+
+
+def _cost_actions() -> dict:
+    """cost flag name (no dashes) -> its argparse action, for flags that take a value."""
+    from bench.cli import build_parser
+
+    parser, _ = build_parser("cost")
+    return {opt[2:]: a for a in parser._actions for opt in a.option_strings
+            if opt.startswith("--") and a.nargs != 0 and opt[2:] not in NOT_VARIED}
+
+
+def _convert(action, key: str, text: str):
+    if action.type is None:
+        return text
+    try:
+        return action.type(text)
+    except (argparse.ArgumentTypeError, ValueError) as e:
+        raise InputError(f"--vary {key}: {text!r}: {e}") from None
+
+
+def cost_document(args) -> dict:
+    """What `costbench cost --format json` prints for these parsed cost flags."""
+    from bench import cmd_cost
+
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf):
+        cmd_cost.main(argparse.Namespace(**{**vars(args), "format": "json"}))
+    return json.loads(buf.getvalue())
+
+
+def _measured_gpu(path: str | None) -> str | None:
+    """The catalog GPU a result file measured (None without a file): its rows are 'measured'."""
+    if path is None:
+        return None
+    from bench.results import load
+    from cost_models.throughput import Throughput
+
+    return Throughput.from_result(load(path), source=path).gpu
+
+
+def run_whatif(args) -> dict:
+    """The what-if JSON document for parsed whatif flags (args.vary plus cost flags)."""
+    from cost_models import whatif
+
+    key, texts = parse_vary(args.vary)
+    actions = _cost_actions()
+    if key not in actions:
+        raise unknown_name("--vary key", key, sorted(actions))
+    action = actions[key]
+    if getattr(args, action.dest) != action.default:
+        raise InputError(f"--vary {key} and --{key} both given: vary it or fix it, not both")
+    rows = []
+    for text in texts:
+        value = _convert(action, key, text)
+        one = argparse.Namespace(**{**vars(args), action.dest: value})
+        try:
+            cost = cost_document(one)
+        except InputError as e:
+            raise InputError(f"--vary {key}={text}: {e}") from None
+        measured_gpu = _measured_gpu(one.results)
+        measured = measured_gpu is not None and measured_gpu == cost["gpu"]
+        rows.append(whatif.row(value, cost, measured, one.results if measured else None))
+    fixed = {a.dest: getattr(args, a.dest) for a in actions.values()
+             if a.dest != action.dest and getattr(args, a.dest) != a.default}
+    return whatif.document(key, rows, fixed)
+
+
+def _layout(row) -> str:
+    p = row.get("parallelism")
+    if p:
+        return " ".join(f"{k.upper()}{p[k]}" for k in ("tp", "pp", "dp") if k in p) + \
+            (f" mb{p['micro_batch']}" if "micro_batch" in p else "")
+    return "-"
+
+
+def _print_table(doc, out) -> None:
+    from bench.table import format_table
+    from cost_models.claims import describe
+
+    rows = [{**r, "layout": _layout(r), "figures": "measured" if r["measured"] else "catalog"} for r in doc["rows"]]
+    out.write(f"what if {doc['vary']} = {', '.join(str(r['value']) for r in rows)}; ratios to the first row\n\n")
+    out.write(format_table(rows, COLUMNS) + "\n\n")
+    first = doc["rows"][0]
+    out.write(f"model       {first['model']}; cost min/max over {first['price_rows']} price rows "
+              f"(cheapest: {first['cheapest'] or 'none'})\n")
+    if len({r.get("network") for r in doc["rows"]}) > 1 or doc["vary"] == "network":
+        for r in doc["rows"]:   # the fabric each row ran on, where rows differ in it
+            comm = f"; overlap {r['overlap']:g}" if r.get("overlap") is not None else ""
+            out.write(f"network     {r['value']}: {r['network']}{comm}\n")
+    else:
+        out.write(f"network     {first['network']}\n")
+    fixed = ", ".join(f"{k}={v}" for k, v in doc["fixed"].items())
+    out.write(f"fixed       {fixed or 'all cost defaults'}\n")
+    notes = {r["note"] for r in doc["rows"] if r.get("note")}
+    for note in sorted(notes):
+        out.write(f"note        {note}\n")
+    for found in doc["claims"]:
+        out.write(f"claim       {describe(found)}\n")
+
+
+def main(args) -> int:
+    check_choice("format", args.format, ("table", "json", "csv"))
+    doc = run_whatif(args)
+    if args.format == "table":
+        _print_table(doc, sys.stdout)
+    else:
+        flat = [{k: v for k, v in r.items() if k not in ("parallelism", "step", "cost_usd_by_provider")}
+                for r in doc["rows"]]
+        emit(flat, COLUMNS, args.format, sys.stdout, doc)
+    return 0

@@ -1,0 +1,86 @@
+"""What-if: one input varied, everything else fixed; one row per value.
+
+Each row is built from one cost evaluation's JSON document (what `costbench cost --format json`
+prints for that value), so a what-if row is by construction the same numbers as a separate cost
+call. This module only condenses those documents into rows, adds ratios to the first row and the
+claims that apply (cost_models.claims); bench/cmd_whatif.py runs the evaluations.
+
+frame(doc) turns a what-if JSON document into a pandas DataFrame (one row per value) for charts
+(`costbench report` draws one from it).
+"""
+
+from cost_models import claims
+
+RATIO_OF = ("gpu_hours", "wall_clock_days", "cost_usd_min", "cost_usd_max")
+
+
+def _comm_share(cost: dict):
+    """Share of step time spent in exposed communication: from the step model's parts where it ran,
+    else the older model's assumptions['exposed_comm_share']."""
+    step = cost.get("step")
+    if step and step.get("seconds"):
+        parts = step.get("parts", {})
+        comm = sum(v for k, v in parts.items() if k.endswith("_comm") or k == "pp_bubble")
+        return comm / step["seconds"]
+    return cost.get("assumptions", {}).get("exposed_comm_share")
+
+
+def row(value, cost: dict, measured: bool = False, measured_from: str | None = None) -> dict:
+    """One what-if row from one cost JSON document. cost_usd_min/max: over its price rows."""
+    prices = cost.get("rows") or []
+    by_provider = {}
+    for p in prices:
+        by_provider[p["provider"]] = min(p["cost_usd"], by_provider.get(p["provider"], float("inf")))
+    cheapest = min(prices, key=lambda p: p["cost_usd"]) if prices else None
+    a = cost.get("assumptions", {})
+    return {
+        "value": value, "model": cost["model"]["name"], "gpu": cost["gpu"], "gpus": cost["gpus"],
+        "gpu_hours": cost["gpu_hours"], "wall_clock_days": cost["wall_clock_days"],
+        "achieved_tflops_per_gpu": cost.get("achieved_tflops_per_gpu"), "mfu": cost.get("mfu"),
+        "cost_usd_min": cheapest["cost_usd"] if cheapest else None,
+        "cost_usd_max": max(p["cost_usd"] for p in prices) if prices else None,
+        "cheapest": f"{cheapest['provider']} {cheapest['pricing']}" if cheapest else None,
+        "price_rows": len(prices), "cost_usd_by_provider": by_provider,
+        "measured": measured, "measured_from": measured_from,
+        "network": a.get("network"), "overlap": a.get("overlap"), "exposed_comm_share": _comm_share(cost),
+        "parallelism": cost.get("parallelism"), "step": cost.get("step"), "note": cost.get("note"),
+    }
+
+
+def add_ratios(rows: list[dict]) -> list[dict]:
+    """ratio_<x> = row's x / the first row's x (None where either is missing or the first is 0)."""
+    first = rows[0]
+    for r in rows:
+        for key in RATIO_OF:
+            a, b = r.get(key), first.get(key)
+            r[f"ratio_{key}"] = a / b if a is not None and b else None
+    return rows
+
+
+def document(vary: str, rows: list[dict], fixed: dict | None = None) -> dict:
+    """The what-if JSON: {"vary", "rows" (with ratios), "claims" (those that apply), "fixed"}."""
+    rows = add_ratios(rows)
+    return {"vary": vary, "rows": rows, "claims": claims.evaluate(vary, rows), "fixed": fixed or {}}
+
+
+def frame(doc: dict):
+    """pandas DataFrame, one row per varied value, for charts: the row fields with `parallelism`
+    flattened to tp/pp/dp/... columns and `step` to step_seconds and step_<part> columns; the
+    varied key in df.attrs["vary"] and the claims in df.attrs["claims"]."""
+    import pandas as pd
+
+    flat = []
+    for r in doc["rows"]:
+        out = {k: v for k, v in r.items() if k not in ("parallelism", "step", "cost_usd_by_provider")}
+        out["value"] = str(r["value"])
+        for k, v in (r.get("parallelism") or {}).items():
+            out[k] = v
+        step = r.get("step") or {}
+        if step:
+            out["step_seconds"] = step.get("seconds")
+            out.update({f"step_{k}": v for k, v in step.get("parts", {}).items()})
+        flat.append(out)
+    df = pd.DataFrame(flat)
+    df.attrs["vary"] = doc["vary"]
+    df.attrs["claims"] = doc.get("claims", [])
+    return df
