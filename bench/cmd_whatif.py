@@ -105,9 +105,9 @@ def run_whatif(args) -> dict:
     action = actions[key]
     if getattr(args, action.dest) != action.default:
         raise InputError(f"--vary {key} and --{key} both given: vary it or fix it, not both")
+    values = [_convert(action, key, text) for text in texts]   # every value checked before any runs
     rows = []
-    for text in texts:
-        value = _convert(action, key, text)
+    for text, value in zip(texts, values):
         one = argparse.Namespace(**{**vars(args), action.dest: value})
         try:
             cost = cost_document(one)

@@ -1,0 +1,155 @@
+"""`costbench whatif` through bench.cli.main: rows equal separate `cost` calls, ratios, claims,
+measured rows, the virtualization overhead, frame() for charts, and bad input."""
+
+import json
+
+import pytest
+
+from bench import cli
+from cost_models import claims, whatif
+from tests.test_cost_cli import _result_file, run
+
+FIXED = ["--model", "llama3-8b", "--gpus", "256"]
+
+
+def whatif_json(capsys, *argv):
+    code, out, err = run(capsys, "whatif", *argv, "--format", "json")
+    assert code == 0, err
+    return json.loads(out)
+
+
+def cost_json(capsys, *argv):
+    code, out, err = run(capsys, "cost", *argv, "--format", "json")
+    assert code == 0, err
+    return json.loads(out)
+
+
+@pytest.mark.parametrize("key, values, flag_values", [
+    ("gpu", "A100-SXM-80GB,H100-SXM,H200-SXM", ["A100-SXM-80GB", "H100-SXM", "H200-SXM"]),
+    ("network", "ib-ndr-400,eth-100", ["ib-ndr-400", "eth-100"]),
+    ("tokens", "1T,2T", ["1T", "2T"]),
+    ("dtype", "bf16,fp8", ["bf16", "fp8"]),
+    ("pricing", "on-demand,all", ["on-demand", "all"]),
+    ("virtualization-overhead", "0,0.1", ["0", "0.1"]),
+])
+def test_rows_equal_separate_cost_calls(capsys, key, values, flag_values):
+    doc = whatif_json(capsys, "--vary", f"{key}={values}", *FIXED)
+    assert doc["vary"] == key and len(doc["rows"]) == len(flag_values)
+    for row, text in zip(doc["rows"], flag_values):
+        cost = cost_json(capsys, *FIXED, f"--{key}", text)
+        costs = [r["cost_usd"] for r in cost["rows"]]
+        assert row["gpu_hours"] == cost["gpu_hours"] and row["wall_clock_days"] == cost["wall_clock_days"]
+        assert row["gpu"] == cost["gpu"] and row["gpus"] == cost["gpus"]
+        assert row["cost_usd_min"] == min(costs) and row["cost_usd_max"] == max(costs)
+        assert row["ratio_gpu_hours"] == pytest.approx(row["gpu_hours"] / doc["rows"][0]["gpu_hours"])
+
+
+def test_gpus_vary_and_numbers_parse_like_cost(capsys):
+    doc = whatif_json(capsys, "--vary", "gpus=64,1K", "--model", "llama3-8b")
+    assert [r["value"] for r in doc["rows"]] == [64, 1000] and [r["gpus"] for r in doc["rows"]] == [64, 1000]
+    assert doc["rows"][1]["wall_clock_days"] < doc["rows"][0]["wall_clock_days"]
+
+
+def test_network_scenario_and_claim(capsys):
+    # Llama 3 70B on 2,048 H100s: 400 Gb/s InfiniBand per GPU vs 100 Gb/s Ethernet per node
+    doc = whatif_json(capsys, "--vary", "network=ib-ndr-400,eth-100", "--gpus", "2048")
+    ib, eth = doc["rows"]
+    assert eth["gpu_hours"] > ib["gpu_hours"] and eth["exposed_comm_share"] > ib["exposed_comm_share"]
+    assert ib["overlap"] is not None and "eth-100" in eth["network"]
+    (found,) = doc["claims"]
+    assert found["claim"] == "InfiniBand / Ethernet" and found["claimed"] == [3, 4]
+    assert found["found"] == pytest.approx(eth["gpu_hours"] / ib["gpu_hours"]) and found["basis"] == "model"
+
+
+def test_generation_claims(capsys):
+    doc = whatif_json(capsys, "--vary", "gpu=A100-SXM-80GB,H100-SXM,H200-SXM,GB200", "--gpus", "2048")
+    found = {f["claim"]: f for f in doc["claims"]}
+    assert set(found) == {"H100 / A100", "H200 / H100", "GB200 / H200"}
+    hours = {r["gpu"]: r["gpu_hours"] for r in doc["rows"]}
+    assert found["H100 / A100"]["found"] == pytest.approx(hours["A100-SXM-80GB"] / hours["H100-SXM"])
+
+
+def test_virtualization_overhead_divides_time(capsys):
+    doc = whatif_json(capsys, "--vary", "virtualization-overhead=0,0.1", *FIXED)
+    bare, vm = doc["rows"]
+    assert vm["gpu_hours"] == pytest.approx(bare["gpu_hours"] / 0.9)
+    assert vm["wall_clock_days"] == pytest.approx(bare["wall_clock_days"] / 0.9)
+    assert vm["cost_usd_min"] == pytest.approx(bare["cost_usd_min"] / 0.9)
+    (found,) = doc["claims"]
+    assert found["claim"] == "bare metal / VM" and found["found"] == pytest.approx(1 / 0.9)
+
+
+def test_pricing_claims_specialised_vs_hyperscaler(capsys):
+    doc = whatif_json(capsys, "--vary", "pricing=on-demand", *FIXED)
+    (found,) = [f for f in doc["claims"] if f["claim"].startswith("specialised")]
+    prices = {r["provider"]: r["usd_per_gpu_hour"] for r in cost_json(capsys, *FIXED)["rows"]}
+    hyper = [p for name, p in prices.items() if name in claims.HYPERSCALERS]
+    special = [p for name, p in prices.items() if name not in claims.HYPERSCALERS]
+    assert found["found"] == pytest.approx([1 - max(special) / min(hyper), 1 - min(special) / max(hyper)])
+
+
+def test_measured_row_says_so(capsys, tmp_path):
+    path = _result_file(tmp_path, gpu="H200-SXM")
+    doc = whatif_json(capsys, "--vary", "gpu=H100-SXM,H200-SXM", "--results", path, *FIXED)
+    h100, h200 = doc["rows"]
+    assert h200["measured"] is True and h200["measured_from"] == path and h100["measured"] is False
+    assert doc["claims"][0]["basis"] == "measured-model"
+    code, out, _ = run(capsys, "whatif", "--vary", "gpu=H100-SXM,H200-SXM", "--results", path, *FIXED)
+    assert code == 0 and "measured" in out and "catalog" in out and "measured-model vs 1.5x claimed" in out
+
+
+def test_table_output(capsys):
+    code, out, err = run(capsys, "whatif", "--vary", "network=ib-ndr-400,eth-100", "--gpus", "2048")
+    assert code == 0 and err == ""
+    assert out.startswith("what if network = ib-ndr-400, eth-100")
+    assert "claim       InfiniBand / Ethernet" in out and "3-4x claimed" in out and "fixed       gpus=2048" in out
+
+
+def test_frame_for_charts(capsys):
+    doc = whatif_json(capsys, "--vary", "gpu=A100-SXM-80GB,H100-SXM", *FIXED)
+    df = whatif.frame(doc)
+    assert list(df["value"]) == ["A100-SXM-80GB", "H100-SXM"]
+    assert {"gpu_hours", "cost_usd_min", "ratio_gpu_hours"} <= set(df.columns)
+    assert df.attrs["vary"] == "gpu" and df.attrs["claims"]
+
+
+def test_frame_flattens_layout_and_step():
+    cost = {"model": {"name": "m"}, "gpu": "H100-SXM", "gpus": 8, "gpu_hours": 10.0, "wall_clock_days": 1.0,
+            "rows": [], "assumptions": {},
+            "parallelism": {"tp": 8, "pp": 1, "dp": 1}, "step": {"seconds": 2.0, "parts": {"gemm": 1.5, "dp_comm": 0.5}}}
+    doc = whatif.document("gpus", [whatif.row(8, cost)])
+    assert doc["rows"][0]["exposed_comm_share"] == pytest.approx(0.25)
+    df = whatif.frame(doc)
+    assert df.loc[0, "tp"] == 8 and df.loc[0, "step_seconds"] == 2.0 and df.loc[0, "step_dp_comm"] == 0.5
+
+
+@pytest.mark.parametrize("argv, needle", [
+    (["--vary", "colour=red,blue"], "unknown --vary key 'colour'"),
+    (["--vary", "gpu="], "no values"),
+    (["--vary", "gpu=,,"], "no values"),
+    (["--vary", "gpu"], "KEY=V1,V2"),
+    (["--vary", "gpu=H100-SXM,h10"], "--vary gpu=h10: unknown GPU"),
+    (["--vary", "gpus=8,abc"], "--vary gpus: 'abc'"),
+    (["--vary", "gpu=H100-SXM", "--gpu", "A100-SXM-80GB"], "both given"),
+    (["--vary", "virtualization-overhead=0,1"], "virtualization-overhead"),
+    (["--vary", "format=json,csv"], "unknown --vary key"),
+    ([], "--vary"),
+])
+def test_bad_input_one_line_exit_2(capsys, argv, needle):
+    code, out, err = run(capsys, "whatif", *argv)
+    assert code == 2 and out == ""
+    assert err.count("\n") == 1 and needle in err and "Traceback" not in err
+
+
+def test_cost_virtualization_overhead_flag(capsys):
+    bare = cost_json(capsys, *FIXED)
+    vm = cost_json(capsys, *FIXED, "--virtualization-overhead", "0.05")
+    assert vm["gpu_hours"] == pytest.approx(bare["gpu_hours"] / 0.95)
+    assert vm["mfu"] == pytest.approx(bare["mfu"] * 0.95)
+    assert "virtualization_overhead" in vm["assumptions"]
+    code, _, err = run(capsys, "cost", "--virtualization-overhead", "-0.1")
+    assert code == 2 and "virtualization-overhead" in err
+
+
+def test_registered_in_cli():
+    assert "whatif" in cli.COMMANDS and "tco" in cli.COMMANDS
