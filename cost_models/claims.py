@@ -78,12 +78,12 @@ def _found(claim: Claim, value, basis: str, compared: str) -> dict:
 
 
 def _speedup(claim, rows):
-    base = next((r for r in rows if claim.base(r)), None)
+    """The first `other` row against every `base` row (each VM overhead against bare metal)."""
     other = next((r for r in rows if claim.other(r)), None)
-    if base is None or other is None or not other.get("gpu_hours"):
+    if other is None or not other.get("gpu_hours"):
         return []
     return [_found(claim, base["gpu_hours"] / other["gpu_hours"], _basis(base, other),
-                   f"{other['value']} vs {base['value']}")]
+                   f"{other['value']} vs {base['value']}") for base in rows if claim.base(base)]
 
 
 def _cheaper_range(cheap: list[float], dear: list[float]):

@@ -153,3 +153,12 @@ def test_cost_virtualization_overhead_flag(capsys):
 
 def test_registered_in_cli():
     assert "whatif" in cli.COMMANDS and "tco" in cli.COMMANDS
+
+
+def test_reserved_claim_same_provider_by_hand():
+    rows = [{"value": "on-demand", "gpu_hours": 1.0, "cost_usd_by_provider": {"aws": 100.0, "lambda": 50.0}},
+            {"value": "reserved-1y", "gpu_hours": 1.0, "cost_usd_by_provider": {"aws": 60.0, "lambda": 40.0,
+                                                                                 "nebius": 1.0}}]
+    (found,) = [f for f in claims.evaluate("pricing", rows) if f["claim"] == "reserved vs on-demand"]
+    assert found["found"] == pytest.approx([0.2, 0.4])   # lambda 1 - 40/50, aws 1 - 60/100; nebius unmatched
+    assert claims.evaluate("network", rows[:1]) == []    # no Ethernet and InfiniBand rows: no claim
