@@ -5,6 +5,7 @@ loads a result file through bench.results (cost_models never imports bench) and 
 JSON or CSV. print_cost_table() is what the bare `costbench` job calls after measuring.
 """
 
+import argparse
 import sys
 
 from bench.cli import csv_list, fraction, number, positive, positive_int
@@ -22,6 +23,16 @@ COLUMNS = [("provider", "provider", ""), ("gpu", "GPU", ""), ("pricing", "pricin
            ("_age", "age", "")]
 ROW_KEYS = ("provider", "gpu", "pricing", "region", "usd_per_gpu_hour", "cost_usd", "cost_usd_low",
             "cost_usd_high", "commitment_usd", "as_of", "age_days", "stale", "source", "note")
+
+
+def overhead(text):
+    """--virtualization-overhead: a share of step time in [0, 1)."""
+    from cost_models.virtualization import check_overhead
+
+    try:
+        return check_overhead(number(text))
+    except InputError as e:
+        raise argparse.ArgumentTypeError(str(e).split(": ", 1)[-1]) from None
 
 
 def add_arguments(parser, command) -> None:
@@ -47,7 +58,7 @@ def add_arguments(parser, command) -> None:
     eff.add_argument("--goodput", type=fraction, help="productive share of wall-clock time (default: from cluster size)")
     eff.add_argument("--batch-tokens", type=positive, help="global batch in tokens (default 8M)")
     eff.add_argument("--gpu-hours", type=positive, help="skip the time model: price this many GPU-hours")
-    eff.add_argument("--virtualization-overhead", type=number, default=0.0,
+    eff.add_argument("--virtualization-overhead", type=overhead, default=0.0,
                      help="share of step time lost on a VM, [0, 1): time / (1 - overhead) (default 0: bare metal)")
     money = parser.add_argument_group("prices")
     money.add_argument("--pricing", default="on-demand",
@@ -170,7 +181,7 @@ def run_cost(plan_kwargs: dict, pricing="on-demand", providers=None, prices_file
     """
     from cost_models.cost import plan_training, price_rows
     from cost_models.prices import cheapest_regions, load_prices, select, today
-    from cost_models.virtualization import check_overhead, with_overhead
+    from cost_models.virtualization import with_overhead   # checks the overhead before planning
 
     out = out or sys.stdout
     check_choice("format", fmt, FORMATS)
@@ -179,7 +190,6 @@ def run_cost(plan_kwargs: dict, pricing="on-demand", providers=None, prices_file
     chosen = select(prices, None, pricing, providers, region)   # validates names before the slower part
     if region is None:
         chosen = cheapest_regions(chosen)
-    check_overhead(virtualization_overhead)
     plan = with_overhead(plan_training(**plan_kwargs), virtualization_overhead)
     ref = today()
     rows = price_rows(plan, chosen, ref, stale_months)

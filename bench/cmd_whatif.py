@@ -74,14 +74,19 @@ def _convert(action, key: str, text: str):
         raise InputError(f"--vary {key}: {text!r}: {e}") from None
 
 
-def cost_document(args) -> dict:
-    """What `costbench cost --format json` prints for these parsed cost flags."""
+def cost_document(args, warnings: list | None = None) -> dict:
+    """What `costbench cost --format json` prints for these parsed cost flags. Its warnings
+    (stderr lines) go to `warnings` when given, so that a what-if prints each once, not per row."""
     from bench import cmd_cost
 
-    buf = io.StringIO()
-    with contextlib.redirect_stdout(buf):
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
         cmd_cost.main(argparse.Namespace(**{**vars(args), "format": "json"}))
-    return json.loads(buf.getvalue())
+    if warnings is not None:
+        warnings += err.getvalue().splitlines()
+    else:
+        sys.stderr.write(err.getvalue())
+    return json.loads(out.getvalue())
 
 
 def _measured_gpu(path: str | None) -> str | None:
@@ -106,16 +111,18 @@ def run_whatif(args) -> dict:
     if getattr(args, action.dest) != action.default:
         raise InputError(f"--vary {key} and --{key} both given: vary it or fix it, not both")
     values = [_convert(action, key, text) for text in texts]   # every value checked before any runs
-    rows = []
+    rows, warnings = [], []
     for text, value in zip(texts, values):
         one = argparse.Namespace(**{**vars(args), action.dest: value})
         try:
-            cost = cost_document(one)
+            cost = cost_document(one, warnings)
         except InputError as e:
             raise InputError(f"--vary {key}={text}: {e}") from None
         measured_gpu = _measured_gpu(one.results)
         measured = measured_gpu is not None and measured_gpu == cost["gpu"]
         rows.append(whatif.row(value, cost, measured, one.results if measured else None))
+    for line in dict.fromkeys(warnings):   # each cost warning once, in order
+        print(line, file=sys.stderr)
     fixed = {a.dest: getattr(args, a.dest) for a in actions.values()
              if a.dest != action.dest and getattr(args, a.dest) != a.default}
     return whatif.document(key, rows, fixed)
