@@ -65,6 +65,7 @@ def add_arguments(parser, command) -> None:
     rent.add_argument("--pricing", default="on-demand", help="catalog rows to compare with: on-demand (default), "
                       "spot, reserved-1y, reserved-3y or all")
     rent.add_argument("--providers", type=csv_list, help="only these providers, comma-separated")
+    rent.add_argument("--region", help="compare with this region only (default: each provider's cheapest region)")
     rent.add_argument("--prices", metavar="FILE", help="CSV with prices.csv's columns: overrides or adds rows")
     parser.add_argument("--format", default="table", help="table (default) or json")
 
@@ -136,11 +137,13 @@ def _utilization_claim(gpu) -> dict:
 
 
 def tco_document(args) -> dict:
-    from cost_models.prices import load_prices, select
+    from cost_models.prices import cheapest_regions, load_prices, select
 
     check_choice("pricing", args.pricing, PRICING_CHOICES)
     gpu, hw, assumptions = owned_gpu(args)
-    prices = select(load_prices(args.prices), hw.name, args.pricing, args.providers)
+    prices = select(load_prices(args.prices), hw.name, args.pricing, args.providers, args.region)
+    if args.region is None:  # one row per provider and kind, as `costbench cost` shows
+        prices = cheapest_regions(prices)
     return {
         "gpu": hw.name, "utilization": gpu.utilization,
         "owned_usd_per_gpu_hour": gpu.owned_usd_per_gpu_hour(),

@@ -169,3 +169,17 @@ def test_tco_bad_input_one_line_exit_2(capsys, argv, needle):
     code, out, err = run(capsys, "tco", *argv)
     assert code == 2 and out == ""
     assert err.count("\n") == 1 and needle in err and "Traceback" not in err
+
+
+def test_rows_are_each_providers_cheapest_region_unless_one_is_named(capsys):
+    code, out, _ = run(capsys, "tco", "--format", "json")
+    rows = json.loads(out)["rows"]
+    keys = [(r["provider"], r["pricing"]) for r in rows]
+    assert code == 0 and len(keys) == len(set(keys))  # one region per provider and kind
+    from cost_models.prices import load_prices, select
+    gcp = select(load_prices(), "H100-SXM", "on-demand", ["gcp"])
+    assert len(gcp) > 1
+    assert next(r for r in rows if r["provider"] == "gcp")["usd_per_gpu_hour"] == min(p.usd_per_gpu_hour for p in gcp)
+    dearest = max(gcp, key=lambda p: p.usd_per_gpu_hour).region
+    code, out, _ = run(capsys, "tco", "--format", "json", "--providers", "gcp", "--region", dearest)
+    assert code == 0 and {r["region"] for r in json.loads(out)["rows"]} == {dearest}
