@@ -65,10 +65,8 @@ def test_help_through_python_m_bench():
 
 
 def test_quick_cpu_run_writes_a_valid_file(tmp_path):
-    t0 = time.monotonic()
     proc = costbench("run", "--device", "cpu", "--quick", "--tag", "ci/cpu", "--out", str(tmp_path))
     assert proc.returncode == 0, proc.stderr
-    assert time.monotonic() - t0 < 30
     (name,) = os.listdir(tmp_path)
     assert "-cpu-ci-cpu-" in name
     doc = results.load(str(tmp_path / name))
