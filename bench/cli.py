@@ -20,6 +20,8 @@ COMMANDS = {
     "cost": ("bench.cmd_cost", "what training a model costs: GPU-hours, days and dollars per provider"),
     "whatif": ("bench.cmd_whatif", "one cost input varied (gpu, network, gpus, ...), all else fixed, set against the claims"),
     "tco": ("bench.cmd_tco", "own versus rent: the cost of an owned GPU-hour, break-even utilisation, payback"),
+    "compare": ("bench.cmd_compare", "result files side by side: delivered TFLOP/s, $ per PFLOP-hour, cost to train"),
+    "report": ("bench.cmd_report", "charts (PNG) and one self-contained HTML page from result files"),
     "prices": ("bench.cmd_catalog", "list the price catalog"),
     "models": ("bench.cmd_catalog", "list the model catalog"),
     "gpus": ("bench.cmd_catalog", "list the GPU catalog"),

@@ -10,6 +10,19 @@ if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
 
+def run_cli(capsys, *argv):
+    """bench.cli.main in process -> (exit code, stdout, stderr); argparse's own errors (bad number
+    types) exit through SystemExit(2)."""
+    from bench import cli
+
+    try:
+        code = cli.main(list(argv))
+    except SystemExit as e:
+        code = e.code
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
 def _has_cuda() -> bool:
     try:
         import torch

@@ -14,14 +14,7 @@ from bench.cmd_cost import print_cost_table
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def run(capsys, *argv):
-    """cli.main in process; argparse's own errors (bad number types) exit through SystemExit(2)."""
-    try:
-        code = cli.main(list(argv))
-    except SystemExit as e:
-        code = e.code
-    out, err = capsys.readouterr()
-    return code, out, err
+from tests.conftest import run_cli as run
 
 
 def test_cost_table_default_is_llama3_70b_cheapest_first(capsys):

@@ -1,0 +1,298 @@
+"""Compare result files side by side: what each machine delivered and what training would cost there.
+
+    compare(paths, model="llama3-70b") -> pandas DataFrame, one row per setup, best first
+
+A setup is (tag, GPU, nodes, world size); several runs of one setup are summarised (median of each
+figure, `n_runs`, and the spread (max - min) / median of the headline figures), not listed as
+rivals. Each row holds the measured MAMF per dtype and its efficiency, memory bandwidth, the best
+bus bandwidth per collective and at 256 MiB, flagged stragglers, the provider's price (the tag's
+part before "/" is the provider, the part after it the region, as in `costbench run --tag
+coreweave/us-east`), delivered compute per dollar and the days and dollars to train the model from
+that run's measured components (cost_models.cost.plan_training with the run's Throughput: the path
+`costbench cost --results FILE` takes).
+
+Delivered compute per dollar, in $ per PFLOP-hour: a GPU that sustains M TFLOP/s for one hour
+delivers M / 1000 PFLOP-hours, so $/PFLOP-hour = ($/GPU-hour) / (M / 1000), with M the measured
+MAMF of PER_PFLOP_DTYPES' first measured dtype (bf16, what training runs; named in `pflop_dtype`).
+
+Unreadable files are skipped with a warning (load_runs returns them): one bad file among many
+should not hide the others. Torch-free: bench.results.load reads the files.
+"""
+
+import glob
+import math
+import os
+
+from cost_models.errors import InputError
+
+PER_PFLOP_DTYPES = ("bf16", "fp16", "tf32", "fp32")  # never fp8: training's matmuls are not priced at fp8
+COLLECTIVES = ("allreduce", "reducescatter", "allgather", "alltoall")
+MIB_256 = 256 << 20
+DEFAULT_MODEL = "llama3-70b"
+DEFAULT_PRICING = "on-demand"
+SPREAD_OF = ("mamf_bf16", "mamf_fp16", "mamf_tf32", "mamf_fp32", "mamf_fp8", "membw_gbps",
+             "busbw_allreduce_gbps", "cost_usd")
+
+
+# ---- reading ------------------------------------------------------------------------------------
+
+def expand(paths) -> list[str]:
+    """Files as given; a directory contributes its *.json files (not recursive: results/ holds one
+    folder per purpose, e.g. results/reference/, and a run's folder is what a user points at)."""
+    out = []
+    for p in paths:
+        if os.path.isdir(p):
+            out += sorted(glob.glob(os.path.join(p, "*.json")))
+        else:
+            out.append(p)
+    return list(dict.fromkeys(out))
+
+
+def load_runs(paths) -> tuple[list[tuple[str, dict]], list[str]]:
+    """([(path, result doc)], [warning lines]) for the given files and directories."""
+    from bench.results import load
+
+    runs, warnings = [], []
+    files = expand(paths)
+    for p in paths:
+        if os.path.isdir(p) and not glob.glob(os.path.join(p, "*.json")):
+            warnings.append(f"{p}: directory holds no *.json result files")
+    for path in files:
+        try:
+            runs.append((path, load(path)))
+        except InputError as e:
+            warnings.append(f"skipped {e}")
+    return runs, warnings
+
+
+# ---- one run --------------------------------------------------------------------------------------
+
+def provider_region(tag: str | None) -> tuple[str | None, str | None]:
+    """'coreweave/us-east' -> ('coreweave', 'us-east'); 'aws' -> ('aws', None); None -> (None, None)."""
+    if not tag:
+        return None, None
+    provider, _, region = tag.partition("/")
+    return provider.strip().lower() or None, region.strip() or None
+
+
+def gpu_name(doc: dict) -> str:
+    """The run's GPU as compare shows it: catalog name, else torch's name, else 'cpu'."""
+    m = doc["machine"]
+    gpu = m.get("gpu") or {}
+    if m.get("device") != "cuda":
+        return "cpu"
+    return gpu.get("normalized") or gpu.get("name") or "gpu"
+
+
+def _num(x):
+    return float(x) if isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) else None
+
+
+def stragglers(summary: dict) -> list[str]:
+    """One line per flagged GPU: summary.stragglers (the fingerprint's verdict: rank, host, uuid,
+    reason) where the file has it, else ranks below 90% of the median rank's MAMF."""
+    listed = summary.get("stragglers")
+    if isinstance(listed, list):
+        out = []
+        for s in listed:
+            if isinstance(s, dict):
+                who = " ".join(str(s[k]) for k in ("rank", "host", "uuid") if s.get(k) is not None)
+                out.append(f"rank {who}: {s.get('reason', 'flagged')}" if who else str(s.get("reason", s)))
+            else:
+                out.append(str(s))
+        return out
+    from bench.runner import slow_ranks
+
+    out = []
+    for dtype, values in (summary.get("mamf_tflops_by_rank") or {}).items():
+        if isinstance(values, list):
+            out += [f"rank {r}: {dtype} MAMF {f:.0%} of the median rank's" for r, f in slow_ranks(values)]
+    return out
+
+
+def _busbw_by_size(doc: dict, op: str) -> dict:
+    """{bytes: best busbw GB/s} over the op's correct out-of-place records."""
+    out = {}
+    for r in doc["records"]:
+        if (r.get("op") == op and r.get("wrong", 0) == 0 and not r.get("inplace", False)
+                and _num(r.get("busbw_gbps")) is not None and isinstance(r.get("bytes"), int)):
+            out[r["bytes"]] = max(out.get(r["bytes"], 0.0), float(r["busbw_gbps"]))
+    return out
+
+
+def collective_figures(doc: dict, op: str) -> tuple[float | None, float | None]:
+    """(best busbw, busbw at 256 MiB) in GB/s: summary.collectives where written, else the records."""
+    s = doc["summary"]
+    entry = (s.get("collectives") or {}).get(op) or {}
+    best, at256 = _num(entry.get("busbw_gbps_max")), _num(entry.get("busbw_gbps_256mib"))
+    if op == "allreduce" and best is None:
+        best = _num(s.get("busbw_gbps_max"))
+    sizes = _busbw_by_size(doc, op)
+    if best is None and sizes:
+        best = max(sizes.values())
+    if at256 is None:
+        at256 = sizes.get(MIB_256)
+    if (doc["machine"].get("world_size") or 1) == 1 and not best:
+        return None, None  # one process: no link measured, 0 by definition, not a figure to rank
+    return best, at256
+
+
+def _price(prices, provider, region, gpu, pricing):
+    """(Price or None, note): the tag's provider's row for this GPU and pricing kind, in the tag's
+    region where the catalog lists it, else the row without a region, else the cheapest region."""
+    rows = [p for p in prices if p.provider == provider and p.gpu == gpu and p.pricing == pricing]
+    if not rows:
+        return None, f"no {pricing} price for {provider}/{gpu}"
+    exact = [p for p in rows if region and p.region.lower() == region.lower()]
+    if exact:
+        return exact[0], None
+    plain = [p for p in rows if not p.region]
+    best = plain[0] if plain else min(rows, key=lambda p: p.usd_per_gpu_hour)
+    note = (f"region {region} not priced; {best.region or 'list'} price used"
+            if region and any(p.region for p in rows) else None)
+    return best, note
+
+
+def run_row(path: str, doc: dict, model: str, prices, pricing: str) -> dict:
+    """The figures of one result file (keys as the DataFrame's columns)."""
+    s, m = doc["summary"], doc["machine"]
+    provider, region = provider_region(doc.get("tag"))
+    gpu = gpu_name(doc)
+    row = {"tag": doc.get("tag") or "(no tag)", "provider": provider, "region": region, "gpu": gpu,
+           "device": m.get("device"), "nodes": int(m.get("nodes") or 1), "world_size": int(m.get("world_size") or 1),
+           "run_id": doc.get("run_id"), "created_at": doc.get("created_at"), "file": path,
+           "complete": s.get("complete", True) is not False}
+    notes = [] if row["complete"] else ["incomplete run"]
+    for dtype, v in (s.get("mamf_tflops") or {}).items():
+        if _num(v):
+            row[f"mamf_{dtype}"] = float(v)
+            row[f"eff_{dtype}"] = _num((s.get("efficiency") or {}).get(dtype))
+            row[f"peak_{dtype}"] = _num((s.get("peak_tflops") or {}).get(dtype))
+    row["membw_gbps"] = _num(s.get("membw_gbps"))
+    row["membw_efficiency"] = _num(s.get("membw_efficiency"))
+    for op in COLLECTIVES:
+        row[f"busbw_{op}_gbps"], row[f"busbw_{op}_256mib_gbps"] = collective_figures(doc, op)
+    flagged = stragglers(s)
+    row["stragglers"], row["straggler_detail"] = len(flagged), "; ".join(flagged) or None
+
+    dtype = next((d for d in PER_PFLOP_DTYPES if row.get(f"mamf_{d}")), None)
+    row["pflop_dtype"] = dtype
+    price = None
+    if provider is None:
+        notes.append("no tag: no provider to price")
+    elif gpu != "cpu":  # a CPU run has no GPU price; _plan says why
+        price, why = _price(prices, provider, region, gpu, pricing)
+        notes += [why] if why else []
+    row["pricing"] = pricing
+    row["usd_per_gpu_hour"] = price.usd_per_gpu_hour if price else None
+    row["price_region"] = (price.region or None) if price else None
+    row["price_as_of"] = price.as_of if price else None
+    row["usd_per_pflop_hour"] = (price.usd_per_gpu_hour / (row[f"mamf_{dtype}"] / 1000)
+                                 if price and dtype else None)
+
+    plan = _plan(path, doc, gpu, model, notes)
+    row["model"] = model
+    row["cluster_gpus"] = plan.gpus if plan else None
+    row["gpu_hours"] = plan.gpu_hours if plan else None
+    row["days"] = plan.wall_clock_days if plan else None
+    row["step_s"] = (getattr(plan, "step", None) or {}).get("seconds") if plan else None
+    row["cost_usd"] = plan.gpu_hours * price.usd_per_gpu_hour if plan and price else None
+    for end, usd in (("low", "usd_low"), ("high", "usd_high")):
+        value = getattr(price, usd, None) if price else None
+        row[f"cost_usd_{end}"] = plan.gpu_hours * value if plan and value is not None else row["cost_usd"]
+    row["_plan"] = plan
+    row["note"] = "; ".join(notes) or None
+    return row
+
+
+def _plan(path, doc, gpu, model, notes):
+    """plan_training from the run's measured components, or None (and a note) where the run's GPU
+    is not one the cost model knows (a CPU run, a GPU missing from the catalog)."""
+    from cost_models.cost import plan_training
+    from cost_models.hardware import find_gpu
+    from cost_models.throughput import Throughput
+
+    if gpu == "cpu":
+        notes.append("CPU run: no GPU price or cost to train (the cost model scales GPUs)")
+        return None
+    try:
+        find_gpu(gpu)
+    except InputError:
+        notes.append(f"{gpu} not in the GPU catalog")
+        return None
+    throughput = Throughput.from_result(doc, source=path)
+    return plan_training(model=model, gpu=gpu, throughput=throughput)
+
+
+# ---- many runs -------------------------------------------------------------------------------------
+
+KEY = ["tag", "gpu", "nodes", "world_size"]
+
+
+def summarise(rows: list[dict]):
+    """DataFrame, one row per setup (KEY): numeric columns are medians over its runs."""
+    import pandas as pd
+
+    df = pd.DataFrame([{k: v for k, v in r.items() if not k.startswith("_")} for r in rows])
+    numeric = [c for c in df.columns if c not in KEY and pd.api.types.is_numeric_dtype(df[c])
+               and not pd.api.types.is_bool_dtype(df[c])]
+    out = []
+    for key, group in df.groupby(KEY, sort=False, dropna=False):
+        first = group.iloc[0].to_dict()
+        row = {**first, **{c: group[c].median() for c in numeric}}
+        row["n_runs"] = len(group)
+        for c in SPREAD_OF:
+            if c in group and group[c].notna().sum() > 1 and group[c].median():
+                row[f"{c}_spread"] = (group[c].max() - group[c].min()) / group[c].median()
+            elif c in group:
+                row[f"{c}_spread"] = None if len(group) > 1 else 0.0
+        row["complete"] = bool(group["complete"].all())
+        row["run_ids"] = ", ".join(str(x) for x in group["run_id"])
+        row["files"] = ", ".join(group["file"])
+        row["note"] = "; ".join(dict.fromkeys(n for n in group["note"] if isinstance(n, str))) or None
+        row["straggler_detail"] = "; ".join(dict.fromkeys(
+            n for n in group["straggler_detail"] if isinstance(n, str))) or None
+        row["stragglers"] = int(group["stragglers"].max())
+        out.append(row)
+    table = pd.DataFrame(out).drop(columns=["run_id", "file", "created_at"], errors="ignore")
+    table = table.sort_values(["cost_usd", "usd_per_pflop_hour", "tag"], na_position="last", kind="stable")
+    return table.reset_index(drop=True)
+
+
+def compare_runs(runs: list[tuple[str, dict]], model: str = DEFAULT_MODEL, prices=None,
+                 pricing: str = DEFAULT_PRICING, warn=None):
+    """compare() on already loaded runs; the per-run rows (with each run's TrainingPlan under
+    "_plan", for charts) are in df.attrs["runs"]."""
+    from cost_models.models import find_model
+    from cost_models.prices import PRICING_KINDS, load_prices
+
+    if pricing not in PRICING_KINDS:
+        from cost_models.errors import unknown_name
+        raise unknown_name("pricing", pricing, PRICING_KINDS)
+    find_model(model)  # an unknown model is bad input, not one warning per file
+    table = prices if isinstance(prices, list) else load_prices(prices)
+    rows = []
+    for path, doc in runs:
+        try:
+            rows.append(run_row(path, doc, model, table, pricing))
+        except InputError as e:  # a field the cost model rejects (a negative MAMF): skip that file
+            (warn or (lambda _: None))(f"skipped {e}")
+    if not rows:
+        raise InputError("no usable result files: " + ", ".join(p for p, _ in runs))
+    df = summarise(rows)
+    df.attrs["runs"] = rows
+    return df
+
+
+def compare(paths, model: str = DEFAULT_MODEL, prices=None, pricing: str = DEFAULT_PRICING, warn=None):
+    """DataFrame comparing the runs in `paths` (files and directories), best first: by cost to train
+    `model`, then by $ per delivered PFLOP-hour. Unreadable files are skipped and reported through
+    warn(line) (default: ignored; the CLI prints them on stderr). No readable file -> InputError.
+    prices: a --prices CSV path or a list of cost_models.prices.Price (default: the catalog)."""
+    runs, warnings = load_runs(paths)
+    for w in warnings:
+        (warn or (lambda _: None))(w)
+    if not runs:
+        raise InputError(f"no readable result files in {', '.join(map(str, paths))}"
+                         + (f" ({len(warnings)} skipped)" if warnings else ""))
+    return compare_runs(runs, model, prices, pricing, warn)

@@ -1,0 +1,124 @@
+"""bench.compare and `costbench compare` on synthetic result files (tests/synthetic.py)."""
+
+import json
+import math
+
+import pytest
+
+from bench.compare import compare, provider_region
+from cost_models.errors import InputError
+from cost_models.prices import load_prices
+from tests import synthetic
+
+
+from tests.conftest import run_cli as run
+
+
+def test_same_setup_is_summarised_with_median_and_spread(tmp_path):
+    synthetic.two_providers(tmp_path)
+    df = compare([tmp_path])
+    assert list(df["tag"]) .count("coreweave/us-east") == 1 and len(df) == 2
+    cw = df[df["tag"] == "coreweave/us-east"].iloc[0]
+    assert cw["n_runs"] == 3 and cw["mamf_bf16"] == 740.0            # median of 740, 760, 700
+    assert cw["mamf_bf16_spread"] == pytest.approx((760 - 700) / 740)
+    assert cw["run_ids"] == "cw1, cw2, cw3"
+    aws = df[df["tag"] == "aws/us-east-1"].iloc[0]
+    assert aws["n_runs"] == 1 and aws["stragglers"] == 1 and "ip-10-0-0-7" in aws["straggler_detail"]
+    assert aws["busbw_allreduce_gbps"] == 300.0 and aws["busbw_allreduce_256mib_gbps"] == 225.0
+    assert aws["busbw_alltoall_gbps"] == pytest.approx(270.0) and aws["membw_gbps"] == 2700.0
+
+
+def test_sorted_by_cost_to_train_and_cost_is_plan_times_price(tmp_path):
+    from bench.results import load
+    from cost_models.cost import plan_training
+    from cost_models.throughput import Throughput
+
+    paths = synthetic.two_providers(tmp_path)
+    df = compare(paths, model="llama3-8b")
+    assert list(df["tag"]) == ["coreweave/us-east", "aws/us-east-1"]   # $6.16 < $6.88 per GPU-hour
+    assert df["cost_usd"].is_monotonic_increasing
+    aws = df.iloc[1]
+    plan = plan_training("llama3-8b", gpu="H100-SXM", throughput=Throughput.from_result(load(paths[3])))
+    assert aws["cost_usd"] == pytest.approx(plan.gpu_hours * 6.88)
+    assert aws["cost_usd_high"] == pytest.approx(plan.gpu_hours * 12.29)  # the catalog's published range
+    assert aws["days"] == pytest.approx(plan.wall_clock_days) and aws["model"] == "llama3-8b"
+
+
+def test_usd_per_pflop_hour_by_hand(tmp_path):
+    path = synthetic.write(tmp_path, "a.json", synthetic.result("aws/us-east-1", bf16=800.0))
+    row = compare([path]).iloc[0]
+    # 800 TFLOP/s for an hour = 0.8 PFLOP-hours, at $6.88 per GPU-hour
+    assert row["usd_per_pflop_hour"] == pytest.approx(6.88 / 0.8) and row["pflop_dtype"] == "bf16"
+    assert row["usd_per_gpu_hour"] == 6.88 and row["provider"] == "aws" and row["region"] == "us-east-1"
+
+
+def test_prices_file_and_region_match(tmp_path):
+    prices = tmp_path / "p.csv"
+    prices.write_text("provider,gpu,pricing,usd_per_gpu_hour,region,as_of,source\n"
+                      "acme,h100,on-demand,2.00,eu-1,2026-01,test\nacme,h100,on-demand,3.00,us-1,2026-01,test\n")
+    path = synthetic.write(tmp_path, "a.json", synthetic.result("acme/us-1"))
+    assert compare([path], prices=str(prices)).iloc[0]["usd_per_gpu_hour"] == 3.00
+    other = synthetic.write(tmp_path, "b.json", synthetic.result("acme/mars-1"))
+    row = compare([other], prices=load_prices(str(prices))).iloc[0]
+    assert row["usd_per_gpu_hour"] == 2.00 and "region mars-1 not priced" in row["note"]
+
+
+def test_missing_fields_are_none_not_guesses(tmp_path):
+    doc = synthetic.result("lambda/x")
+    for key in ("collectives", "membw_gbps", "membw_efficiency", "stragglers"):
+        doc["summary"].pop(key, None)
+    doc["records"] = [r for r in doc["records"] if r["op"] == "matmul"]
+    doc["summary"].pop("busbw_gbps_max")
+    row = compare([synthetic.write(tmp_path, "old.json", doc)]).iloc[0]
+    assert row["busbw_reducescatter_gbps"] is None or math.isnan(row["busbw_reducescatter_gbps"])
+    assert row["membw_gbps"] is None or math.isnan(row["membw_gbps"])
+    assert row["stragglers"] == 0 and row["cost_usd"] > 0   # catalog link where no busbw was measured
+
+
+def test_provider_region():
+    assert provider_region("CoreWeave/us-east") == ("coreweave", "us-east")
+    assert provider_region("aws") == ("aws", None) and provider_region(None) == (None, None)
+
+
+def test_cli_warns_about_bad_files_and_compares_the_rest(tmp_path, capsys):
+    synthetic.two_providers(tmp_path)
+    good = json.dumps(synthetic.result("gcp/x"))
+    (tmp_path / "truncated.json").write_text(good[: len(good) // 2])
+    (tmp_path / "foreign.json").write_text(json.dumps({"schema_version": 7, "tag": "x"}))
+    (tmp_path / "bench.json").write_text(json.dumps({"machine_info": {}, "benchmarks": []}))  # pytest-benchmark's
+    code, out, err = run(capsys, "compare", str(tmp_path), "--model", "llama3-8b")
+    assert code == 0
+    warnings = err.splitlines()
+    assert len(warnings) == 3 and all(w.startswith("costbench compare: warning: skipped ") for w in warnings)
+    assert any("truncated.json" in w and "not valid JSON" in w for w in warnings)
+    assert any("foreign.json" in w and "schema_version" in w for w in warnings)
+    assert "coreweave/us-east" in out and "aws/us-east-1" in out and "gcp/x" not in out
+    assert out.index("coreweave/us-east") < out.index("aws/us-east-1")
+    assert "740 (75%) ±4%" in out and "ip-10-0-0-7" in out
+
+
+def test_cli_nothing_readable_is_one_line_exit_2(tmp_path, capsys):
+    (tmp_path / "a.json").write_text("{")
+    code, out, err = run(capsys, "compare", str(tmp_path / "a.json"))
+    assert code == 2 and out == ""
+    assert err.splitlines()[-1].startswith("costbench compare: error: no readable result files")
+    code, _, err = run(capsys, "compare", str(tmp_path / "missing-dir"))
+    assert code == 2 and len(err.splitlines()) == 2  # the warning naming the file, then the error
+
+
+def test_cli_json_and_csv(tmp_path, capsys):
+    paths = synthetic.two_providers(tmp_path)
+    code, out, _ = run(capsys, "compare", *paths, "--format", "json", "--pricing", "on-demand")
+    doc = json.loads(out)
+    assert code == 0 and [r["tag"] for r in doc["runs"]] == ["coreweave/us-east", "aws/us-east-1"]
+    assert doc["runs"][0]["n_runs"] == 3 and doc["model"] == "llama3-70b"
+    code, out, _ = run(capsys, "compare", *paths, "--format", "csv")
+    assert code == 0 and out.splitlines()[0].startswith("tag,") and len(out.splitlines()) == 3
+
+
+def test_unknown_model_or_pricing_is_bad_input(tmp_path):
+    paths = synthetic.two_providers(tmp_path)
+    with pytest.raises(InputError, match="model"):
+        compare(paths, model="llama9")
+    with pytest.raises(InputError, match="pricing"):
+        compare(paths, pricing="cheap")
