@@ -190,7 +190,7 @@ def run_row(path: str, doc: dict, model: str, prices, pricing: str) -> dict:
     row["usd_per_pflop_hour"] = (price.usd_per_gpu_hour / (row[f"mamf_{dtype}"] / 1000)
                                  if price and dtype else None)
 
-    plan = _plan(path, doc, gpu, model, notes)
+    plan, row["_throughput"] = _plan(path, doc, gpu, model, notes)
     row["model"] = model
     row["cluster_gpus"] = plan.gpus if plan else None
     row["gpu_hours"] = plan.gpu_hours if plan else None
@@ -200,28 +200,28 @@ def run_row(path: str, doc: dict, model: str, prices, pricing: str) -> dict:
     for end, usd in (("low", "usd_low"), ("high", "usd_high")):
         value = getattr(price, usd, None) if price else None
         row[f"cost_usd_{end}"] = plan.gpu_hours * value if plan and value is not None else row["cost_usd"]
-    row["_plan"] = plan
+    row["_plan"] = plan  # for charts; "_" keys stay out of the DataFrame
     row["note"] = "; ".join(notes) or None
     return row
 
 
 def _plan(path, doc, gpu, model, notes):
-    """plan_training from the run's measured components, or None (and a note) where the run's GPU
-    is not one the cost model knows (a CPU run, a GPU missing from the catalog)."""
+    """(plan_training from the run's measured components, the run's Throughput), or (None, None)
+    and a note where the run's GPU is not one the cost model knows (CPU, a GPU not in the catalog)."""
     from cost_models.cost import plan_training
     from cost_models.hardware import find_gpu
     from cost_models.throughput import Throughput
 
     if gpu == "cpu":
         notes.append("CPU run: no GPU price or cost to train (the cost model scales GPUs)")
-        return None
+        return None, None
     try:
         find_gpu(gpu)
     except InputError:
         notes.append(f"{gpu} not in the GPU catalog")
-        return None
+        return None, None
     throughput = Throughput.from_result(doc, source=path)
-    return plan_training(model=model, gpu=gpu, throughput=throughput)
+    return plan_training(model=model, gpu=gpu, throughput=throughput), throughput
 
 
 # ---- many runs -------------------------------------------------------------------------------------

@@ -44,12 +44,17 @@ def _finite(value):
 
 def atomic_write_json(path: str, doc: dict) -> None:
     """Replace path with doc in one step: temp file in the same dir, fsync, os.replace."""
+    atomic_write_bytes(path, (json.dumps(_finite(doc), indent=1, allow_nan=False) + "\n").encode())
+
+
+def atomic_write_bytes(path: str, data: bytes) -> None:
+    """Replace path with data in one step: temp file in the same dir, fsync, os.replace; a reader
+    sees the old file or the new one, never half of one."""
     folder = os.path.dirname(os.path.abspath(path))
     tmp = os.path.join(folder, f".{os.path.basename(path)}.{os.getpid()}.tmp")
     try:
-        with open(tmp, "w") as f:
-            json.dump(_finite(doc), f, indent=1, allow_nan=False)
-            f.write("\n")
+        with open(tmp, "wb") as f:
+            f.write(data)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)

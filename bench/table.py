@@ -5,7 +5,7 @@ Missing values print as "-" rather than being guessed.
 """
 
 
-def _cell(value, fmt) -> str:
+def cell(value, fmt) -> str:
     if value is None or (isinstance(value, float) and value != value):
         return "-"
     if callable(fmt):
@@ -15,7 +15,7 @@ def _cell(value, fmt) -> str:
 
 def format_table(rows, columns) -> str:
     """rows: list of dicts; columns: list of (key, header, fmt). Returns the table as text."""
-    cells = [[_cell(r.get(k), f) for k, _, f in columns] for r in rows]
+    cells = [[cell(r.get(k), f) for k, _, f in columns] for r in rows]
     headers = [h for _, h, _ in columns]
     numeric = [all(_looks_numeric(row[i]) for row in cells) and cells != [] for i in range(len(columns))]
     widths = [max([len(h)] + [len(row[i]) for row in cells]) for i, h in enumerate(headers)]

@@ -1,0 +1,210 @@
+"""`costbench report RESULT_FILES_OR_DIRS... --out DIR`: PNG charts and one self-contained HTML page.
+
+    costbench report results/reference --out out/report [--model NAME] [--whatif JSON_FILE]
+
+Writes into DIR, under fixed names (REPORT_FILES), each file atomically (bench.results.
+atomic_write_bytes): the charts of bench.charts and index.html (bench.report_page), which embeds
+them, the compare table (bench.compare) and the list of runs. A file of one of those names that
+costbench did not write (no "costbench report" marker in it) is never replaced: exit 2 naming it.
+Other files in DIR are left alone. Unreadable result files are warned about as in `compare`.
+"""
+
+import io
+import json
+import os
+import sys
+import time
+
+from bench.compare import DEFAULT_MODEL
+from cost_models.errors import InputError
+
+CHARTS = {  # name -> (title, how to read it)
+    "cost_by_provider": ("Cost to train, per provider and pricing kind",
+                         "Each bar is the cost of training the model at one provider's list price for the "
+                         "GPU type measured (shortest bar: cheapest). Colours are pricing kinds; the whisker spans "
+                         "the published low and high price where a provider publishes a range. The time side "
+                         "(GPU-hours) comes from the best-ranked run's measured throughput, stated under the chart."),
+    "matmul_shapes": ("Matmul throughput per shape",
+                      "Each point is one matrix shape from the MAMF search, placed by its work (2·m·n·k) and the "
+                      "TFLOP/s it reached; one colour per run, one marker per dtype. The dashed line is the "
+                      "datasheet peak: the gap to it is what the GPU does not deliver. The highest point per "
+                      "dtype is the MAMF quoted in the table."),
+    "busbw_by_size": ("Collective bandwidth against message size",
+                      "Bus bandwidth (nccl-tests' busbw, comparable with link speed) for each message size, one "
+                      "panel per collective and a line per run. Small messages are latency-bound; the plateau on "
+                      "the right is what gradients see. The dashed line is the link the run crossed (NVLink inside "
+                      "a node, the fabric across nodes): a plateau far below it means a slow or misconfigured link."),
+    "days_vs_cost": ("Days against cost as the cluster grows",
+                     "Each line is one GPU type at its cheapest on-demand price, from 256 GPUs (right: slow) to "
+                     "16,384 (left: fast); cost rises as communication and failures eat into larger clusters. "
+                     "Solid lines use catalog throughput, dashed lines a measured run's own figures. Further left "
+                     "is faster, lower is cheaper."),
+    "step_breakdown": ("Training step time by part",
+                       "One bar per run: the wall time of one optimizer step of the model on the planned cluster, "
+                       "split into parts. A long communication part says the network, not the GPUs, sets the "
+                       "pace. The note under the chart names parts the current time model does not split out."),
+    "whatif": ("What if",
+               "One input varied, everything else fixed (from `costbench whatif --format json`): cost bars on "
+               "the left axis, days on the right."),
+}
+REPORT_FILES = [f"{name}.png" for name in CHARTS] + ["index.html"]
+MARKER = b"costbench report"
+
+
+def add_arguments(parser, command) -> None:
+    parser.add_argument("paths", nargs="+", metavar="RESULT_FILES_OR_DIRS",
+                        help="result files, or directories whose *.json files are read (not recursive)")
+    parser.add_argument("--out", required=True, metavar="DIR", help="folder for the PNG charts and index.html")
+    parser.add_argument("--model", default=DEFAULT_MODEL, help=f"model to price training of (default {DEFAULT_MODEL})")
+    parser.add_argument("--whatif", metavar="JSON_FILE", help="a `costbench whatif --format json` output to chart")
+    parser.add_argument("--prices", metavar="FILE", help="CSV with prices.csv's columns: overrides or adds rows")
+
+
+def check_out(out: str) -> None:
+    """Refuse before any work if DIR is a file, or holds a report-named file costbench did not write."""
+    if os.path.exists(out) and not os.path.isdir(out):
+        raise InputError(f"--out {out}: exists and is not a directory")
+    for name in REPORT_FILES:
+        path = os.path.join(out, name)
+        if os.path.exists(path):
+            with open(path, "rb") as f:
+                if MARKER not in f.read(1 << 16):
+                    raise InputError(f"--out {out}: {name} exists and was not written by costbench report; "
+                                     "choose another folder or move it")
+    try:
+        os.makedirs(out, exist_ok=True)
+    except OSError as e:
+        raise InputError(f"--out {out}: cannot create: {e.strerror}") from None
+    if not os.access(out, os.W_OK):
+        raise InputError(f"--out {out}: not writable")
+
+
+def whatif_frame(path: str):
+    """`costbench whatif --format json` ({"vary": KEY, "rows": [{"value", "cost_usd_min" or "cost_usd",
+    "wall_clock_days", ...}]}) as a DataFrame with columns value, cost, days; attrs["vary"]."""
+    import pandas as pd
+
+    try:
+        with open(path) as f:
+            doc = json.load(f)
+    except OSError as e:
+        raise InputError(f"--whatif {path}: cannot read: {e.strerror}") from None
+    except json.JSONDecodeError as e:
+        raise InputError(f"--whatif {path}: not valid JSON: {e}") from None
+    rows = doc.get("rows") if isinstance(doc, dict) else None
+    if not isinstance(rows, list) or not rows or not all(isinstance(r, dict) and "value" in r for r in rows):
+        raise InputError(f"--whatif {path}: expected costbench whatif JSON: {{\"vary\": KEY, \"rows\": [{{\"value\": ...}}]}}")
+    cost_key = next((k for k in ("cost_usd_min", "cost_usd") if all(isinstance(r.get(k), (int, float)) for r in rows)), None)
+    if cost_key is None:
+        raise InputError(f"--whatif {path}: rows need a numeric cost_usd_min or cost_usd")
+    frame = pd.DataFrame({"value": [r["value"] for r in rows], "cost": [r[cost_key] for r in rows],
+                          "days": [r.get("wall_clock_days") for r in rows]})
+    frame.attrs["vary"] = str(doc.get("vary", "input"))
+    return frame
+
+
+def _png(fig, dpi) -> bytes:
+    import matplotlib.pyplot as plt
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi, metadata={"Software": MARKER.decode()})
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def build(paths, out: str, model: str = DEFAULT_MODEL, whatif: str | None = None, prices=None,
+          dpi: int = 110, scale: float = 1.0, warn=None) -> list[str]:
+    """Make the charts and the page in `out`; returns the paths written. scale shrinks the figures
+    (tests draw small ones)."""
+    from bench import charts
+    from bench.compare import compare_runs, load_runs
+    from bench.results import atomic_write_bytes
+    from cost_models.prices import load_prices
+
+    check_out(out)
+    frame = whatif_frame(whatif) if whatif else None
+    runs, warnings = load_runs(paths)
+    for w in warnings:
+        (warn or (lambda _: None))(w)
+    if not runs:
+        raise InputError(f"no readable result files in {', '.join(map(str, paths))}")
+    table = load_prices(prices)
+    df = compare_runs(runs, model, table, warn=warn)
+    # legends name a run by tag and the end of its run id (the page's run table has the full id)
+    labelled = [(f"{doc.get('tag') or '(no tag)'} #{str(doc.get('run_id'))[-4:]}", doc) for _, doc in runs]
+
+    def size(w, h):
+        return (w * scale, h * scale)
+
+    figures = {
+        "cost_by_provider": charts.cost_by_provider(df, model, table, size=size(10, 6)),
+        "matmul_shapes": charts.matmul_shapes(df, labelled, size=size(10, 6)),
+        "busbw_by_size": charts.busbw_by_size(df, labelled, size=size(11, 7)),
+        "days_vs_cost": charts.days_vs_cost(df, model, table, size=size(10, 6)),
+        "step_breakdown": charts.step_breakdown(df, model, size=size(10, 5.5)),
+    }
+    if frame is not None:
+        figures["whatif"] = charts.whatif_chart(frame, size=size(10, 5))
+    written, pngs = [], []
+    for name, fig in figures.items():
+        png = _png(fig, dpi)
+        path = os.path.join(out, f"{name}.png")
+        atomic_write_bytes(path, png)
+        written.append(path)
+        pngs.append((CHARTS[name][0], png, CHARTS[name][1]))
+    html = _page(df, runs, model, pngs)
+    path = os.path.join(out, "index.html")
+    atomic_write_bytes(path, html.encode())
+    return written + [path]
+
+
+def _page(df, runs, model, pngs) -> str:
+    from bench import report_page
+    from bench.cmd_compare import footer, table_rows
+
+    rows, columns = table_rows(df)
+    numeric = {k for k, _, _ in columns} - {"tag", "gpu", "pflop_dtype", "note"}
+    compare_html = (report_page.table_html([_formatted(r, columns) for r in rows], [(k, h) for k, h, _ in columns],
+                                           numeric)
+                    + "<p>" + "<br>".join(report_page.html.escape(x) for x in footer(df, model, "on-demand").splitlines())
+                    + "</p>")
+    run_rows = [{"tag": d.get("tag") or "(no tag)", "gpu": _gpu(d), "ranks": d["machine"].get("world_size"),
+                 "nodes": d["machine"].get("nodes") or 1, "host": d["machine"].get("hostname"),
+                 "created": d.get("created_at"), "run_id": d.get("run_id"),
+                 "complete": "yes" if d["summary"].get("complete", True) is not False else "no (interrupted)",
+                 "file": p} for p, d in runs]
+    runs_html = report_page.table_html(run_rows, [("tag", "tag"), ("gpu", "GPU"), ("nodes", "nodes"),
+                                                  ("ranks", "ranks"), ("host", "host"), ("created", "created (UTC)"),
+                                                  ("run_id", "run id"), ("complete", "complete"), ("file", "file")],
+                                       {"nodes", "ranks"})
+    tags = sorted({r["tag"] for r in run_rows})
+    intro = (f"{len(runs)} result file(s), {len(df)} setup(s): {', '.join(tags)}. Cost to train {model}, "
+             "on-demand list prices unless stated. Generated " + time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()) + ".")
+    return report_page.page(
+        f"costbench report: {model}", intro,
+        [("Runs", runs_html), ("Side by side (costbench compare)", compare_html)], pngs,
+        "Prices are list prices from costbench's catalog (cost_models/data/prices.csv, each row with its source and "
+        "date), not re-verified. Measured figures are medians over iterations; see the README for the method.")
+
+
+def _gpu(doc) -> str:
+    from bench.compare import gpu_name
+
+    return gpu_name(doc)
+
+
+def _formatted(row, columns) -> dict:
+    """Cells as the terminal table shows them (format_table's formats applied)."""
+    from bench.table import cell
+
+    return {k: cell(row.get(k), fmt) for k, _, fmt in columns}
+
+
+def main(args) -> int:
+    t0 = time.perf_counter()
+    paths = build(args.paths, args.out, args.model, args.whatif, args.prices,
+                  warn=lambda line: print(f"costbench report: warning: {line}", file=sys.stderr))
+    print(f"wrote {len(paths)} files to {args.out} in {time.perf_counter() - t0:.1f} s: "
+          + ", ".join(os.path.basename(p) for p in paths))
+    print(f"open {os.path.join(args.out, 'index.html')}")
+    return 0

@@ -1,0 +1,113 @@
+"""`costbench report`: every chart written, one self-contained page that embeds them all and names
+every run, valid HTML (html.parser), atomic and never over a user's own files. Small figures, few
+points: the test draws everything in a few seconds."""
+
+import base64
+import html.parser
+import json
+import os
+
+import pytest
+
+from bench import cmd_report
+from cost_models.errors import InputError
+from tests import synthetic
+from tests.conftest import run_cli
+
+
+class Page(html.parser.HTMLParser):
+    """Collects <img> sources and the text; fails on tags closed out of order."""
+
+    VOID = {"meta", "img", "br", "link", "input", "hr"}
+
+    def __init__(self):
+        super().__init__()
+        self.stack, self.images, self.text = [], [], []
+
+    def handle_starttag(self, tag, attrs):
+        if tag == "img":
+            self.images.append(dict(attrs))
+        if tag not in self.VOID:
+            self.stack.append(tag)
+
+    def handle_endtag(self, tag):
+        assert self.stack and self.stack[-1] == tag, f"</{tag}> closes <{self.stack[-1] if self.stack else None}>"
+        self.stack.pop()
+
+    def handle_data(self, data):
+        self.text.append(data)
+
+
+def _parse(path):
+    page = Page()
+    with open(path) as f:
+        page.feed(f.read())
+    page.close()
+    assert page.stack == [], f"unclosed tags: {page.stack}"
+    return page
+
+
+def test_report_writes_every_chart_and_a_page_embedding_them(tmp_path):
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    synthetic.two_providers(runs)
+    whatif = tmp_path / "whatif.json"
+    whatif.write_text(json.dumps({"vary": "gpu", "rows": [
+        {"value": "H100-SXM", "gpu_hours": 6e6, "wall_clock_days": 16, "cost_usd_min": 2e7},
+        {"value": "A100-SXM-80GB", "gpu_hours": 1.5e7, "wall_clock_days": 40, "cost_usd_min": 3e7}]}))
+    out = tmp_path / "report"
+    written = cmd_report.build([str(runs)], str(out), model="llama3-8b", whatif=str(whatif), dpi=30, scale=0.5)
+    names = sorted(os.path.basename(p) for p in written)
+    assert names == sorted(cmd_report.REPORT_FILES)
+    for name in names:
+        if name.endswith(".png"):
+            with open(out / name, "rb") as f:
+                assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+    page = _parse(out / "index.html")
+    pngs = {n for n in names if n.endswith(".png")}
+    assert len(page.images) == len(pngs)
+    embedded = [base64.b64decode(img["src"].split(",", 1)[1]) for img in page.images]
+    assert all(img["src"].startswith("data:image/png;base64,") and img.get("alt") for img in page.images)
+    assert sorted(embedded) == sorted((out / n).read_bytes() for n in pngs)  # the very files written
+    text = " ".join(page.text)
+    for run_id in ("cw1", "cw2", "cw3", "aws1"):
+        assert run_id in text
+    assert "coreweave/us-east" in text and "aws/us-east-1" in text and "How to read this" in text
+    assert "http://" not in (out / "index.html").read_text().replace("http://www.w3.org", "")
+    assert not [f for f in os.listdir(out) if f.endswith(".tmp")]
+
+
+def test_report_cli_replaces_its_own_files_but_not_a_users(tmp_path, capsys):
+    paths = [synthetic.write(tmp_path, "a.json", synthetic.result("lambda/x"))]
+    out = tmp_path / "r"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
+    cmd_report.build(paths, str(out), model="llama3-8b", dpi=30, scale=0.5)
+    code, stdout, err = run_cli(capsys, "report", *paths, "--out", str(out), "--model", "llama3-8b")
+    assert code == 0 and "index.html" in stdout, err  # a re-run replaces costbench's own report files
+    (out / "index.html").write_text("<p>my own page</p>")
+    code, _, err = run_cli(capsys, "report", *paths, "--out", str(out))
+    assert code == 2 and "index.html exists and was not written by costbench" in err and len(err.splitlines()) == 1
+    assert (out / "index.html").read_text() == "<p>my own page</p>" and (out / "notes.txt").read_text() == "mine"
+
+
+def test_report_bad_whatif_and_nothing_readable_are_one_line_errors(tmp_path, capsys):
+    good = synthetic.write(tmp_path, "a.json", synthetic.result("lambda/x"))
+    (tmp_path / "w.json").write_text(json.dumps({"rows": []}))
+    code, _, err = run_cli(capsys, "report", good, "--out", str(tmp_path / "o"), "--whatif", str(tmp_path / "w.json"))
+    assert code == 2 and "--whatif" in err and len(err.splitlines()) == 1
+    (tmp_path / "bad.json").write_text("[]")
+    code, _, err = run_cli(capsys, "report", str(tmp_path / "bad.json"), "--out", str(tmp_path / "o"))
+    assert code == 2 and err.splitlines()[-1].startswith("costbench report: error: no readable result files")
+
+
+def test_step_parts_without_the_step_model_add_up_to_the_step():
+    from bench.charts import step_parts
+    from cost_models.cost import plan_training
+
+    plan = plan_training("llama3-8b", "H100-SXM", gpus=1024)
+    parts, origin = step_parts(plan)
+    a = plan.assumptions
+    step_s = plan.wall_clock_days * 86400 * a["goodput"] / (plan.model.tokens / a["batch_tokens"])
+    assert sum(parts.values()) == pytest.approx(step_s)
+    assert parts["exposed comm"] == pytest.approx(step_s * a["exposed_comm_share"])
