@@ -1,4 +1,4 @@
-"""bench.progress: the bar's text, redraw on a terminal, sparse plain lines in logs."""
+"""bench.progress: a rich bar on a terminal, sparse plain lines (no escape codes) in logs."""
 
 import io
 
@@ -26,17 +26,19 @@ def test_line_without_a_total_counts_and_shows_elapsed():
     assert p.line("512x512x512", elapsed_s=3725.0) == "matmul bf16 3 done, 1:02:05 elapsed, last 512x512x512"
 
 
-def test_terminal_redraws_one_line_in_place():
+def test_terminal_gets_a_rich_bar_with_count_rate_and_eta_and_messages_above_it():
     out = Tty()
     p = Progress(stream=out)
     p.phase("allreduce fp32", total=2)
     p.step("32 KiB")
-    p.write("note: something")  # a message clears the bar first
+    p.write("note: something")  # printed above the live bar, not into it
     p.step("64 KiB")
     p.close()
     text = out.getvalue()
-    assert text.count("\r\033[K") == 3 and text.endswith("2/2 64 KiB  ETA 0:00\n")
-    assert "\r\033[Knote: something\n" in text
+    assert "\x1b[" in text and "note: something\n" in text
+    last = text.rsplit("\r", 1)[-1]  # the bar's final redraw
+    assert "allreduce fp32" in last and "2/2" in last and "ETA" in last and "64 KiB" in last
+    assert "steps/s" in last or "s/step" in last
 
 
 def test_log_gets_a_start_line_and_each_phase_s_last_step_only():
