@@ -342,6 +342,13 @@ def step_breakdown(df, model: str, size=(10, 5.5)):
         parts, origin = step_parts(run["_plan"])
         origins.add(origin)
         bars.append((f"{_label(r)}\n{run['_plan'].gpus:,} GPUs", parts, origin))
+    if not any(parts for _, parts, _ in bars):  # CPU runs only: show what a catalog GPU's step looks like
+        from cost_models.cost import DEFAULT_GPU, plan_training
+
+        plan = plan_training(model, DEFAULT_GPU)
+        parts, origin = step_parts(plan)
+        origins.add(origin)
+        bars.insert(0, (f"{DEFAULT_GPU} catalog figures\n(no GPU run) {plan.gpus:,} GPUs", parts, origin))
     names = list(dict.fromkeys(k for _, parts, _ in bars for k in parts))
     for yi, (label, parts, why) in enumerate(bars):
         left = 0.0

@@ -10,6 +10,14 @@ if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
 
+def pytest_configure(config):
+    """`--benchmark-json .benchmarks/ci.json` (the README's test command): pytest-benchmark opens
+    the path as given, so make its folder first."""
+    path = config.getoption("benchmark_json", None)
+    if path:
+        os.makedirs(os.path.dirname(os.path.abspath(str(path))), exist_ok=True)
+
+
 def run_cli(capsys, *argv):
     """bench.cli.main in process -> (exit code, stdout, stderr); argparse's own errors (bad number
     types) exit through SystemExit(2)."""
