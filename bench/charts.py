@@ -23,9 +23,9 @@ from matplotlib.ticker import FuncFormatter  # noqa: E402
 
 from bench.compare import COLLECTIVES, KEY, gpu_name  # noqa: E402
 from cost_models.errors import InputError  # noqa: E402
+from cost_models.prices import PRICING_KINDS  # noqa: E402
 
 CLUSTER_SIZES = (256, 512, 1024, 2048, 4096, 8192, 16384)
-PRICING_ORDER = ("on-demand", "spot", "reserved-1y", "reserved-3y")
 COLLECTIVE_TITLE = {"allreduce": "all-reduce", "reducescatter": "reduce-scatter", "allgather": "all-gather",
                     "alltoall": "all-to-all"}
 plt.rcParams.update({"font.size": 10, "axes.titlesize": 12, "axes.titleweight": "bold", "axes.grid": True,
@@ -92,8 +92,10 @@ def cost_by_provider(df, model: str, prices=None, size=(10, 6)):
         plans = [(plan_training(model, DEFAULT_GPU), "catalog throughput: no run measured a catalog GPU")]
     bars = []
     for plan, origin in plans:
+        cheapest = {}  # one bar per provider x pricing kind: its cheapest region, as `costbench cost` prices it
         for r in price_rows(plan, table):
-            bars.append({**r, "origin": origin})
+            cheapest.setdefault((r["provider"], r["pricing"]), r)
+        bars += [{**r, "origin": origin} for r in cheapest.values()]
     fig, ax = plt.subplots(figsize=(size[0], max(size[1], 0.32 * len(bars) + 1.5)))
     title = f"Cost to train {model} per provider and pricing kind"
     ax.set_title(title)
@@ -101,7 +103,7 @@ def cost_by_provider(df, model: str, prices=None, size=(10, 6)):
         _message(ax, "no price rows for the runs' GPUs")
         return fig
     bars.sort(key=lambda r: (r["gpu"], r["cost_usd"]), reverse=True)
-    colors = {k: f"C{i}" for i, k in enumerate(PRICING_ORDER)}
+    colors = {k: f"C{i}" for i, k in enumerate(PRICING_KINDS)}
     y = range(len(bars))
     costs = [r["cost_usd"] for r in bars]
     lows = [r["cost_usd"] - (r["cost_usd_low"] if r["cost_usd_low"] is not None else r["cost_usd"]) for r in bars]
@@ -111,15 +113,16 @@ def cost_by_provider(df, model: str, prices=None, size=(10, 6)):
     if ranged:
         ax.errorbar([costs[i] for i in ranged], ranged, xerr=[[lows[i] for i in ranged], [highs[i] for i in ranged]],
                     fmt="none", ecolor="0.15", capsize=4, elinewidth=1.2, label="published low–high")
-    ax.set_yticks(list(y), [f"{r['provider']}{' ' + r['region'] if r.get('region') else ''} · {r['gpu']}"
-                            for r in bars])
+    ax.set_yticks(list(y), [f"{r['provider']} {r['pricing']}"
+                            f"{' (' + r['region'] + ')' if r.get('region') not in (None, '', 'all') else ''}"
+                            f" · {r['gpu']}" for r in bars], fontsize=8)
     for yi, r, h in zip(y, bars, highs):
         ax.text(r["cost_usd"] + h, yi, f"  {_money(r['cost_usd'])}", va="center", ha="left", fontsize=8)
     ax.xaxis.set_major_formatter(FuncFormatter(_money))
     ax.set_xlabel("cost to train (US$, list price × GPU-hours; error bar: published low–high price)")
     ax.set_xlim(0, max(c + h for c, h in zip(costs, highs)) * 1.18)
     from matplotlib.patches import Patch
-    kinds = [k for k in PRICING_ORDER if any(r["pricing"] == k for r in bars)]
+    kinds = [k for k in PRICING_KINDS if any(r["pricing"] == k for r in bars)]
     handles = [Patch(color=colors[k], label=k) for k in kinds] + ax.get_legend_handles_labels()[0]
     ax.legend(handles=handles, title="pricing", loc="upper right")  # cheapest bars are on top: room there
     origins = "; ".join(dict.fromkeys(f"{p.gpu.name}: {p.gpus:,} GPUs, {p.gpu_hours / 1e6:.2f}M GPU-hours, "
@@ -261,8 +264,10 @@ def days_vs_cost(df, model: str, prices=None, sizes=CLUSTER_SIZES, size=(10, 6))
         g = grid[grid["gpu"] == gpu].dropna(subset=["cost_usd"])
         if g.empty:
             continue
-        cheapest = g.groupby("provider")["usd_per_gpu_hour"].first().idxmin()
-        g = g[g["provider"] == cheapest].sort_values("gpus")
+        best = g.loc[g["usd_per_gpu_hour"].idxmin()]  # the cheapest provider and region for this GPU
+        cheapest = best["provider"]
+        g = g[(g["provider"] == cheapest) & (g["usd_per_gpu_hour"] == best["usd_per_gpu_hour"])]
+        g = g.drop_duplicates("gpus").sort_values("gpus")
         ax.plot(g["wall_clock_days"], g["cost_usd"], marker="o", markersize=3, color=f"C{i % 10}",
                 label=f"{gpu} (catalog, {cheapest} ${g['usd_per_gpu_hour'].iloc[0]:.2f}/GPU-h)")
         for _, p in g.iloc[[0, -1]].iterrows():

@@ -138,23 +138,26 @@ def collective_figures(doc: dict, op: str) -> tuple[float | None, float | None]:
 
 
 def _price(prices, provider, region, gpu, pricing):
-    """(Price or None, note): the tag's provider's row for this GPU and pricing kind, in the tag's
-    region where the catalog lists it, else the row without a region, else the cheapest region."""
+    """(Price or None, note): the tag's provider's row for this GPU and pricing kind: in the tag's
+    region where the catalog lists it, else a row for every region ("all" or none), else the
+    provider's cheapest region (as `costbench cost` prices a provider)."""
     rows = [p for p in prices if p.provider == provider and p.gpu == gpu and p.pricing == pricing]
     if not rows:
         return None, f"no {pricing} price for {provider}/{gpu}"
     exact = [p for p in rows if region and p.region.lower() == region.lower()]
     if exact:
         return exact[0], None
-    plain = [p for p in rows if not p.region]
-    best = plain[0] if plain else min(rows, key=lambda p: p.usd_per_gpu_hour)
-    note = (f"region {region} not priced; {best.region or 'list'} price used"
-            if region and any(p.region for p in rows) else None)
+    everywhere = [p for p in rows if p.region in ("", "all")]
+    best = everywhere[0] if everywhere else min(rows, key=lambda p: p.usd_per_gpu_hour)
+    note = (f"region {region} not priced; {best.region} used" if region and best.region not in ("", "all")
+            else None)
     return best, note
 
 
 def run_row(path: str, doc: dict, model: str, prices, pricing: str) -> dict:
     """The figures of one result file (keys as the DataFrame's columns)."""
+    from cost_models.cost import price_rows
+
     s, m = doc["summary"], doc["machine"]
     provider, region = provider_region(doc.get("tag"))
     gpu = gpu_name(doc)
@@ -187,6 +190,7 @@ def run_row(path: str, doc: dict, model: str, prices, pricing: str) -> dict:
     row["usd_per_gpu_hour"] = price.usd_per_gpu_hour if price else None
     row["price_region"] = (price.region or None) if price else None
     row["price_as_of"] = price.as_of if price else None
+    row["price_source"] = price.source if price else None
     row["usd_per_pflop_hour"] = (price.usd_per_gpu_hour / (row[f"mamf_{dtype}"] / 1000)
                                  if price and dtype else None)
 
@@ -196,10 +200,12 @@ def run_row(path: str, doc: dict, model: str, prices, pricing: str) -> dict:
     row["gpu_hours"] = plan.gpu_hours if plan else None
     row["days"] = plan.wall_clock_days if plan else None
     row["step_s"] = (getattr(plan, "step", None) or {}).get("seconds") if plan else None
-    row["cost_usd"] = plan.gpu_hours * price.usd_per_gpu_hour if plan and price else None
-    for end, usd in (("low", "usd_low"), ("high", "usd_high")):
-        value = getattr(price, usd, None) if price else None
-        row[f"cost_usd_{end}"] = plan.gpu_hours * value if plan and value is not None else row["cost_usd"]
+    priced = price_rows(plan, [price])[0] if plan and price else {}
+    for key in ("cost_usd", "cost_usd_low", "cost_usd_high", "commitment_usd", "age_days", "stale"):
+        row[key] = priced.get(key)
+    for end in ("low", "high"):  # no published range: both ends are the list price
+        if row[f"cost_usd_{end}"] is None:
+            row[f"cost_usd_{end}"] = row["cost_usd"]
     row["_plan"] = plan  # for charts; "_" keys stay out of the DataFrame
     row["note"] = "; ".join(notes) or None
     return row
@@ -266,7 +272,7 @@ def compare_runs(runs: list[tuple[str, dict]], model: str = DEFAULT_MODEL, price
     from cost_models.models import find_model
     from cost_models.prices import PRICING_KINDS, load_prices
 
-    if pricing not in PRICING_KINDS:
+    if pricing not in PRICING_KINDS:  # one kind per comparison; `costbench cost --pricing all` lists them all
         from cost_models.errors import unknown_name
         raise unknown_name("pricing", pricing, PRICING_KINDS)
     find_model(model)  # an unknown model is bad input, not one warning per file

@@ -80,3 +80,22 @@ def two_providers(folder) -> list[str]:
                                           stragglers=[{"rank": 3, "host": "ip-10-0-0-7", "uuid": "GPU-ab12",
                                                        "reason": "bf16 MAMF 81% of the node median"}])),
     ]
+
+
+PRICES = ("provider,gpu,pricing,usd_per_gpu_hour,usd_low,usd_high,region,as_of,source\n"
+          "coreweave,H100-SXM,on-demand,6.16,,,,2025-01,test row\n"
+          "aws,H100-SXM,on-demand,6.88,,12.29,us-east-1,2025-01,test row\n"
+          "aws,H100-SXM,on-demand,8.00,,,ap-south-1,2025-01,test row\n"
+          "lambda,H100-SXM,on-demand,3.99,,,all,2025-01,test row\n")
+
+
+def prices(folder) -> str:
+    """A --prices file with fixed test rows (the catalog's figures change as it is refreshed)."""
+    return write_text(folder, "prices.csv", PRICES)
+
+
+def write_text(folder, name, text) -> str:
+    path = os.path.join(str(folder), name)
+    with open(path, "w") as f:
+        f.write(text)
+    return path

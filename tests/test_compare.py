@@ -34,22 +34,24 @@ def test_sorted_by_cost_to_train_and_cost_is_plan_times_price(tmp_path):
     from cost_models.throughput import Throughput
 
     paths = synthetic.two_providers(tmp_path)
-    df = compare(paths, model="llama3-8b")
+    df = compare(paths, model="llama3-8b", prices=synthetic.prices(tmp_path))
     assert list(df["tag"]) == ["coreweave/us-east", "aws/us-east-1"]   # $6.16 < $6.88 per GPU-hour
     assert df["cost_usd"].is_monotonic_increasing
     aws = df.iloc[1]
     plan = plan_training("llama3-8b", gpu="H100-SXM", throughput=Throughput.from_result(load(paths[3])))
     assert aws["cost_usd"] == pytest.approx(plan.gpu_hours * 6.88)
-    assert aws["cost_usd_high"] == pytest.approx(plan.gpu_hours * 12.29)  # the catalog's published range
+    assert aws["cost_usd_high"] == pytest.approx(plan.gpu_hours * 12.29)  # the price's published range
     assert aws["days"] == pytest.approx(plan.wall_clock_days) and aws["model"] == "llama3-8b"
 
 
 def test_usd_per_pflop_hour_by_hand(tmp_path):
     path = synthetic.write(tmp_path, "a.json", synthetic.result("aws/us-east-1", bf16=800.0))
-    row = compare([path]).iloc[0]
+    row = compare([path], prices=synthetic.prices(tmp_path)).iloc[0]
     # 800 TFLOP/s for an hour = 0.8 PFLOP-hours, at $6.88 per GPU-hour
     assert row["usd_per_pflop_hour"] == pytest.approx(6.88 / 0.8) and row["pflop_dtype"] == "bf16"
     assert row["usd_per_gpu_hour"] == 6.88 and row["provider"] == "aws" and row["region"] == "us-east-1"
+    other = synthetic.write(tmp_path, "b.json", synthetic.result("aws", bf16=800.0))  # no region: the cheapest
+    assert compare([other], prices=synthetic.prices(tmp_path)).iloc[0]["usd_per_gpu_hour"] == 6.88
 
 
 def test_prices_file_and_region_match(tmp_path):
@@ -69,7 +71,7 @@ def test_missing_fields_are_none_not_guesses(tmp_path):
         doc["summary"].pop(key, None)
     doc["records"] = [r for r in doc["records"] if r["op"] == "matmul"]
     doc["summary"].pop("busbw_gbps_max")
-    row = compare([synthetic.write(tmp_path, "old.json", doc)]).iloc[0]
+    row = compare([synthetic.write(tmp_path, "old.json", doc)], prices=synthetic.prices(tmp_path)).iloc[0]
     assert row["busbw_reducescatter_gbps"] is None or math.isnan(row["busbw_reducescatter_gbps"])
     assert row["membw_gbps"] is None or math.isnan(row["membw_gbps"])
     assert row["stragglers"] == 0 and row["cost_usd"] > 0   # catalog link where no busbw was measured
@@ -86,7 +88,8 @@ def test_cli_warns_about_bad_files_and_compares_the_rest(tmp_path, capsys):
     (tmp_path / "truncated.json").write_text(good[: len(good) // 2])
     (tmp_path / "foreign.json").write_text(json.dumps({"schema_version": 7, "tag": "x"}))
     (tmp_path / "bench.json").write_text(json.dumps({"machine_info": {}, "benchmarks": []}))  # pytest-benchmark's
-    code, out, err = run(capsys, "compare", str(tmp_path), "--model", "llama3-8b")
+    prices = synthetic.prices(tmp_path)  # a .csv: the directory scan reads only *.json
+    code, out, err = run(capsys, "compare", str(tmp_path), "--model", "llama3-8b", "--prices", prices)
     assert code == 0
     warnings = err.splitlines()
     assert len(warnings) == 3 and all(w.startswith("costbench compare: warning: skipped ") for w in warnings)
@@ -108,11 +111,12 @@ def test_cli_nothing_readable_is_one_line_exit_2(tmp_path, capsys):
 
 def test_cli_json_and_csv(tmp_path, capsys):
     paths = synthetic.two_providers(tmp_path)
-    code, out, _ = run(capsys, "compare", *paths, "--format", "json", "--pricing", "on-demand")
+    prices = synthetic.prices(tmp_path)  # a .csv: the directory scan reads only *.json
+    code, out, _ = run(capsys, "compare", *paths, "--format", "json", "--pricing", "on-demand", "--prices", prices)
     doc = json.loads(out)
     assert code == 0 and [r["tag"] for r in doc["runs"]] == ["coreweave/us-east", "aws/us-east-1"]
     assert doc["runs"][0]["n_runs"] == 3 and doc["model"] == "llama3-70b"
-    code, out, _ = run(capsys, "compare", *paths, "--format", "csv")
+    code, out, _ = run(capsys, "compare", *paths, "--format", "csv", "--prices", prices)
     assert code == 0 and out.splitlines()[0].startswith("tag,") and len(out.splitlines()) == 3
 
 
