@@ -395,7 +395,7 @@ def whatif_chart(frame, size=(10, 5)):
     ax.set_title(f"What if: {vary} varied, everything else fixed")
     labels = [str(v) for v in frame["value"]]
     x = range(len(labels))
-    ax.bar([i - 0.2 for i in x], frame["cost"], width=0.4, color="C0", label="cost to train (US$)")
+    ax.bar([i - 0.2 for i in x], frame["cost"], width=0.4, color="C0", label="cost to train at the cheapest price (US$)")
     ax.yaxis.set_major_formatter(FuncFormatter(_money))
     ax.set_ylabel("cost to train (US$)")
     ax.set_xticks(list(x), labels)

@@ -80,8 +80,9 @@ def check_out(out: str) -> None:
 
 
 def whatif_frame(path: str):
-    """`costbench whatif --format json` ({"vary": KEY, "rows": [{"value", "cost_usd_min" or "cost_usd",
-    "wall_clock_days", ...}]}) as a DataFrame with columns value, cost, days; attrs["vary"]."""
+    """`costbench whatif --format json` ({"vary": KEY, "rows": [{"value", "cost_usd_min", "wall_clock_days",
+    ...}]}, flattened by cost_models.whatif.frame) as a DataFrame with columns value, cost (the cheapest
+    price row's, US$), days; attrs["vary"]."""
     import pandas as pd
 
     try:
@@ -94,11 +95,14 @@ def whatif_frame(path: str):
     rows = doc.get("rows") if isinstance(doc, dict) else None
     if not isinstance(rows, list) or not rows or not all(isinstance(r, dict) and "value" in r for r in rows):
         raise InputError(f"--whatif {path}: expected costbench whatif JSON: {{\"vary\": KEY, \"rows\": [{{\"value\": ...}}]}}")
-    cost_key = next((k for k in ("cost_usd_min", "cost_usd") if all(isinstance(r.get(k), (int, float)) for r in rows)), None)
-    if cost_key is None:
-        raise InputError(f"--whatif {path}: rows need a numeric cost_usd_min or cost_usd")
-    frame = pd.DataFrame({"value": [r["value"] for r in rows], "cost": [r[cost_key] for r in rows],
-                          "days": [r.get("wall_clock_days") for r in rows]})
+    if not any(isinstance(r.get("cost_usd_min", r.get("cost_usd")), (int, float)) for r in rows):
+        raise InputError(f"--whatif {path}: no row has a numeric cost_usd_min (no prices for any value?)")
+    from cost_models.whatif import frame as whatif_rows  # the what-if document flattened, one row per value
+
+    flat = whatif_rows({"vary": "input", **doc})
+    cost = flat["cost_usd_min"] if "cost_usd_min" in flat else flat["cost_usd"]
+    frame = pd.DataFrame({"value": flat["value"], "cost": pd.to_numeric(cost, errors="coerce"),
+                          "days": pd.to_numeric(flat.get("wall_clock_days"), errors="coerce")})
     frame.attrs["vary"] = str(doc.get("vary", "input"))
     return frame
 
