@@ -1,9 +1,11 @@
-"""Training cost: FLOPs -> GPU-hours -> dollars per provider x GPU x pricing kind.
+"""Training cost: model + cluster -> step time -> GPU-hours -> dollars per provider x GPU x pricing kind.
 
-    plan_training(...)   the time side for one model on one GPU type and cluster (TrainingPlan)
+    plan_training(...)   the time side for one model on one device type and cluster (TrainingPlan):
+                         the fastest feasible parallel layout (or the one given) and its step time
+                         from parts (step_time.py), then GPU-hours with goodput (training_time.py)
     price_rows(plan, prices)   one dict per price row: $/GPU-hour x GPU-hours, cheapest first
     estimate(...)        both, as a pandas DataFrame (plan in df.attrs["plan"])
-    estimate_grid(...)   vectorised over models x GPUs x cluster sizes x price rows
+    estimate_grid(...)   many models x GPUs x cluster sizes x price rows
 
 pandas is imported only by estimate/estimate_grid so that `costbench cost` starts fast.
 """
@@ -14,18 +16,18 @@ import math
 import numpy as np
 
 from cost_models import flops as flops_mod
-from cost_models import memory, training_time
+from cost_models import memory, parallelism, rates as rates_mod, step_time, training_time
 from cost_models.errors import InputError
-from cost_models.hardware import GpuSpec, find_gpu
+from cost_models.hardware import DTYPES, GpuSpec, find_gpu
 from cost_models.models import ModelSpec, find_model
 from cost_models.networks import DEFAULT_NETWORK, Network, find_network
 from cost_models.prices import (DEFAULT_STALE_MONTHS, SPOT_NOTE, Price, age_days, commitment_usd, is_stale,
                                 load_prices, select, today)
-from cost_models.throughput import Throughput
+from cost_models.throughput import CPU, Throughput
 
 DEFAULT_MODEL = "llama3-70b"
 DEFAULT_GPU = "H100-SXM"
-GPUS_PER_NODE = 8  # HGX/DGX nodes: up to 8 GPUs talk over NVLink, beyond that over the network
+GPUS_PER_NODE = parallelism.GPUS_PER_NODE
 
 
 @dataclasses.dataclass(frozen=True)
@@ -35,13 +37,15 @@ class TrainingPlan:
     model: ModelSpec
     gpu: GpuSpec
     gpus: int
-    training_flops: float
-    min_gpus: int
-    achieved_tflops_per_gpu: float | None   # while computing; None when GPU-hours were given
+    training_flops: float                   # model FLOPs (6ND + causal attention; no recompute)
+    min_gpus: int                           # smallest power-of-two cluster with a layout that fits memory
+    achieved_tflops_per_gpu: float | None   # model FLOPs / step time; None when GPU-hours were given
     mfu: float | None                       # achieved / datasheet peak
     gpu_hours: float
     wall_clock_days: float
     assumptions: dict
+    parallelism: dict | None = None         # the layout (parallelism.Layouts.pick); None without the step model
+    step: dict | None = None                # {"seconds", "parts": {part: s}}; None without the step model
 
     def __post_init__(self):
         if not (self.gpu_hours > 0 and math.isfinite(self.gpu_hours)):
@@ -58,104 +62,208 @@ def _check_fraction(name, value):
         raise InputError(f"{name}: {value!r} must be in (0, 1]")
 
 
-def intra_node_gbps(gpu: GpuSpec, net: Network) -> float:
-    """Per-GPU, one-direction bandwidth inside a node: half the GPU's both-directions NVLink
-    figure; a GPU without NVLink (PCIe) talks through the fabric even inside its node."""
-    return gpu.nvlink_gbps / 2 if gpu.nvlink_gbps else net.gbps_per_gpu
+def cpu_device(throughput: Throughput) -> GpuSpec:
+    """The device "cpu" from a CPU result file: no datasheet, so its measured MAMF stands in for the
+    peak (MFU is then relative to MAMF) and its measured copy bandwidth for HBM."""
+    if not throughput.mamf_tflops and not throughput.measured_layer:
+        raise InputError(f"{throughput.source}: a CPU has no catalog figures and this file measured no matmul "
+                         f"(run costbench run --device cpu --ops matmul,membw,layer)")
+    bw = throughput.layer.get("elementwise_gbps") or throughput.membw_gbps
+    if bw is None:
+        raise InputError(f"{throughput.source}: a CPU has no catalog figures and this file has no memory bandwidth "
+                         f"(summary.membw_gbps: run costbench run --device cpu --ops membw)")
+    best = max([*throughput.mamf_tflops.values(), throughput.layer.get("gemm_tflops") or 0])
+    peaks = {d: throughput.mamf_tflops.get(d, best) for d in DTYPES}
+    return GpuSpec(name=CPU, peak_tflops=peaks, memory_gb=throughput.host_memory_gb or 1e6, hbm_tbps=bw / 1000,
+                   nvlink_gbps=None, tdp_w=1, mamf_fraction=1.0, source=f"measured: {throughput.source}",
+                   as_of="2026")
 
 
-def link_by_size(gpus, intra_gbps, inter_gbps, net: Network):
-    """(busbw GB/s, latency us) for clusters of `gpus`, broadcasting: a cluster of one node
-    (<= GPUS_PER_NODE) talks over NVLink (its latency from networks.csv), a larger one over `net`."""
-    single = np.asarray(gpus) <= GPUS_PER_NODE
-    return (np.where(single, intra_gbps, inter_gbps),
-            np.where(single, find_network("nvlink").latency_us, net.latency_us))
+def _device(gpu, throughput):
+    if isinstance(gpu, GpuSpec):
+        return gpu
+    if (gpu or "").strip().lower() == CPU:
+        if throughput is None or throughput.gpu != CPU:
+            raise InputError("--gpu cpu: the cpu device has no catalog figures; give --results FILE from a CPU run")
+        return cpu_device(throughput)
+    return find_gpu(gpu)
 
 
-def _link(gpu: GpuSpec, net: Network, gpus, throughput: Throughput | None):
-    """(busbw GB/s, latency us, where from) for the data-parallel traffic, vectorised over gpus.
+def device_rates(hw: GpuSpec, net: Network, dtype: str, throughput: Throughput | None, model_name: str,
+                 sustained: float | None = None) -> tuple[rates_mod.Rates, rates_mod.Rates | None, dict]:
+    """(rates, fp8 linear-layer rates or None, {"measured": [...], "catalog": [...]}) for the step model.
 
-    A measured busbw from this GPU type replaces NVLink inside a node and caps the fabric across
-    nodes (a ring is as fast as its slowest link).
+    A result file from this device replaces each catalog rate it measured (rates.py says which field
+    feeds which part); `sustained` overrides GEMM_SUSTAINED_FRACTION (--efficiency).
     """
-    intra, inter = intra_node_gbps(gpu, net), net.gbps_per_gpu
-    measured = throughput is not None and throughput.busbw_gbps and throughput.gpu == gpu.name
-    origin = f"{net.name} {net.gbps_per_gpu:g} GB/s per GPU"
-    if measured:
-        intra, inter = throughput.busbw_gbps, min(inter, throughput.busbw_gbps)
-        origin = f"measured busbw {throughput.busbw_gbps:g} GB/s ({throughput.source}), capped by {origin}"
-    busbw, latency = link_by_size(gpus, intra, inter, net)
-    if np.all(np.asarray(gpus) <= GPUS_PER_NODE):
-        origin = (f"measured busbw {intra:g} GB/s ({throughput.source})" if measured
-                  else f"NVLink {intra:g} GB/s per GPU")
-    return busbw, latency, origin
+    base_dtype = "bf16" if dtype == "fp8" else dtype
+    frac = rates_mod.GEMM_SUSTAINED_FRACTION if sustained is None else sustained
+    cat = rates_mod.catalog_rates(hw, net, base_dtype)
+    cat = dataclasses.replace(cat, gemm_tflops=cat.gemm_tflops / rates_mod.GEMM_SUSTAINED_FRACTION * frac)
+    lin = None
+    if dtype == "fp8":
+        lin = rates_mod.catalog_rates(hw, net, base_dtype, linear_dtype="fp8")
+        lin = dataclasses.replace(lin, gemm_tflops=lin.gemm_tflops / rates_mod.GEMM_SUSTAINED_FRACTION * frac)
+    mine = throughput is not None and throughput.gpu == hw.name
+    new, origin = {}, dict(cat.origin)
+    measured = []
+    if mine:
+        tp_, src = throughput, throughput.source
+        layer_ok = tp_.layer.get("model") in (None, model_name) and tp_.layer.get("dtype") in (None, base_dtype)
+        if tp_.layer.get("gemm_tflops") and layer_ok:
+            new.update(gemm_tflops=tp_.layer["gemm_tflops"], gemm_shaped=False)
+            origin["gemm"] = (f"measured: {model_name} layer GEMMs at TP {tp_.layer.get('tp', '?')}, "
+                              f"{tp_.layer['gemm_tflops']:g} TFLOP/s ({src})")
+        elif base_dtype in tp_.mamf_tflops:
+            new.update(gemm_tflops=frac * tp_.mamf_tflops[base_dtype])
+            origin["gemm"] = f"measured: {frac:g} x {base_dtype} MAMF {tp_.mamf_tflops[base_dtype]:g} ({src}), roofline"
+        if tp_.layer.get("attention_tflops") and layer_ok:
+            new["attention_tflops"] = tp_.layer["attention_tflops"]
+            origin["attention"] = f"measured: {tp_.layer['attention_tflops']:g} TFLOP/s ({src})"
+        bw = tp_.layer.get("elementwise_gbps") or tp_.membw_gbps
+        if bw:
+            new["membw_gbps"] = bw
+            origin["memory_bound"] = f"measured: {bw:g} GB/s ({src})"
+        intra = [tp_.collectives[o] for o in ("allgather", "reducescatter") if o in tp_.collectives]
+        link = min(intra) if intra else tp_.busbw_gbps
+        if link and tp_.nodes <= 1 and hw.nvlink_gbps:
+            new["tp_gbps"] = link
+            origin["tp_comm"] = f"measured: busbw {link:g} GB/s in one node ({src})"
+        if link and tp_.nodes > 1:
+            new["fabric_gbps"] = min(cat.fabric_gbps, link)
+            origin["dp_comm"] = f"measured: busbw {link:g} GB/s across {tp_.nodes} nodes ({src}), capped by {cat.origin['dp_comm']}"
+        measured = [p for p, o in origin.items() if o.startswith("measured")]
+    elif throughput is not None:
+        why = f"{throughput.source} is from {throughput.gpu or throughput.device_name or 'an unknown device'}, not {hw.name}"
+        origin = {k: f"{v}; {why}" for k, v in origin.items()}
+    rates = dataclasses.replace(cat, **new, origin=origin)
+    if lin is not None:
+        lin = dataclasses.replace(lin, membw_gbps=rates.membw_gbps)
+        origin["gemm"] = lin.origin["gemm"] + " (fp8 linear layers; attention and the rest bf16)"
+    return rates, lin, {"measured": measured, "catalog": [p for p in origin if p not in measured]}
 
 
-def _base_tflops(gpu: GpuSpec, dtype: str, throughput: Throughput | None):
-    """(TFLOP/s, where from): measured MAMF when the result file is from this GPU, else catalog."""
-    if throughput is not None and throughput.gpu == gpu.name and dtype in throughput.mamf_tflops:
-        return throughput.mamf_tflops[dtype], f"measured {dtype} MAMF ({throughput.source})"
-    why = ""
-    if throughput is not None:
-        why = (f"; {throughput.source} is from {throughput.gpu or 'no catalog GPU'}, not {gpu.name}"
-               if throughput.gpu != gpu.name else f"; {throughput.source} has no {dtype} MAMF")
-    frac = gpu.mamf_tflops(dtype) / gpu.peak(dtype)
-    return gpu.mamf_tflops(dtype), f"catalog: {dtype} peak {gpu.peak(dtype):g} x MAMF fraction {frac:.3f}{why}"
+@dataclasses.dataclass(frozen=True)
+class Search:
+    """The step model over the feasible layouts of one model on one cluster."""
+
+    layouts: parallelism.Layouts
+    parts: dict            # part -> seconds per step, over layouts
+    fits: np.ndarray       # bool over layouts
+    gpu_bytes: np.ndarray
+    best: int | None       # index of the fastest fitting layout (seconds per token), None if none fits
+
+
+def search_layouts(spec: ModelSpec, hw: GpuSpec, gpus: int, rates, lin_rates=None, batch: int | None = None,
+                   recipe: dict | None = None, **given) -> Search:
+    """Every feasible layout (parallelism.candidates, `given` fixing any of tp, pp, micro_batch,
+    global_batch, recompute, vpp), its memory and step time; the fastest per token that fits."""
+    default_batch = batch or max(1, int(training_time.DEFAULT_BATCH_TOKENS // spec.seq_len))
+    lay = parallelism.candidates(spec, gpus, default_batch, **given)
+    usable = memory.usable_bytes(hw.memory_gb)
+    if given.get("recompute") != "full":     # searched: recompute only the layers memory needs
+        lay = dataclasses.replace(lay, recompute_layers=memory.fit_recompute(spec, lay, usable))
+    need = memory.gpu_bytes(spec, lay)
+    fits = need <= usable
+    parts = step_time.step_parts(spec, lay, rates, lin_rates, **(recipe or {}))
+    per_token = np.where(fits, parts["seconds"] / lay.global_batch, np.inf)
+    best = int(np.argmin(per_token)) if fits.any() else None
+    return Search(lay, parts, fits, need, best)
+
+
+def min_gpus_that_fit(spec: ModelSpec, hw: GpuSpec, batch: int | None = None, **given) -> int | None:
+    """Smallest power-of-two cluster (1 .. 2^20; times TP*PP when given) with a layout that fits memory; None if none."""
+    default_batch = batch or max(1, int(training_time.DEFAULT_BATCH_TOKENS // spec.seq_len))
+    unit = given.get("tp", 1) * given.get("pp", 1)
+    for size in sorted({2**k for k in range(21)} | {unit * 2**k for k in range(21)}):
+        try:
+            lay = parallelism.candidates(spec, size, default_batch, **given)
+        except InputError:
+            continue
+        if (memory.gpu_bytes(spec, lay) <= memory.usable_bytes(hw.memory_gb)).any():
+            return size
+    return None
 
 
 def default_gpus(spec: ModelSpec, gpu: GpuSpec, need: int, hours_at) -> tuple[int, str]:
     """(GPU count, why) for a run given no --gpus: the published count for catalog models trained
     on this GPU type; else the smallest power of two (at least one node) that holds the model and
     trains within DEFAULT_TARGET_DAYS, capped at MAX_DEFAULT_GPUS (but never below what memory
-    needs). `hours_at(gpus_array)` -> GPU-hours."""
+    needs). `hours_at(size)` -> GPU-hours, NaN where no layout fits."""
     if spec.published_gpus and (spec.published_hardware or "") == gpu.name:
         return max(spec.published_gpus, need), "published"
     days_rule = f"default: smallest power of two within {training_time.DEFAULT_TARGET_DAYS} days"
-    sizes = 2 ** np.arange(3, int(math.log2(training_time.MAX_DEFAULT_GPUS)) + 1)
-    sizes = sizes[sizes >= need]
-    if sizes.size == 0:
+    sizes = [2**k for k in range(3, int(math.log2(training_time.MAX_DEFAULT_GPUS)) + 1) if 2**k >= need]
+    if not sizes:
         return need, "default: the memory minimum"
-    days = hours_at(sizes) / sizes / 24
-    ok = sizes[days <= training_time.DEFAULT_TARGET_DAYS]
-    if ok.size:
-        return int(ok[0]), days_rule
-    return int(sizes[-1]), (f"default: the {training_time.MAX_DEFAULT_GPUS:,}-GPU cap; "
-                            f"none finishes within {training_time.DEFAULT_TARGET_DAYS} days")
+    feasible = []
+    for size in sizes:
+        hours = hours_at(size)
+        if math.isfinite(hours):
+            feasible.append(size)
+            if hours / size / 24 <= training_time.DEFAULT_TARGET_DAYS:
+                return size, days_rule
+    if not feasible:
+        return need, "default: the memory minimum"
+    return feasible[-1], (f"default: the {training_time.MAX_DEFAULT_GPUS:,}-GPU cap; "
+                          f"none finishes within {training_time.DEFAULT_TARGET_DAYS} days")
 
 
-def plan_training(model="llama3-70b", gpu: str = DEFAULT_GPU, gpus: int | None = None,
+def plan_training(model=DEFAULT_MODEL, gpu: str | GpuSpec = DEFAULT_GPU, gpus: int | None = None,
                   tokens: float | None = None, network: str | None = None,
                   throughput: Throughput | None = None, mfu: float | None = None,
-                  efficiency: float | None = None, overlap: float | None = None,
-                  goodput: float | None = None, batch_tokens: float | None = None,
-                  recompute: bool = False, dtype: str = "bf16",
-                  gpu_hours: float | None = None) -> TrainingPlan:
-    """The time model for one scenario (formulas: flops.py, memory.py, training_time.py).
+                  efficiency: float | None = None, goodput: float | None = None,
+                  tp: int | None = None, pp: int | None = None, micro_batch: int | None = None,
+                  global_batch: int | None = None, recompute: str | None = None, vpp: int | None = None,
+                  dtype: str = "bf16", gpu_hours: float | None = None,
+                  recipe: dict | None = None) -> TrainingPlan:
+    """The time model for one scenario. Keywords (all optional; the CLI flag in brackets):
 
-    mfu overrides achieved TFLOP/s as peak * mfu, over whole steps (so no separate exposed
-    communication), as Llama 3's Table 4 reports it; goodput still applies. gpu_hours skips the
-    time model and prices a reported figure.
+    model        catalog name or ModelSpec [--model, or --params/--layers/...]
+    gpu          catalog GPU name, GpuSpec, or "cpu" with a CPU `throughput` [--gpu]
+    gpus         cluster size; default: published (catalog model on its GPU), else default_gpus() [--gpus]
+    tokens       training tokens, replacing the model's [--tokens]
+    network      inter-node fabric, networks.csv [--network]
+    throughput   measured rates from a result file (Throughput.from_result) [--results]
+    tp, pp, micro_batch, global_batch (sequences), recompute ("none"|"selective"|"full"), vpp
+                 (virtual pipeline stages): fix that part of the layout; the rest is searched [--tp ...]
+    dtype        "bf16" or "fp8" (fp8: the linear layers' GEMMs only) [--dtype]
+    efficiency   fraction of MAMF a training GEMM sustains (rates.GEMM_SUSTAINED_FRACTION) [--efficiency]
+    goodput      productive share of wall-clock time (default: training_time.goodput) [--goodput]
+    mfu          skip the step model: achieved = peak x mfu over whole steps [--mfu]
+    gpu_hours    skip all time modelling: price this figure [--gpu-hours]
+    recipe       step_time.step_parts options for older software (flash_attention, sequence_parallel);
+                 default today's Megatron recipe (no CLI flag: scripts/calibration.py uses it for 2021 runs)
+
+    Each is independent of the others, so a what-if varies one keyword and keeps the rest.
     """
     _check_fraction("mfu", mfu)
     _check_fraction("efficiency", efficiency)
     _check_fraction("goodput", goodput)
-    if overlap is not None and not 0 <= overlap <= 1:
-        raise InputError(f"overlap: {overlap!r} must be in [0, 1]")
+    if dtype not in DTYPES:
+        from cost_models.errors import unknown_name
+        raise unknown_name("dtype", dtype, DTYPES)
     spec = _resolve_model(model, tokens)
-    hw = gpu if isinstance(gpu, GpuSpec) else find_gpu(gpu)
+    hw = _device(gpu, throughput)
     net = find_network(network or DEFAULT_NETWORK)
     peak = hw.peak(dtype)
+    if dtype == "fp8":
+        peak = hw.peak("bf16")   # MFU of an fp8 run is quoted against the bf16 peak, as Llama/DeepSeek do
     total_flops = float(flops_mod.training_flops(spec.active_params, spec.tokens, spec.layers, spec.hidden,
-                                                 spec.seq_len, recompute=recompute))
-    degree = float(memory.sharding_degree(spec.params, spec.layers, spec.hidden, spec.seq_len, hw.memory_gb, recompute))
-    need = math.ceil(degree)
+                                                 spec.seq_len))
+    given = {k: v for k, v in dict(tp=tp, pp=pp, micro_batch=micro_batch, global_batch=global_batch,
+                                   recompute=recompute, vpp=vpp).items() if v is not None}
+    need = min_gpus_that_fit(spec, hw, **given)
+    usable = memory.usable_bytes(hw.memory_gb) / 2**30
     assumptions = {
-        "flops": f"{'8' if recompute else '6'}*N*D + causal attention, {'full' if recompute else 'no'} recompute",
+        "flops": "model FLOPs 6*N*D + causal attention 6*L*s*h per token (no recompute counted)",
         "dtype": dtype, "peak_tflops": peak, "min_gpus_for_memory": need,
-        "memory": f"{memory.BYTES_PER_PARAM} B/param + activations, {memory.USABLE_FRACTION:.0%} of {hw.memory_gb:g} GB usable",
+        "memory": f"Megatron distributed optimizer (6 B/param + 12 B/param over DP) + activations "
+                  f"(Korthikanti 2022), {memory.USABLE_FRACTION:.0%} of {hw.memory_gb:g} GiB usable",
     }
     if spec.shape_estimated:
-        assumptions["shape"] = f"estimated from params: {spec.layers} layers, hidden {spec.hidden}, seq {spec.seq_len}"
+        assumptions["shape"] = (f"estimated from params: {spec.layers} layers, hidden {spec.hidden}, "
+                                f"{spec.heads} heads, ffn {spec.ffn}, seq {spec.seq_len}")
 
     if gpu_hours is not None:
         count = gpus or spec.published_gpus
@@ -164,47 +272,79 @@ def plan_training(model="llama3-70b", gpu: str = DEFAULT_GPU, gpus: int | None =
         assumptions.update({"gpu_hours_from": "given (--gpu-hours); time model skipped",
                             "gpus_from": "--gpus" if gpus else "published" if count else "unknown",
                             "implied_mfu_end_to_end": round(implied, 4)})
-        return TrainingPlan(spec, hw, count or 0, total_flops, need, None, None, float(gpu_hours), days,
+        return TrainingPlan(spec, hw, count or 0, total_flops, need or 0, None, None, float(gpu_hours), days,
                             assumptions)
+    if need is None:
+        raise InputError(f"{spec.name}: no layout fits {hw.name} memory ({hw.memory_gb:g} GiB) on any cluster up to 2^20 GPUs"
+                         + (f" with {', '.join(f'{k}={v}' for k, v in given.items())}" if given else ""))
 
     if mfu is not None:
-        achieved, origin = peak * mfu, f"--mfu {mfu:g} x {dtype} peak {peak:g}"
-        eff_overlap = 1.0  # an MFU measured over whole steps already includes communication
-    else:
-        base, origin = _base_tflops(hw, dtype, throughput)
-        eff = efficiency if efficiency is not None else training_time.DEFAULT_EFFICIENCY
-        achieved = base * eff
-        origin = f"{base:.1f} ({origin}) x efficiency {eff:g}"
-        eff_overlap = training_time.DEFAULT_OVERLAP if overlap is None else overlap
-    batch = batch_tokens or training_time.DEFAULT_BATCH_TOKENS
+        achieved = peak * mfu
 
-    def run(sizes):
-        busbw, latency, _ = _link(hw, net, sizes, throughput)
-        return training_time.training_time(total_flops, spec.tokens, spec.params, sizes, degree, achieved,
-                                           busbw, latency, eff_overlap, batch, goodput)
+        def hours_at(size):
+            return float(training_time.gpu_hours(total_flops / (achieved * 1e12 * size) / 3600 * 3600, 1, 1,
+                                                 size, goodput)[0])
+        count, count_from = (gpus, "--gpus") if gpus else default_gpus(spec, hw, need, hours_at)
+        hours, days, good = (float(x) for x in training_time.gpu_hours(total_flops / (achieved * 1e12 * count),
+                                                                        1, 1, count, goodput))
+        assumptions.update({"achieved_tflops_from": f"--mfu {mfu:g} x {dtype} peak {peak:g}; step model skipped",
+                            "gpus_from": count_from, "goodput": round(good, 4)})
+        return TrainingPlan(spec, hw, int(count), total_flops, need, achieved, mfu, hours, days, assumptions)
+
+    rates, lin_rates, provenance = device_rates(hw, net, dtype, throughput, spec.name, efficiency)
+
+    def run(size):
+        try:
+            found = search_layouts(spec, hw, size, rates, lin_rates, recipe=recipe, **given)
+        except InputError:
+            return None
+        return found if found.best is not None else None
+
+    def hours_at(size):
+        found = run(size)
+        if found is None:
+            return float("nan")
+        i = found.best
+        return float(training_time.gpu_hours(spec.tokens, found.layouts.global_batch[i] * spec.seq_len,
+                                             found.parts["seconds"][i], size, goodput)[0])
 
     if gpus is not None:
         count, count_from = gpus, "--gpus"
     else:
-        count, count_from = default_gpus(spec, hw, need, lambda s: run(s)["gpu_hours"])
-    if count < need:
-        raise InputError(f"--gpus {count}: {spec.name} needs at least {need} {hw.name} GPUs "
-                         f"({hw.memory_gb:g} GB each) to hold weights, gradients, Adam states and activations")
-    t = {k: float(v) for k, v in run(np.asarray(count)).items()}
-    _, _, link_origin = _link(hw, net, count, throughput)
+        count, count_from = default_gpus(spec, hw, need, hours_at)
+    found = run(count)
+    if found is None:
+        try:
+            lay = search_layouts(spec, hw, count, rates, lin_rates, recipe=recipe, **given)
+            least = float(np.min(lay.gpu_bytes)) / 2**30
+            why = f"the smallest layout needs {least:.0f} GiB per GPU, {usable:.0f} GiB usable"
+        except InputError as e:
+            why = str(e)
+        raise InputError(f"--gpus {count}: no layout of {spec.name} fits {count:,} {hw.name} GPUs ({why}); "
+                         f"it needs at least {need:,} {hw.name} GPUs")
+    i = found.best
+    layout = found.layouts.pick(i, "given" if {"tp", "pp", "micro_batch", "global_batch", "recompute"} <= set(given)
+                                else "search")
+    parts = {p: float(found.parts[p][i]) for p in step_time.PARTS}
+    seconds = float(found.parts["seconds"][i])
+    batch_tokens = layout["global_batch"] * spec.seq_len
+    hours, days, good = (float(x) for x in training_time.gpu_hours(spec.tokens, batch_tokens, seconds, count, goodput))
+    achieved = total_flops / spec.tokens * batch_tokens / seconds / count / 1e12
     assumptions.update({
-        "achieved_tflops_from": origin,
         "gpus_from": count_from,
-        "sharding_group_gpus": round(t["sharding_group"], 1),
-        "network": link_origin,
-        "overlap": eff_overlap, "batch_tokens": batch,
-        "exposed_comm_share": round(t["exposed_comm_hours"] / (t["compute_hours"] + t["exposed_comm_hours"]), 4),
-        "goodput": round(t["goodput"], 4),
+        "layout": (f"{'searched' if layout['chosen'] == 'search' else 'given'}: fastest per token of "
+                   f"{int(found.fits.sum()):,} layouts that fit (of {len(found.layouts):,} feasible)"),
+        "gpu_memory_gib": round(float(found.gpu_bytes[i]) / 2**30, 1),
+        "rates": rates.origin,
+        "measured_parts": provenance["measured"], "catalog_parts": provenance["catalog"],
+        "network": net.name,
+        "global_batch_tokens": batch_tokens,
+        "goodput": round(good, 4),
         "goodput_from": "given (--goodput)" if goodput is not None else
         "Llama 3: 466 interruptions in 54 days at 16,384 GPUs, 90% effective time",
     })
-    return TrainingPlan(spec, hw, int(count), total_flops, need, achieved, achieved / peak,
-                        t["gpu_hours"], t["wall_clock_days"], assumptions)
+    return TrainingPlan(spec, hw, int(count), total_flops, need, achieved, achieved / peak, hours, days,
+                        assumptions, parallelism=layout, step={"seconds": seconds, "parts": parts})
 
 
 def price_rows(plan: TrainingPlan, prices: list[Price], ref_date=None,
@@ -257,54 +397,33 @@ def estimate(model="llama3-70b", gpu: str = DEFAULT_GPU, pricing: str = "on-dema
 
 def estimate_grid(models, gpus, cluster_sizes, prices: list[Price] | None = None, pricing: str = "on-demand",
                   network: str | None = None, efficiency: float | None = None, dtype: str = "bf16"):
-    """Every model x price row (provider x GPU) x cluster size at once, vectorised with numpy.
+    """Every model x price row (provider x GPU) x cluster size: the step model (layout search
+    vectorised over layouts) per model x GPU x size, joined with the price rows.
 
-    Same formulas and defaults as plan_training (catalog MAMF, no result file). Scenarios whose
-    cluster cannot hold the model get NaN hours and cost. Returns a DataFrame with columns model,
-    gpu, provider, pricing, gpus, gpu_hours, wall_clock_days, usd_per_gpu_hour, cost_usd.
+    Same defaults as plan_training (catalog rates, no result file). Scenarios whose cluster cannot
+    hold the model get NaN hours and cost. Returns a DataFrame with columns model, gpu, provider,
+    pricing, gpus, gpu_hours, wall_clock_days, usd_per_gpu_hour, cost_usd.
     """
     import pandas as pd
 
     specs = [m if isinstance(m, ModelSpec) else find_model(m) for m in models]
     hws = [find_gpu(g) for g in gpus]
-    net = find_network(network or DEFAULT_NETWORK)
+    _check_fraction("efficiency", efficiency)
     table = select(prices if prices is not None else load_prices(), None, pricing)
     table = [p for p in table if p.gpu in {h.name for h in hws}]
-    eff = training_time.DEFAULT_EFFICIENCY if efficiency is None else efficiency
-    _check_fraction("efficiency", eff)
-
-    def col(values):  # model-level quantities as an (M, 1, 1) column
-        return np.array(values, dtype=float)[:, None, None]
-
-    # Axes: models (M) x GPU types (G) x cluster sizes (C).
-    size = np.array(cluster_sizes, dtype=float)[None, None, :]
-    params, active, tokens = col([s.params for s in specs]), col([s.active_params for s in specs]), col([s.tokens for s in specs])
-    layers, hidden, seq = col([s.layers for s in specs]), col([s.hidden for s in specs]), col([s.seq_len for s in specs])
-    mem = np.array([h.memory_gb for h in hws])[None, :, None]
-    achieved = np.array([h.mamf_tflops(dtype) * eff for h in hws])[None, :, None]
-    intra = np.array([intra_node_gbps(h, net) for h in hws])[None, :, None]
-    busbw, latency = link_by_size(size, intra, net.gbps_per_gpu, net)
-    total_flops = flops_mod.training_flops(active, tokens, layers, hidden, seq)
-    degree = memory.sharding_degree(params, layers, hidden, seq, mem)
-    t = training_time.training_time(total_flops, tokens, params, size, degree, achieved, busbw, latency)
-    hours = np.where(size >= np.ceil(degree), t["gpu_hours"], np.nan)  # (M, G, C)
-
-    # Join with price rows: each row picks its GPU's slice -> (M, P, C).
-    gpu_index = {h.name: i for i, h in enumerate(hws)}
-    idx = np.array([gpu_index[p.gpu] for p in table], dtype=int)
-    usd = np.array([p.usd_per_gpu_hour for p in table])
-    hours_p = np.broadcast_to(hours, (len(specs), len(hws), size.shape[-1]))[:, idx, :]
-    cost = hours_p * usd[None, :, None]
-    m_i, p_i, c_i = np.indices(cost.shape).reshape(3, -1)
-    sizes = size.ravel()[c_i]
-    return pd.DataFrame({
-        "model": np.array([s.name for s in specs], dtype=object)[m_i],
-        "gpu": np.array([p.gpu for p in table], dtype=object)[p_i],
-        "provider": np.array([p.provider for p in table], dtype=object)[p_i],
-        "pricing": np.array([p.pricing for p in table], dtype=object)[p_i],
-        "gpus": sizes.astype(int),
-        "gpu_hours": hours_p.ravel(),
-        "wall_clock_days": hours_p.ravel() / sizes / 24,
-        "usd_per_gpu_hour": usd[p_i],
-        "cost_usd": cost.ravel(),
-    })
+    sizes = [int(c) for c in cluster_sizes]
+    rows = []
+    for spec in specs:
+        for hw in hws:
+            for size in sizes:
+                try:
+                    hours = plan_training(spec, hw, gpus=size, network=network, efficiency=efficiency,
+                                          dtype=dtype).gpu_hours
+                except InputError:
+                    hours = float("nan")
+                rows += [{"model": spec.name, "gpu": p.gpu, "provider": p.provider, "pricing": p.pricing,
+                          "gpus": size, "gpu_hours": hours, "wall_clock_days": hours / size / 24,
+                          "usd_per_gpu_hour": p.usd_per_gpu_hour, "cost_usd": hours * p.usd_per_gpu_hour}
+                         for p in table if p.gpu == hw.name]
+    return pd.DataFrame(rows, columns=["model", "gpu", "provider", "pricing", "gpus", "gpu_hours",
+                                       "wall_clock_days", "usd_per_gpu_hour", "cost_usd"])

@@ -1,30 +1,62 @@
-"""Training FLOPs of a dense (or mixture-of-experts) transformer. Works on scalars or numpy arrays.
+"""FLOPs of a dense (or mixture-of-experts) decoder-only transformer, per token and per layer.
 
-Derivation (Kaplan et al. 2020; Narayanan et al. 2021; REFERENCES.md "Compute and memory rules"):
-- Matmuls with the weights: a forward pass costs 2 FLOPs per active parameter per token (one
-  multiply-add), the backward pass twice that (gradients w.r.t. activations and w.r.t. weights),
-  so 6*N*D for N active parameters and D tokens. Full activation recompute runs the forward again
-  in the backward pass: 8*N*D.
-- Attention scores: per layer and token, QK^T and softmax*V are each 2*seq*hidden FLOPs forward
-  (the query heads together span `hidden`; grouped KV heads do not change it), so 4*L*s*h forward
-  and 3x that = 12*L*s*h for training with full attention. With a causal mask half the score
-  matrix is needed, which FlashAttention skips: 6*L*s*h. We use the causal (halved) count, as
-  Megatron-LM's current formula does; PaLM's MFU convention (12*L*H*Q*T) is the unhalved one.
-  Recompute adds one more forward: 16*L*s*h full, 8*L*s*h causal.
+Derivation (Kaplan et al. 2020; Narayanan et al. 2021 sec. 5.1; REFERENCES.md "Compute and
+memory rules"). Works on scalars or numpy arrays.
+
+- Linear layers: a GEMM with a (k x n) weight costs 2*k*n FLOPs per token forward (one
+  multiply-add per weight), the backward pass twice that (the activation gradient, "dgrad", and
+  the weight gradient, "wgrad"). Per layer the weights are QKV h*(h + 2*kv*d) (d = h/heads, grouped
+  query attention shares kv heads), the attention output h*h, and the MLP: three h x ffn matrices
+  when gated (SwiGLU: gate, up, down), two when plain (GeLU: fc1, fc2). The LM head is one h x V
+  GEMM per token. Summed over the model this is 2*N per token forward for the N weights touched,
+  hence the familiar 6*N*D for training.
+- Attention scores: per layer and token, QK^T and softmax*V are each 2*seq*h FLOPs forward with
+  full attention; a causal mask halves them, and FlashAttention skips the masked half, so
+  2*seq*h forward (6*seq*h for training). We count the causal (halved) figure, as Megatron-LM's
+  current formula does; Narayanan et al. 2021 count the unhalved one (their 96*B*s*l*h^2*(1 +
+  s/6h + V/16lh) also counts the recomputed forward): scripts/calibration.py converts.
+- Full activation recompute runs each layer's forward again in the backward pass (not the LM
+  head's): the hardware does 4 passes where the model needs 3. Model FLOPs (what MFU and
+  training_flops count) never include recomputation.
 """
 
 import numpy as np
 
 
-def flops_per_token(active_params, layers, hidden, seq_len, recompute=False, causal=True):
-    """Training FLOPs per token: (6 or 8) * N + attention (see module docstring)."""
-    passes = 4 if recompute else 3          # forward + backward(2x forward) [+ recomputed forward]
-    attention_forward = 4 * np.asarray(layers) * np.asarray(seq_len) * np.asarray(hidden)
-    if causal:
-        attention_forward = attention_forward / 2
-    return 2 * passes * np.asarray(active_params) + passes * attention_forward
+def mlp_matrices(gated):
+    """Weight matrices of h x ffn in one MLP: 3 gated (SwiGLU), 2 plain (GeLU)."""
+    return np.where(np.asarray(gated, dtype=bool), 3, 2)
 
 
-def training_flops(active_params, tokens, layers, hidden, seq_len, recompute=False, causal=True):
-    """Total training FLOPs = flops_per_token * tokens."""
-    return flops_per_token(active_params, layers, hidden, seq_len, recompute, causal) * np.asarray(tokens)
+def layer_linear_weights(hidden, heads, kv_heads, ffn, gated=True):
+    """Weights of one layer's linear layers (QKV, attention output, MLP), no biases or norms."""
+    h = np.asarray(hidden, dtype=float)
+    head_dim = h / np.asarray(heads)
+    qkv = h * (h + 2 * np.asarray(kv_heads) * head_dim)
+    return qkv + h * h + mlp_matrices(gated) * h * np.asarray(ffn, dtype=float)
+
+
+def params_from_shape(layers, hidden, heads, kv_heads, ffn, vocab, gated=True, tied=False):
+    """Parameters of a decoder-only model from its shape: layers x (linear weights + 2 norms),
+    the embedding and, unless tied, the LM head, and the final norm (Llama 3 70B: 70.55e9)."""
+    h = np.asarray(hidden, dtype=float)
+    per_layer = layer_linear_weights(hidden, heads, kv_heads, ffn, gated) + 2 * h
+    embeddings = (1 if tied else 2) * np.asarray(vocab, dtype=float) * h
+    return np.asarray(layers) * per_layer + embeddings + h
+
+
+def attention_forward_flops_per_token(hidden, seq_len, causal=True):
+    """QK^T + softmax*V of one layer, forward, per token: 4*s*h, halved with a causal mask."""
+    full = 4.0 * np.asarray(seq_len, dtype=float) * np.asarray(hidden)
+    return full / 2 if causal else full
+
+
+def flops_per_token(active_params, layers, hidden, seq_len, causal=True):
+    """Model training FLOPs per token: 6 * N (forward + backward) + causal attention 6*L*s*h."""
+    attention = np.asarray(layers) * attention_forward_flops_per_token(hidden, seq_len, causal)
+    return 6.0 * np.asarray(active_params) + 3 * attention
+
+
+def training_flops(active_params, tokens, layers, hidden, seq_len, causal=True):
+    """Total model training FLOPs = flops_per_token * tokens (no recomputation: MFU's numerator)."""
+    return flops_per_token(active_params, layers, hidden, seq_len, causal) * np.asarray(tokens)

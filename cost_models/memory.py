@@ -1,49 +1,106 @@
-"""GPU memory needed for training, and the fewest GPUs that can hold it with full sharding.
+"""GPU memory of one training GPU under a parallel layout (vectorised over layouts).
 
-- Model states: mixed-precision Adam keeps 16 bytes per parameter (bf16 weights 2 + bf16 gradients
-  2 + fp32 master weights, momentum and variance 4+4+4; ZeRO paper, Rajbhandari et al. 2020), for
-  every parameter, active or not (a mixture of experts stores all its experts).
-- Activations for one sequence of `seq_len` tokens, from Korthikanti et al. 2022 ("Reducing
-  Activation Recomputation in Large Transformer Models"): per layer s*h*(34 + 5*a*s/h) bytes in
-  bf16; FlashAttention does not store the a*s^2 score matrix, leaving 34*s*h per layer. With full
-  recompute only each layer's input is kept (2*s*h bytes) plus one layer's 34*s*h working set.
-  (The 34 assumes a 4h MLP; SwiGLU models are close enough for a capacity estimate.)
-- Full sharding (ZeRO-3/FSDP, or tensor + pipeline + sequence parallelism) divides both states
-  and activations over the sharding group. Only USABLE_FRACTION of the GPU's memory is counted:
-  the CUDA context, NCCL buffers and allocator fragmentation take the rest.
+- Model states, Megatron's distributed optimizer (Megatron-LM docs, "Distributed Optimizer":
+  bf16 parameters with fp32 gradients take 6 bytes per parameter replicated plus 12 sharded over
+  DP): bf16 weights 2 + fp32 main gradients 4 on every DP rank, fp32 master weights, Adam momentum
+  and variance 4+4+4 divided over DP. A GPU holds its pipeline stage's layers / TP, plus the
+  embedding (first stage) or the LM head (last stage).
+- Activations of one layer for one micro-batch, bf16, per Korthikanti et al. 2022 ("Reducing
+  Activation Recomputation in Large Transformer Models", sec. 4) redone for a Llama-style layer
+  without dropout: per token, the two norms' inputs 4h; attention: the QKV input 2h, Q 2h, K and V
+  4*kv*d, the attention output 2h; MLP: its input 2h, then gated 6*ffn (gate and up outputs, the
+  SwiGLU output) or plain 4*ffn (the GeLU input and output). (A GPT layer with 4h MLP gives 32h,
+  Korthikanti's 34h less the two dropout masks.) Sequence parallelism with TP divides all of it by
+  TP. FlashAttention never stores the s x s scores (Korthikanti's 5*a*s/h term): their
+  recomputation, "selective recompute", is what it does anyway, so none and selective coincide.
+  Full recompute keeps only each layer's input (2h per token, / TP) plus one layer's working set.
+  As Megatron's --recompute-method block --recompute-num-layers N, the search recomputes only as
+  many layers per stage as memory needs (fit_recompute); --recompute full recomputes them all.
+- Pipelining, 1F1B (Narayanan et al. 2021 sec. 2.2): the first stage holds min(PP, micro-batches)
+  micro-batches in flight; interleaving with v virtual stages multiplies that by 1 + (PP-1)/(PP*v).
+  The last stage holds one, plus the fp32 logits and their gradient (tokens x V/TP x 8 bytes).
+- Only USABLE_FRACTION of the GPU's memory counts (CUDA context, NCCL buffers, allocator
+  fragmentation take the rest).
 """
 
 import numpy as np
 
-BYTES_PER_PARAM = 16
-ACTIVATION_BYTES_PER_TOKEN_PER_HIDDEN = 34
+from cost_models.flops import layer_linear_weights
+from cost_models.parallelism import RECOMPUTE, stage_layers
+
+REPLICATED_BYTES_PER_PARAM = 6     # bf16 weights + fp32 main gradients
+SHARDED_BYTES_PER_PARAM = 12       # fp32 master weights + Adam momentum + variance, over DP
 USABLE_FRACTION = 0.9
+FULL = RECOMPUTE.index("full")
 
 
-def state_bytes(params):
-    """Weights + gradients + Adam states, bytes."""
-    return BYTES_PER_PARAM * np.asarray(params, dtype=float)
+def activation_bytes_per_token(spec):
+    """One layer's stored activations per token, bf16, no parallelism (module docstring)."""
+    h, d = spec.hidden, spec.hidden / spec.heads
+    mlp = 6 * spec.ffn if spec.mlp == "swiglu" else 4 * spec.ffn
+    return 4 * h + (6 * h + 4 * spec.kv_heads * d) + (2 * h + mlp)
 
 
-def activation_bytes(layers, hidden, seq_len, recompute=False):
-    """Activations of one sequence (micro-batch 1), bytes, before sharding."""
-    per_layer = ACTIVATION_BYTES_PER_TOKEN_PER_HIDDEN * np.asarray(seq_len, dtype=float) * np.asarray(hidden)
-    if recompute:
-        return 2 * np.asarray(seq_len, dtype=float) * np.asarray(hidden) * np.asarray(layers) + per_layer
-    return per_layer * np.asarray(layers)
+def layer_params(spec):
+    return layer_linear_weights(spec.hidden, spec.heads, spec.kv_heads, spec.ffn, spec.mlp == "swiglu") + 2 * spec.hidden
 
 
-def training_bytes(params, layers, hidden, seq_len, recompute=False):
-    """Everything that must fit across the sharding group, bytes."""
-    return state_bytes(params) + activation_bytes(layers, hidden, seq_len, recompute)
+def stage_params(spec, layouts):
+    """(first stage, last stage) parameters per GPU: its layers / TP plus embedding or head / TP.
+    Scaled so the stages sum to spec.params (a mixture of experts stores all its experts)."""
+    first, last = stage_layers(spec.layers, layouts.pp)
+    per_layer, vh = layer_params(spec), spec.vocab * spec.hidden
+    scale = spec.params / (spec.layers * per_layer + 2 * vh)
+    one_stage = layouts.pp == 1
+    p_first = np.where(one_stage, spec.layers * per_layer + 2 * vh, first * per_layer + vh)
+    p_last = np.where(one_stage, p_first, last * per_layer + vh)
+    return scale * p_first / layouts.tp, scale * p_last / layouts.tp
 
 
-def sharding_degree(params, layers, hidden, seq_len, memory_gb, recompute=False):
-    """How many GPUs' usable memory the training state fills (a fraction: 18.2 means 18.2 GPUs)."""
-    usable = USABLE_FRACTION * np.asarray(memory_gb, dtype=float) * 1e9
-    return training_bytes(params, layers, hidden, seq_len, recompute) / usable
+def gpu_bytes(spec, layouts, recompute_layers=None):
+    """Peak bytes on the fullest GPU of each layout (first or last pipeline stage), with
+    `recompute_layers` per stage fully recomputed (default: layouts.recompute_share)."""
+    tp, pp, dp, v = layouts.tp, layouts.pp, layouts.dp, layouts.vpp
+    p_first, p_last = stage_params(spec, layouts)
+    per_param = REPLICATED_BYTES_PER_PARAM + SHARDED_BYTES_PER_PARAM / dp
+    tokens = layouts.micro_batch * spec.seq_len
+    layer = tokens * activation_bytes_per_token(spec) / tp          # one layer, one micro-batch
+    kept_full = tokens * 2 * spec.hidden / tp
+    first, last = stage_layers(spec.layers, pp)
+    per_stage = np.where(pp == 1, spec.layers, first)
+    r = (layouts.recompute_share(spec.layers) * per_stage if recompute_layers is None
+         else np.asarray(recompute_layers, dtype=float))
+    working = np.where(r > 0, layer, 0)                              # the layer being recomputed
+    in_flight = np.minimum(pp, layouts.micro_batches) * np.where(v > 1, 1 + (pp - 1) / (pp * v), 1)
+    logits = tokens * spec.vocab / tp * 8
+
+    def acts(n_layers, flight):
+        done = np.minimum(r, n_layers)
+        return (done * kept_full + (n_layers - done) * layer) * flight
+
+    first_gpu = p_first * per_param + acts(first, in_flight) + working
+    last_gpu = p_last * per_param + acts(last, 1) + working + logits
+    return np.where(pp == 1, p_first * per_param + acts(spec.layers, 1) + working + logits,
+                    np.maximum(first_gpu, last_gpu))
 
 
-def min_gpus(params, layers, hidden, seq_len, memory_gb, recompute=False):
-    """Fewest GPUs whose usable memory holds states + activations when fully sharded."""
-    return np.ceil(sharding_degree(params, layers, hidden, seq_len, memory_gb, recompute)).astype(int)
+def fit_recompute(spec, layouts, usable):
+    """Layers per stage to recompute fully so each full-recompute layout fits `usable` bytes: the
+    fewest (at least 1), memory falling linearly with each; all of them if even that does not fit.
+    0 for the other layouts."""
+    first, _ = stage_layers(spec.layers, layouts.pp)
+    per_stage = np.where(layouts.pp == 1, spec.layers, first)
+    none_done = gpu_bytes(spec, layouts, np.zeros(len(layouts)))
+    one_done = gpu_bytes(spec, layouts, np.ones(len(layouts)))
+    all_done = gpu_bytes(spec, layouts, per_stage)
+    step = (one_done - all_done) / np.maximum(per_stage - 1, 1)     # bytes saved per further layer
+    extra = np.where(one_done > usable, np.ceil((one_done - usable) / np.maximum(step, 1)), 0)
+    r = np.clip(1 + extra, 1, per_stage)
+    del none_done
+    full = layouts.recompute == FULL
+    return np.where(full, r, 0).astype(int)
+
+
+def usable_bytes(memory_gb):
+    """The bytes a training job may use: memory_gb is in GiB, as datasheets count."""
+    return USABLE_FRACTION * np.asarray(memory_gb, dtype=float) * 2**30

@@ -1,20 +1,23 @@
 """The model catalog (cost_models/data/models.csv) and models described by flags.
 
-A ModelSpec holds what the FLOPs and memory formulas need: parameter counts (total, and active per
-token for a mixture of experts), training tokens and the transformer shape. Catalog rows also carry
-the published training budget (GPU-hours, GPU count, hardware) for calibration checks.
+A ModelSpec holds what the FLOPs, memory and step-time formulas need: parameter counts (total, and
+active per token for a mixture of experts), training tokens and the transformer shape (layers,
+hidden, heads, KV heads, FFN width, vocabulary, sequence length, gated or plain MLP). Catalog rows
+also carry the published training budget (GPU-hours, GPU count, hardware) for calibration checks.
 """
 
 import dataclasses
 import math
 
-from cost_models.catalog import Column, as_of_date, load_data, positive, text
+from cost_models.catalog import Column, as_of_date, load_data, one_of, positive, text
 from cost_models.errors import InputError, unknown_name
+from cost_models.flops import params_from_shape
 
+MLP_KINDS = ("swiglu", "gelu")  # gated (3 matrices, Llama) or plain (2 matrices, GPT)
 _SHAPE = ("layers", "hidden", "heads", "kv_heads", "ffn", "vocab", "seq_len")
 _COLUMNS = [
     Column("name"), Column("params", positive), Column("active_params", positive), Column("tokens", positive),
-    *[Column(c, positive) for c in _SHAPE],
+    *[Column(c, positive) for c in _SHAPE], Column("mlp", one_of(*MLP_KINDS), required=False),
     Column("published_gpu_hours", positive, required=False), Column("published_gpus", positive, required=False),
     Column("published_hardware", text, required=False), Column("source"), Column("as_of", as_of_date),
 ]
@@ -24,6 +27,10 @@ _COLUMNS = [
 # and Llama 3.1 405B (16384/126 = 130) share; 8192 tokens is Llama 3's pretraining sequence length.
 ASPECT_RATIO = 128
 DEFAULT_SEQ_LEN = 8192
+# The rest of an estimated shape: 128-wide heads (Llama 3, GPT-3), full multi-head attention and a
+# plain 4h MLP, which is what N = 12*L*h^2 assumes; Llama 3's 128,256-token vocabulary.
+HEAD_DIM = 128
+DEFAULT_VOCAB = 128256
 
 
 @dataclasses.dataclass(frozen=True)
@@ -35,10 +42,11 @@ class ModelSpec:
     layers: int
     hidden: int
     seq_len: int
-    heads: int | None = None
-    kv_heads: int | None = None
-    ffn: int | None = None
-    vocab: int | None = None
+    heads: int
+    kv_heads: int
+    ffn: int
+    vocab: int
+    mlp: str = "swiglu"
     shape_estimated: bool = False  # True when layers/hidden were derived from params
     published_gpu_hours: float | None = None
     published_gpus: int | None = None
@@ -51,6 +59,15 @@ class ModelSpec:
             value = getattr(self, what)
             if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
                 raise InputError(f"model {self.name}: {what} must be a positive finite number, got {value!r}")
+        for what in ("heads", "kv_heads", "ffn", "vocab"):
+            value = getattr(self, what)
+            if not (isinstance(value, int) and value > 0):
+                raise InputError(f"model {self.name}: {what} must be a positive whole number, got {value!r}")
+        if self.mlp not in MLP_KINDS:
+            raise unknown_name("MLP kind", self.mlp, MLP_KINDS)
+        if self.hidden % self.heads or self.heads % self.kv_heads:
+            raise InputError(f"model {self.name}: hidden {self.hidden} must divide into {self.heads} heads "
+                             f"and the heads into {self.kv_heads} KV-head groups")
         if self.active_params > self.params:
             raise InputError(f"model {self.name}: active params ({self.active_params:.4g}) exceed "
                              f"total params ({self.params:.4g})")
@@ -64,7 +81,7 @@ def _spec(row: dict) -> ModelSpec:
     gpus = row["published_gpus"]
     return ModelSpec(
         name=row["name"], params=row["params"], active_params=row["active_params"], tokens=row["tokens"],
-        **shape, published_gpu_hours=row["published_gpu_hours"],
+        **shape, mlp=row["mlp"] or "swiglu", published_gpu_hours=row["published_gpu_hours"],
         published_gpus=int(gpus) if gpus else None, published_hardware=row["published_hardware"],
         source=row["source"], as_of=row["as_of"],
     )
@@ -84,21 +101,39 @@ def find_model(name: str) -> ModelSpec:
     raise unknown_name("model", name, [s.name for s in catalog])
 
 
-def custom_model(params: float, tokens: float, active_params: float | None = None,
+def custom_model(params: float | None, tokens: float, active_params: float | None = None,
                  layers: int | None = None, hidden: int | None = None, seq_len: int | None = None,
-                 heads: int | None = None, name: str = "custom") -> ModelSpec:
-    """A model from command-line flags; a missing layers/hidden is estimated (see ASPECT_RATIO)."""
-    active = params if active_params is None else active_params
+                 heads: int | None = None, kv_heads: int | None = None, ffn: int | None = None,
+                 vocab: int | None = None, mlp: str | None = None, name: str = "custom") -> ModelSpec:
+    """A model from command-line flags.
+
+    With the whole shape given and no `params`, the parameters are derived from it
+    (flops.params_from_shape). With `params` and a missing layers/hidden, the shape is estimated
+    (ASPECT_RATIO, HEAD_DIM; a plain 4h MLP so that N = 12*L*h^2 holds); the active parameters
+    set the width of a mixture of experts.
+    """
+    if params is None and (layers is None or hidden is None):
+        raise InputError("a model by shape needs --layers and --hidden (or --params to estimate them)")
     estimated = layers is None or hidden is None
-    if hidden is None and layers is None:
-        # N = 12*L*h^2 and L = h/128  =>  h = (128*N/12)^(1/3); the active params set the width.
-        hidden = (ASPECT_RATIO * active / 12) ** (1 / 3)
-    if hidden is None:
-        hidden = math.sqrt(active / (12 * layers))
-    if layers is None:
-        layers = active / (12 * hidden**2)
-    return ModelSpec(
-        name=name, params=params, active_params=active, tokens=tokens,
-        layers=max(1, round(layers)), hidden=max(1, round(hidden)),
-        seq_len=seq_len or DEFAULT_SEQ_LEN, heads=heads, shape_estimated=estimated,
-    )
+    if estimated:
+        active = params if active_params is None else active_params
+        if hidden is None and layers is None:
+            # N = 12*L*h^2 and L = h/128  =>  h = (128*N/12)^(1/3); the active params set the width.
+            hidden = (ASPECT_RATIO * active / 12) ** (1 / 3)
+        if hidden is None:
+            hidden = math.sqrt(active / (12 * layers))
+        if layers is None:
+            layers = active / (12 * hidden**2)
+        heads = heads or max(1, round(hidden / HEAD_DIM))
+        hidden = heads * max(1, round(hidden / heads))   # whole heads
+        mlp = mlp or "gelu"
+    heads = heads or max(1, round(hidden / HEAD_DIM))
+    mlp = mlp or "swiglu"
+    ffn = ffn or (4 * hidden if mlp == "gelu" else 256 * math.ceil(8 * hidden / 3 / 256))  # Llama: 8h/3, x256
+    shape = dict(layers=max(1, round(layers)), hidden=int(hidden), heads=int(heads),
+                 kv_heads=int(kv_heads or heads), ffn=int(ffn), vocab=int(vocab or DEFAULT_VOCAB), mlp=mlp)
+    derived = float(params_from_shape(shape["layers"], shape["hidden"], shape["heads"], shape["kv_heads"],
+                                      shape["ffn"], shape["vocab"], mlp == "swiglu"))
+    total = params if params is not None else derived
+    return ModelSpec(name=name, params=total, active_params=total if active_params is None else active_params,
+                     tokens=tokens, seq_len=seq_len or DEFAULT_SEQ_LEN, shape_estimated=estimated, **shape)

@@ -1,8 +1,14 @@
-"""What a machine delivers: measured MAMF per dtype and all-reduce busbw, read from a result file.
+"""What a machine delivers, read from a result file's summary: the measured rates of the step model.
 
 The CLI loads and validates the file (bench.results.load, DESIGN.md schema 1) and hands the dict
-here: cost_models never imports bench. Only the fields the cost model uses are checked, and a bad
-one raises InputError naming the file and the field.
+here: cost_models never imports bench. Every field is optional (SPEC.md): a run that measured
+only matmul gives only MAMF; `costbench run --ops layer,membw,allgather,...` gives every rate the
+step model needs. A bad field raises InputError naming the file and the field.
+
+Fields read (summary unless noted): mamf_tflops.{dtype}; busbw_gbps_max; membw_gbps;
+layer.{model, tp, dtype, gemm_tflops, attention_tflops, elementwise_gbps};
+collectives.{op}.busbw_gbps_max; machine.device ("cpu" makes the device "cpu"),
+machine.gpu.normalized, machine.host_memory_gb, machine.world_size, machine.nodes.
 """
 
 import dataclasses
@@ -10,60 +16,94 @@ import math
 
 from cost_models.errors import InputError
 
+CPU = "cpu"  # every CPU is one device, "cpu": no catalog entry, no catalog prices
+
 
 @dataclasses.dataclass(frozen=True)
 class Throughput:
-    gpu: str | None              # catalog name (machine.gpu.normalized); None for CPU or unknown GPUs
+    gpu: str | None              # catalog name (machine.gpu.normalized); "cpu" for a CPU; None: a GPU the catalog lacks
     mamf_tflops: dict            # dtype -> measured maximum achievable matmul TFLOP/s
     busbw_gbps: float | None     # best all-reduce bus bandwidth measured, GB/s; None if not measured
     world_size: int = 1
     nodes: int = 1
     source: str = "result file"
+    membw_gbps: float | None = None
+    collectives: dict = dataclasses.field(default_factory=dict)   # op -> best busbw GB/s
+    layer: dict = dataclasses.field(default_factory=dict)         # summary.layer's numbers and labels
+    host_memory_gb: float | None = None
+    device_name: str | None = None   # machine.gpu.name, for errors about GPUs the catalog lacks
 
     def __post_init__(self):
-        for dtype, value in self.mamf_tflops.items():
-            if not (math.isfinite(value) and value > 0):
-                raise InputError(f"{self.source}: summary.mamf_tflops.{dtype}: must be a positive number")
-        if self.busbw_gbps is not None and not (math.isfinite(self.busbw_gbps) and self.busbw_gbps > 0):
-            raise InputError(f"{self.source}: summary.busbw_gbps_max: must be a positive number")
+        numbers = {f"summary.mamf_tflops.{d}": v for d, v in self.mamf_tflops.items()}
+        numbers.update({"summary.busbw_gbps_max": self.busbw_gbps, "summary.membw_gbps": self.membw_gbps,
+                        "machine.host_memory_gb": self.host_memory_gb})
+        numbers.update({f"summary.collectives.{op}.busbw_gbps_max": v for op, v in self.collectives.items()})
+        numbers.update({f"summary.layer.{k}": v for k, v in self.layer.items()
+                        if k in ("gemm_tflops", "attention_tflops", "elementwise_gbps")})
+        for name, value in numbers.items():
+            if value is not None and not (math.isfinite(value) and value > 0):
+                raise InputError(f"{self.source}: {name}: must be a positive number")
+
+    @property
+    def measured_layer(self) -> bool:
+        return bool(self.layer.get("gemm_tflops"))
 
     @classmethod
     def from_result(cls, result: dict, source: str = "result file") -> "Throughput":
         """Throughput from a schema-1 result dict; `source` (the file name) goes into errors."""
+        if not isinstance(result, dict):
+            raise InputError(f"{source}: expected a JSON object, got {type(result).__name__}")
 
-        def field(path: str, kind, optional=False):
+        def field(path: str, kind=(int, float)):
             node = result
             for part in path.split("."):
                 if not isinstance(node, dict) or part not in node:
-                    if optional:
-                        return None
-                    raise InputError(f"{source}: missing field {path}")
+                    return None
                 node = node[part]
-            if node is None and optional:
+            if node is None:
                 return None
-            if not isinstance(node, kind) or isinstance(node, bool):
-                raise InputError(f"{source}: field {path}: expected {getattr(kind, '__name__', 'number')}, "
-                                 f"got {type(node).__name__}")
+            if not isinstance(node, kind) or (isinstance(node, bool) and kind is not bool):
+                what = getattr(kind, "__name__", "number")
+                raise InputError(f"{source}: field {path}: expected {what}, got {type(node).__name__}")
             return node
 
-        if not isinstance(result, dict):
-            raise InputError(f"{source}: expected a JSON object, got {type(result).__name__}")
+        def measured(path):
+            """A measured rate: 0 or below means "not measured" (a skipped or failed op)."""
+            value = field(path)
+            return float(value) if value is not None and value > 0 else None
+
         version = field("schema_version", int)
         if version != 1:
             raise InputError(f"{source}: field schema_version: {version} is not supported (expected 1)")
-        mamf = field("summary.mamf_tflops", dict)
-        numbers = {}
-        for dtype, value in mamf.items():
-            if isinstance(value, bool) or not isinstance(value, (int, float)):
-                raise InputError(f"{source}: field summary.mamf_tflops.{dtype}: expected a number")
-            if value > 0:  # 0 means "not measured" in a run that skipped or failed that dtype
-                numbers[dtype] = float(value)
-        busbw = field("summary.busbw_gbps_max", (int, float), optional=True)
+        mamf = {}
+        for dtype in (field("summary.mamf_tflops", dict) or {}):
+            value = measured(f"summary.mamf_tflops.{dtype}")
+            if value is not None:
+                mamf[dtype] = value
+        collectives = {}
+        for op in (field("summary.collectives", dict) or {}):
+            value = measured(f"summary.collectives.{op}.busbw_gbps_max")
+            if value is not None:
+                collectives[op] = value
+        layer = {}
+        if field("summary.layer", dict):
+            for key in ("gemm_tflops", "attention_tflops", "elementwise_gbps"):
+                value = measured(f"summary.layer.{key}")
+                if value is not None:
+                    layer[key] = value
+            for key in ("model", "dtype"):
+                value = field(f"summary.layer.{key}", str)
+                if value is not None:
+                    layer[key] = value
+            tp = field("summary.layer.tp", int)
+            if tp is not None:
+                layer["tp"] = tp
+        device = field("machine.device", str)
+        gpu = CPU if device == CPU else field("machine.gpu.normalized", str)
+        host = field("machine.host_memory_gb")
         return cls(
-            gpu=field("machine.gpu.normalized", str, optional=True),
-            mamf_tflops=numbers,
-            busbw_gbps=float(busbw) if busbw else None,
-            world_size=int(field("machine.world_size", int, optional=True) or 1),
-            nodes=int(field("machine.nodes", int, optional=True) or 1),
-            source=source,
+            gpu=gpu, mamf_tflops=mamf, busbw_gbps=measured("summary.busbw_gbps_max"),
+            world_size=int(field("machine.world_size", int) or 1), nodes=int(field("machine.nodes", int) or 1),
+            source=source, membw_gbps=measured("summary.membw_gbps"), collectives=collectives, layer=layer,
+            host_memory_gb=float(host) if host else None, device_name=field("machine.gpu.name", str),
         )

@@ -1,0 +1,118 @@
+"""Parallel layouts (Megatron-LM's): tensor (TP, with sequence parallelism), pipeline (PP, 1F1B,
+optionally interleaved), data (DP, distributed optimizer), micro-batch, global batch, recompute.
+
+A `Layouts` holds many candidate layouts as parallel numpy arrays so that memory and step time
+are computed for all of them at once (Narayanan et al. 2021, sec. 3: the layout is what a
+practitioner searches; here the search is exhaustive over the feasible ones).
+
+Feasible (candidates()): TP in 1, 2, 4, 8 within a node (GPUS_PER_NODE) and dividing the heads
+and KV heads; PP at most the layers, each stage but the last ceil(L/PP) layers and the last the
+rest (at least one) plus the LM head, documented as Megatron's uneven last stage (Llama 3 405B:
+126 layers on 16 stages); DP = GPUs / (TP*PP) a whole number; the global batch divisible by
+DP*micro-batch; interleaving (v virtual stages per GPU) only with PP > 1, v dividing the layers per
+stage and the micro-batch count a multiple of PP (Megatron's rule). Memory is checked by
+memory.py, speed by step_time.py.
+"""
+
+import dataclasses
+
+import numpy as np
+
+from cost_models.errors import InputError
+
+GPUS_PER_NODE = 8      # HGX/DGX: 8 GPUs on one NVLink switch; TP stays inside it
+RECOMPUTE = ("none", "selective", "full")
+TP_CHOICES = (1, 2, 4, 8)
+MICRO_BATCHES = (1, 2, 4, 8)
+VIRTUAL_STAGES = (1, 2, 4, 8)
+
+
+@dataclasses.dataclass(frozen=True)
+class Layouts:
+    tp: np.ndarray
+    pp: np.ndarray
+    dp: np.ndarray
+    micro_batch: np.ndarray
+    global_batch: np.ndarray    # sequences per step
+    recompute: np.ndarray       # index into RECOMPUTE
+    vpp: np.ndarray             # virtual pipeline stages per GPU (1: plain 1F1B)
+    recompute_layers: np.ndarray | None = None   # full: layers per stage recomputed (memory.fit_recompute)
+
+    def __len__(self):
+        return len(self.tp)
+
+    def recompute_share(self, layers):
+        """Share of each stage's layers whose forward runs twice (full recompute), 0..1."""
+        first, _ = stage_layers(layers, self.pp)
+        per_stage = np.where(self.pp == 1, layers, first)
+        done = self.recompute_layers if self.recompute_layers is not None else np.where(
+            self.recompute == RECOMPUTE.index("full"), per_stage, 0)
+        return done / per_stage
+
+    @property
+    def micro_batches(self):
+        """Micro-batches per step per pipeline: global batch / (DP * micro-batch)."""
+        return self.global_batch // (self.dp * self.micro_batch)
+
+    def pick(self, i: int, chosen: str) -> dict:
+        """Layout i as the cost output's `parallelism` dict."""
+        return {"tp": int(self.tp[i]), "pp": int(self.pp[i]), "dp": int(self.dp[i]),
+                "micro_batch": int(self.micro_batch[i]), "global_batch": int(self.global_batch[i]),
+                "recompute": RECOMPUTE[int(self.recompute[i])], "virtual_stages": int(self.vpp[i]),
+                "recompute_layers": int(self.recompute_layers[i]) if self.recompute_layers is not None else 0,
+                "sequence_parallel": bool(self.tp[i] > 1), "chosen": chosen}
+
+
+def _divisors(n: int) -> np.ndarray:
+    d = np.arange(1, int(np.sqrt(n)) + 1)
+    d = d[n % d == 0]
+    return np.unique(np.concatenate([d, n // d]))
+
+
+def stage_layers(layers, pp):
+    """(layers on each of the first PP-1 stages, layers on the last stage)."""
+    first = -(-np.asarray(layers) // np.asarray(pp))
+    return first, np.asarray(layers) - (np.asarray(pp) - 1) * first
+
+
+def candidates(spec, gpus: int, default_batch: int, tp=None, pp=None, micro_batch=None,
+               global_batch=None, recompute=None, vpp=None) -> Layouts:
+    """Every feasible layout of `spec` on `gpus` GPUs (memory not yet checked), with any given
+    degree fixed. Without `global_batch`, each layout takes the largest multiple of DP*micro-batch
+    not above `default_batch` sequences. InputError if a given value is infeasible."""
+    if recompute is not None and recompute not in RECOMPUTE:
+        from cost_models.errors import unknown_name
+        raise unknown_name("recompute", recompute, RECOMPUTE)
+    if tp is not None and (tp > GPUS_PER_NODE or spec.heads % tp or spec.kv_heads % tp):
+        raise InputError(f"--tp {tp}: tensor parallelism must stay within a node of {GPUS_PER_NODE} GPUs "
+                         f"and divide the {spec.heads} heads and {spec.kv_heads} KV heads")
+    if pp is not None and pp > spec.layers:
+        raise InputError(f"--pp {pp}: more pipeline stages than the model's {spec.layers} layers")
+    tps = np.array([tp] if tp else [t for t in TP_CHOICES if spec.heads % t == 0 and spec.kv_heads % t == 0])
+    pps = np.array([pp]) if pp else _divisors(gpus)
+    pps = pps[pps <= spec.layers]
+    mbs = np.array([micro_batch] if micro_batch else MICRO_BATCHES)
+    # selective == none with FlashAttention (see memory.py), so the search tries selective and full
+    rcs = np.array([RECOMPUTE.index(recompute)] if recompute else [1, 2])
+    vs = np.array([vpp] if vpp else VIRTUAL_STAGES)
+    grid = [a.ravel() for a in np.meshgrid(tps, pps, mbs, rcs, vs, indexing="ij")]
+    t, p, mb, rc, v = grid
+    ok = gpus % (t * p) == 0
+    dp = np.where(ok, gpus // np.maximum(t * p, 1), 0)
+    if global_batch:
+        gb = np.full_like(dp, int(global_batch))
+    else:
+        unit = np.maximum(dp * mb, 1)
+        gb = (default_batch // unit) * unit
+    ok &= (dp > 0) & (gb > 0) & (gb % np.maximum(dp * mb, 1) == 0)
+    first, last = stage_layers(spec.layers, p)
+    ok &= last >= 1
+    m = np.where(ok, gb // np.maximum(dp * mb, 1), 0)
+    ok &= (v == 1) | ((p > 1) & (first % v == 0) & (last >= v) & (m % p == 0))
+    if not ok.any():
+        given = {k: val for k, val in (("tp", tp), ("pp", pp), ("micro-batch", micro_batch),
+                                      ("global-batch", global_batch)) if val}
+        what = ", ".join(f"--{k} {val}" for k, val in given.items()) or "any layout"
+        raise InputError(f"{what}: no layout of {spec.name} fits {gpus:,} GPUs (need DP = GPUs/(TP*PP) whole, "
+                         f"global batch divisible by DP*micro-batch, at least one layer per pipeline stage)")
+    return Layouts(tp=t[ok], pp=p[ok], dp=dp[ok], micro_batch=mb[ok], global_batch=gb[ok], recompute=rc[ok], vpp=v[ok])

@@ -1,0 +1,89 @@
+"""The rates a training step runs at on one device: the step model's hardware inputs.
+
+Each rate is measured (a result file from this device: cost_models.throughput) or, for a device
+nobody measured, the catalog's datasheet figure times a documented fraction. `Rates.origin` says
+which, per part, and goes into the cost output's assumptions.
+
+- GEMMs: a linear layer's GEMM (m x k) @ (k x n) takes max(2mnk / R, bytes / B) + GEMM_OVERHEAD_S
+  (a roofline with a fixed launch-and-tail cost): R is the rate a large GEMM sustains in a training
+  step, B the HBM bandwidth, bytes the bf16 operands and result. The achieved rate falls for thin
+  shapes (small m, n or k: bytes dominate) and for small ones (the fixed cost dominates). R is the
+  measured layer-GEMM rate (summary.layer.gemm_tflops, already at the model's shapes, so used flat)
+  or GEMM_SUSTAINED_FRACTION x MAMF: MAMF is a best-of-search burst on a cool GPU (ml-engineering
+  mamf-finder: A100 SXM 271.2, H100 SXM 794.5, B200 1745 TFLOP/s bf16); a training step runs its
+  GEMMs back to back for hours at the power limit, at the model's shapes, with fused epilogues.
+- Attention (FlashAttention, causal): the attention's model FLOPs (flops.py: forward 2*s*h per token
+  and layer, backward twice that) over summary.layer.attention_tflops or ATTENTION_FRACTION x the
+  dtype's peak. FlashAttention-2 reports 50-73% of the A100's peak forward and lower backward
+  (Dao 2023, "FlashAttention-2", abstract and sec. 4.1); FlashAttention-3 on H100 1.5-2x FA-2 at up
+  to 75% of peak forward in BF16 (Shah et al. 2024, abstract).
+- Memory-bound work (norms, activations, residuals, rotary, the optimizer): bytes over the
+  measured copy bandwidth (summary.layer.elementwise_gbps, else summary.membw_gbps), else over
+  HBM_FRACTION x the datasheet bandwidth: a device copy reaches about 3.0 of the H100's 3.35 TB/s
+  and 4.3 of the H200's 4.8 (REFERENCES.md readings, torch 2.11).
+- Collectives: tensor parallelism inside a node over NVLink (measured all-gather/reduce-scatter
+  busbw from a one-node run, else NVLINK_FRACTION x half the GPU's both-directions NVLink figure);
+  data and pipeline parallelism across nodes over the fabric (networks.csv per-GPU line rate x
+  FABRIC_FRACTION, capped by a measured multi-node busbw). A GPU without NVLink (PCIe) does its
+  tensor-parallel traffic over the fabric too.
+
+The fractions are the step model's defaults, set once on the calibration runs (scripts/
+calibration.py: Narayanan et al. 2021 Table 1, Llama 3 Table 4, Llama 3 70B / 3.1 405B and
+Llama 2 70B GPU-hours) and nowhere tuned per model or GPU.
+"""
+
+import dataclasses
+
+from cost_models.hardware import GpuSpec
+from cost_models.networks import Network, find_network
+
+GEMM_SUSTAINED_FRACTION = 0.80
+GEMM_OVERHEAD_S = 5e-6          # launch + tail of one GEMM kernel (a few microseconds on any GPU)
+ATTENTION_FRACTION = 0.50
+HBM_FRACTION = 0.90             # 3.0/3.35 (H100), 4.3/4.8 (H200): REFERENCES.md readings
+NVLINK_FRACTION = 0.80
+FABRIC_FRACTION = 0.80
+
+
+@dataclasses.dataclass(frozen=True)
+class Rates:
+    """What one device delivers, in the step model's units (all positive)."""
+
+    gemm_tflops: float          # R: a large GEMM's sustained rate
+    gemm_shaped: bool           # True: R is a large-GEMM rate, apply the roofline; False: measured at the shapes
+    attention_tflops: float
+    membw_gbps: float           # memory-bound kernels and the GEMM roofline's B
+    tp_gbps: float              # tensor-parallel busbw (all-gather / reduce-scatter) inside a node
+    fabric_gbps: float          # per-GPU busbw across nodes (data- and pipeline-parallel traffic)
+    tp_latency_us: float
+    fabric_latency_us: float
+    origin: dict                # part -> where its rate came from
+
+    def __post_init__(self):
+        for f in ("gemm_tflops", "attention_tflops", "membw_gbps", "tp_gbps", "fabric_gbps"):
+            if not getattr(self, f) > 0:
+                raise ValueError(f"Rates.{f} must be positive, got {getattr(self, f)!r}")
+
+
+def catalog_rates(gpu: GpuSpec, net: Network, dtype: str = "bf16", linear_dtype: str | None = None) -> Rates:
+    """Rates from the catalog alone. `linear_dtype` (e.g. fp8) sets the linear layers' GEMM rate;
+    attention and everything else run in `dtype` (fp8 recipes keep attention in bf16)."""
+    lin = linear_dtype or dtype
+    nvlink = find_network("nvlink")
+    has_nvlink = bool(gpu.nvlink_gbps)
+    tp = NVLINK_FRACTION * gpu.nvlink_gbps / 2 if has_nvlink else FABRIC_FRACTION * net.gbps_per_gpu
+    return Rates(
+        gemm_tflops=GEMM_SUSTAINED_FRACTION * gpu.mamf_tflops(lin), gemm_shaped=True,
+        attention_tflops=ATTENTION_FRACTION * gpu.peak(dtype),
+        membw_gbps=HBM_FRACTION * gpu.hbm_tbps * 1000,
+        tp_gbps=tp, fabric_gbps=FABRIC_FRACTION * net.gbps_per_gpu,
+        tp_latency_us=nvlink.latency_us if has_nvlink else net.latency_us, fabric_latency_us=net.latency_us,
+        origin={
+            "gemm": f"catalog: {GEMM_SUSTAINED_FRACTION:g} x {lin} MAMF {gpu.mamf_tflops(lin):.0f} "
+                    f"(peak {gpu.peak(lin):g} x {gpu.mamf_tflops(lin) / gpu.peak(lin):.3f}), roofline for thin shapes",
+            "attention": f"catalog: {ATTENTION_FRACTION:g} x {dtype} peak {gpu.peak(dtype):g} (FlashAttention)",
+            "memory_bound": f"catalog: {HBM_FRACTION:g} x HBM {gpu.hbm_tbps:g} TB/s",
+            "tp_comm": (f"catalog: {NVLINK_FRACTION:g} x NVLink {gpu.nvlink_gbps / 2:g} GB/s one way" if has_nvlink
+                        else f"catalog: no NVLink, {net.name}"),
+            "dp_comm": f"catalog: {FABRIC_FRACTION:g} x {net.name} {net.gbps_per_gpu:g} GB/s per GPU",
+        })

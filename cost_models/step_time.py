@@ -1,0 +1,161 @@
+"""Time of one training step from its parts, for many layouts at once (numpy).
+
+The step of the slowest pipeline stage (Narayanan et al. 2021, sec. 2-3; Korthikanti et al. 2022):
+
+    seconds = gemm + attention + memory_bound + tp_comm      (m micro-batches of the stage's work)
+            + pp_bubble + pp_comm + dp_comm + optimizer
+
+- Per micro-batch of t = micro_batch * seq tokens, each layer runs its linear layers as Megatron
+  splits them over TP (QKV and gate/up by columns, attention output and down by rows): forward
+  GEMMs (t x k) @ (k x n/TP), and in backward the dgrad and wgrad GEMMs of the same sizes, each
+  timed by Rates' roofline (rates.py). Full recompute runs the forward again. The LM head runs
+  once per micro-batch on the last stage.
+- Attention: model FLOPs (flops.py; forward 2*t*s*h / TP, backward twice that) at the attention
+  rate; full recompute adds a forward.
+- Memory-bound bytes per token and layer, forward, bf16: two RMSNorms (read + write h each: 8h),
+  two residual adds (read 2h, write h: 12h), the MLP activation (SwiGLU reads 2*ffn, writes ffn:
+  6*ffn bytes; GeLU 4*ffn), rotary on Q and K (4*(h + kv*d)); all / TP with sequence parallelism.
+  Backward reads the saved input and the output gradient and writes the input gradient: twice
+  the forward's bytes. Plus the LM head's fp32 softmax and its gradient (12 bytes per logit).
+- TP with sequence parallelism (Korthikanti et al. 2022, sec. 4.2.2): per layer, forward 2
+  all-gathers and 2 reduce-scatters of the t x h bf16 activation, backward the same; full
+  recompute adds the forward's 4. Each moves S*(TP-1)/TP bytes per GPU (nccl-tests' busbw
+  definition) plus (TP-1) hops of latency, not overlapped with compute.
+- PP: the 1F1B bubble is (PP-1)/v micro-batch-times of the stage (Narayanan et al. eq. 1 and
+  sec. 2.2.2, v virtual stages); each micro-batch sends its activation (t*h*2/TP bytes with the
+  scatter/gather optimisation) forward and its gradient back, across nodes unless TP*DP < 8,
+  v times when interleaved.
+- DP, distributed optimizer: per step a reduce-scatter of the fp32 gradients and an all-gather
+  of the bf16 weights of the GPU's P parameters: 4P and 2P bytes x (DP-1)/DP / busbw plus (DP-1)
+  hops. Megatron overlaps them with the last micro-batch's backward and the first's forward
+  (--overlap-grad-reduce, --overlap-param-gather): only what exceeds two thirds (backward) and one
+  third (forward) of one micro-batch-time of the stage is exposed.
+- Optimizer: Adam on the GPU's P/DP shard reads fp32 master, momentum, variance and gradient and
+  writes the first three plus bf16 weights (30 bytes per parameter), and the P fp32 gradients
+  are zeroed (4 bytes each): bytes over memory bandwidth.
+"""
+
+import numpy as np
+
+from cost_models.memory import stage_params
+from cost_models.parallelism import GPUS_PER_NODE, stage_layers
+from cost_models.rates import GEMM_OVERHEAD_S
+
+# 2021 Megatron's fused scale-mask-softmax + dropout on the fp16 s x s scores, bytes per score
+# element: forward reads the scores and writes probabilities (2 + 2), dropout reads them and writes
+# the output and a 1-byte mask (2 + 2 + 1); backward reads the gradient and mask and writes (2 + 1 + 2),
+# then the softmax backward reads probabilities and gradient and writes (2 + 2 + 2).
+UNFUSED_SCORE_BYTES = (9, 11)   # (forward, backward)
+PARTS = ("gemm", "attention", "memory_bound", "tp_comm", "pp_bubble", "pp_comm", "dp_comm", "optimizer")
+
+
+def gemm_seconds(m, n, k, rates, elem_bytes=2):
+    """One (m x k) @ (k x n) GEMM: roofline at the rates' GEMM rate and memory bandwidth + a fixed cost;
+    a rate measured at the model's shapes is used flat."""
+    flops = 2.0 * m * n * k
+    if not rates.gemm_shaped:
+        return flops / (rates.gemm_tflops * 1e12)
+    moved = elem_bytes * (m * k + k * n) + 2.0 * m * n
+    return np.maximum(flops / (rates.gemm_tflops * 1e12), moved / (rates.membw_gbps * 1e9)) + GEMM_OVERHEAD_S
+
+
+def _fwd_bwd(m, n, k, rates, elem_bytes):
+    """(forward, backward) seconds of one linear layer: fprop (m,k)@(k,n); dgrad (m,n)@(n,k); wgrad (k,m)@(m,n)."""
+    fwd = gemm_seconds(m, n, k, rates, elem_bytes)
+    return fwd, gemm_seconds(m, k, n, rates, elem_bytes) + gemm_seconds(k, n, m, rates, elem_bytes)
+
+
+def collective_seconds(size_bytes, ranks, busbw_gbps, latency_us):
+    """A ring all-gather or reduce-scatter of `size_bytes` (the full buffer) over `ranks` GPUs."""
+    ranks = np.asarray(ranks, dtype=float)
+    frac = np.where(ranks > 1, (ranks - 1) / np.maximum(ranks, 1), 0.0)
+    return size_bytes * frac / (np.asarray(busbw_gbps) * 1e9) + np.maximum(ranks - 1, 0) * latency_us * 1e-6
+
+
+def step_parts(spec, layouts, rates, linear_rates=None, flash_attention=True, sequence_parallel=True) -> dict:
+    """{part: seconds per step (array over layouts)} plus "seconds" (their sum) and "stage_mb" (one
+    micro-batch of the slowest stage). `linear_rates`: the linear layers' GEMM rates when they run
+    in another dtype (fp8); attention and all else use `rates`.
+
+    flash_attention=False, sequence_parallel=False model the 2021 Megatron-LM recipe of Narayanan
+    et al.: attention as two batched GEMMs per head (QK^T and PV, k = head size: thin, so the
+    roofline slows them) with the s x s scores written and read by the fused masked softmax and
+    dropout (UNFUSED_SCORE_BYTES per score element per pass), dropout on the residual branches, and
+    norms, residuals and dropout replicated on every TP rank (no sequence parallelism; TP uses 2
+    all-reduces per layer and pass, the same bytes as the all-gathers + reduce-scatters)."""
+    lin_rates = linear_rates or rates
+    elem = 1 if linear_rates is not None else 2
+    h, s, kv = float(spec.hidden), float(spec.seq_len), spec.kv_heads
+    d = h / spec.heads
+    tp, pp, dp, v = (np.asarray(a, dtype=float) for a in (layouts.tp, layouts.pp, layouts.dp, layouts.vpp))
+    full = layouts.recompute_share(spec.layers)     # share of layers whose forward runs again
+    t = layouts.micro_batch * s
+    up = (2 if spec.mlp == "swiglu" else 1) * spec.ffn
+
+    # Linear layers of one layer, one micro-batch: (m, n, k) as Megatron splits them over TP.
+    fwd = bwd = 0.0
+    for n, k in (((h + 2 * kv * d) / tp, h), (h, h / tp), (up / tp, h), (h, spec.ffn / tp)):
+        f, b = _fwd_bwd(t, n, k, lin_rates, elem)
+        fwd, bwd = fwd + f, bwd + b
+    gemm = fwd + bwd + full * fwd
+    head_f, head_b = _fwd_bwd(t, spec.vocab / tp, h, lin_rates, elem)
+    head_gemm = head_f + head_b
+
+    if flash_attention:
+        attn_fwd = 2 * t * s * h / tp / (rates.attention_tflops * 1e12)
+        attention = attn_fwd * (3 + full)
+    else:
+        heads = layouts.micro_batch * spec.heads / tp     # per GPU, one micro-batch
+        qk_f, qk_b = _fwd_bwd(s, s, d, rates, 2)          # QK^T per head, unmasked (2021 kernels)
+        pv_f, pv_b = _fwd_bwd(s, d, s, rates, 2)          # probabilities @ V
+        score_bytes = [heads * s * s * nbytes / (rates.membw_gbps * 1e9) for nbytes in UNFUSED_SCORE_BYTES]
+        f, b = heads * (qk_f + pv_f) + score_bytes[0], heads * (qk_b + pv_b) + score_bytes[1]
+        attention = f + b + full * f
+
+    act = 6 * spec.ffn if spec.mlp == "swiglu" else 4 * spec.ffn
+    if sequence_parallel:
+        fwd_bytes = t * (8 * h + 12 * h + act + 4 * (h + kv * d)) / tp
+    else:   # norms, residual adds and their dropouts (read h + write h + 1-byte mask, twice) on every rank
+        fwd_bytes = t * (8 * h + 12 * h + 10 * h) + t * (act + 4 * (h + kv * d)) / tp
+    membound = fwd_bytes * (3 + full) / (rates.membw_gbps * 1e9)
+    head_mem = t * spec.vocab / tp * 12 / (rates.membw_gbps * 1e9)
+
+    one = collective_seconds(t * h * 2, tp, rates.tp_gbps, rates.tp_latency_us)
+    tp_comm = one * (8 + 4 * full)
+    head_tp = 2 * one
+
+    # The slowest stage: ceil(L/PP) layers, or the last stage's rest plus the LM head.
+    first, last = stage_layers(spec.layers, layouts.pp)
+    per_layer = np.stack([gemm, attention + 0 * gemm, membound + 0 * gemm, tp_comm + 0 * gemm])
+    head = np.stack([head_gemm + 0 * gemm, 0 * gemm, head_mem + 0 * gemm, head_tp + 0 * gemm])
+    first_stage = per_layer * np.where(pp == 1, spec.layers, first) + np.where(pp == 1, head, 0)
+    last_stage = per_layer * last + head
+    use_last = (pp > 1) & (last_stage.sum(0) > first_stage.sum(0))
+    stage = np.where(use_last, last_stage, first_stage)     # (4, layouts): one micro-batch
+    stage_mb = stage.sum(0)
+    m = layouts.micro_batches.astype(float)
+
+    bubble = np.where(pp > 1, (pp - 1) / v * stage_mb, 0.0)
+    cross_node = tp * dp >= GPUS_PER_NODE
+    p2p_bw = np.where(cross_node, rates.fabric_gbps, rates.tp_gbps)
+    p2p_lat = np.where(cross_node, rates.fabric_latency_us, rates.tp_latency_us)
+    p2p = t * h * 2 / tp / (p2p_bw * 1e9) + p2p_lat * 1e-6
+    pp_comm = np.where(pp > 1, 2 * m * v * p2p, 0.0)
+
+    p_first, p_last = stage_params(spec, layouts)
+    params = np.maximum(p_first, p_last)
+    dp_in_node = tp * dp <= GPUS_PER_NODE
+    dp_bw = np.where(dp_in_node, rates.tp_gbps, rates.fabric_gbps)
+    dp_lat = np.where(dp_in_node, rates.tp_latency_us, rates.fabric_latency_us)
+    rs = collective_seconds(4 * params, dp, dp_bw, dp_lat)
+    ag = collective_seconds(2 * params, dp, dp_bw, dp_lat)
+    dp_comm = np.maximum(rs - 2 / 3 * stage_mb, 0) + np.maximum(ag - 1 / 3 * stage_mb, 0)
+
+    optimizer = (30 * params / dp + 4 * params) / (rates.membw_gbps * 1e9)
+
+    parts = {"gemm": m * stage[0], "attention": m * stage[1], "memory_bound": m * stage[2],
+             "tp_comm": m * stage[3], "pp_bubble": bubble, "pp_comm": pp_comm, "dp_comm": dp_comm,
+             "optimizer": optimizer}
+    parts["seconds"] = sum(parts[p] for p in PARTS)
+    parts["stage_mb"] = stage_mb
+    return parts
