@@ -36,27 +36,32 @@ def overhead(text):
 
 
 def add_arguments(parser, command) -> None:
-    what = parser.add_argument_group("model (a catalog name, or --params and --tokens)")
+    what = parser.add_argument_group("model (a catalog name, --params and --tokens, or a shape)")
     what.add_argument("--model", help="catalog model (costbench models); default llama3-70b")
-    what.add_argument("--params", type=positive, help="total parameters, e.g. 70B")
+    what.add_argument("--params", type=positive, help="total parameters, e.g. 70B (else derived from the shape)")
     what.add_argument("--active-params", type=positive, help="parameters active per token (mixture of experts)")
     what.add_argument("--tokens", type=positive, help="training tokens, e.g. 15T (overrides the catalog's)")
-    what.add_argument("--layers", type=positive_int, help="transformer layers (else estimated from --params)")
-    what.add_argument("--hidden", type=positive_int, help="hidden size (else estimated from --params)")
-    what.add_argument("--seq", type=positive_int, help="training sequence length (default 8192)")
-    what.add_argument("--recompute", action="store_true", help="full activation recompute (8ND instead of 6ND)")
+    for flag, text in (("layers", "transformer layers"), ("hidden", "hidden size"), ("heads", "attention heads"),
+                       ("kv-heads", "key/value heads (grouped-query attention)"), ("ffn", "MLP width"),
+                       ("vocab", "vocabulary size"), ("seq", "training sequence length (default 8192)")):
+        what.add_argument(f"--{flag}", type=positive_int, help=text)
     hw = parser.add_argument_group("cluster")
-    hw.add_argument("--gpu", help="GPU type (costbench gpus); default H100-SXM, or the --results file's GPU")
+    hw.add_argument("--gpu", help="GPU type (costbench gpus) or cpu; default H100-SXM, or the --results file's device")
     hw.add_argument("--gpus", type=positive_int, help="cluster size (default: published scale, else sized to ~30 days)")
     hw.add_argument("--network", help="inter-node fabric (costbench networks); default ib-ndr-400")
-    hw.add_argument("--results", metavar="FILE", help="a costbench result file: its measured MAMF and busbw")
-    hw.add_argument("--dtype", default="bf16", help="training matmul dtype (default bf16)")
-    eff = parser.add_argument_group("efficiency (defaults calibrated on Llama 3)")
-    eff.add_argument("--mfu", type=fraction, help="model FLOPs utilisation over whole steps; replaces the efficiency model")
-    eff.add_argument("--efficiency", type=fraction, help="achieved / MAMF while computing (default 0.48)")
-    eff.add_argument("--overlap", type=number, help="share of gradient communication hidden by compute, 0..1 (default 0.8)")
+    hw.add_argument("--results", metavar="FILE", help="a costbench result file: its measured rates for its device")
+    hw.add_argument("--dtype", default="bf16", help="bf16 (default) or fp8 (fp8 speeds the linear layers' GEMMs only)")
+    lay = parser.add_argument_group("parallel layout (searched for the fastest that fits when not given)")
+    lay.add_argument("--tp", type=positive_int, help="tensor-parallel degree (within a node of 8; with sequence parallelism)")
+    lay.add_argument("--pp", type=positive_int, help="pipeline-parallel stages (1F1B)")
+    lay.add_argument("--micro-batch", type=positive_int, help="sequences per micro-batch")
+    lay.add_argument("--global-batch", type=positive_int, help="sequences per step (default 16M tokens' worth)")
+    lay.add_argument("--recompute", help="none, selective (FlashAttention's, the default) or full")
+    eff = parser.add_argument_group("overrides")
+    eff.add_argument("--mfu", type=fraction, help="model FLOPs utilisation over whole steps; skips the step model")
+    eff.add_argument("--efficiency", type=fraction,
+                     help="fraction of MAMF a training GEMM sustains (default 0.8; the step model's GEMM rate)")
     eff.add_argument("--goodput", type=fraction, help="productive share of wall-clock time (default: from cluster size)")
-    eff.add_argument("--batch-tokens", type=positive, help="global batch in tokens (default 8M)")
     eff.add_argument("--gpu-hours", type=positive, help="skip the time model: price this many GPU-hours")
     eff.add_argument("--virtualization-overhead", type=overhead, default=0.0,
                      help="share of step time lost on a VM, [0, 1): time / (1 - overhead) (default 0: bare metal)")
@@ -66,18 +71,23 @@ def add_arguments(parser, command) -> None:
                             "reserved-3y (the whole term is paid: see the commitment column), capacity-block or all")
     money.add_argument("--providers", type=csv_list, help="only these providers, comma-separated")
     money.add_argument("--region", help="price this region only (default: each provider's cheapest region, named)")
-    money.add_argument("--prices", metavar="FILE", help="CSV with prices.csv's columns: overrides or adds rows")
+    money.add_argument("--prices", metavar="FILE", help="CSV with prices.csv's columns: overrides or adds rows (gpu cpu allowed)")
     add_age_argument(money)
     parser.add_argument("--format", default="table", help="table (default), json or csv")
+
+
+_SHAPE_FLAGS = {"layers": "layers", "hidden": "hidden", "heads": "heads", "kv_heads": "kv_heads", "ffn": "ffn",
+                "vocab": "vocab", "seq": "seq_len"}
 
 
 def _model(args):
     from cost_models.models import custom_model, find_model
 
-    shape = {"layers": args.layers, "hidden": args.hidden, "seq_len": args.seq}
-    if args.model and args.params:
-        raise InputError("--model and --params are exclusive: name a catalog model or describe one")
-    if args.params is None:
+    shape = {field: getattr(args, flag) for flag, field in _SHAPE_FLAGS.items()}
+    by_shape = args.layers is not None and args.hidden is not None
+    if args.model and (args.params or by_shape):
+        raise InputError("--model and --params/--layers/--hidden are exclusive: name a catalog model or describe one")
+    if args.params is None and not by_shape:
         if args.active_params is not None:
             raise InputError("--active-params needs --params (the total)")
         spec = find_model(args.model or "llama3-70b")
@@ -86,19 +96,30 @@ def _model(args):
             spec = dataclasses.replace(spec, **{k: v for k, v in shape.items() if v is not None})
         return spec
     if args.tokens is None:
-        raise InputError("--params needs --tokens (e.g. --tokens 15T; Chinchilla-optimal is ~20 per parameter)")
-    if args.active_params is not None and args.active_params > args.params:
+        raise InputError(f"{'--params' if args.params else '--layers/--hidden'} needs --tokens "
+                         f"(e.g. --tokens 15T; Chinchilla-optimal is ~20 per parameter)")
+    if args.active_params is not None and args.params is not None and args.active_params > args.params:
         raise InputError(f"--active-params {args.active_params:g} exceeds --params {args.params:g}")
     return custom_model(args.params, args.tokens, args.active_params, **shape)
 
 
-def gpu_to_price(requested: str | None, measured: str | None) -> str:
-    """The GPU a cost table prices: the one asked for (--gpu), else the one a result file measured
-    (if it is in the catalog), else DEFAULT_GPU. `measured` is machine.gpu.normalized."""
+def gpu_to_price(requested: str | None, measured: str | None, source: str | None = None,
+                 device_name: str | None = None) -> str:
+    """The device a cost table prices: the one asked for (--gpu; "cpu" too), else the one a result
+    file measured (a catalog GPU, or "cpu"), else DEFAULT_GPU. With `source` (a --results file) from
+    a GPU the catalog lacks and no --gpu, that is an error naming the file."""
     from cost_models.cost import DEFAULT_GPU
     from cost_models.hardware import find_gpu
+    from cost_models.throughput import CPU
 
-    return find_gpu(requested).name if requested else measured or DEFAULT_GPU
+    if requested:
+        return CPU if requested.strip().lower() == CPU else find_gpu(requested).name
+    if measured:
+        return measured
+    if source is not None:
+        raise InputError(f"{source}: measured on {device_name or 'a GPU'} that is not in the GPU catalog, so it has "
+                         f"no datasheet to compare with; name the GPU to price with --gpu (costbench gpus)")
+    return DEFAULT_GPU
 
 
 def _throughput(path):
@@ -114,22 +135,41 @@ PRICES_LINE = ("prices      list prices, cheapest region per provider unless --r
                "`costbench prices` for every region, source and age")
 
 
+def step_line(plan) -> str:
+    """One line: the step time and its parts, largest first, e.g. '9.83 s = gemm 5.27 + pp_bubble 2.93 + ...'."""
+    parts = sorted(plan.step["parts"].items(), key=lambda kv: -kv[1])
+    return f"{plan.step['seconds']:.3g} s = " + " + ".join(f"{k} {v:.3g}" for k, v in parts if v >= 5e-4)
+
+
+def layout_line(plan) -> str:
+    p = plan.parallelism
+    rc = p["recompute"] + (f" ({p['recompute_layers']} layers/stage)" if p["recompute"] == "full" else "")
+    interleave = f" (interleaved x{p['virtual_stages']})" if p["virtual_stages"] > 1 else ""
+    return (f"TP {p['tp']}{' (+SP)' if p['sequence_parallel'] else ''} x PP {p['pp']}{interleave} x DP {p['dp']}, "
+            f"micro-batch {p['micro_batch']}, global batch {p['global_batch']:,} seqs, recompute {rc}")
+
+
 def _summary_lines(plan, note=None, prices_line=None) -> list[str]:
     m, a = plan.model, plan.assumptions
     lines = [
         f"model       {m.name}: {si(m.params, 4)} params ({si(m.active_params, 4)} active), "
         f"{si(m.tokens)} tokens, {plan.training_flops:.3g} FLOPs ({a['flops']})",
         f"cluster     {plan.gpus:,} x {plan.gpu.name} ({a.get('gpus_from', 'given')}); "
-        f"memory needs >= {plan.min_gpus:,} ({a['memory']})" if plan.gpus else
-        f"cluster     {plan.gpu.name}; memory needs >= {plan.min_gpus:,} ({a['memory']})",
+        f"memory fits from {plan.min_gpus:,} GPUs" if plan.gpus else
+        f"cluster     {plan.gpu.name}; memory fits from {plan.min_gpus:,} GPUs",
     ]
-    if plan.achieved_tflops_per_gpu is not None:
+    if plan.step is not None:
+        measured = ", ".join(a["measured_parts"]) or "none"
         lines += [
-            f"throughput  {plan.achieved_tflops_per_gpu:.0f} TFLOP/s per GPU, MFU {plan.mfu:.1%} = {a['achieved_tflops_from']}",
-            f"comm        {a['network']}; sharding group ~{a['sharding_group_gpus']:.0f} GPUs, overlap {a['overlap']:g}, "
-            f"exposed {a['exposed_comm_share']:.1%} of step time",
+            f"layout      {layout_line(plan)} ({a['layout']}; {a['gpu_memory_gib']:g} GiB per GPU)",
+            f"step        {step_line(plan)}",
+            f"throughput  {plan.achieved_tflops_per_gpu:.0f} TFLOP/s per GPU, MFU {plan.mfu:.1%}; "
+            f"measured parts: {measured}; catalog: {', '.join(a['catalog_parts']) or 'none'}",
             f"goodput     {a['goodput']:.1%} ({a['goodput_from']})",
         ]
+    elif plan.achieved_tflops_per_gpu is not None:
+        lines += [f"throughput  {plan.achieved_tflops_per_gpu:.0f} TFLOP/s per GPU ({a['achieved_tflops_from']})",
+                  f"goodput     {a['goodput']:.1%}"]
     else:
         lines.append(f"throughput  {a['gpu_hours_from']}; implied end-to-end MFU {a['implied_mfu_end_to_end']:.1%}")
     if "virtualization_overhead" in a:
@@ -166,6 +206,7 @@ def json_doc(plan, rows, note=None) -> dict:
         "training_flops": plan.training_flops, "gpu": plan.gpu.name, "gpus": plan.gpus or None,
         "achieved_tflops_per_gpu": plan.achieved_tflops_per_gpu, "mfu": plan.mfu,
         "gpu_hours": plan.gpu_hours, "wall_clock_days": plan.wall_clock_days,
+        "parallelism": plan.parallelism, "step": plan.step,
         "assumptions": plan.assumptions, "note": note,
         "rows": [{k: r[k] for k in ROW_KEYS} for r in rows],
     }
@@ -222,29 +263,35 @@ def print_cost_table(model: str = "llama3-70b", result: dict | None = None, gpu:
                      result_source: str = "this run", out=None, **plan_kwargs):
     """The bare `costbench` job's closing table: `model`'s training cost across providers.
 
-    result: a schema-1 result dict (e.g. the run just measured). Its measured MAMF and busbw are
-    used when it is from `gpu`; with gpu=None the result's GPU is priced if it is in the catalog,
-    else H100-SXM. Returns the TrainingPlan.
+    result: a schema-1 result dict (e.g. the run just measured). Its measured rates are used when it
+    is from `gpu`; with gpu=None the result's GPU is priced if it is in the catalog, else H100-SXM
+    (a CPU's own cost is `costbench cost --results FILE --prices ...`). Returns the TrainingPlan.
     """
-    from cost_models.throughput import Throughput
+    from cost_models.throughput import CPU, Throughput
 
     throughput = Throughput.from_result(result, source=result_source) if result is not None else None
-    gpu = gpu_to_price(gpu, throughput.gpu if throughput is not None else None)
+    measured = throughput.gpu if throughput is not None and throughput.gpu != CPU else None
+    gpu = gpu_to_price(gpu, measured)
     return run_cost({"model": model, "gpu": gpu, "throughput": throughput, **plan_kwargs}, out=out)
 
 
 def main(args) -> int:
-    if args.overlap is not None and not 0 <= args.overlap <= 1:
-        raise InputError(f"--overlap: {args.overlap:g} must be in [0, 1]")
+    from cost_models.parallelism import RECOMPUTE
+
+    if args.recompute is not None:
+        check_choice("recompute", args.recompute, RECOMPUTE)
+    check_choice("dtype", args.dtype, ("bf16", "fp8", "fp16"))
     spec = _model(args)
     if args.tokens is not None:
         spec = spec.with_tokens(args.tokens)
     throughput = _throughput(args.results)
-    gpu = gpu_to_price(args.gpu, throughput.gpu if throughput is not None else None)
+    gpu = gpu_to_price(args.gpu, throughput.gpu if throughput is not None else None, args.results,
+                       throughput.device_name if throughput is not None else None)
     plan_kwargs = {"model": spec, "gpu": gpu, "gpus": args.gpus, "network": args.network,
                    "throughput": throughput, "mfu": args.mfu, "efficiency": args.efficiency,
-                   "overlap": args.overlap, "goodput": args.goodput, "batch_tokens": args.batch_tokens,
-                   "recompute": args.recompute, "dtype": args.dtype, "gpu_hours": args.gpu_hours}
+                   "goodput": args.goodput, "tp": args.tp, "pp": args.pp, "micro_batch": args.micro_batch,
+                   "global_batch": args.global_batch, "recompute": args.recompute, "dtype": args.dtype,
+                   "gpu_hours": args.gpu_hours}
     run_cost(plan_kwargs, args.pricing, args.providers, args.prices, args.format, region=args.region,
              stale_months=args.stale_months, virtualization_overhead=args.virtualization_overhead)
     return 0

@@ -162,7 +162,11 @@ def search_layouts(spec: ModelSpec, hw: GpuSpec, gpus: int, rates, lin_rates=Non
     lay = parallelism.candidates(spec, gpus, default_batch, **given)
     usable = memory.usable_bytes(hw.memory_gb)
     if given.get("recompute") != "full":     # searched: recompute only the layers memory needs
-        lay = dataclasses.replace(lay, recompute_layers=memory.fit_recompute(spec, lay, usable))
+        layers = memory.fit_recompute(spec, lay, usable)
+    else:                                     # --recompute full: every layer of the stage
+        layers = np.rint(lay.recompute_share(spec.layers) * np.where(
+            lay.pp == 1, spec.layers, parallelism.stage_layers(spec.layers, lay.pp)[0])).astype(int)
+    lay = dataclasses.replace(lay, recompute_layers=layers)
     need = memory.gpu_bytes(spec, lay)
     fits = need <= usable
     parts = step_time.step_parts(spec, lay, rates, lin_rates, **(recipe or {}))
@@ -175,7 +179,9 @@ def min_gpus_that_fit(spec: ModelSpec, hw: GpuSpec, batch: int | None = None, **
     """Smallest power-of-two cluster (1 .. 2^20; times TP*PP when given) with a layout that fits memory; None if none."""
     default_batch = batch or max(1, int(training_time.DEFAULT_BATCH_TOKENS // spec.seq_len))
     unit = given.get("tp", 1) * given.get("pp", 1)
-    for size in sorted({2**k for k in range(21)} | {unit * 2**k for k in range(21)}):
+    # every GPU holds at least its share of the replicated 6 bytes per parameter: fewer never fit
+    floor = spec.params * memory.REPLICATED_BYTES_PER_PARAM / memory.usable_bytes(hw.memory_gb)
+    for size in sorted(s for s in {2**k for k in range(21)} | {unit * 2**k for k in range(21)} if s >= floor):
         try:
             lay = parallelism.candidates(spec, size, default_batch, **given)
         except InputError:
@@ -253,6 +259,7 @@ def plan_training(model=DEFAULT_MODEL, gpu: str | GpuSpec = DEFAULT_GPU, gpus: i
                                                  spec.seq_len))
     given = {k: v for k, v in dict(tp=tp, pp=pp, micro_batch=micro_batch, global_batch=global_batch,
                                    recompute=recompute, vpp=vpp).items() if v is not None}
+    parallelism.check_given(spec, tp, pp, recompute)
     need = min_gpus_that_fit(spec, hw, **given)
     usable = memory.usable_bytes(hw.memory_gb) / 2**30
     assumptions = {

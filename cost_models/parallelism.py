@@ -64,9 +64,8 @@ class Layouts:
 
 
 def _divisors(n: int) -> np.ndarray:
-    d = np.arange(1, int(np.sqrt(n)) + 1)
-    d = d[n % d == 0]
-    return np.unique(np.concatenate([d, n // d]))
+    small = [d for d in range(1, int(n**0.5) + 1) if n % d == 0]
+    return np.array(sorted(set(small) | {n // d for d in small}))
 
 
 def stage_layers(layers, pp):
@@ -75,11 +74,9 @@ def stage_layers(layers, pp):
     return first, np.asarray(layers) - (np.asarray(pp) - 1) * first
 
 
-def candidates(spec, gpus: int, default_batch: int, tp=None, pp=None, micro_batch=None,
-               global_batch=None, recompute=None, vpp=None) -> Layouts:
-    """Every feasible layout of `spec` on `gpus` GPUs (memory not yet checked), with any given
-    degree fixed. Without `global_batch`, each layout takes the largest multiple of DP*micro-batch
-    not above `default_batch` sequences. InputError if a given value is infeasible."""
+def check_given(spec, tp=None, pp=None, recompute=None) -> None:
+    """InputError for a given degree no cluster can use: TP beyond a node or not dividing the
+    heads, PP beyond the layers, an unknown recompute."""
     if recompute is not None and recompute not in RECOMPUTE:
         from cost_models.errors import unknown_name
         raise unknown_name("recompute", recompute, RECOMPUTE)
@@ -88,6 +85,14 @@ def candidates(spec, gpus: int, default_batch: int, tp=None, pp=None, micro_batc
                          f"and divide the {spec.heads} heads and {spec.kv_heads} KV heads")
     if pp is not None and pp > spec.layers:
         raise InputError(f"--pp {pp}: more pipeline stages than the model's {spec.layers} layers")
+
+
+def candidates(spec, gpus: int, default_batch: int, tp=None, pp=None, micro_batch=None,
+               global_batch=None, recompute=None, vpp=None) -> Layouts:
+    """Every feasible layout of `spec` on `gpus` GPUs (memory not yet checked), with any given
+    degree fixed. Without `global_batch`, each layout takes the largest multiple of DP*micro-batch
+    not above `default_batch` sequences. InputError if a given value is infeasible."""
+    check_given(spec, tp, pp, recompute)
     tps = np.array([tp] if tp else [t for t in TP_CHOICES if spec.heads % t == 0 and spec.kv_heads % t == 0])
     pps = np.array([pp]) if pp else _divisors(gpus)
     pps = pps[pps <= spec.layers]

@@ -99,7 +99,8 @@ def _rows_to_prices(rows: list[dict], path: str, dated: bool) -> list[Price]:
                 if not r[col]:
                     raise InputError(f"{where}: column {col}: empty (every catalog row needs one)")
         try:
-            gpu = find_gpu(r["gpu"]).name
+            # "cpu": the device every CPU result file prices as (no catalog rows; a user's file may add them)
+            gpu = "cpu" if r["gpu"].strip().lower() == "cpu" else find_gpu(r["gpu"]).name
         except InputError as e:
             raise InputError(f"{where}: column gpu: {e}") from None
         try:

@@ -63,7 +63,7 @@ class Throughput:
             if node is None:
                 return None
             if not isinstance(node, kind) or (isinstance(node, bool) and kind is not bool):
-                what = getattr(kind, "__name__", "number")
+                what = kind.__name__ if isinstance(kind, type) else "a number"
                 raise InputError(f"{source}: field {path}: expected {what}, got {type(node).__name__}")
             return node
 

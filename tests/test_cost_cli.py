@@ -89,20 +89,78 @@ def _result_file(tmp_path, gpu="H200-SXM", bf16=780.0):
     return str(path)
 
 
-def test_results_file_drives_the_gpu_and_mamf(capsys, tmp_path):
+def test_results_file_drives_the_gpu_and_its_measured_parts(capsys, tmp_path):
     path = _result_file(tmp_path)
     code, out, _ = run(capsys, "cost", "--results", path, "--efficiency", "0.5", "--format", "json")
     doc = json.loads(out)
     assert code == 0 and doc["gpu"] == "H200-SXM"
-    assert doc["achieved_tflops_per_gpu"] == pytest.approx(390.0)
-    assert "measured bf16 MAMF" in doc["assumptions"]["achieved_tflops_from"]
+    assert doc["assumptions"]["rates"]["gemm"].startswith(f"measured: 0.5 x bf16 MAMF 780 ({path})")
+    assert set(doc["assumptions"]["measured_parts"]) == {"gemm", "tp_comm"}
+    assert sum(doc["step"]["parts"].values()) == pytest.approx(doc["step"]["seconds"])
+    p = doc["parallelism"]
+    assert p["tp"] * p["pp"] * p["dp"] == doc["gpus"] and p["chosen"] == "search"
+
+
+def test_json_has_parallelism_and_step_and_table_has_one_step_line(capsys):
+    code, out, _ = run(capsys, "cost", "--model", "llama3-70b", "--tp", "8", "--pp", "4", "--micro-batch", "1",
+                       "--global-batch", "2048", "--recompute", "selective", "--format", "json")
+    doc = json.loads(out)
+    assert code == 0 and doc["parallelism"]["chosen"] == "given"
+    assert (doc["parallelism"]["tp"], doc["parallelism"]["pp"], doc["parallelism"]["dp"]) == (8, 4, 512)
+    assert set(doc["step"]["parts"]) >= {"gemm", "attention", "memory_bound", "tp_comm", "pp_bubble", "dp_comm",
+                                         "optimizer"}
+    code, out, _ = run(capsys, "cost", "--model", "llama3-70b")
+    step = [line for line in out.splitlines() if line.startswith("step ")]
+    assert len(step) == 1 and "gemm" in step[0] and "layout      TP 8" in out
+
+
+def test_model_by_shape(capsys):
+    code, out, _ = run(capsys, "cost", "--layers", "32", "--hidden", "4096", "--heads", "32", "--kv-heads", "8",
+                       "--ffn", "14336", "--vocab", "128256", "--seq", "8192", "--tokens", "1T", "--gpus", "64",
+                       "--format", "json")
+    doc = json.loads(out)
+    assert code == 0 and doc["model"]["params"] == pytest.approx(8.03e9, rel=0.001)
+
+
+def _cpu_result(tmp_path):
+    doc = {"schema_version": 1, "run_id": "c", "created_at": "2026-01-01T00:00:00Z", "costbench_version": "0.1.0",
+           "tag": None, "machine": {"device": "cpu", "gpu": None, "world_size": 1, "nodes": 1, "host_memory_gb": 32.0},
+           "config": {}, "records": [],
+           "summary": {"mamf_tflops": {"fp32": 1.0}, "membw_gbps": 15.0,
+                       "layer": {"model": "custom", "tp": 1, "dtype": "fp32", "gemm_tflops": 0.8,
+                                 "attention_tflops": 0.3, "elementwise_gbps": 8.0}}}
+    path = tmp_path / "cpu.json"
+    path.write_text(json.dumps(doc))
+    return str(path)
+
+
+def test_cpu_results_priced_by_a_user_cpu_row(capsys, tmp_path):
+    path = _cpu_result(tmp_path)
+    prices = tmp_path / "cpu.csv"
+    prices.write_text("provider,gpu,pricing,usd_per_gpu_hour,as_of,source\nmylab,cpu,on-demand,0.10,2026-01,own\n")
+    shape = ["--layers", "2", "--hidden", "256", "--heads", "4", "--ffn", "1024", "--vocab", "1000", "--seq", "256",
+             "--tokens", "1e9", "--gpus", "1", "--dtype", "fp16"]
+    code, out, err = run(capsys, "cost", "--results", path, "--prices", str(prices), *shape, "--format", "json")
+    doc = json.loads(out)
+    assert code == 0, err
+    assert doc["gpu"] == "cpu" and doc["rows"][0]["provider"] == "mylab"
+    assert doc["rows"][0]["cost_usd"] == pytest.approx(doc["gpu_hours"] * 0.10)
+    assert "measured" in doc["assumptions"]["rates"]["memory_bound"]
+    code, out, _ = run(capsys, "cost", "--results", path, *shape)
+    assert code == 0 and "no on-demand prices for cpu" in out
+
+
+def test_result_from_a_gpu_the_catalog_lacks_names_the_file(capsys, tmp_path):
+    path = _result_file(tmp_path, gpu=None)
+    code, _, err = run(capsys, "cost", "--results", path)
+    assert code == 2 and path in err and "not in the GPU catalog" in err and err.count("\n") == 1
 
 
 def test_print_cost_table_for_the_default_job(capsys, tmp_path):
     doc = json.loads(open(_result_file(tmp_path)).read())
     plan = print_cost_table(result=doc)
     out = capsys.readouterr().out
-    assert plan.gpu.name == "H200-SXM" and "nebius" in out and "measured bf16 MAMF (this run)" in out
+    assert plan.gpu.name == "H200-SXM" and "nebius" in out and "measured parts: gemm" in out
     assert print_cost_table(result=None).gpu.name == "H100-SXM"
 
 
@@ -121,11 +179,15 @@ def test_print_cost_table_for_the_default_job(capsys, tmp_path):
     (["cost", "--mfu", "1.5"], "must be in (0, 1]"),
     (["cost", "--mfu", "0"], "must be in (0, 1]"),
     (["cost", "--efficiency", "-0.1"], "must be in (0, 1]"),
-    (["cost", "--overlap", "2"], "--overlap: 2 must be in [0, 1]"),
-    (["cost", "--model", "llama3-70b", "--params", "70B", "--tokens", "1T"], "--model and --params are exclusive"),
+    (["cost", "--recompute", "partial"], "unknown recompute 'partial'"),
+    (["cost", "--tp", "16"], "--tp 16: tensor parallelism must stay within a node of 8"),
+    (["cost", "--pp", "81"], "--pp 81: more pipeline stages than the model's 80 layers"),
+    (["cost", "--gpus", "64", "--tp", "8", "--pp", "4", "--global-batch", "3"], "no layout of llama3-70b fits 64"),
+    (["cost", "--gpu", "cpu"], "give --results FILE from a CPU run"),
+    (["cost", "--model", "llama3-70b", "--params", "70B", "--tokens", "1T"], "--model and --params/--layers/--hidden are exclusive"),
     (["cost", "--params", "70B"], "--params needs --tokens"),
     (["cost", "--params", "7B", "--active-params", "8B", "--tokens", "1T"], "exceeds --params"),
-    (["cost", "--gpus", "8"], "needs at least 19 H100-SXM GPUs"),
+    (["cost", "--gpus", "8"], "needs at least 32 H100-SXM GPUs"),
     (["cost", "--prices", "/nonexistent/prices.csv"], "/nonexistent/prices.csv: no such file"),
     (["cost", "--results", "/nonexistent/run.json"], "/nonexistent/run.json: no such result file"),
     (["cost", "--dtype", "int4"], "unknown dtype 'int4'"),

@@ -1,0 +1,157 @@
+"""The step model: each part hand-computed on small cases, the parts adding up, the chosen layout
+fitting and multiplying out, and the monotonic properties a cost model must have."""
+
+import dataclasses
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from cost_models import memory, parallelism, step_time
+from cost_models.cost import plan_training
+from cost_models.hardware import find_gpu
+from cost_models.models import custom_model, find_model
+from cost_models.rates import GEMM_OVERHEAD_S, Rates
+
+
+def _rates(**kw):
+    base = dict(gemm_tflops=100.0, gemm_shaped=True, attention_tflops=50.0, membw_gbps=1000.0, tp_gbps=100.0,
+                fabric_gbps=10.0, tp_latency_us=0.0, fabric_latency_us=0.0, origin={})
+    return Rates(**{**base, **kw})
+
+
+def _layout(spec, gpus, **kw):
+    lay = parallelism.candidates(spec, gpus, 1024, **kw)
+    assert len(lay) == 1, lay
+    return lay
+
+
+# ---- each part by hand -------------------------------------------------------------------------
+
+def test_gemm_time_roofline_by_hand():
+    r = _rates()
+    # 1024^3: 2.147e9 FLOPs at 100 TFLOP/s = 21.47 us; bytes 3 * 2 MiB = 6.3 MB at 1 TB/s = 6.3 us
+    assert step_time.gemm_seconds(1024, 1024, 1024, r) == pytest.approx(2 * 1024**3 / 100e12 + GEMM_OVERHEAD_S)
+    # thin: m = 8 -> bytes dominate: 2*(8*1024 + 1024*1024) + 2*8*1024 at 1 TB/s
+    thin = 2 * (8 * 1024 + 1024 * 1024) + 2 * 8 * 1024
+    assert step_time.gemm_seconds(8, 1024, 1024, r) == pytest.approx(thin / 1e12 + GEMM_OVERHEAD_S)
+    # a rate measured at the model's shapes is used flat
+    flat = _rates(gemm_shaped=False)
+    assert step_time.gemm_seconds(8, 1024, 1024, flat) == pytest.approx(2 * 8 * 1024**2 / 100e12)
+
+
+def test_tp_collective_bytes_by_hand():
+    # all-gather of a 1 GB buffer over 8 ranks moves 7/8 GB per GPU: at 100 GB/s, 8.75 ms (+7 hops)
+    assert step_time.collective_seconds(1e9, 8, 100, 0) == pytest.approx(7 / 8 * 1e9 / 100e9)
+    assert step_time.collective_seconds(1e9, 8, 100, 2) == pytest.approx(7 / 8 * 1e9 / 100e9 + 7 * 2e-6)
+    assert step_time.collective_seconds(1e9, 1, 100, 2) == 0
+    # per layer and micro-batch with sequence parallelism: 8 of them (4 forward, 4 backward) of t*h*2 bytes
+    spec = custom_model(None, 1e9, layers=2, hidden=1024, heads=8, ffn=4096, vocab=1000, seq_len=1024)
+    lay = _layout(spec, 8, tp=8, pp=1, micro_batch=1, global_batch=1, recompute="selective", vpp=1)
+    parts = step_time.step_parts(spec, lay, _rates())
+    one = 7 / 8 * 1024 * 1024 * 2 / 100e9
+    assert parts["tp_comm"][0] == pytest.approx(2 * 8 * one + 2 * one)   # 2 layers + the LM head's 2
+
+
+def test_pipeline_bubble_by_hand():
+    spec = custom_model(None, 1e9, layers=8, hidden=512, heads=8, ffn=2048, vocab=1000, seq_len=512)
+    lay = _layout(spec, 4, tp=1, pp=4, micro_batch=1, global_batch=8, recompute="selective", vpp=1)
+    parts = step_time.step_parts(spec, lay, _rates())
+    # (pp - 1) / m of the compute: 3 micro-batch-times of the slowest stage against m = 8
+    assert parts["pp_bubble"][0] == pytest.approx(3 * parts["stage_mb"][0])
+    compute = sum(parts[p][0] for p in ("gemm", "attention", "memory_bound", "tp_comm"))
+    assert parts["pp_bubble"][0] / compute == pytest.approx(3 / 8)
+    inter = _layout(spec, 4, tp=1, pp=4, micro_batch=1, global_batch=8, recompute="selective", vpp=2)
+    assert step_time.step_parts(spec, inter, _rates())["pp_bubble"][0] == pytest.approx(1.5 * parts["stage_mb"][0])
+
+
+def test_dp_volume_by_hand():
+    # DP 4 of one GPU's P params: reduce-scatter 4P bytes and all-gather 2P bytes, each x 3/4, at 10 GB/s.
+    spec = custom_model(None, 1e9, layers=2, hidden=256, heads=8, ffn=1024, vocab=1000, seq_len=256)
+    lay = _layout(spec, 32, tp=8, pp=1, micro_batch=1, global_batch=4, recompute="selective", vpp=1)
+    p_gpu = memory.stage_params(spec, lay)[0][0]
+    assert p_gpu == pytest.approx(spec.params / 8)
+    rs, ag = 4 * p_gpu * 3 / 4 / 10e9, 2 * p_gpu * 3 / 4 / 10e9
+    assert step_time.collective_seconds(4 * p_gpu, 4, 10, 0) == pytest.approx(rs)
+    parts = step_time.step_parts(spec, lay, _rates())
+    stage = parts["stage_mb"][0]
+    assert parts["dp_comm"][0] == pytest.approx(max(rs - 2 / 3 * stage, 0) + max(ag - 1 / 3 * stage, 0))
+
+
+def test_fp8_speeds_only_the_linear_gemms():
+    bf16 = plan_training("llama3-70b", "H100-SXM", tp=8, pp=4, micro_batch=1, recompute="selective")
+    fp8 = plan_training("llama3-70b", "H100-SXM", tp=8, pp=4, micro_batch=1, recompute="selective", dtype="fp8")
+    assert fp8.step["parts"]["gemm"] < 0.75 * bf16.step["parts"]["gemm"]
+    for part in ("attention", "memory_bound", "tp_comm"):
+        assert fp8.step["parts"][part] == pytest.approx(bf16.step["parts"][part])
+
+
+# ---- the plan as a whole -----------------------------------------------------------------------
+
+@pytest.mark.parametrize("name", ["llama3-8b", "llama3-70b", "llama3.1-405b"])
+def test_parts_add_up_and_the_layout_fits_and_multiplies_out(name):
+    plan = plan_training(name, "H100-SXM", gpus=2048)
+    lay, step = plan.parallelism, plan.step
+    assert sum(step["parts"].values()) == pytest.approx(step["seconds"], rel=1e-12)
+    assert lay["tp"] * lay["pp"] * lay["dp"] == plan.gpus
+    assert lay["global_batch"] % (lay["dp"] * lay["micro_batch"]) == 0
+    assert plan.assumptions["gpu_memory_gib"] <= memory.USABLE_FRACTION * plan.gpu.memory_gb
+    spec = find_model(name)
+    assert spec.heads % lay["tp"] == 0 and lay["tp"] <= 8 and lay["pp"] <= spec.layers
+
+
+def test_given_layout_is_used_and_reported():
+    plan = plan_training("llama3.1-405b", "H100-SXM", gpus=8192, tp=8, pp=16, micro_batch=1, global_batch=2048,
+                         recompute="full")
+    assert plan.parallelism | {"virtual_stages": 0} == {
+        "tp": 8, "pp": 16, "dp": 64, "micro_batch": 1, "global_batch": 2048, "recompute": "full",
+        "virtual_stages": 0, "recompute_layers": 8, "sequence_parallel": True, "chosen": "given"}
+
+
+def test_405b_on_h100_uses_recompute_only_where_memory_needs_it():
+    plan = plan_training("llama3.1-405b", "H100-SXM")
+    assert plan.parallelism["recompute"] == "full" and 0 < plan.parallelism["recompute_layers"]
+
+
+# ---- properties --------------------------------------------------------------------------------
+
+GPUS_IN_ORDER = ["A100-SXM-80GB", "H100-SXM", "H200-SXM", "B200"]
+
+
+@pytest.mark.parametrize("name,gpus", [("llama3-8b", 256), ("llama3-70b", 1024), ("llama3-70b", 16384),
+                                       ("llama3.1-405b", 4096)])
+def test_a_newer_gpu_is_never_slower(name, gpus):
+    hours = [plan_training(name, g, gpus=gpus).gpu_hours for g in GPUS_IN_ORDER]
+    assert all(b <= a * (1 + 1e-9) for a, b in zip(hours, hours[1:])), dict(zip(GPUS_IN_ORDER, hours))
+
+
+def _hours(spec, gpu, gpus, **kw):
+    return plan_training(spec, gpu, gpus=gpus, **kw).gpu_hours
+
+
+@settings(max_examples=12, deadline=None)
+@given(st.sampled_from(["llama3-8b", "llama3-70b"]), st.sampled_from([256, 1024, 4096]),
+       st.floats(1.05, 3.0), st.sampled_from(["hbm_tbps", "memory_gb"]))
+def test_more_hbm_bandwidth_or_memory_never_slower(name, gpus, factor, field):
+    h100 = find_gpu("H100-SXM")
+    better = dataclasses.replace(h100, **{field: getattr(h100, field) * factor})
+    assert _hours(name, better, gpus) <= _hours(name, h100, gpus) * (1 + 1e-9)
+
+
+@pytest.mark.parametrize("name,gpus", [("llama3-8b", 512), ("llama3-70b", 2048), ("llama3.1-405b", 8192)])
+def test_a_faster_fabric_is_never_slower(name, gpus):
+    hours = [_hours(name, "H100-SXM", gpus, network=n) for n in ("eth-100", "ib-hdr-200", "ib-ndr-400")]
+    assert hours == sorted(hours, reverse=True)
+
+
+@pytest.mark.parametrize("name", ["llama3-8b", "llama3-70b", "llama3.1-405b"])
+def test_more_gpus_never_take_longer_in_days(name):
+    days = [plan_training(name, "H100-SXM", gpus=g).wall_clock_days for g in (512, 1024, 2048, 4096, 8192, 16384)]
+    assert all(b <= a * (1 + 1e-9) for a, b in zip(days, days[1:])), days
+
+
+def test_rates_are_checked():
+    with pytest.raises(ValueError, match="gemm_tflops must be positive"):
+        _rates(gemm_tflops=0)
+    assert np.isfinite(step_time.collective_seconds(1.0, 2, 1.0, 0.0))
