@@ -345,6 +345,9 @@ def plan_training(model=DEFAULT_MODEL, gpu: str | GpuSpec = DEFAULT_GPU, gpus: i
         "rates": rates.origin,
         "measured_parts": provenance["measured"], "catalog_parts": provenance["catalog"],
         "network": net.name,
+        # share of the data-parallel traffic hidden behind compute (1: all of it; also 1 without DP traffic)
+        "overlap": round(1 - parts["dp_comm"] / float(found.parts["dp_comm_total"][i]), 4)
+        if found.parts["dp_comm_total"][i] > 0 else 1.0,
         "global_batch_tokens": batch_tokens,
         "goodput": round(good, 4),
         "goodput_from": "given (--goodput)" if goodput is not None else

@@ -158,4 +158,5 @@ def step_parts(spec, layouts, rates, linear_rates=None, flash_attention=True, se
              "optimizer": optimizer}
     parts["seconds"] = sum(parts[p] for p in PARTS)
     parts["stage_mb"] = stage_mb
+    parts["dp_comm_total"] = rs + ag      # before overlap: what the exposed dp_comm is part of
     return parts
