@@ -178,7 +178,6 @@ def matmul_shapes(df, runs, size=(10, 6)):
 def _link_gbps(doc):
     """(GB/s per GPU, name) of the link a run's collectives crossed: NVLink within one node, the
     default fabric across nodes (networks.csv); None for CPU runs and GPUs not in the catalog."""
-    from cost_models.cost import intra_node_gbps
     from cost_models.networks import DEFAULT_NETWORK, find_network
 
     spec = _catalog_gpu(gpu_name(doc)) if doc["machine"].get("device") == "cuda" else None
@@ -187,8 +186,10 @@ def _link_gbps(doc):
     net = find_network(DEFAULT_NETWORK)
     if (doc["machine"].get("nodes") or 1) > 1:
         return net.gbps_per_gpu, f"{net.name} {net.gbps_per_gpu:g} GB/s per GPU"
-    gbps = intra_node_gbps(spec, net)
-    return gbps, f"{spec.name} NVLink {gbps:g} GB/s one way" if spec.nvlink_gbps else f"{net.name} {gbps:g} GB/s"
+    if not spec.nvlink_gbps:  # a PCIe GPU talks through the fabric even inside its node
+        return net.gbps_per_gpu, f"{net.name} {net.gbps_per_gpu:g} GB/s"
+    gbps = spec.nvlink_gbps / 2  # the catalog's figure counts both directions; busbw is one way
+    return gbps, f"{spec.name} NVLink {gbps:g} GB/s one way"
 
 
 def busbw_by_size(df, runs, size=(11, 7)):
@@ -313,24 +314,15 @@ def _setups(df):
 
 # ---- 5 ----------------------------------------------------------------------------------------------
 
-STEP_PARTS_EXPECTED = ("gemm", "attention", "memory_bound", "tp_comm", "pp_bubble", "dp_comm", "optimizer")
 
 
 def step_parts(plan) -> tuple[dict, str]:
-    """({part: seconds}, where from) for one training step of a plan. The step model's parts where
-    it ran (plan.step); otherwise the older time model's split: a step's wall time (days x 86400 x
-    goodput / steps) into compute and the exposed share of gradient communication."""
+    """({part: seconds}, where from) for one training step of a plan: the step model's parts
+    (plan.step); none where the time model was skipped (--gpu-hours, --mfu)."""
     step = getattr(plan, "step", None)
     if isinstance(step, dict) and step.get("parts"):
         return dict(step["parts"]), "step model (plan.step.parts)"
-    a = plan.assumptions
-    if plan.achieved_tflops_per_gpu is None or "exposed_comm_share" not in a:
-        return {}, "no time model (GPU-hours given)"
-    steps = plan.model.tokens / a["batch_tokens"]
-    seconds = plan.wall_clock_days * 86400 * a["goodput"] / steps
-    share = a["exposed_comm_share"]
-    return ({"compute": seconds * (1 - share), "exposed comm": seconds * share},
-            "time model without per-part step model: compute and exposed communication only")
+    return {}, "no step model (GPU-hours or MFU given)"
 
 
 def step_breakdown(df, model: str, size=(10, 5.5)):
@@ -369,10 +361,7 @@ def step_breakdown(df, model: str, size=(10, 5.5)):
     ax.set_yticks(range(len(bars)), [b[0] for b in bars], fontsize=8)
     ax.set_ylim(len(bars) - 0.5, -0.5)  # first run on top; rows without bars keep their room
     ax.set_xlabel("seconds per optimizer step (global batch)")
-    missing = [p for p in STEP_PARTS_EXPECTED if p not in names]
     note = "; ".join(sorted(origins)) or "no run has a training plan"
-    if names and missing and not any(o.startswith("step model") for o in origins):
-        note += f"\nunavailable until the step model lands: {', '.join(missing)}"
     fig.text(0.01, 0.005, note, fontsize=8, color="0.3", va="bottom")
     if names:
         ax.legend(title="part", loc="lower right")
