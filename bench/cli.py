@@ -3,20 +3,29 @@
 Each subcommand lives in a bench/cmd_*.py module with two functions,
 `add_arguments(parser, command)` and `main(args) -> int` (args.command holds the command name, so
 one module can serve several listing commands). Only the chosen command's module is imported, so `costbench cost` never
-pays for importing torch. Errors follow DESIGN.md's contract: bad input -> one line on stderr,
-exit 2; a measurement that fails its correctness check -> exit 1 (the command returns 1).
+pays for importing torch. Exit statuses (SPEC.md; the README lists them):
+
+    0 ok · 1 a measurement failed its correctness check · 2 bad input (one line on stderr, no
+    traceback) · 3 a rank failed or hung (a dead peer, a start-up or step timeout) · 4 an I/O
+    error while writing results · 130 interrupted (Ctrl-C, SIGTERM)
+
+Commands return them (bench.runner computes run's); this module maps the exceptions that
+reach it: InputError -> 2, KeyboardInterrupt -> 130.
 """
 
 import argparse
 import importlib
+import re
 import sys
 
 from cost_models.errors import InputError
 from cost_models.units import parse_fraction, parse_number, parse_positive
 
+EXIT_OK, EXIT_CHECK_FAILED, EXIT_BAD_INPUT, EXIT_RANK_FAILED, EXIT_IO, EXIT_INTERRUPTED = 0, 1, 2, 3, 4, 130
+
 # name -> (module, one-line help). Order is the order `costbench --help` lists them.
 COMMANDS = {
-    "run": ("bench.cmd_run", "measure this machine: matmul TFLOP/s per dtype, all-reduce bandwidth"),
+    "run": ("bench.cmd_run", "measure this machine: matmul TFLOP/s per dtype, collective bandwidth"),
     "cost": ("bench.cmd_cost", "what training a model costs: GPU-hours, days and dollars per provider"),
     "whatif": ("bench.cmd_whatif", "one cost input varied (gpu, network, gpus, ...), all else fixed, set against the claims"),
     "tco": ("bench.cmd_tco", "own versus rent: the cost of an owned GPU-hour, break-even utilisation, payback"),
@@ -62,6 +71,21 @@ def positive_int(text):
     return int(value)
 
 
+_BYTE_UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+
+
+def byte_size(text):
+    """'4G', '256M', '4GiB', '64k', '1048576' -> bytes. Binary units, as nccl-tests' -b/-e."""
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([KMGT]?)(?:I?B)?\s*", text, re.IGNORECASE)
+    if not m:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a size (e.g. 4G, 256M, 65536)")
+    value = float(m.group(1)) * _BYTE_UNITS[m.group(2).upper()]
+    if value != int(value) or value < 4 or int(value) % 4:
+        raise argparse.ArgumentTypeError(f"{text!r} must be a whole number of fp32 elements: "
+                                         "a positive multiple of 4 bytes")
+    return int(value)
+
+
 def csv_list(text):
     """'a,b, c' -> ['a', 'b', 'c']"""
     items = [t.strip() for t in text.split(",") if t.strip()]
@@ -104,7 +128,7 @@ def main(argv=None) -> int:
         if argv[0] not in COMMANDS:
             from cost_models.errors import unknown_name
             print(f"costbench: error: {unknown_name('command', argv[0], COMMANDS)}", file=sys.stderr)
-            return 2
+            return EXIT_BAD_INPUT
         command = argv.pop(0)
     try:
         parser, module = build_parser(command)
@@ -113,10 +137,10 @@ def main(argv=None) -> int:
         return int(module.main(args) or 0)
     except InputError as e:
         print(f"costbench{' ' + command if command else ''}: error: {e}", file=sys.stderr)
-        return 2
+        return EXIT_BAD_INPUT
     except KeyboardInterrupt:
         print("costbench: interrupted", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
     except BrokenPipeError:  # `costbench prices | head`
         return 0
 

@@ -1,17 +1,18 @@
 """`costbench run`: measure this machine and write a result file (see bench.runner).
 
-    costbench run [--device auto|cpu|cuda] [--ops matmul,allreduce] [--dtypes bf16,fp16,tf32,fp32,fp8]
+    costbench run [--device auto|cpu|cuda] [--ops matmul,allreduce,reducescatter,allgather,alltoall]
+                  [--dtypes bf16,fp16,tf32,fp32,fp8] [--inplace] [--max-bytes 4G]
                   [--quick] [--tag TEXT] [--out DIR]
 
 Prints a summary table at the end: MAMF per dtype with its shape, the datasheet peak and the
-efficiency; the best all-reduce bus bandwidth and its message size; the result file's path.
+efficiency; the best bus bandwidth of each collective and its message size; the result file's path.
 run_quick() is the same measurement for the bare `costbench` job. The dispatcher imports this
 module to build the parser, so torch is only imported by main() / run_quick() (via bench.runner).
 """
 
 import sys
 
-from bench.cli import csv_list
+from bench.cli import byte_size, csv_list
 from bench.table import format_table
 
 DEFAULT_OUT = "results"
@@ -20,12 +21,19 @@ DEFAULT_OUT = "results"
 def add_arguments(parser, command):
     parser.add_argument("--device", default="auto", help="auto (cuda if visible, else cpu), cpu or cuda")
     parser.add_argument("--ops", type=csv_list, default=["matmul", "allreduce"],
-                        help="comma-separated: matmul, allreduce (default both)")
+                        help="comma-separated: matmul, allreduce, reducescatter, allgather, alltoall "
+                             "(default matmul,allreduce)")
     parser.add_argument("--dtypes", type=csv_list, default=None,
                         help="matmul dtypes, comma-separated from bf16,fp16,tf32,fp32,fp8 "
                              "(default: all on a GPU, fp32,bf16 on CPU)")
+    parser.add_argument("--inplace", action="store_true",
+                        help="also time reduce-scatter and all-gather in place (out of place always runs, "
+                             "as nccl-tests' default; all-reduce is in place in torch.distributed)")
+    parser.add_argument("--max-bytes", type=byte_size, default=None,
+                        help="largest collective message size, e.g. 4G, 256M (default: 4G on GPUs, "
+                             "256M with --quick; 64M on CPU, 4M with --quick)")
     parser.add_argument("--quick", action="store_true",
-                        help="fewer matmul shapes and all-reduce sizes (CPU: well under 30 s)")
+                        help="fewer matmul shapes and collective sizes (CPU: well under 30 s)")
     parser.add_argument("--tag", default=None, help="your label, e.g. coreweave/us-east-04 (goes in the file name)")
     parser.add_argument("--out", default=DEFAULT_OUT, help=f"folder for the result file (default {DEFAULT_OUT}/)")
 
@@ -47,17 +55,23 @@ def summary_text(result: dict, path: str | None) -> str:
                                          ("eff", "efficiency", ".1%")]))
     for dtype, reason in config.get("skipped_dtypes", {}).items():
         lines.append(f"matmul {dtype}: skipped ({reason})")
-    if s.get("allreduce_world_size") == 1:
-        lines.append("all-reduce: world size 1 (one process): no link measured, busbw is 0 by definition")
-    elif "busbw_gbps_max" in s:
+    for op, c in s.get("collectives", {}).items():
         from bench.runner import human_bytes
 
-        lines.append(f"all-reduce: best busbw {s['busbw_gbps_max']:,.1f} GB/s at {human_bytes(s['busbw_bytes'])} "
-                     f"(world size {s['allreduce_world_size']}, {s['allreduce_backend']})")
+        if c["world_size"] == 1:
+            lines.append(f"{op}: world size 1 (one process): no link measured, busbw is 0 by definition")
+        else:
+            lines.append(f"{op}: best busbw {c['busbw_gbps_max']:,.1f} GB/s at {human_bytes(c['bytes'])} "
+                         f"(world size {c['world_size']}, {c['nodes']} node(s), {c['backend']})")
+    for note in config.get("notes", []):
+        if "not run" in note or "in-place" in note:
+            lines.append(f"note: {note}")
     if s.get("failures"):
         lines.append(f"FAILED: {len(s['failures'])} correctness check(s) failed:")
         lines += [f"  {f}" for f in s["failures"]]
-    if not s.get("complete", True):
+    if s.get("error"):
+        lines.append(f"STOPPED ({s['error']}): the figures above cover only what finished")
+    elif not s.get("complete", True):
         lines.append("INTERRUPTED: the figures above cover only what finished")
     if path:
         lines.append(f"result file: {path}")
@@ -72,7 +86,7 @@ def run_quick(device: str = "auto", out: str = DEFAULT_OUT, tag: str | None = No
     stream (default stdout; None-able for callers that print their own), and returns
     (path, result_dict, exit_code): the result file (None on torchrun ranks other than 0), the
     document as written (bench.results schema; result["summary"] has mamf_tflops etc.), and 0,
-    1 (a correctness check failed) or 130 (interrupted). Raises cost_models.errors.InputError
+    1 (a correctness check failed), 3 (a rank failed or hung) or 130 (interrupted). Raises cost_models.errors.InputError
     for a device that is not here or an unwritable out.
     """
     from bench.runner import RunConfig
@@ -94,5 +108,5 @@ def main(args) -> int:
     from bench.runner import RunConfig
 
     cfg = RunConfig(device=args.device, ops=tuple(args.ops), dtypes=args.dtypes and tuple(args.dtypes),
-                    quick=args.quick, tag=args.tag, out=args.out)
+                    quick=args.quick, tag=args.tag, out=args.out, inplace=args.inplace, max_bytes=args.max_bytes)
     return _run_and_report(cfg)[2]

@@ -16,12 +16,15 @@ import math
 import os
 import re
 import secrets
+import threading
 
 from bench import __version__
 from cost_models.errors import InputError
 
 SCHEMA_VERSION = 1
-OPS = ("matmul", "allreduce")
+COLLECTIVES = ("allreduce", "reducescatter", "allgather", "alltoall")
+OPS = ("matmul",) + COLLECTIVES
+MIB_256 = 256 << 20  # the size summary.collectives quotes beside the best: a common plateau point
 
 
 # ---- writing -------------------------------------------------------------------------------
@@ -105,6 +108,7 @@ class ResultWriter:
         else:
             raise InputError(f"{out_dir}: could not claim a new result file name")
         self.path = path
+        self._lock = threading.Lock()  # a watchdog thread may finish the file while the run writes
         self.doc = {
             "schema_version": SCHEMA_VERSION,
             "run_id": f"{stamp}-{gpu}-{short}",
@@ -123,7 +127,8 @@ class ResultWriter:
         return self.doc["records"]
 
     def save(self) -> None:
-        atomic_write_json(self.path, self.doc)
+        with self._lock:
+            atomic_write_json(self.path, self.doc)
 
     def add(self, record: dict) -> None:
         self.records.append(record)
@@ -171,12 +176,33 @@ def summarize(records: list, machine: dict) -> dict:
         if peaks.get(dtype):
             out["peak_tflops"][dtype] = peaks[dtype]
             out["efficiency"][dtype] = best["tflops"] / peaks[dtype]
-    reduces = [r for r in records if r.get("op") == "allreduce" and r.get("wrong") == 0]
-    if reduces:
-        top = max(reduces, key=lambda r: r["busbw_gbps"])
-        out.update(busbw_gbps_max=top["busbw_gbps"], busbw_bytes=top["bytes"],
-                   allreduce_world_size=top["world_size"], allreduce_backend=top["backend"])
+    out["collectives"] = summarize_collectives(records, (machine or {}).get("nodes", 1))
+    reduce = out["collectives"].get("allreduce")
+    if reduce:  # the all-reduce keys readers had before the other collectives existed
+        out.update(busbw_gbps_max=reduce["busbw_gbps_max"], busbw_bytes=reduce["bytes"],
+                   allreduce_world_size=reduce["world_size"], allreduce_backend=reduce["backend"])
     out["failed_checks"] = sum(1 for r in records if not record_ok(r))
+    return out
+
+
+def summarize_collectives(records: list, nodes: int = 1) -> dict:
+    """{op: best busbw and its size, busbw at 256 MiB (or None), world size, nodes, backend} over
+    the correct records of each collective, out of place where there are such records (nccl-tests'
+    default; all-reduce has only in-place ones). busbw is the per-iteration figure (the slowest
+    rank's time, median over iterations); nccl-tests' back-to-back figure at the same size sits
+    beside it."""
+    out = {}
+    for op in COLLECTIVES:
+        ok = [r for r in records if r.get("op") == op and r.get("wrong") == 0]
+        chosen = [r for r in ok if not r.get("inplace")] or ok
+        if not chosen:
+            continue
+        top = max(chosen, key=lambda r: r["busbw_gbps"])
+        at_256 = next((r["busbw_gbps"] for r in chosen if r["bytes"] == MIB_256), None)
+        out[op] = {"busbw_gbps_max": top["busbw_gbps"], "bytes": top["bytes"], "busbw_gbps_256mib": at_256,
+                   "world_size": top["world_size"], "nodes": nodes, "backend": top["backend"],
+                   "inplace": bool(top.get("inplace")),
+                   "nccl_tests_busbw_gbps": (top.get("nccl_tests") or {}).get("busbw_gbps")}
     return out
 
 
@@ -184,7 +210,7 @@ def record_ok(record: dict) -> bool:
     """False for a measurement that failed its correctness check."""
     if record.get("op") == "matmul":
         return bool(record.get("correct"))
-    if record.get("op") == "allreduce":
+    if record.get("op") in COLLECTIVES:
         return record.get("wrong") == 0
     return True
 
@@ -212,7 +238,8 @@ _KINDS = {  # name -> (test, what the error says was expected)
 }
 
 _TOP = {"schema_version": "int", "run_id": "str", "created_at": "str", "costbench_version": "str",
-        "tag": "str|null", "machine": "dict", "config": "dict", "records": "list", "summary": "dict"}
+        "tag": "str|null", "machine": "dict", "config": "dict", "records": "list"}
+# "summary" may be missing (SIGKILL, power loss before the last write): load computes it.
 _MACHINE = {"device": "str", "gpu": "dict|null", "world_size": "int"}
 _TIME = {"min": "number", "median": "number", "mean": "number", "p10": "number", "p90": "number",
          "stdev": "number|null", "n": "int"}
@@ -220,8 +247,8 @@ _RECORD = {"op": "str", "dtype": "str", "time_ms": "dict"}
 _BY_OP = {
     "matmul": {"m": "int", "n": "int", "k": "int", "tflops": "number", "correct": "bool",
                "max_rel_err": "number|null"},
-    "allreduce": {"bytes": "int", "world_size": "int", "backend": "str", "algbw_gbps": "number",
-                  "busbw_gbps": "number", "wrong": "int"},
+    **{op: {"bytes": "int", "world_size": "int", "backend": "str", "algbw_gbps": "number",
+            "busbw_gbps": "number", "wrong": "int"} for op in COLLECTIVES},
 }
 
 
@@ -248,6 +275,7 @@ def validate(doc, path: str = "<result>") -> dict:
         raise InputError(f"{path}: schema_version: expected {SCHEMA_VERSION}, got "
                          f"{_show(doc['schema_version'])} (not a costbench v1 result file)")
     _check(path, doc, _TOP, "")
+    _check(path, doc, {"summary": "dict|null"} if "summary" in doc else {}, "")
     _check(path, doc["machine"], _MACHINE, "machine")
     for i, rec in enumerate(doc["records"]):
         where = f"records[{i}]"
@@ -279,4 +307,18 @@ def load(path: str) -> dict:
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         hint = " (truncated?)" if isinstance(e, json.JSONDecodeError) and e.pos >= len(data.rstrip()) else ""
         raise InputError(f"{path}: not valid JSON{hint}: {e}") from None
-    return validate(doc, path)
+    return fill_summary(validate(doc, path))
+
+
+def fill_summary(doc: dict) -> dict:
+    """A file whose run never wrote its summary (killed by SIGKILL, power lost mid-run; the
+    records are flushed as they finish) gets one computed from its records, marked
+    complete: false and summary_from_records: true (SPEC.md). Other files are returned as they are."""
+    if doc.get("summary"):
+        return doc
+    summary = summarize(doc["records"], doc["machine"])
+    summary.update(complete=False, summary_from_records=True,
+                   failures=[f"{r['op']} {r.get('dtype')}: failed its check" for r in doc["records"]
+                             if not record_ok(r)])
+    doc["summary"] = summary
+    return doc

@@ -1,4 +1,4 @@
-"""One measurement run: fingerprint, matmul MAMF search per dtype, all-reduce sweep, result file.
+"""One measurement run: fingerprint, matmul MAMF search per dtype, collective sweeps, result file.
 
 The flow is DESIGN.md's: every finished record goes to the result file at once (bench.results
 rewrites it atomically), the summary is computed from the records at the end, and the file is
@@ -20,11 +20,13 @@ import sys
 import tempfile
 
 from bench import results
+from bench.cli import EXIT_CHECK_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_RANK_FAILED
 from bench.progress import Progress
 from cost_models.errors import InputError, unknown_name
 from cost_models.hardware import DTYPES  # kernels.matmul.DTYPES is this tuple; importing it here needs no torch
 
-OPS = ("matmul", "allreduce")
+COLLECTIVES = ("allreduce", "reducescatter", "allgather", "alltoall")  # kernels.collectives.OPS
+OPS = ("matmul",) + COLLECTIVES
 DEVICES = ("auto", "cpu", "cuda")
 SLOW_RANK = 0.9  # a rank below 90% of the median rank's MAMF gets a warning
 
@@ -38,6 +40,8 @@ class RunConfig:
     quick: bool = False
     tag: str | None = None
     out: str = "results"
+    inplace: bool = False          # also time reduce-scatter and all-gather in place
+    max_bytes: int | None = None   # the largest collective message size (default: kernels.collectives)
 
     def __post_init__(self):
         if self.device not in DEVICES:
@@ -48,6 +52,8 @@ class RunConfig:
         for dtype in self.dtypes or ():
             if dtype not in DTYPES:
                 raise unknown_name("dtype", dtype, DTYPES)
+        if self.max_bytes is not None and (self.max_bytes < 4 or self.max_bytes % 4):
+            raise InputError(f"--max-bytes {self.max_bytes}: must be a positive multiple of 4 bytes (fp32 elements)")
         # keep the order given, drop repeats: `--dtypes bf16,bf16` measures bf16 once
         self.ops = tuple(dict.fromkeys(self.ops))
         self.dtypes = tuple(dict.fromkeys(self.dtypes)) if self.dtypes else None
@@ -57,7 +63,7 @@ class RunConfig:
 class RunOutcome:
     path: str | None        # the result file (None on ranks other than 0)
     result: dict            # the document as written
-    exit_code: int          # 0 ok, 1 a correctness check failed, 130 interrupted
+    exit_code: int          # bench.cli's EXIT_*: 0 ok, 1 a check failed, 3 a rank failed, 130 interrupted
     failures: list          # one line per failed check
 
 
@@ -174,73 +180,140 @@ class _Run:
             self.progress.write(f"warning: rank {r} reached {values[r]:.1f} {dtype} TFLOP/s, {fraction:.0%} "
                                 "of the median rank's: check that GPU (clocks, thermals, PCIe link)")
 
-    def allreduce(self, config: dict) -> None:
-        from kernels import allreduce
+    def collectives(self, config: dict, timeout_s: float) -> None:
+        """Every asked-for collective over all ranks: out of place, then (--inplace) in place."""
+        from kernels import collectives
 
-        cfg = allreduce.default_config(self.device, self.cfg.quick)
-        config["allreduce_sizes"] = cfg.sizes
+        cfg = collectives.default_config(self.device, self.cfg.quick, self.cfg.max_bytes, timeout_s)
+        config["collective_sizes"] = cfg.sizes
         if self.world == 1:
-            config["notes"].append(allreduce.NO_LINK_NOTE)
-            self.progress.write(f"note: {allreduce.NO_LINK_NOTE}")
+            config["notes"].append(collectives.NO_LINK_NOTE)
+            self.progress.write(f"note: {collectives.NO_LINK_NOTE}")
         if self.writer:
             self.writer.save()
-        self.progress.phase(f"allreduce {allreduce.DTYPE}", total=len(cfg.sizes))
-        for rec in allreduce.sweep(self.device, config=cfg):
+        # Rank 0 may still be timing matmul (CPU): wait for it here, under the group's long
+        # timeout, so that each message size's watchdog times only that size.
+        collectives.barrier("waiting for every rank before the collectives")
+        for op in (o for o in self.cfg.ops if o in collectives.OPS):
+            modes = [op in collectives.INPLACE_ONLY]
+            if self.cfg.inplace and op not in collectives.INPLACE_ONLY:
+                if op in collectives.NO_INPLACE:
+                    self._note(config, f"{op}: {collectives.NO_INPLACE[op]}")
+                else:
+                    modes.append(True)
+            for inplace in modes:
+                self._sweep(collectives, op, cfg, inplace, config)
+
+    def _sweep(self, collectives, op: str, cfg, inplace: bool, config: dict) -> None:
+        name = collectives.NAMES[op]
+        self.progress.phase(f"{op} {collectives.DTYPE}{' in place' if inplace else ''}", total=len(cfg.sizes))
+        for rec in collectives.sweep(op, self.device, cfg, inplace, self.on_timeout, config["notes"]):
             self.add(rec)
             self.progress.step(f"{human_bytes(rec['bytes'])} busbw {rec['busbw_gbps']:.3g} GB/s")
             if rec["wrong"]:
                 _loud(self.progress, self.failures,
-                      f"all-reduce {human_bytes(rec['bytes'])}: {rec['wrong']} elements differ from the exact sum")
+                      f"{name} {human_bytes(rec['bytes'])}: {rec['wrong']} elements differ from the exact result")
+
+    def _note(self, config: dict, text: str) -> None:
+        config["notes"].append(text)
+        self.progress.write(f"note: {text}")
+
+    def summary(self, machine: dict, complete: bool, error: str | None = None) -> dict:
+        summary = results.summarize(self.records, machine)
+        if self.by_rank:
+            summary["mamf_tflops_by_rank"] = dict(self.by_rank)
+        summary["complete"] = complete
+        summary["failures"] = list(self.failures)  # includes other ranks' matmul checks
+        if error:
+            summary["error"] = error
+        return summary
+
+    def on_timeout(self, message: str) -> None:
+        """A Watchdog fired (another rank hung or died while this one waits in C++): finish the
+        result file as far as it got, say so in one line, and end the process (exit 3)."""
+        try:
+            if self.writer:
+                self.writer.finish(self.summary(self.writer.doc["machine"], False, message))
+                message += f"; {self.writer.path} is valid and holds {len(self.records)} records"
+        finally:
+            sys.stderr.write(f"costbench run: error: {message}\n")
+            sys.stderr.flush()
+            os._exit(EXIT_RANK_FAILED)
+
+
+def _teardown(device: str, failed: bool) -> None:
+    """Leave the process group. After a rank failure NCCL's communicator may never drain, so it
+    is aborted rather than destroyed, and a teardown that still hangs ends the process (exit 3)."""
+    import torch.distributed as dist
+    from kernels import collectives
+
+    def give_up(_message):
+        os._exit(EXIT_RANK_FAILED)
+
+    with collectives.Watchdog(10.0, "leaving the process group", give_up):
+        try:
+            abort = getattr(dist.distributed_c10d, "_abort_process_group", None)
+            if failed and device == "cuda" and abort:
+                abort()
+            else:
+                dist.destroy_process_group()
+        except Exception:  # after an interrupt or a dead peer the group may be half torn down already
+            pass
 
 
 def run(cfg: RunConfig) -> RunOutcome:
     """Measure, write the result file (rank 0), and say how it went. Raises InputError for
-    arguments that cannot work here (--device cuda without a GPU, an unwritable --out)."""
+    arguments that cannot work here (--device cuda without a GPU, an unwritable --out, a bad
+    torchrun environment or COSTBENCH_TIMEOUT_S)."""
+    from bench import launch as launch_env
+
+    launch = launch_env.from_env()
     check_out_dir(cfg.out)
     device = resolve_device(cfg.device)
     from bench import env
-    from kernels import allreduce, matmul
+    from kernels import collectives, matmul
 
-    rank, world = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
-    created = world > 1 and allreduce.init_distributed(device)  # needed before matmul to gather
+    rank, world = launch.rank, launch.world_size
     state = _Run(cfg, device, rank, world)
     dtypes = list(cfg.dtypes or matmul.default_dtypes(device)) if "matmul" in cfg.ops else []
     skipped = {d: r for d in dtypes if (r := matmul.unsupported_reason(d, device))}
     config = {"ops": list(cfg.ops), "dtypes": dtypes, "quick": cfg.quick, "device": device,
-              "skipped_dtypes": skipped, "notes": []}
-    machine = env.fingerprint(device)
-    if state.leader:
-        state.writer = results.ResultWriter(cfg.out, machine, config, tag=cfg.tag)
-        for dtype, reason in skipped.items():
-            state.progress.write(f"skipping matmul {dtype}: {reason}")
-    interrupted = False
+              "skipped_dtypes": skipped, "inplace": cfg.inplace, "max_bytes": cfg.max_bytes,
+              "timeout_s": launch.timeout_s, "notes": []}
+    interrupted, error, created, machine = False, None, False, None
     try:
         with terminate_as_interrupt():
+            if launch.distributed:  # needed before matmul, to gather every GPU's MAMF
+                created = collectives.init_distributed(device, launch.timeout_s, state.on_timeout, True)
+            machine = env.fingerprint(device)
+            if state.leader:
+                state.writer = results.ResultWriter(cfg.out, machine, config, tag=cfg.tag)
+                for dtype, reason in skipped.items():
+                    state.progress.write(f"skipping matmul {dtype}: {reason}")
             if dtypes:
                 state.matmul([d for d in dtypes if d not in skipped])
-            if "allreduce" in cfg.ops:
-                state.allreduce(config)
+            if any(op in collectives.OPS for op in cfg.ops):
+                state.collectives(config, launch.timeout_s)
     except KeyboardInterrupt:
         interrupted = True
+    except collectives.RankFailure as e:
+        error = f"rank {rank}: {e}"
     finally:
         state.progress.close()
-        if created:
-            try:
-                import torch.distributed as dist
-                dist.destroy_process_group()
-            except Exception:  # after an interrupt the group may be half torn down already
-                pass
-    summary = results.summarize(state.records, machine)
-    if state.by_rank:
-        summary["mamf_tflops_by_rank"] = state.by_rank
-    summary["complete"] = not interrupted
-    summary["failures"] = state.failures  # includes other ranks' matmul checks
+        if created or (launch.distributed and error):
+            _teardown(device, bool(error))
+    if error:
+        print(f"costbench run: error: {error}", file=sys.stderr)
+    machine = machine or env.fingerprint(device)
+    summary = state.summary(machine, not (interrupted or error), error)
     doc = {"summary": summary, "config": config, "machine": machine, "records": state.records}
     if state.writer:
         state.writer.finish(summary)
         doc = state.writer.doc
     path = state.writer.path if state.writer else None
-    if interrupted and path:
-        print(f"costbench run: interrupted; {path} is valid and holds {len(state.records)} records",
-              file=sys.stderr)
-    return RunOutcome(path, doc, 130 if interrupted else 1 if state.failures else 0, state.failures)
+    if (interrupted or error) and path:
+        print(f"costbench run: {'interrupted' if interrupted else 'stopped'}; {path} is valid and holds "
+              f"{len(state.records)} records (complete: false)", file=sys.stderr)
+    code = (EXIT_INTERRUPTED if interrupted else EXIT_RANK_FAILED if error
+            else EXIT_CHECK_FAILED if state.failures else EXIT_OK)
+    return RunOutcome(path, doc, code, state.failures)

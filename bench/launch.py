@@ -1,0 +1,75 @@
+"""The launcher's environment, checked before anything is measured (torch-free).
+
+torchrun (and Slurm's srun or a PyTorchJob, which start torchrun) hands each process RANK,
+WORLD_SIZE, LOCAL_RANK, MASTER_ADDR and MASTER_PORT; torch.distributed's env:// rendezvous reads
+them (torch/distributed/rendezvous.py, _env_rendezvous_handler). A typo there otherwise surfaces as
+a traceback from deep inside torch, or as a process that waits for peers that never come.
+COSTBENCH_TIMEOUT_S bounds start-up and each message size (kernels.collectives.Watchdog).
+Every problem is an InputError of one line naming the variable (exit 2).
+"""
+
+import dataclasses
+import math
+import os
+
+from cost_models.errors import InputError
+
+DEFAULT_TIMEOUT_S = 300.0  # kernels.collectives.STEP_TIMEOUT_S; kept here so validation needs no torch
+LAUNCH_HINT = "launch with torchrun --nproc-per-node N, which sets RANK, WORLD_SIZE, MASTER_ADDR and MASTER_PORT"
+
+
+@dataclasses.dataclass(frozen=True)
+class Launch:
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+    timeout_s: float = DEFAULT_TIMEOUT_S
+    distributed: bool = False  # WORLD_SIZE was set: join the env:// rendezvous
+
+
+def _whole(env, name: str, lo: int, hi: int | None = None, what: str = "") -> int:
+    text = env[name]
+    try:
+        value = int(text.strip())
+    except ValueError:
+        raise InputError(f"{name}={text!r}: expected a whole number{what}") from None
+    if value < lo or (hi is not None and value > hi):
+        bound = f"from {lo} to {hi}" if hi is not None else f"at least {lo}"
+        raise InputError(f"{name}={text!r}: expected a whole number {bound}{what}")
+    return value
+
+
+def timeout_s(env=None) -> float:
+    """COSTBENCH_TIMEOUT_S: a positive, finite number of seconds (default 300)."""
+    env = os.environ if env is None else env
+    text = env.get("COSTBENCH_TIMEOUT_S")
+    if text is None:
+        return DEFAULT_TIMEOUT_S
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        raise InputError(f"COSTBENCH_TIMEOUT_S={text!r}: expected a positive number of seconds "
+                         "(how long start-up or one message size may take before a rank counts as hung)")
+    return value
+
+
+def from_env(env=None) -> Launch:
+    """The validated launch environment; a single process when WORLD_SIZE is unset."""
+    env = os.environ if env is None else env
+    timeout = timeout_s(env)
+    if "WORLD_SIZE" not in env:
+        return Launch(timeout_s=timeout)
+    world = _whole(env, "WORLD_SIZE", 1, what=" (the number of processes)")
+    if "RANK" not in env:
+        raise InputError(f"WORLD_SIZE={env['WORLD_SIZE']} is set but RANK is not: {LAUNCH_HINT}")
+    rank = _whole(env, "RANK", 0, world - 1, f" (WORLD_SIZE is {world})")
+    local = _whole(env, "LOCAL_RANK", 0) if "LOCAL_RANK" in env else 0
+    if world == 1 and not env.get("MASTER_ADDR"):
+        return Launch(timeout_s=timeout)  # a group of one needs no rendezvous
+    for name in ("MASTER_ADDR", "MASTER_PORT"):
+        if not env.get(name, "").strip():
+            raise InputError(f"WORLD_SIZE={world} but {name} is not set: {LAUNCH_HINT}")
+    _whole(env, "MASTER_PORT", 1, 65535, " (a TCP port)")
+    return Launch(rank, world, local, timeout, distributed=True)
