@@ -38,6 +38,7 @@ that stalls or dies ends the job within the timeout; a collective that fails out
 """
 
 import os
+import re
 import sys
 import threading
 import time
@@ -250,9 +251,13 @@ class Watchdog:
 
 
 def one_line(error: BaseException) -> str:
-    """gloo's and NCCL's messages span lines (C++ frames, hints): keep the first non-empty one."""
+    """gloo's and NCCL's messages span lines (C++ frames, hints) and start with a source location
+    ("[/path/gloo/transport/tcp/pair.cc:534] Connection closed by peer"): keep the first non-empty
+    line, without the location."""
     lines = [ln.strip() for ln in str(error).splitlines() if ln.strip()]
-    return lines[0] if lines else type(error).__name__
+    if not lines:
+        return type(error).__name__
+    return re.sub(r"^\[[^\]]*:\d+\]\s*", "", lines[0])
 
 
 def init_distributed(device: str, timeout_s: float = STEP_TIMEOUT_S,
