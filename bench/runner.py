@@ -283,8 +283,10 @@ def run(cfg: RunConfig) -> RunOutcome:
     interrupted, error, created, machine = False, None, False, None
     try:
         with terminate_as_interrupt():
-            if launch.distributed:  # needed before matmul, to gather every GPU's MAMF
-                created = collectives.init_distributed(device, launch.timeout_s, state.on_timeout, True)
+            # needed before matmul, to gather every GPU's MAMF; one process gets a group of one
+            if launch.distributed or any(op in collectives.OPS for op in cfg.ops):
+                created = collectives.init_distributed(device, launch.timeout_s, state.on_timeout,
+                                                       launch.distributed)
             machine = env.fingerprint(device)
             if state.leader:
                 state.writer = results.ResultWriter(cfg.out, machine, config, tag=cfg.tag)

@@ -1,4 +1,4 @@
-"""What costbench times: matmul (kernels.matmul) and all-reduce (kernels.allreduce). Imports torch."""
+"""What costbench times: matmul (kernels.matmul) and the collectives (kernels.collectives). Imports torch."""
 
 
 def torch_device(device: str):

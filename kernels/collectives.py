@@ -69,8 +69,8 @@ GROUP_TIMEOUT_S = 1800.0
 # hung rank or a dead link, not a slow one: even 4 GiB at 0.1 GB/s is 43 s per call.
 STEP_TIMEOUT_S = 300.0
 RANK_FAILED_EXIT = 3     # SPEC.md's exit status for a failed or hung rank (bench.cli maps the same)
-NO_LINK_NOTE = ("collectives ran in a single process (world size 1): they exercise the code path "
-                "but measure no link; launch with torchrun --nproc-per-node N for bandwidth")
+NO_LINK_NOTE = ("a single process (world size 1) exercises the collectives' code path but measures "
+                "no link; launch with torchrun --nproc-per-node N for bandwidth")
 
 
 class RankFailure(RuntimeError):

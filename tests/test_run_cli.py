@@ -29,7 +29,10 @@ def costbench(*args, **kw):
 
 @pytest.mark.parametrize("args, expect", [
     (["--device", "cdua"], "unknown device 'cdua'; did you mean cuda"),
-    (["--ops", "matmul,alreduce"], "unknown op 'alreduce'; did you mean allreduce?"),
+    (["--ops", "matmul,alreduce"], "unknown op 'alreduce'; did you mean allreduce"),
+    (["--ops", "allgathr"], "unknown op 'allgathr'; did you mean allgather"),
+    (["--max-bytes", "4X"], "argument --max-bytes: '4X' is not a size (e.g. 4G, 256M, 65536)"),
+    (["--max-bytes", "6"], "argument --max-bytes: '6' must be a whole number of fp32 elements"),
     (["--dtypes", "bf16,fp9"], "unknown dtype 'fp9'; did you mean fp8"),
     (["--dtypes", ","], "is an empty list"),
     (["--bogus"], "unrecognized arguments: --bogus"),
