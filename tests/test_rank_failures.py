@@ -24,11 +24,13 @@ DRIVER = """
 import os, signal, sys, time
 from kernels import collectives as co
 rank, fail = int(os.environ["RANK"]), os.environ.get("FAIL_AT", "")
-if fail == "kill-mid-sweep" and rank == 1:
+if fail in ("kill-mid-sweep", "stall-mid-sweep") and rank == 1:
     real = co.measure_size
     def measure_size(op, nbytes, *a, **k):
-        if nbytes >= 65536:
+        if nbytes >= 65536 and fail == "kill-mid-sweep":
             os.kill(os.getpid(), signal.SIGKILL)
+        if nbytes >= 65536:
+            time.sleep(120)
         return real(op, nbytes, *a, **k)
     co.measure_size = measure_size
 if fail == "stall-before-init" and rank == 1:
@@ -87,6 +89,21 @@ def test_a_rank_killed_mid_sweep_ends_the_others_with_one_line_and_a_finished_fi
     assert s["complete"] is False and "summary_from_records" not in s and "rank 0" in s["error"]
     assert [r["bytes"] for r in doc["records"]] == [32768]  # what finished before the kill
     assert s["collectives"]["allreduce"]["bytes"] == 32768 and s["collectives"]["allreduce"]["world_size"] == 3
+
+
+def test_a_rank_stalled_mid_sweep_ends_the_job_and_rank_0_finishes_the_file(tmp_path):
+    # what NCCL does when a peer dies: nothing, the others wait in the collective; the watchdog
+    # ends them, rank 0 finishing its file from the watchdog's thread first
+    procs = launch_ranks(2, ["--ops", "allreduce", "--quick", "--out", str(tmp_path)], "stall-mid-sweep", "5")
+    (code0, _, err0), (code1, _, err1) = finish(procs)
+    assert (code0, code1) == (3, 3), (err0, err1)
+    errors = [ln for ln in err0.splitlines() if "error:" in ln]
+    assert len(errors) == 1 and "all-reduce (in place) of 65536 bytes did not finish within 5 s on rank 0" in errors[0]
+    assert "Traceback" not in err0 + err1
+    [name] = os.listdir(tmp_path)
+    doc = results.load(str(tmp_path / name))
+    assert doc["summary"]["complete"] is False and "did not finish" in doc["summary"]["error"]
+    assert [r["bytes"] for r in doc["records"]] == [32768]
 
 
 @pytest.mark.parametrize("where", ["stall-before-init", "stall-in-first-collective"])
