@@ -20,6 +20,7 @@ import threading
 
 from bench import __version__
 from cost_models.errors import InputError
+from kernels.records import best_matmul, sustained_matmul  # torch-free: the one home of the MAMF rule
 
 SCHEMA_VERSION = 1
 COLLECTIVES = ("allreduce", "reducescatter", "allgather", "alltoall")
@@ -140,13 +141,6 @@ class ResultWriter:
 
 
 # ---- summary -------------------------------------------------------------------------------
-
-def best_matmul(records: list, dtype: str) -> dict | None:
-    """The MAMF record of one dtype: highest tflops among correct matmul records. The one place
-    this rule lives (kernels.matmul.best calls it); torch-free, as reading results must be."""
-    ok = [r for r in records if r.get("op") == "matmul" and r.get("dtype") == dtype and r.get("correct")]
-    return max(ok, key=lambda r: r["tflops"], default=None)
-
 
 def _peak_table(machine: dict) -> dict:
     """Datasheet peaks of the measured GPU, or {} for CPU runs and GPUs not in the catalog."""

@@ -49,8 +49,8 @@ from datetime import timedelta
 import torch
 import torch.distributed as dist
 
-from bench.timing import Stats, iterations_for
-from kernels import torch_device
+from kernels import select_cuda_device, torch_device
+from kernels.timing import Stats, iterations_for
 
 KiB, MiB, GiB = 1 << 10, 1 << 20, 1 << 30
 DTYPE = "fp32"           # exact sums need a mantissa wide enough for them: fp32's 24 bits
@@ -277,9 +277,7 @@ def init_distributed(device: str, timeout_s: float = STEP_TIMEOUT_S,
     world = int(os.environ.get("WORLD_SIZE", 1))
     kwargs = {}
     if device == "cuda":
-        # LOCAL_RANK modulo the visible count: launchers that show each process one GPU work too.
-        index = int(os.environ.get("LOCAL_RANK", 0)) % max(1, torch.cuda.device_count())
-        torch.cuda.set_device(index)
+        index = select_cuda_device()  # LOCAL_RANK % device_count(): one-GPU-per-process launchers work too
         kwargs["device_id"] = torch.device("cuda", index)  # binds NCCL now, as all_reduce_bench does
     with Watchdog(timeout_s, f"start-up (joining the group of {world} ranks and a first barrier)", on_timeout):
         try:

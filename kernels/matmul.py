@@ -10,21 +10,31 @@ hill-climb around the best one. FLOPs = 2*m*n*k; the figure is the median time's
 Each measured shape is checked against a float64 reference on a 16x16 sample of the output
 (see max_rel_err) so a fast but wrong kernel never becomes a MAMF.
 fp8 is e4m3 with per-tensor scales through torch._scaled_mm, fast accumulation on, as in
-torchao's float8 training forward; it needs compute capability >= 8.9 (Ada, Hopper, Blackwell).
+torchao's float8 training forward; it needs compute capability >= 8.9 (Ada, Hopper, Blackwell)
+and torch >= 2.5 (before 2.5 torch._scaled_mm returned a tuple (out, amax)).
+
+Method as mamf-finder's, where it matters for the figure: the second operand is column-major by
+default (B = randn(n, k).t(), the "TN" layout cuBLAS runs for nn.Linear; "NN" on request), the GPU
+is warmed up before the first timed shape (warm_up; mamf-finder: 30 s, "a cold accelerator gives
+a higher score"), and the search's winner is re-measured with a longer budget, which is the MAMF
+quoted (kernels.records explains the phases and the search's acceptance rule).
 """
 
 import contextlib
 import dataclasses
+import time
 from collections.abc import Iterable, Iterator
 
 import torch
 
-from bench.results import best_matmul
-from bench.timing import benchmark
+from kernels.records import PHASES, best_matmul, clearly_better
+from kernels.timing import benchmark
 from cost_models.hardware import DTYPES  # torch-free, so the CLI validates dtypes without torch
 from kernels import torch_device
 
 DEVICES = ("cpu", "cuda")
+LAYOUTS = ("TN", "NN")  # TN: B column-major (nn.Linear, mamf-finder); NN: both row-major
+FP8_MIN_TORCH = (2, 5)
 TORCH_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "tf32": torch.float32,
                 "fp32": torch.float32}
 FP8_MAX = 448.0  # largest finite float8_e4m3fn
@@ -46,6 +56,8 @@ TOLERANCE = {"fp32": 1e-5, "tf32": 2e-3, "bf16": 1e-2, "fp16": 1e-2, "fp8": 2e-2
 WARMUP_MS = {"cpu": 30.0, "cuda": 25.0}  # cuda: do_bench's default warm-up
 BUDGET_MS = {"cpu": 200.0, "cuda": 100.0}  # cuda: do_bench's default rep
 SAMPLE = 16  # rows and columns of the output checked against the float64 reference
+WARMUP_S = {"cpu": 0.0, "cuda": 30.0}  # mamf-finder's 30 s; a CPU has no boost clock to settle
+WARMUP_SHAPE = {"cpu": 512, "cuda": 8192}  # a square matmul that keeps the device fully busy
 
 _CPU_UNSUPPORTED = {
     "fp16": "fp16 matmul on CPU has no fast kernel and no CPU training uses it; measured: fp32, bf16",
@@ -65,12 +77,15 @@ class SearchPlan:
     max_shapes: int  # defaults included
     max_dim: int  # no neighbour beyond this (memory and time)
     budget_ms: float  # per shape
+    remeasure_ms: float  # the winner's second, longer measurement (and the sustained re-timing)
 
     def __post_init__(self):
         if not self.shapes or self.max_shapes < len(self.shapes):
             raise ValueError(f"SearchPlan: max_shapes {self.max_shapes} < {len(self.shapes)} default shapes")
         if any(s <= 0 for s in self.steps) or any(d <= 0 for shape in self.shapes for d in shape):
             raise ValueError("SearchPlan: shapes and steps must be positive")
+        if not self.remeasure_ms >= self.budget_ms > 0:
+            raise ValueError("SearchPlan: need remeasure_ms >= budget_ms > 0")
 
 
 # Llama 3 (Hugging Face configs) linear layers over an 8192-token batch, as (m, n, k) = (tokens,
@@ -83,27 +98,38 @@ PLANS = {
         # 2048x2048x13312: mamf-finder's best bf16 shape on H100 SXM (REFERENCES.md)
         shapes=((4096, 4096, 4096), (8192, 8192, 8192), (16384, 16384, 16384), (2048, 2048, 13312))
         + _LLAMA_SHAPES,
-        steps=(1024, 512, 256), max_shapes=60, max_dim=32768, budget_ms=BUDGET_MS["cuda"]),
+        steps=(1024, 512, 256), max_shapes=60, max_dim=32768, budget_ms=BUDGET_MS["cuda"],
+        remeasure_ms=2000.0),
     ("cuda", True): SearchPlan(
         shapes=((4096, 4096, 4096), (8192, 8192, 8192), (8192, 28672, 8192)),
-        steps=(256,), max_shapes=9, max_dim=32768, budget_ms=50.0),
+        steps=(256,), max_shapes=9, max_dim=32768, budget_ms=50.0, remeasure_ms=500.0),
     # CPUs reach ~0.1-1 TFLOP/s: shapes 10-20x smaller per side keep an iteration near 10 ms.
     ("cpu", False): SearchPlan(
         shapes=((256, 256, 256), (512, 512, 512), (1024, 1024, 1024), (2048, 2048, 2048),
                 (1024, 1792, 512), (1024, 512, 1792)),
-        steps=(256, 128), max_shapes=24, max_dim=4096, budget_ms=BUDGET_MS["cpu"]),
+        steps=(256, 128), max_shapes=24, max_dim=4096, budget_ms=BUDGET_MS["cpu"], remeasure_ms=1000.0),
     # quick: 4 defaults + one round of 6 neighbours; ~1.5 s for fp32, ~3 s for bf16 on 2 cores
     ("cpu", True): SearchPlan(
         shapes=((256, 256, 256), (512, 512, 512), (1024, 1024, 1024), (1024, 1792, 512)),
-        steps=(128,), max_shapes=10, max_dim=2048, budget_ms=100.0),
+        steps=(128,), max_shapes=10, max_dim=2048, budget_ms=100.0, remeasure_ms=300.0),
 }
 
 
-def _validate(dtype: str, device: str) -> None:
+def _validate(dtype: str, device: str, layout: str = "TN") -> None:
     if dtype not in DTYPES:
         raise ValueError(f"unknown matmul dtype {dtype!r}; choose from {', '.join(DTYPES)}")
     if device not in DEVICES:
         raise ValueError(f"unknown device {device!r}; choose from {', '.join(DEVICES)}")
+    if layout not in LAYOUTS:
+        raise ValueError(f"unknown matmul layout {layout!r}; choose from {', '.join(LAYOUTS)}")
+    if dtype == "fp8" and layout != "TN":
+        raise ValueError("matmul fp8: only the TN layout (torch._scaled_mm takes B column-major)")
+
+
+def torch_version() -> tuple[int, int]:
+    """(major, minor) of the torch in use: "2.4.1+cu121" -> (2, 4)."""
+    major, minor = torch.__version__.split("+")[0].split(".")[:2]
+    return int(major), int("".join(c for c in minor if c.isdigit()) or 0)
 
 
 def default_dtypes(device: str) -> list[str]:
@@ -116,6 +142,9 @@ def unsupported_reason(dtype: str, device: str) -> str | None:
     _validate(dtype, device)
     if device == "cpu":
         return _CPU_UNSUPPORTED.get(dtype)
+    if dtype == "fp8" and torch_version() < FP8_MIN_TORCH:
+        return (f"fp8 needs torch >= {FP8_MIN_TORCH[0]}.{FP8_MIN_TORCH[1]} (before it torch._scaled_mm "
+                f"returned (out, amax)); this is torch {torch.__version__}")
     if not torch.cuda.is_available():
         return "CUDA is not available (torch.cuda.is_available() is False)"
     if torch.version.hip:
@@ -146,7 +175,7 @@ class Problem:
 
     dtype: str
     a: torch.Tensor  # (m, k) in the compute dtype; fp8: quantised, a_real = a * scale_a
-    b: torch.Tensor  # (k, n); fp8: column-major, as torch._scaled_mm requires
+    b: torch.Tensor  # (k, n); column-major (a transposed (n, k) tensor) in the TN layout
     out: torch.Tensor  # (m, n), written in place by run()
     scale_a: torch.Tensor | None = None  # fp8 only: float32 dequantisation scales
     scale_b: torch.Tensor | None = None
@@ -181,19 +210,24 @@ def _quantize_fp8(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return (x / scale).clamp(-FP8_MAX, FP8_MAX).to(torch.float8_e4m3fn), scale
 
 
-def make_problem(m: int, n: int, k: int, dtype: str, device: str, seed: int = 0) -> Problem:
-    """Seeded normal random operands (never zeros: zeros run faster on real GPUs)."""
+def make_problem(m: int, n: int, k: int, dtype: str, device: str, seed: int = 0,
+                 layout: str = "TN") -> Problem:
+    """Seeded normal random operands (never zeros: zeros run faster on real GPUs). TN: B is
+    randn(n, k).t(), column-major as mamf-finder builds it and as nn.Linear's weight is used;
+    NN: B is randn(k, n), row-major."""
+    _validate(dtype, device, layout)
     dev = torch_device(device)
     g = torch.Generator(device=dev).manual_seed(seed)
     a = torch.randn(m, k, generator=g, device=dev)
-    b = torch.randn(k, n, generator=g, device=dev)
+    b_nk = torch.randn(n, k, generator=g, device=dev)  # B^T, row-major: B = b_nk.t() is column-major
     if dtype == "fp8":
         a8, scale_a = _quantize_fp8(a)
-        b8, scale_b = _quantize_fp8(b.t().contiguous())
+        b8, scale_b = _quantize_fp8(b_nk)
         out = torch.empty(m, n, dtype=torch.bfloat16, device=dev)
         return Problem(dtype, a8, b8.t(), out, scale_a, scale_b)
     t = TORCH_DTYPES[dtype]
-    return Problem(dtype, a.to(t), b.to(t), torch.empty(m, n, dtype=t, device=dev))
+    b = b_nk.to(t).t() if layout == "TN" else b_nk.t().contiguous().to(t)
+    return Problem(dtype, a.to(t), b, torch.empty(m, n, dtype=t, device=dev))
 
 
 def max_rel_err(out: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> float | None:
@@ -225,20 +259,24 @@ def _fp32_precision(dtype: str):
         torch.set_float32_matmul_precision(before)
 
 
-def measure(m: int, n: int, k: int, dtype: str, device: str, budget_ms: float | None = None) -> dict:
+def measure(m: int, n: int, k: int, dtype: str, device: str, budget_ms: float | None = None,
+            layout: str = "TN", phase: str = "search") -> dict:
     """Time one shape and check its result: one matmul record of DESIGN.md's schema
-    (max_rel_err is None where the output is not finite)."""
+    (max_rel_err is None where the output is not finite); `phase` as kernels.records says."""
+    if phase not in PHASES:
+        raise ValueError(f"unknown matmul phase {phase!r}; choose from {', '.join(PHASES)}")
     reason = unsupported_reason(dtype, device)
     if reason:
         raise ValueError(f"matmul {dtype} on {device}: {reason}")
     if min(m, n, k) < 1 or (dtype == "fp8" and (m % 16 or n % 16 or k % 16)):
         raise ValueError(f"matmul {dtype}: bad shape {m}x{n}x{k} (positive; multiples of 16 for fp8)")
     with _fp32_precision(dtype):
-        problem = make_problem(m, n, k, dtype, device)
+        problem = make_problem(m, n, k, dtype, device, layout=layout)
         stats = benchmark(problem.run, device=device, warmup_ms=WARMUP_MS[device],
                           budget_ms=budget_ms or BUDGET_MS[device])
         err = problem.max_rel_err()  # the output of the last timed iteration
-    return {"op": "matmul", "dtype": dtype, "m": m, "n": n, "k": k, "time_ms": stats.to_dict(),
+    return {"op": "matmul", "dtype": dtype, "m": m, "n": n, "k": k, "layout": layout, "phase": phase,
+            "time_ms": stats.to_dict(),
             "tflops": 2 * m * n * k / (stats.median * 1e-3) / 1e12,
             "correct": err is not None and err <= TOLERANCE[dtype], "max_rel_err": err}
 
@@ -254,13 +292,12 @@ def neighbours(shape: tuple[int, int, int], step: int, max_dim: int) -> list[tup
     return out
 
 
-def _better(record: dict, than: dict | None) -> bool:
-    return record["correct"] and (than is None or record["tflops"] > than["tflops"])
-
-
-def search(dtype: str, device: str, quick: bool) -> Iterator[dict]:
-    """Measure the default shapes, then hill-climb around the best correct one; yield each record
-    as soon as it is measured. Raises ValueError for an unsupported dtype (see unsupported_reason)."""
+def search(dtype: str, device: str, quick: bool, layout: str = "TN") -> Iterator[dict]:
+    """Measure the default shapes, then hill-climb around the best correct one, moving only to a
+    neighbour that is better beyond the measured spread (kernels.records.clearly_better); yield
+    each record as soon as it is measured, and last the winner re-measured with the plan's longer
+    budget (phase "remeasure": the MAMF quoted). Raises ValueError for an unsupported dtype."""
+    _validate(dtype, device, layout)
     reason = unsupported_reason(dtype, device)
     if reason:
         raise ValueError(f"matmul {dtype} on {device}: {reason}")
@@ -275,9 +312,9 @@ def search(dtype: str, device: str, quick: bool) -> Iterator[dict]:
             if shape in seen or len(seen) >= plan.max_shapes:
                 continue
             seen.add(shape)
-            record = measure(*shape, dtype, device, plan.budget_ms)
+            record = measure(*shape, dtype, device, plan.budget_ms, layout=layout)
             yield record
-            if _better(record, top):
+            if clearly_better(record, top):
                 top, moved = record, True
         return moved
 
@@ -286,6 +323,35 @@ def search(dtype: str, device: str, quick: bool) -> Iterator[dict]:
         moved = top is not None
         while moved and len(seen) < plan.max_shapes:
             moved = yield from visit(neighbours((top["m"], top["n"], top["k"]), step, plan.max_dim))
+    if top is not None:
+        yield measure(top["m"], top["n"], top["k"], dtype, device, plan.remeasure_ms, layout=layout,
+                      phase="remeasure")
+
+
+def remeasure_budget_ms(device: str, quick: bool) -> float:
+    """The longer budget of the winner's re-measurements (remeasure and sustained)."""
+    return PLANS[device, quick].remeasure_ms
+
+
+def warm_up(device: str, seconds: float) -> int:
+    """Keep the device busy with square bf16 (CPU: fp32) matmuls for about `seconds`, so that the
+    first timed shape does not run on a cold GPU, whose boost clocks read high (mamf-finder warms
+    up 30 s). Returns the number of matmuls run; 0 seconds runs none."""
+    if not seconds >= 0:
+        raise ValueError(f"warm-up seconds must be >= 0, got {seconds}")
+    if seconds == 0:
+        return 0
+    side = WARMUP_SHAPE[device]
+    dtype = "fp32" if device == "cpu" else "bf16"
+    problem = make_problem(side, side, side, dtype, device)
+    deadline, count = time.perf_counter() + seconds, 0
+    while time.perf_counter() < deadline:
+        for _ in range(10):  # the host enqueues ahead of the GPU: sync every few calls to read the clock
+            problem.run()
+        if device == "cuda":
+            torch.cuda.synchronize()
+        count += 10
+    return count
 
 
 def best(records: Iterable[dict]) -> dict | None:

@@ -3,7 +3,7 @@
 Times the same torch.mm on the same operands three ways, in the same process, alternating rounds
 so that load from other processes falls on all alike; the ratio is the median of the per-round
 ratios, which cancels load that lasts a round:
-  costbench           kernels.matmul.measure (bench.timing: perf_counter per call, median)
+  costbench           kernels.matmul.measure (kernels.timing: perf_counter per call, median)
   torch Timer         torch.utils.benchmark.Timer.blocked_autorange, same thread count
   numpy               np.matmul on the same data, via torch's Timer (numpy's BLAS picks its threads)
 Goal: costbench / torch Timer between 0.9 and 1.1.

@@ -1,13 +1,17 @@
 """kernels.matmul: CPU measurement and its correctness check, unsupported dtypes, the MAMF search."""
 
+import random
+
 import torch
 import pytest
 
 from kernels import matmul
+from kernels.records import clearly_better
+from kernels.timing import Stats
 from kernels.matmul import (DTYPES, TOLERANCE, best, candidate_shapes, default_dtypes, make_problem,
                             max_rel_err, measure, neighbours, search, unsupported_reason)
 
-RECORD_KEYS = {"op", "dtype", "m", "n", "k", "time_ms", "tflops", "correct", "max_rel_err"}
+RECORD_KEYS = {"op", "dtype", "m", "n", "k", "layout", "phase", "time_ms", "tflops", "correct", "max_rel_err"}
 
 
 @pytest.mark.parametrize("dtype", ["fp32", "bf16"])
@@ -141,42 +145,105 @@ def test_neighbours_stay_in_bounds():
                                                      (256, 512, 256)]
 
 
-def _fake_measure(peak, wrong=()):
-    """A measure() over a synthetic landscape: tflops falls off with distance from peak."""
-    calls = []
+def _record(m, n, k, samples_ms, correct=True, phase="search", dtype="fp32"):
+    stats = Stats.from_samples(samples_ms)
+    return {"op": "matmul", "dtype": dtype, "m": m, "n": n, "k": k, "layout": "TN", "phase": phase,
+            "time_ms": stats.to_dict(), "tflops": 2 * m * n * k / (stats.median * 1e-3) / 1e12,
+            "correct": correct, "max_rel_err": 0.0}
 
-    def fake(m, n, k, dtype, device, budget_ms=None):
-        calls.append((m, n, k))
-        dist = abs(m - peak[0]) + abs(n - peak[1]) + abs(k - peak[2])
-        return {"op": "matmul", "dtype": dtype, "m": m, "n": n, "k": k, "time_ms": {},
-                "tflops": 100.0 - dist / 64, "correct": (m, n, k) not in wrong, "max_rel_err": 0.0}
+
+def _fake_measure(tflops_of, wrong=(), noise=0.0, seed=0):
+    """A measure() over a synthetic landscape: tflops_of(shape) is the true speed; each call draws
+    40 per-iteration times with multiplicative noise of relative spread `noise` (seeded)."""
+    calls, rng = [], random.Random(seed)
+
+    def fake(m, n, k, dtype, device, budget_ms=None, layout="TN", phase="search"):
+        calls.append((m, n, k, phase))
+        true_ms = 2 * m * n * k / (tflops_of((m, n, k)) * 1e12) * 1e3
+        samples = [true_ms * (1 + rng.uniform(-noise, noise)) for _ in range(40)]
+        return _record(m, n, k, samples, (m, n, k) not in wrong, phase, dtype)
 
     return fake, calls
 
 
-def test_search_climbs_to_the_best_shape(monkeypatch):
+def _peaked(peak):
+    # tflops falls off with distance from peak: 2% per 128 in any of m, n, k
+    return lambda s: 100.0 - sum(abs(a - b) for a, b in zip(s, peak)) / 64
+
+
+def _searched(calls):
+    return [c[:3] for c in calls if c[3] == "search"]
+
+
+def test_search_climbs_to_the_best_shape_and_remeasures_it(monkeypatch):
     plan = matmul.SearchPlan(shapes=((512, 512, 512), (1024, 1024, 1024)), steps=(256, 128),
-                             max_shapes=100, max_dim=2048, budget_ms=1)
+                             max_shapes=100, max_dim=2048, budget_ms=1, remeasure_ms=5)
     monkeypatch.setitem(matmul.PLANS, ("cpu", True), plan)
-    fake, calls = _fake_measure(peak=(1280, 896, 1152))
+    fake, calls = _fake_measure(_peaked((1280, 896, 1152)), noise=0.002)
     monkeypatch.setattr(matmul, "measure", fake)
     records = list(search("fp32", "cpu", quick=True))
-    assert calls[:2] == [(512, 512, 512), (1024, 1024, 1024)]  # defaults first, in order
-    assert len(set(calls)) == len(calls)  # no shape measured twice
-    top = best(records)
-    assert (top["m"], top["n"], top["k"]) == (1280, 896, 1152)
+    shapes = _searched(calls)
+    assert shapes[:2] == [(512, 512, 512), (1024, 1024, 1024)]  # defaults first, in order
+    assert len(set(shapes)) == len(shapes)  # no shape searched twice
+    assert calls[-1] == (1280, 896, 1152, "remeasure") and records[-1]["phase"] == "remeasure"
+    assert best(records) is records[-1]  # the MAMF is the re-measurement, not the search's max
+
+
+def test_search_does_not_climb_on_noise(monkeypatch):
+    # every shape runs at the same true speed; medians differ only by +-3% noise. A strict `>` on
+    # medians would wander off to whichever neighbour sampled fast; the rule must stay put.
+    plan = matmul.SearchPlan(shapes=((512, 512, 512), (1024, 1024, 1024)), steps=(256, 128),
+                             max_shapes=100, max_dim=2048, budget_ms=1, remeasure_ms=5)
+    monkeypatch.setitem(matmul.PLANS, ("cpu", True), plan)
+    for seed in range(20):
+        fake, calls = _fake_measure(lambda s: 50.0, noise=0.03, seed=seed)
+        monkeypatch.setattr(matmul, "measure", fake)
+        list(search("fp32", "cpu", quick=True))
+        # one round of neighbours per step around the first default, nothing accepted
+        expected = [(512, 512, 512), (1024, 1024, 1024)] + neighbours((512, 512, 512), 256, 2048) \
+            + [s for s in neighbours((512, 512, 512), 128, 2048)]
+        assert _searched(calls) == expected, f"seed {seed}: climbed on noise"
+        assert calls[-1] == (512, 512, 512, "remeasure")
+    # the strict rule the search used before does climb on this noise (so the test has teeth)
+    fake, _ = _fake_measure(lambda s: 50.0, noise=0.03, seed=0)
+    a, b = fake(512, 512, 512, "fp32", "cpu"), [fake(*s, "fp32", "cpu") for s in neighbours((512, 512, 512), 256, 2048)]
+    assert any(r["tflops"] > a["tflops"] for r in b) and not any(clearly_better(r, a) for r in b)
+
+
+def test_search_climbs_on_a_real_improvement_within_noise(monkeypatch):
+    # same +-3% noise, but one neighbour is truly 10% faster: beyond the spread, so taken
+    plan = matmul.SearchPlan(shapes=((512, 512, 512),), steps=(128,),
+                             max_shapes=100, max_dim=2048, budget_ms=1, remeasure_ms=5)
+    monkeypatch.setitem(matmul.PLANS, ("cpu", True), plan)
+    fast = (512, 640, 512)
+    for seed in range(10):
+        fake, calls = _fake_measure(lambda s: 55.0 if s == fast else 50.0, noise=0.03, seed=seed)
+        monkeypatch.setattr(matmul, "measure", fake)
+        records = list(search("fp32", "cpu", quick=True))
+        assert calls[-1] == fast + ("remeasure",)
+        assert (best(records)["m"], best(records)["n"]) == (512, 640)
+
+
+def test_clearly_better_compares_median_with_the_tops_p90_throughput():
+    top = _record(1000, 1000, 1000, [9.0, 10.0, 10.0, 10.0, 11.0])  # p10 time 9.4 ms
+    assert not clearly_better(_record(1000, 1000, 1000, [9.5] * 5), top)  # faster median, inside spread
+    assert clearly_better(_record(1000, 1000, 1000, [9.3] * 5), top)  # faster than top's p10
+    assert not clearly_better(_record(1000, 1000, 1000, [1.0] * 5, correct=False), top)
+    assert clearly_better(_record(1000, 1000, 1000, [10.0] * 5), None)
+    # different FLOPs: compared as TFLOP/s; twice the work in 1.9x the p10 time is better
+    assert clearly_better(_record(2000, 1000, 1000, [9.4 * 1.9] * 5), top)
 
 
 def test_search_stops_at_max_shapes_and_skips_wrong_results(monkeypatch):
     plan = matmul.SearchPlan(shapes=((512, 512, 512), (1024, 1024, 1024)), steps=(128,),
-                             max_shapes=5, max_dim=2048, budget_ms=1)
+                             max_shapes=5, max_dim=2048, budget_ms=1, remeasure_ms=1)
     monkeypatch.setitem(matmul.PLANS, ("cpu", True), plan)
     # the shape nearest the peak is wrong: it must not be climbed from nor be the MAMF
-    fake, calls = _fake_measure(peak=(1024, 1024, 1024), wrong={(1024, 1024, 1024)})
+    fake, calls = _fake_measure(_peaked((1024, 1024, 1024)), wrong={(1024, 1024, 1024)})
     monkeypatch.setattr(matmul, "measure", fake)
     records = list(search("fp32", "cpu", quick=True))
-    assert len(records) == 5
-    assert calls[2:] == neighbours((512, 512, 512), 128, 2048)[:3]  # around the best correct one
+    assert len(records) == 6 and records[-1]["phase"] == "remeasure"  # 5 shapes, then the winner again
+    assert _searched(calls)[2:] == neighbours((512, 512, 512), 128, 2048)[:3]  # around the best correct one
     assert best(records)["correct"] and best(records)["m"] != 1024
 
 
@@ -184,11 +251,13 @@ def test_search_quick_cpu_yields_records_as_measured():
     gen = search("fp32", "cpu", quick=True)
     first = next(gen)  # available before the rest of the search has run
     records = [first] + list(gen)
-    shapes = [(r["m"], r["n"], r["k"]) for r in records]
+    searched = [r for r in records if r["phase"] == "search"]
+    shapes = [(r["m"], r["n"], r["k"]) for r in searched]
     assert shapes[: len(candidate_shapes("fp32", "cpu", True))] == candidate_shapes("fp32", "cpu", True)
-    assert len(records) <= matmul.PLANS["cpu", True].max_shapes
-    assert all(r["correct"] for r in records)
-    assert best(records)["tflops"] == max(r["tflops"] for r in records)
+    assert len(searched) <= matmul.PLANS["cpu", True].max_shapes
+    assert [r["phase"] for r in records[len(searched):]] == ["remeasure"]
+    assert all(r["correct"] and r["layout"] == "TN" for r in records)
+    assert best(records) is records[-1]
 
 
 def test_best_ignores_wrong_and_other_ops_and_rejects_mixed_dtypes():
@@ -223,3 +292,46 @@ def test_fp8_supported_from_compute_capability_8_9():
 def test_wrong_matmul_is_caught_on_cuda(monkeypatch):
     monkeypatch.setattr(matmul, "_mm", _drop_half_k)
     assert measure(2048, 2048, 4096, "bf16", "cuda", budget_ms=5)["correct"] is False
+
+
+@pytest.mark.parametrize("layout", ["TN", "NN"])
+@pytest.mark.parametrize("dtype", ["fp32", "bf16"])
+def test_layouts_are_recorded_and_correct(dtype, layout):
+    r = measure(64, 48, 96, dtype, "cpu", budget_ms=5, layout=layout)
+    assert (r["layout"], r["phase"], r["correct"]) == (layout, "search", True)
+    p = make_problem(64, 48, 96, dtype, "cpu", layout=layout)
+    # TN: B is a transposed row-major (n, k) tensor, i.e. column-major; NN: row-major
+    assert p.b.shape == (96, 48)
+    assert p.b.is_contiguous() == (layout == "NN") and p.b.t().is_contiguous() == (layout == "TN")
+    # the same seeded values either way: the layout changes the memory order, not the problem
+    other = make_problem(64, 48, 96, dtype, "cpu", layout="NN" if layout == "TN" else "TN")
+    assert torch.equal(p.b, other.b)
+
+
+def test_bad_layout_phase_and_fp8_nn_are_errors():
+    with pytest.raises(ValueError, match="layout"):
+        measure(16, 16, 16, "fp32", "cpu", layout="TT")
+    with pytest.raises(ValueError, match="phase"):
+        measure(16, 16, 16, "fp32", "cpu", phase="burst")
+    with pytest.raises(ValueError, match="fp8: only the TN layout"):
+        make_problem(16, 16, 16, "fp8", "cpu", layout="NN")
+
+
+@pytest.mark.parametrize("version, skipped", [("2.4.1+cu121", True), ("2.5.0", False), ("2.13.0+cpu", False)])
+def test_fp8_is_skipped_with_the_reason_on_torch_before_2_5(monkeypatch, version, skipped):
+    monkeypatch.setattr(matmul.torch, "__version__", version)
+    monkeypatch.setattr(matmul.torch.cuda, "is_available", lambda: False)
+    reason = unsupported_reason("fp8", "cuda")
+    assert ("torch >= 2.5" in reason and version in reason) == skipped
+    if not skipped:
+        assert "CUDA is not available" in reason  # the next check, as on any CPU-only machine
+
+
+def test_warm_up_runs_for_the_time_asked():
+    assert matmul.warm_up("cpu", 0) == 0
+    import time
+    t0 = time.perf_counter()
+    assert matmul.warm_up("cpu", 0.2) >= 10
+    assert 0.2 <= time.perf_counter() - t0 < 2.0
+    with pytest.raises(ValueError):
+        matmul.warm_up("cpu", -1)

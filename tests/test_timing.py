@@ -1,4 +1,4 @@
-"""bench.timing: Stats on tiny inputs with exact numbers, iteration planning, the CPU and CUDA timers."""
+"""kernels.timing: Stats on tiny inputs with exact numbers, iteration planning, the CPU and CUDA timers."""
 
 import math
 import time
@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bench.timing import Stats, benchmark, flush_bytes, iterations_for
+from kernels.timing import Stats, benchmark, flush_bytes, iterations_for
 
 
 def test_stats_exact_numbers():
