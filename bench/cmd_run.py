@@ -1,11 +1,12 @@
 """`costbench run`: measure this machine and write a result file (see bench.runner).
 
-    costbench run [--device auto|cpu|cuda] [--ops matmul,allreduce,reducescatter,allgather,alltoall]
-                  [--dtypes bf16,fp16,tf32,fp32,fp8] [--inplace] [--max-bytes 4G]
-                  [--quick] [--tag TEXT] [--out DIR]
+    costbench run [--device auto|cpu|cuda] [--ops matmul,membw,allreduce,reducescatter,allgather,alltoall]
+                  [--dtypes bf16,fp16,tf32,fp32,fp8] [--layout TN|NN] [--warmup-s N]
+                  [--inplace] [--max-bytes 4G] [--quick] [--tag TEXT] [--out DIR]
 
-Prints a summary table at the end: MAMF per dtype with its shape, the datasheet peak and the
-efficiency; the best bus bandwidth of each collective and its message size; the result file's path.
+Prints a summary table at the end: MAMF per dtype (burst and sustained) with its shape, the
+datasheet peak and the efficiency; the memory-copy bandwidth; the best bus bandwidth of each
+collective and its message size; stragglers; the result file's path.
 run_quick() is the same measurement for the bare `costbench` job. The dispatcher imports this
 module to build the parser, so torch is only imported by main() / run_quick() (via bench.runner).
 """
@@ -20,12 +21,17 @@ DEFAULT_OUT = "results"
 
 def add_arguments(parser, command):
     parser.add_argument("--device", default="auto", help="auto (cuda if visible, else cpu), cpu or cuda")
-    parser.add_argument("--ops", type=csv_list, default=["matmul", "allreduce"],
-                        help="comma-separated: matmul, allreduce, reducescatter, allgather, alltoall "
-                             "(default matmul,allreduce)")
+    parser.add_argument("--ops", type=csv_list, default=["matmul", "membw", "allreduce"],
+                        help="comma-separated: matmul, membw, allreduce, reducescatter, allgather, alltoall "
+                             "(default matmul,membw,allreduce)")
     parser.add_argument("--dtypes", type=csv_list, default=None,
                         help="matmul dtypes, comma-separated from bf16,fp16,tf32,fp32,fp8 "
                              "(default: all on a GPU, fp32,bf16 on CPU)")
+    parser.add_argument("--layout", default="TN",
+                        help="matmul operand layout: TN (default: B column-major, as nn.Linear runs) or NN")
+    parser.add_argument("--warmup-s", type=float, default=None,
+                        help="seconds of matmul to warm the GPU before the first timed shape "
+                             "(default 30 on a GPU, as mamf-finder; 0 on CPU)")
     parser.add_argument("--inplace", action="store_true",
                         help="also time reduce-scatter and all-gather in place (out of place always runs, "
                              "as nccl-tests' default; all-reduce is in place in torch.distributed)")
@@ -45,14 +51,22 @@ def _tflops(v):
 def summary_text(result: dict, path: str | None) -> str:
     """The end-of-run report: the table, the skipped dtypes, the all-reduce line, the file."""
     s, config = result["summary"], result["config"]
-    rows = [{"dtype": d, "mamf": v, "shape": "x".join(map(str, s["mamf_shape"][d])),
+    rows = [{"dtype": d, "mamf": v, "sustained": s.get("mamf_tflops_sustained", {}).get(d),
+             "shape": "x".join(map(str, s["mamf_shape"][d])),
              "peak": s["peak_tflops"].get(d), "eff": s["efficiency"].get(d)}
             for d, v in s["mamf_tflops"].items()]
     lines = []
     if rows:
         lines.append(format_table(rows, [("dtype", "dtype", ""), ("mamf", "MAMF TFLOP/s", _tflops),
+                                         ("sustained", "sustained", _tflops),
                                          ("shape", "shape (m x n x k)", ""), ("peak", "peak TFLOP/s", _tflops),
                                          ("eff", "efficiency", ".1%")]))
+    if "membw_gbps" in s:
+        eff = (f" ({s['membw_efficiency']:.0%} of the datasheet's {s['hbm_gbps_peak']:,.0f} GB/s)"
+               if "membw_efficiency" in s else "")
+        lines.append(f"memory copy: {s['membw_gbps']:,.1f} GB/s read + written{eff}")
+    for g in s.get("stragglers") or ():
+        lines.append(f"STRAGGLER: rank {g['rank']} on {g['host']} ({g['uuid']}): {g['reason']}")
     for dtype, reason in config.get("skipped_dtypes", {}).items():
         lines.append(f"matmul {dtype}: skipped ({reason})")
     for op, c in s.get("collectives", {}).items():
@@ -108,5 +122,6 @@ def main(args) -> int:
     from bench.runner import RunConfig
 
     cfg = RunConfig(device=args.device, ops=tuple(args.ops), dtypes=args.dtypes and tuple(args.dtypes),
-                    quick=args.quick, tag=args.tag, out=args.out, inplace=args.inplace, max_bytes=args.max_bytes)
+                    quick=args.quick, tag=args.tag, out=args.out, inplace=args.inplace, max_bytes=args.max_bytes,
+                    layout=args.layout, warmup_s=args.warmup_s)
     return _run_and_report(cfg)[2]

@@ -2,8 +2,11 @@
 
 What pytest-benchmark records with its results (machine_info: host, Python, CPU), plus what a GPU
 measurement depends on: torch, CUDA, NCCL, the driver, the GPU as torch names it and its catalog
-name, and the torchrun world (processes, nodes). Every probe is allowed to fail: a missing piece
-is null, never a crash, since the fingerprint is taken before anything is measured.
+name, and the torchrun world (processes, nodes), the host's memory, and whether the GPU is a MIG
+slice (then it has no catalog name: a slice is never rated or priced as the whole GPU). Every
+probe is allowed to fail: a missing piece is null, never a crash, since the fingerprint is taken
+before anything is measured. The per-rank NVML state (clocks, power, ECC, ...) is
+bench.gpu_fingerprint's, stored under machine.gpus by the runner.
 """
 
 import os
@@ -45,6 +48,14 @@ def _driver() -> str | None:
     return lines[0] if out.returncode == 0 and lines else None
 
 
+def host_memory_gb() -> float | None:
+    """The host's RAM in GiB (2^30 bytes), from sysconf; None where sysconf lacks the names."""
+    try:
+        return round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1)
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
 def _env_int(name: str) -> int | None:
     try:
         return int(os.environ[name])
@@ -60,7 +71,8 @@ def world() -> tuple[int, int]:
 
 
 def gpu_info() -> dict:
-    """{name, normalized, count, memory_gb} of GPU 0 as torch sees it; name None without CUDA.
+    """{name, normalized, count, memory_gb} of this process's GPU (LOCAL_RANK % count) as torch
+    sees it; name None without CUDA.
     memory_gb is the device's memory in GiB (2^30 bytes), the unit of the datasheets' "80 GB" and
     "141 GB": an H100 80GB reports 79.6 and an H200 140.4 (in 1e9 bytes they would read 85 and 151)."""
     info = {"name": None, "normalized": None, "count": 0, "memory_gb": None}
@@ -69,7 +81,9 @@ def gpu_info() -> dict:
 
         if not torch.cuda.is_available():
             return info
-        props = torch.cuda.get_device_properties(0)
+        from kernels import local_cuda_index
+
+        props = torch.cuda.get_device_properties(local_cuda_index())
         info.update(name=props.name, count=torch.cuda.device_count(),
                     memory_gb=round(props.total_memory / 2**30, 1))
     except Exception:  # a broken driver or CUDA init failure: report no GPU rather than crash
@@ -81,25 +95,22 @@ def gpu_info() -> dict:
 
 
 def _torch_versions() -> dict:
-    versions = {"torch": None, "cuda": None, "nccl": None}
+    """torch's version and the CUDA, cuBLAS and NCCL it runs with (bench.gpu_fingerprint)."""
+    from bench.gpu_fingerprint import software_versions
+
     try:
         import torch
     except ImportError:
-        return versions
-    versions["torch"] = torch.__version__.split("+")[0]
-    versions["cuda"] = torch.version.cuda
-    try:
-        if torch.cuda.is_available():
-            nccl = torch.cuda.nccl.version()
-            versions["nccl"] = ".".join(map(str, nccl)) if isinstance(nccl, tuple) else str(nccl)
-    except Exception:  # a build without NCCL
-        pass
-    return versions
+        return {"torch": None, **software_versions()}
+    return {"torch": torch.__version__.split("+")[0], **software_versions()}
 
 
 def fingerprint(device: str) -> dict:
     """The `machine` object of a result file; `device` is the one measured (cpu or cuda)."""
     world_size, nodes = world()
+    from cost_models.hardware import mig_profile
+
+    gpu = gpu_info()
     return {
         "hostname": socket.gethostname(),
         "os": platform.platform(),
@@ -109,7 +120,9 @@ def fingerprint(device: str) -> dict:
         "cpu": _cpu_model(),
         "cpu_count": os.cpu_count(),
         "device": device,
-        "gpu": gpu_info(),
+        "host_memory_gb": host_memory_gb(),
+        "gpu": gpu,
+        "mig": bool(gpu["name"] and mig_profile(gpu["name"])),
         "world_size": world_size,
         "nodes": nodes,
     }

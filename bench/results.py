@@ -24,7 +24,7 @@ from kernels.records import best_matmul, sustained_matmul  # torch-free: the one
 
 SCHEMA_VERSION = 1
 COLLECTIVES = ("allreduce", "reducescatter", "allgather", "alltoall")
-OPS = ("matmul",) + COLLECTIVES
+OPS = ("matmul", "membw") + COLLECTIVES
 MIB_256 = 256 << 20  # the size summary.collectives quotes beside the best: a common plateau point
 
 
@@ -142,34 +142,54 @@ class ResultWriter:
 
 # ---- summary -------------------------------------------------------------------------------
 
-def _peak_table(machine: dict) -> dict:
-    """Datasheet peaks of the measured GPU, or {} for CPU runs and GPUs not in the catalog."""
+def _catalog_gpu(machine: dict):
+    """The catalog GpuSpec of the measured GPU, or None for CPU runs, MIG slices (normalized is
+    None for them: a slice is not rated against the whole GPU) and GPUs not in the catalog."""
     normalized = ((machine or {}).get("gpu") or {}).get("normalized")
-    if (machine or {}).get("device") != "cuda" or not normalized:
-        return {}
+    if (machine or {}).get("device") != "cuda" or not normalized or (machine or {}).get("mig"):
+        return None
     from cost_models.hardware import find_gpu  # torch-free
 
     try:
-        return find_gpu(normalized).peak_tflops
+        return find_gpu(normalized)
     except InputError:  # a file from a newer catalog: no peak rather than a guess
-        return {}
+        return None
+
+
+def _peak_table(machine: dict) -> dict:
+    """Datasheet peaks of the measured GPU, or {} (see _catalog_gpu)."""
+    spec = _catalog_gpu(machine)
+    return spec.peak_tflops if spec else {}
 
 
 def summarize(records: list, machine: dict) -> dict:
-    """MAMF and its shape per dtype, datasheet peak and efficiency (only where the GPU is known),
-    best all-reduce bus bandwidth and its message size, and how many records failed their check."""
+    """MAMF (the remeasure: burst) and its shape per dtype, the sustained re-timing, datasheet
+    peak and efficiency (only where the GPU is known), the memory-copy bandwidth against the
+    datasheet's HBM bandwidth, best all-reduce bus bandwidth and its message size, and how many
+    records failed their check."""
     dtypes = list(dict.fromkeys(r["dtype"] for r in records if r.get("op") == "matmul"))
     peaks = _peak_table(machine)
-    out = {"mamf_tflops": {}, "mamf_shape": {}, "peak_tflops": {}, "efficiency": {}}
+    out = {"mamf_tflops": {}, "mamf_tflops_sustained": {}, "mamf_shape": {}, "peak_tflops": {},
+           "efficiency": {}}
     for dtype in dtypes:
         best = best_matmul(records, dtype)
         if best is None:
             continue
         out["mamf_tflops"][dtype] = best["tflops"]
         out["mamf_shape"][dtype] = [best["m"], best["n"], best["k"]]
+        sustained = sustained_matmul(records, dtype)
+        if sustained:
+            out["mamf_tflops_sustained"][dtype] = sustained["tflops"]
         if peaks.get(dtype):
             out["peak_tflops"][dtype] = peaks[dtype]
             out["efficiency"][dtype] = best["tflops"] / peaks[dtype]
+    copies = [r for r in records if r.get("op") == "membw" and r.get("correct")]
+    if copies:
+        out["membw_gbps"] = max(r["gbps"] for r in copies)
+        spec = _catalog_gpu(machine)
+        if spec:
+            out["hbm_gbps_peak"] = spec.hbm_tbps * 1000
+            out["membw_efficiency"] = out["membw_gbps"] / out["hbm_gbps_peak"]
     out["collectives"] = summarize_collectives(records, (machine or {}).get("nodes", 1))
     reduce = out["collectives"].get("allreduce")
     if reduce:  # the all-reduce keys readers had before the other collectives existed
@@ -202,7 +222,7 @@ def summarize_collectives(records: list, nodes: int = 1) -> dict:
 
 def record_ok(record: dict) -> bool:
     """False for a measurement that failed its correctness check."""
-    if record.get("op") == "matmul":
+    if record.get("op") in ("matmul", "membw"):
         return bool(record.get("correct"))
     if record.get("op") in COLLECTIVES:
         return record.get("wrong") == 0
@@ -241,6 +261,7 @@ _RECORD = {"op": "str", "dtype": "str", "time_ms": "dict"}
 _BY_OP = {
     "matmul": {"m": "int", "n": "int", "k": "int", "tflops": "number", "correct": "bool",
                "max_rel_err": "number|null"},
+    "membw": {"bytes": "int", "gbps": "number", "correct": "bool"},
     **{op: {"bytes": "int", "world_size": "int", "backend": "str", "algbw_gbps": "number",
             "busbw_gbps": "number", "wrong": "int"} for op in COLLECTIVES},
 }

@@ -1,4 +1,5 @@
-"""One measurement run: fingerprint, matmul MAMF search per dtype, collective sweeps, result file.
+"""One measurement run: fingerprint, warm-up, matmul MAMF search per dtype, memory bandwidth,
+collective sweeps, the MAMF shapes re-timed at the end (sustained), fingerprint again, result file.
 
 The flow is DESIGN.md's: every finished record goes to the result file at once (bench.results
 rewrites it atomically), the summary is computed from the records at the end, and the file is
@@ -6,6 +7,9 @@ finished even when the run is interrupted. Under torchrun only rank 0 prints and
 every rank times its own GPU's matmul too, and the per-rank MAMFs go into the summary
 (`mamf_tflops_by_rank`) because one slow or faulty GPU is exactly what a rented node can hide.
 On CPU only rank 0 times matmul: ranks there share the host's cores and would measure contention.
+Every rank reads its GPU's NVML fingerprint before and after (bench.gpu_fingerprint); rank 0
+gathers them into machine.gpus and the summary names stragglers and throttling GPUs
+(bench.stragglers).
 
 torch and kernels are imported inside run(), so RunConfig validates arguments without torch.
 """
@@ -15,20 +19,21 @@ import dataclasses
 import os
 import signal
 import threading
-import statistics
 import sys
 import tempfile
 
 from bench import results
 from bench.cli import EXIT_CHECK_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_RANK_FAILED
 from bench.progress import Progress
+from bench.stragglers import slow_ranks, stragglers
 from cost_models.errors import InputError, unknown_name
 from cost_models.hardware import DTYPES  # kernels.matmul.DTYPES is this tuple; importing it here needs no torch
+from kernels.records import LAYOUTS  # torch-free
 
 COLLECTIVES = ("allreduce", "reducescatter", "allgather", "alltoall")  # kernels.collectives.OPS
-OPS = ("matmul",) + COLLECTIVES
+OPS = ("matmul", "membw") + COLLECTIVES
 DEVICES = ("auto", "cpu", "cuda")
-SLOW_RANK = 0.9  # a rank below 90% of the median rank's MAMF gets a warning
+WARMUP_S = {"cpu": 0.0, "cuda": 30.0}  # kernels.matmul.WARMUP_S: mamf-finder's 30 s on a GPU
 
 
 @dataclasses.dataclass
@@ -42,10 +47,16 @@ class RunConfig:
     out: str = "results"
     inplace: bool = False          # also time reduce-scatter and all-gather in place
     max_bytes: int | None = None   # the largest collective message size (default: kernels.collectives)
+    layout: str = "TN"
+    warmup_s: float | None = None  # None: WARMUP_S of the device
 
     def __post_init__(self):
         if self.device not in DEVICES:
             raise unknown_name("device", self.device, DEVICES)
+        if self.layout not in LAYOUTS:
+            raise unknown_name("layout", self.layout, LAYOUTS)
+        if self.warmup_s is not None and not 0 <= self.warmup_s <= 3600:
+            raise InputError(f"--warmup-s {self.warmup_s:g}: must be between 0 and 3600 seconds")
         for op in self.ops:
             if op not in OPS:
                 raise unknown_name("op", op, OPS)
@@ -97,16 +108,6 @@ def human_bytes(n: int) -> str:
     return f"{n} B"
 
 
-def slow_ranks(values: list, threshold: float = SLOW_RANK) -> list:
-    """[(rank, fraction of the median)] for ranks whose MAMF is below threshold x the median rank's.
-    None (a rank with no correct result) is left to the correctness report."""
-    known = [v for v in values if v]
-    if not known:
-        return []
-    mid = statistics.median(known)
-    return [(r, v / mid) for r, v in enumerate(values) if v and v < threshold * mid]
-
-
 @contextlib.contextmanager
 def terminate_as_interrupt():
     """SIGTERM (`kill`, Slurm preemption, a Kubernetes pod stop) ends the run as Ctrl-C does:
@@ -137,6 +138,7 @@ class _Run:
         self.cfg, self.device, self.rank, self.world = cfg, device, rank, world
         self.leader = rank == 0
         self.records, self.failures, self.by_rank = [], [], {}
+        self.gpus = []  # every rank's fingerprint, before and after (rank 0, after gather_gpus)
         self.progress = Progress(enabled=self.leader)
         self.writer = None
 
@@ -145,15 +147,26 @@ class _Run:
         if self.writer:
             self.writer.add(record)
 
+    def measures_matmul(self) -> bool:
+        return self.leader or self.device == "cuda"
+
+    def warm_up(self, seconds: float) -> None:
+        """Busy the GPU before the first timed shape (mamf-finder: a cold GPU reads high)."""
+        from kernels import matmul
+
+        if seconds > 0 and self.measures_matmul():
+            self.progress.phase(f"warm-up {seconds:g} s")
+            count = matmul.warm_up(self.device, seconds)
+            self.progress.step(f"{count} matmuls")
+
     def matmul(self, dtypes: list) -> None:
         from kernels import matmul
 
-        measures = self.leader or self.device == "cuda"
         for dtype in dtypes:
             mine = []
-            if measures:
+            if self.measures_matmul():
                 self.progress.phase(f"matmul {dtype}")
-                for rec in matmul.search(dtype, self.device, self.cfg.quick):
+                for rec in matmul.search(dtype, self.device, self.cfg.quick, layout=self.cfg.layout):
                     mine.append(rec)
                     if self.leader:
                         self.add(rec)
@@ -164,6 +177,59 @@ class _Run:
                               f"{rec['max_rel_err']} exceeds {matmul.TOLERANCE[dtype]}")
             if self.world > 1 and self.device == "cuda":
                 self._gather_rank_mamf(dtype, matmul.best(mine), sum(not r["correct"] for r in mine))
+
+    def sustained(self, dtypes: list) -> None:
+        """Re-time each dtype's MAMF shape at the end of the run, after the GPU has been busy
+        through every phase: the sustained figure beside the burst one (the remeasure)."""
+        from kernels import matmul
+
+        if not self.measures_matmul():
+            return
+        for dtype in dtypes:
+            top = results.best_matmul(self.records, dtype)  # other ranks keep no records: skipped
+            if top is None:
+                continue
+            self.progress.phase(f"matmul {dtype} sustained")
+            rec = matmul.measure(top["m"], top["n"], top["k"], dtype, self.device,
+                                 matmul.remeasure_budget_ms(self.device, self.cfg.quick),
+                                 layout=top.get("layout", self.cfg.layout), phase="sustained")
+            self.add(rec)
+            self.progress.step(f"{rec['m']}x{rec['n']}x{rec['k']} {rec['tflops']:.3g} TFLOP/s")
+            if not rec["correct"]:
+                _loud(self.progress, self.failures, f"matmul {dtype} sustained {rec['m']}x{rec['n']}x{rec['k']}: "
+                      f"max_rel_err {rec['max_rel_err']} exceeds {matmul.TOLERANCE[dtype]}")
+
+    def membw(self) -> None:
+        from kernels import membw
+
+        if not self.measures_matmul():  # CPU ranks share the host's memory bus, as its cores
+            return
+        self.progress.phase("membw")
+        rec = membw.measure(self.device)
+        if self.leader:
+            self.add(rec)
+        self.progress.step(f"{human_bytes(rec['bytes'])} copy {rec['gbps']:,.1f} GB/s")
+        if not rec["correct"]:
+            _loud(self.progress, self.failures, f"membw {human_bytes(rec['bytes'])}: the copy differs from its source")
+
+    def fingerprint(self, when: str) -> None:
+        """This rank's NVML snapshot, `when` "before" or "after" its measurements."""
+        from bench import gpu_fingerprint
+        from kernels import local_cuda_index
+
+        if not self.gpus:
+            self.gpus = [{"rank": self.rank, "before": None, "after": None}]
+        snap = gpu_fingerprint.read(local_cuda_index() if self.device == "cuda" else None)
+        self.gpus[0].update({"host": snap["host"], when: snap})
+
+    def gather_gpus(self) -> None:
+        """Rank 0 gets every rank's fingerprint entry (all_gather_object: every rank calls it)."""
+        if self.world > 1:
+            import torch.distributed as dist
+
+            gathered = [None] * self.world
+            dist.all_gather_object(gathered, self.gpus[0])
+            self.gpus = gathered
 
     def _gather_rank_mamf(self, dtype: str, best: dict | None, failed: int) -> None:
         """Every rank's MAMF for dtype, so a slow or faulty GPU on any rank shows up."""
@@ -222,6 +288,7 @@ class _Run:
         summary = results.summarize(self.records, machine)
         if self.by_rank:
             summary["mamf_tflops_by_rank"] = dict(self.by_rank)
+        summary["stragglers"] = stragglers(self.gpus, self.by_rank)
         summary["complete"] = complete
         summary["failures"] = list(self.failures)  # includes other ranks' matmul checks
         if error:
@@ -271,15 +338,18 @@ def run(cfg: RunConfig) -> RunOutcome:
     check_out_dir(cfg.out)
     device = resolve_device(cfg.device)
     from bench import env
-    from kernels import collectives, matmul
+    from kernels import collectives, matmul, select_cuda_device
 
     rank, world = launch.rank, launch.world_size
+    if device == "cuda":
+        select_cuda_device()  # LOCAL_RANK % device_count(), also in a single process
     state = _Run(cfg, device, rank, world)
     dtypes = list(cfg.dtypes or matmul.default_dtypes(device)) if "matmul" in cfg.ops else []
     skipped = {d: r for d in dtypes if (r := matmul.unsupported_reason(d, device))}
+    warmup_s = WARMUP_S[device] if cfg.warmup_s is None else cfg.warmup_s
     config = {"ops": list(cfg.ops), "dtypes": dtypes, "quick": cfg.quick, "device": device,
-              "skipped_dtypes": skipped, "inplace": cfg.inplace, "max_bytes": cfg.max_bytes,
-              "timeout_s": launch.timeout_s, "notes": []}
+              "layout": cfg.layout, "warmup_s": warmup_s, "skipped_dtypes": skipped,
+              "inplace": cfg.inplace, "max_bytes": cfg.max_bytes, "timeout_s": launch.timeout_s, "notes": []}
     interrupted, error, created, machine = False, None, False, None
     try:
         with terminate_as_interrupt():
@@ -288,14 +358,24 @@ def run(cfg: RunConfig) -> RunOutcome:
                 created = collectives.init_distributed(device, launch.timeout_s, state.on_timeout,
                                                        launch.distributed)
             machine = env.fingerprint(device)
+            state.fingerprint("before")
+            machine["gpus"] = state.gpus  # this rank's until the end, when rank 0 has gathered every rank's
             if state.leader:
                 state.writer = results.ResultWriter(cfg.out, machine, config, tag=cfg.tag)
                 for dtype, reason in skipped.items():
                     state.progress.write(f"skipping matmul {dtype}: {reason}")
-            if dtypes:
-                state.matmul([d for d in dtypes if d not in skipped])
+            measured = [d for d in dtypes if d not in skipped]
+            if measured or "membw" in cfg.ops:
+                state.warm_up(warmup_s)
+            if measured:
+                state.matmul(measured)
+            if "membw" in cfg.ops:
+                state.membw()
             if any(op in collectives.OPS for op in cfg.ops):
                 state.collectives(config, launch.timeout_s)
+            state.sustained(measured)
+            state.fingerprint("after")
+            state.gather_gpus()
     except KeyboardInterrupt:
         interrupted = True
     except collectives.RankFailure as e:
@@ -307,6 +387,7 @@ def run(cfg: RunConfig) -> RunOutcome:
     if error:
         print(f"costbench run: error: {error}", file=sys.stderr)
     machine = machine or env.fingerprint(device)
+    machine["gpus"] = state.gpus
     summary = state.summary(machine, not (interrupted or error), error)
     doc = {"summary": summary, "config": config, "machine": machine, "records": state.records}
     if state.writer:

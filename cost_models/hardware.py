@@ -6,6 +6,10 @@ from). Two entry points the rest of costbench relies on:
 - normalize_device_name(torch_name, memory_gb) maps what torch.cuda.get_device_name() reports
   ("NVIDIA H100 80GB HBM3", "NVIDIA H100 PCIe", "NVIDIA A100-SXM4-80GB") to a catalog name.
 - find_gpu(name) resolves what a user types ("h100", "H100-SXM", a torch name) to a GpuSpec.
+
+A MIG slice ("NVIDIA H100 80GB HBM3 MIG 1g.10gb", as torch names it) is a fraction of a GPU's
+SMs and memory: it is never normalised to the whole GPU (no peak, no efficiency, no price), and
+find_gpu refuses it with the reason (mig_profile tells it apart).
 """
 
 import dataclasses
@@ -91,6 +95,16 @@ def _key(name: str) -> str:
     return re.sub(r"[\s_]+", "-", name.strip().lower())
 
 
+def mig_profile(name: str) -> str | None:
+    """The MIG profile of a slice's name ("NVIDIA H100 80GB HBM3 MIG 1g.10gb" -> "1g.10gb";
+    "MIG" alone -> "MIG"), or None for a whole GPU."""
+    n = _key(name)
+    if not re.search(r"(?:^|-)mig(?:-|$)", n):
+        return None
+    found = re.search(r"\d+g\.\d+gb", n)
+    return found.group(0) if found else "MIG"
+
+
 def normalize_device_name(torch_name: str, memory_gb: float | None = None) -> str | None:
     """Catalog name for a torch device name, or None when the GPU is not in the catalog.
 
@@ -99,6 +113,8 @@ def normalize_device_name(torch_name: str, memory_gb: float | None = None) -> st
     name omits the memory size is told apart by `memory_gb` (40 GB vs 80 GB).
     """
     n = _key(torch_name).removeprefix("nvidia-")
+    if mig_profile(n):
+        return None  # a slice is not the whole GPU: rating or pricing it as one would mislead
 
     def model(prefix: str) -> bool:
         # a whole token: "h100-80gb-hbm3" is an H100, "h1000" is not
@@ -109,6 +125,10 @@ def normalize_device_name(torch_name: str, memory_gb: float | None = None) -> st
         if model("h100") and "pcie" in n:
             return "H100-PCIe"
         return None
+    if model("gh200"):
+        # "NVIDIA GH200 480GB" names the CPU's LPDDR5X; the GPU has 96 GB HBM3 (catalogued) or
+        # 144 GB HBM3e (not catalogued: other bandwidth), told apart by the memory torch reports
+        return "GH200" if memory_gb is None or memory_gb < 120 else None
     for prefix, name in (("gb200", "GB200"), ("b200", "B200"), ("h200", "H200-SXM"),
                          ("h800", "H800-SXM"), ("h100", "H100-SXM")):
         if model(prefix):
@@ -126,6 +146,11 @@ def normalize_device_name(torch_name: str, memory_gb: float | None = None) -> st
 
 def find_gpu(name: str) -> GpuSpec:
     """The catalog GPU for a user-typed name, alias or torch device name; InputError if unknown."""
+    profile = mig_profile(name)
+    if profile:
+        raise InputError(f"GPU {name!r} is a MIG slice ({profile}), not a whole GPU: it has a fraction "
+                         "of the GPU's compute and memory and no price of its own, so costbench neither "
+                         "rates nor prices it as the whole GPU; name the whole GPU")
     catalog = gpus()
     key = _key(name)
     for spec in catalog:

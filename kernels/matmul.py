@@ -27,13 +27,12 @@ from collections.abc import Iterable, Iterator
 
 import torch
 
-from kernels.records import PHASES, best_matmul, clearly_better
+from kernels.records import LAYOUTS, PHASES, best_matmul, clearly_better
 from kernels.timing import benchmark
 from cost_models.hardware import DTYPES  # torch-free, so the CLI validates dtypes without torch
 from kernels import torch_device
 
 DEVICES = ("cpu", "cuda")
-LAYOUTS = ("TN", "NN")  # TN: B column-major (nn.Linear, mamf-finder); NN: both row-major
 FP8_MIN_TORCH = (2, 5)
 TORCH_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "tf32": torch.float32,
                 "fp32": torch.float32}

@@ -12,6 +12,7 @@ Phases (a matmul record's "phase"; records written before phases existed count a
 """
 
 PHASES = ("search", "remeasure", "sustained")
+LAYOUTS = ("TN", "NN")  # TN: B column-major (nn.Linear, mamf-finder); NN: both row-major
 
 
 def _correct(records, dtype: str, phase: str) -> list:

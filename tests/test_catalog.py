@@ -5,7 +5,7 @@ import pytest
 
 from cost_models.catalog import DATA_DIR
 from cost_models.errors import InputError
-from cost_models.hardware import find_gpu, gpus, normalize_device_name
+from cost_models.hardware import find_gpu, gpus, mig_profile, normalize_device_name
 from cost_models.models import find_model, models
 from cost_models.networks import find_network, networks
 from cost_models.prices import PRICING_KINDS, catalog_prices, load_prices
@@ -48,6 +48,12 @@ def test_gpu_figures_from_references():
     ("NVIDIA A100-PCIE-40GB", None, None),
     ("H1000", None, None),          # a model number is a whole token: not an H100
     ("NVIDIA H2000", None, None),
+    ("NVIDIA GH200 480GB", 94.5, "GH200"),
+    ("NVIDIA GH200 480GB", None, "GH200"),
+    ("NVIDIA GH200 480GB", 139.8, None),  # the 144 GB HBM3e variant: other bandwidth, not catalogued
+    ("NVIDIA H100 80GB HBM3 MIG 1g.10gb", 9.8, None),  # a slice is never the whole GPU
+    ("NVIDIA H100 80GB HBM3 MIG 7g.80gb", 79.2, None),
+    ("NVIDIA A100-SXM4-40GB MIG 3g.20gb", None, None),
 ])
 def test_normalize_device_name(torch_name, memory, expected):
     assert normalize_device_name(torch_name, memory) == expected
@@ -150,3 +156,24 @@ def test_throughput_rejects_bad_fields(doc, message):
         return
     with pytest.raises(InputError, match=f"r.json: .*{message}|r.json: {message}"):
         Throughput.from_result(doc, "r.json")
+
+
+def test_gh200_is_catalogued_with_its_measured_mamf():
+    gh200 = find_gpu("NVIDIA GH200 480GB")
+    assert gh200.name == "GH200" and gh200.memory_gb == 96 and gh200.hbm_tbps == 4.0
+    assert gh200.peak("bf16") == 989 and gh200.mamf_tflops("bf16") == pytest.approx(828.6, abs=0.1)
+    assert "datasheet" in gh200.source and gh200.as_of
+
+
+@pytest.mark.parametrize("name, profile", [("NVIDIA H100 80GB HBM3 MIG 1g.10gb", "1g.10gb"),
+                                           ("H100 MIG 3g.40gb", "3g.40gb"), ("h100-mig", "MIG")])
+def test_find_gpu_refuses_a_mig_slice_with_the_reason(name, profile):
+    assert mig_profile(name) == profile
+    with pytest.raises(InputError) as e:
+        find_gpu(name)
+    msg = str(e.value)
+    assert "\n" not in msg and "MIG slice" in msg and profile in msg and "not a whole GPU" in msg
+
+
+def test_whole_gpu_names_are_not_mig():
+    assert mig_profile("NVIDIA H100 80GB HBM3") is None and mig_profile("migrate-gpu") is None

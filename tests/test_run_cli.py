@@ -36,6 +36,9 @@ def costbench(*args, **kw):
     (["--dtypes", "bf16,fp9"], "unknown dtype 'fp9'; did you mean fp8"),
     (["--dtypes", ","], "is an empty list"),
     (["--bogus"], "unrecognized arguments: --bogus"),
+    (["--layout", "nt"], "unknown layout 'nt'"),
+    (["--warmup-s", "-5"], "--warmup-s -5: must be between 0 and 3600 seconds"),
+    (["--warmup-s", "soon"], "--warmup-s: invalid float value: 'soon'"),
 ])
 def test_bad_arguments_are_one_line_exit_2(capsys, tmp_path, args, expect):
     assert cli_main(["run", *args, "--out", str(tmp_path)]) == 2
@@ -74,9 +77,21 @@ def test_quick_cpu_run_writes_a_valid_file(tmp_path):
     assert "-cpu-ci-cpu-" in name
     doc = results.load(str(tmp_path / name))
     ops = {(r["op"], r["dtype"]) for r in doc["records"]}
-    assert ops == {("matmul", "fp32"), ("matmul", "bf16"), ("allreduce", "fp32")}
-    assert set(doc["summary"]["mamf_tflops"]) == {"fp32", "bf16"} and doc["summary"]["complete"]
+    assert ops == {("matmul", "fp32"), ("matmul", "bf16"), ("membw", "u8"), ("allreduce", "fp32")}
+    s = doc["summary"]
+    assert set(s["mamf_tflops"]) == set(s["mamf_tflops_sustained"]) == {"fp32", "bf16"} and s["complete"]
+    for dtype in ("fp32", "bf16"):  # burst: the remeasure record; sustained: the end-of-run re-timing
+        mine = [r for r in doc["records"] if r["op"] == "matmul" and r["dtype"] == dtype]
+        assert {r["layout"] for r in mine} == {"TN"}
+        (burst,) = [r for r in mine if r["phase"] == "remeasure"]
+        (sustained,) = [r for r in mine if r["phase"] == "sustained"]
+        assert s["mamf_tflops"][dtype] == burst["tflops"] and s["mamf_tflops_sustained"][dtype] == sustained["tflops"]
+        assert s["mamf_shape"][dtype] == [sustained["m"], sustained["n"], sustained["k"]] == [burst["m"], burst["n"], burst["k"]]
+    assert s["membw_gbps"] > 0 and "membw_efficiency" not in s and s["stragglers"] == []
     assert doc["config"]["skipped_dtypes"] == {} and doc["machine"]["device"] == "cpu"
+    assert doc["config"]["layout"] == "TN" and doc["config"]["warmup_s"] == 0
+    (gpu,) = doc["machine"]["gpus"]
+    assert gpu["rank"] == 0 and gpu["before"]["nvml"].startswith("unavailable") and gpu["after"]["host"]
     assert "measures no link" in proc.stderr and "no link measured" in proc.stdout
     assert f"result file: {tmp_path / name}" in proc.stdout and "MAMF TFLOP/s" in proc.stdout
 
@@ -130,6 +145,10 @@ def test_run_config_dedupes_and_validates():
     assert cfg.ops == ("allreduce",) and cfg.dtypes == ("bf16",)
     with pytest.raises(Exception, match="unknown op 'mm'"):
         runner.RunConfig(ops=("mm",))
+    with pytest.raises(Exception, match="unknown layout 'TT'"):
+        runner.RunConfig(layout="TT")
+    with pytest.raises(Exception, match="--warmup-s -1: must be between 0 and 3600"):
+        runner.RunConfig(warmup_s=-1)
 
 
 def test_slow_ranks_flags_a_gpu_below_90_percent_of_the_median():
