@@ -156,7 +156,7 @@ def write_doc(tmp_path, doc, name="x.json"):
 
 def good_doc():
     return {"schema_version": 1, "run_id": "r", "created_at": "2026-11-22T10:15:00Z",
-            "costbench_version": "0.1.0", "tag": None, "machine": MACHINE, "config": {},
+            "costbench_version": "0.1.0", "tag": None, "machine": dict(MACHINE), "config": {},
             "records": [matmul(), allreduce(), matmul(), matmul()], "summary": {}}
 
 
@@ -219,3 +219,30 @@ def test_load_does_not_import_torch():
     code = "import sys; import bench.results; assert 'torch' not in sys.modules"
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     subprocess.run([sys.executable, "-c", code], cwd=root, check=True)
+
+
+def test_summary_membw_and_burst_sustained_on_a_known_gpu_and_a_mig_slice():
+    recs = [matmul("bf16", m=4096, tflops=700.0), matmul("bf16", m=8192, tflops=790.0),
+            dict(matmul("bf16", m=8192, tflops=780.0), phase="remeasure"),
+            dict(matmul("bf16", m=8192, tflops=760.0), phase="sustained"),
+            {"op": "membw", "dtype": "u8", "bytes": 1 << 31, "time_ms": matmul()["time_ms"],
+             "gbps": 3000.0, "correct": True},
+            {"op": "membw", "dtype": "u8", "bytes": 1 << 31, "time_ms": matmul()["time_ms"],
+             "gbps": 9000.0, "correct": False}]  # a wrong copy is never the figure
+    s = results.summarize(recs, H100)
+    # the MAMF is the re-measurement (burst), not the search's best median
+    assert s["mamf_tflops"] == {"bf16": 780.0} and s["mamf_tflops_sustained"] == {"bf16": 760.0}
+    assert (s["membw_gbps"], s["hbm_gbps_peak"], s["membw_efficiency"]) == (3000.0, 3350.0, 3000.0 / 3350.0)
+    assert s["failed_checks"] == 1
+    mig = {"device": "cuda", "mig": True, "world_size": 1,
+           "gpu": {"name": "NVIDIA H100 80GB HBM3 MIG 1g.10gb", "normalized": None, "count": 1, "memory_gb": 9.8}}
+    s = results.summarize(recs, mig)  # a slice is never rated against the whole GPU
+    assert s["peak_tflops"] == {} and s["efficiency"] == {} and "membw_efficiency" not in s
+    assert "hbm_gbps_peak" not in s and s["membw_gbps"] == 3000.0
+
+
+def test_membw_record_is_validated(tmp_path):
+    doc = good_doc()
+    doc["records"].append({"op": "membw", "dtype": "u8", "bytes": 1024, "time_ms": matmul()["time_ms"],
+                           "gbps": "fast", "correct": True})
+    assert "records[4].gbps: expected a number" in load_error(write_doc(tmp_path, doc))
