@@ -110,7 +110,7 @@ PLANS = {
     # quick: 4 defaults + one round of 6 neighbours; ~1.5 s for fp32, ~3 s for bf16 on 2 cores
     ("cpu", True): SearchPlan(
         shapes=((256, 256, 256), (512, 512, 512), (1024, 1024, 1024), (1024, 1792, 512)),
-        steps=(128,), max_shapes=10, max_dim=2048, budget_ms=100.0, remeasure_ms=300.0),
+        steps=(128,), max_shapes=10, max_dim=2048, budget_ms=100.0, remeasure_ms=200.0),
 }
 
 

@@ -23,7 +23,7 @@ GiB, MiB = 1 << 30, 1 << 20
 # capped at 1/8 of the device's memory so a small GPU (or a MIG slice) still fits.
 # CPU: 64 MiB per buffer, far beyond a CPU's last-level cache; ~10-30 ms per copy.
 NBYTES = {"cuda": 2 * GiB, "cpu": 64 * MiB}
-BUDGET_MS = {"cuda": 200.0, "cpu": 300.0}
+BUDGET_MS = {"cuda": 200.0, "cpu": 150.0}
 WARMUP_MS = {"cuda": 25.0, "cpu": 30.0}
 SAMPLE = 1 << 16  # positions compared after the copy
 

@@ -85,6 +85,20 @@ def test_benchmark_cpu_respects_budget():
     assert elapsed_ms < 500  # budget + warm-up, with slack for a loaded 2-core machine
 
 
+def test_benchmark_cpu_stops_at_twice_the_budget_when_iterations_get_slow():
+    # warm-up calls are fast (sizing n at the maximum), then every call is slow, as when a shared
+    # host preempts the process: sampling stops at 2x the budget, not after max_iters calls
+    calls = []
+
+    def fast_then_slow():
+        calls.append(1)
+        time.sleep(0.0001 if len(calls) <= 3 else 0.01)
+
+    t0 = time.perf_counter()
+    s = benchmark(fast_then_slow, device="cpu", budget_ms=50, warmup_ms=0, min_iters=3, max_iters=1000)
+    assert 3 <= s.n <= 12 and (time.perf_counter() - t0) < 0.5
+
+
 def test_benchmark_cpu_min_iters_beats_budget():
     s = benchmark(lambda: time.sleep(0.005), device="cpu", budget_ms=1, warmup_ms=0, min_iters=3)
     assert s.n == 3
