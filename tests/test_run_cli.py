@@ -197,3 +197,30 @@ def test_quick_gpu_run(tmp_path):
 def test_human_bytes():
     assert [runner.human_bytes(n) for n in (512, 32768, 1 << 20, 3 << 29, 1 << 30)] == \
         ["512 B", "32 KiB", "1 MiB", "1.5 GiB", "1 GiB"]
+
+
+def _fingerprint_worker(rank, store_path, out_dir):
+    import json
+
+    import torch.distributed as dist
+
+    dist.init_process_group("gloo", store=dist.FileStore(store_path, 2), rank=rank, world_size=2)
+    state = runner._Run(runner.RunConfig(device="cpu"), "cpu", rank, 2)
+    state.fingerprint("before")
+    state.fingerprint("after")
+    state.gather_gpus()
+    dist.destroy_process_group()
+    with open(os.path.join(out_dir, f"rank{rank}.json"), "w") as f:
+        json.dump(state.gpus, f)
+
+
+def test_every_ranks_fingerprint_is_gathered_before_and_after(tmp_path):
+    import json
+
+    import torch.multiprocessing as mp
+
+    mp.spawn(_fingerprint_worker, args=(str(tmp_path / "store"), str(tmp_path)), nprocs=2, join=True)
+    gpus = json.loads((tmp_path / "rank0.json").read_text())
+    assert [g["rank"] for g in gpus] == [0, 1]
+    for g in gpus:  # no GPU here: every snapshot says so, nothing crashed
+        assert g["host"] and g["before"]["nvml"] == g["after"]["nvml"] == "unavailable: no GPU on this rank"
