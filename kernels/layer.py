@@ -1,0 +1,570 @@
+"""One transformer layer's own work, at its real shapes on one tensor-parallel rank, timed piece by piece.
+
+What a Llama-style layer runs in training, as Megatron-LM runs it with tensor parallelism (TP) N
+and sequence parallelism (Shoeybi et al. 2019, "Megatron-LM"; Korthikanti et al. 2022, "Reducing
+Activation Recomputation in Large Transformer Models", sec. 4.2.2 for sequence parallelism):
+
+- GEMMs (one nn.Linear each, y = x W^T with W (n, k); m = tokens of one micro-batch, micro-batch
+  x seq, because sequence parallelism all-gathers the sequence before each column-parallel layer):
+    qkv      n = (heads + 2 kv_heads) head_dim / N, k = hidden       (column-parallel, fused)
+    attn_out n = hidden,                            k = hidden / N   (row-parallel)
+    gate_up  n = 2 ffn / N,                         k = hidden       (column-parallel, fused)
+    down     n = hidden,                            k = ffn / N      (row-parallel)
+    lm_head  n = padded vocab / N,                  k = hidden       (once per model)
+  each in three passes, the (M, N, K) of the GEMM as run:
+    fwd    Y  = X  W^T : (m, n, k)  layout "TN"
+    dgrad  dX = dY W   : (m, k, n)  layout "NN"
+    wgrad  dW = dY^T X : (n, k, m)  layout "NT"
+  Layouts are cuBLAS's names for the call torch makes (column-major, first letter for the weight
+  side): "TN" is nn.Linear's forward (B = W.t(), the matmul kernel's default); "NT" has the
+  activation gradient transposed. The vocabulary is padded as Megatron pads it
+  (make_vocab_size_divisible_by = 128, times N: megatron/training/tokenizer/tokenizer.py,
+  _vocab_size_with_padding), so Llama 3's 128256 at TP 8 is 129024, 16128 per rank.
+  KV heads per rank are kv_heads / N, at least 1: when N > kv_heads each rank keeps a replica.
+- Attention: torch.nn.functional.scaled_dot_product_attention, causal, heads / N query heads and
+  the KV heads above (GQA through enable_gqa, torch >= 2.5), FlashAttention's kernel forced on CUDA.
+  FLOPs as FlashAttention's own benchmark counts them (flash-attention
+  benchmarks/benchmark_flash_attention.py): forward 4 b s^2 h d / 2 with the causal mask (the two
+  GEMMs QK^T and PV, half the scores masked), backward 2.5x the forward.
+- Element-wise work, sized as it runs: RMSNorm (x2) and the residual adds (x2) on the
+  sequence-parallel slice (tokens / N rows of hidden), SwiGLU on tokens x ffn / N, rotary
+  embeddings on q and k. "bytes" is the least a fused kernel must read and write; gbps is those
+  bytes over the median time, i.e. the effective bandwidth of what torch runs.
+
+Every piece is checked: GEMMs as kernels.matmul checks a matmul (float64 on a 16x16 sample of
+the output); attention (output and the three gradients) against a float64 reference of one KV
+group; element-wise ops against float64 on sampled rows (rows are independent in all of them).
+
+Machines smaller than the model (a CPU) cannot run full shapes in seconds, so a plan may cap the
+tokens and divide every width of the rank's problem by a power of two (head size kept): the
+records then say so (width_divisor > 1) and their rates describe those smaller shapes.
+"""
+
+import contextlib
+import dataclasses
+import math
+from collections.abc import Callable, Iterator
+
+import torch
+import torch.nn.functional as F
+
+from cost_models.errors import InputError
+from kernels import matmul, torch_device
+from kernels.timing import benchmark
+
+GEMMS = ("qkv", "attn_out", "gate_up", "down", "lm_head")
+PASSES = ("fwd", "dgrad", "wgrad")
+LAYOUTS = {"fwd": "TN", "dgrad": "NN", "wgrad": "NT"}
+ELEMENTWISE = ("rmsnorm", "swiglu", "residual", "rotary")
+VOCAB_MULTIPLE = 128  # Megatron's make_vocab_size_divisible_by default
+RMS_EPS = 1e-5  # Llama 3's rms_norm_eps
+ROPE_THETA = 500000.0  # Llama 3's rope_theta (only the angles' spread depends on it)
+SAMPLE_ROWS = 64  # rows of an element-wise output checked against float64
+FLASH_DTYPES = ("bf16", "fp16")  # FlashAttention's kernels take no fp32 inputs
+
+# Largest max|out - ref| / max|ref| accepted, beyond kernels.matmul.TOLERANCE for the GEMMs.
+# Attention (FlashAttention 2, Dao 2023): P is rounded to the input dtype before P V and dS
+# before the gradient GEMMs; each is one rounding (2^-9 bf16, 2^-11 fp16) of values whose sums
+# stay within max|ref| for random data, so a few roundings add up to ~1e-2 in bf16 for the
+# gradients. A wrong mask, scale or GQA mapping errs by O(0.1..1). fp32 runs on CPU only.
+ATTENTION_TOLERANCE = {"fp32": 1e-4, "bf16": 4e-2, "fp16": 1e-2}
+# Element-wise: one output rounding (bf16 2^-9 of max|ref|) plus intermediates torch keeps in the
+# input dtype (SwiGLU's silu(gate) before the product, rotary's two products before the sum):
+# 4 roundings is 8e-3.
+ELEMENTWISE_TOLERANCE = {"fp32": 1e-5, "tf32": 1e-5, "bf16": 1.6e-2, "fp16": 4e-3}
+
+
+# ---- shapes --------------------------------------------------------------------------------
+
+@dataclasses.dataclass(frozen=True)
+class LayerShape:
+    """A model's transformer shape, before tensor parallelism (from the catalog or flags)."""
+
+    name: str
+    hidden: int
+    heads: int
+    kv_heads: int
+    ffn: int
+    seq: int
+    vocab: int | None = None  # None: no LM head measured
+    micro_batch: int = 1
+
+    def __post_init__(self):
+        for what in ("hidden", "heads", "kv_heads", "ffn", "seq", "micro_batch"):
+            value = getattr(self, what)
+            if not (isinstance(value, int) and value > 0):
+                raise InputError(f"model {self.name}: {what} must be a positive whole number, got {value!r}")
+        if self.vocab is not None and not (isinstance(self.vocab, int) and self.vocab > 0):
+            raise InputError(f"model {self.name}: vocab must be a positive whole number, got {self.vocab!r}")
+        if self.hidden % self.heads:
+            raise InputError(f"model {self.name}: hidden {self.hidden} is not a multiple of heads {self.heads}")
+        if self.heads % self.kv_heads:
+            raise InputError(f"model {self.name}: heads {self.heads} is not a multiple of kv heads {self.kv_heads}")
+
+    @property
+    def head_dim(self) -> int:
+        return self.hidden // self.heads
+
+
+@dataclasses.dataclass(frozen=True)
+class Gemm:
+    """One GEMM C(m, n) = A(m, k) B(k, n) of the layer as run (see the module docstring)."""
+
+    name: str
+    pass_: str
+    m: int
+    n: int
+    k: int
+    per: str = "layer"  # "model" for the LM head
+
+    @property
+    def layout(self) -> str:
+        return LAYOUTS[self.pass_]
+
+    @property
+    def flops(self) -> int:
+        return 2 * self.m * self.n * self.k
+
+
+@dataclasses.dataclass(frozen=True)
+class RankShape:
+    """What one TP rank runs per micro-batch. Widths are per rank except hidden (TP keeps it);
+    width_divisor > 1 marks a proportionally smaller problem (see shrink)."""
+
+    model: str
+    tp: int
+    batch: int
+    seq: int
+    hidden: int
+    heads: int  # query heads on this rank
+    kv_heads: int  # KV heads on this rank (>= 1)
+    head_dim: int
+    ffn: int  # ffn / tp
+    vocab: int | None  # padded vocab / tp
+    width_divisor: int = 1
+
+    @property
+    def tokens(self) -> int:
+        return self.batch * self.seq
+
+    @property
+    def sp_tokens(self) -> int:
+        """Rows of the sequence-parallel region (norms, residual): the sequence split over TP."""
+        return math.ceil(self.tokens / self.tp)
+
+    def linears(self) -> list[tuple[str, int, int, str]]:
+        """(name, out features n, in features k, per) of each linear layer on this rank."""
+        out = [("qkv", (self.heads + 2 * self.kv_heads) * self.head_dim, self.hidden, "layer"),
+               ("attn_out", self.hidden, self.heads * self.head_dim, "layer"),
+               ("gate_up", 2 * self.ffn, self.hidden, "layer"),
+               ("down", self.hidden, self.ffn, "layer")]
+        if self.vocab:
+            out.append(("lm_head", self.vocab, self.hidden, "model"))
+        return out
+
+    def gemms(self) -> list[Gemm]:
+        m = self.tokens
+        out = []
+        for name, n, k, per in self.linears():
+            out += [Gemm(name, "fwd", m, n, k, per), Gemm(name, "dgrad", m, k, n, per),
+                    Gemm(name, "wgrad", n, k, m, per)]
+        return out
+
+
+def padded_vocab(vocab: int, tp: int) -> int:
+    """Megatron's padding: up to a multiple of 128 x tp, so every rank's slice is a multiple of 128."""
+    multiple = VOCAB_MULTIPLE * tp
+    return -(-vocab // multiple) * multiple
+
+
+def shard(shape: LayerShape, tp: int) -> RankShape:
+    """One rank's share at TP degree tp; InputError when tp cannot split this model."""
+    if not (isinstance(tp, int) and tp >= 1):
+        raise InputError(f"--tp {tp!r}: must be a positive whole number")
+    if shape.heads % tp:
+        raise InputError(f"--tp {tp}: does not divide {shape.name}'s {shape.heads} attention heads")
+    if shape.kv_heads % tp and tp % shape.kv_heads:
+        raise InputError(f"--tp {tp}: neither divides nor is a multiple of {shape.name}'s "
+                         f"{shape.kv_heads} KV heads (each rank needs whole KV heads)")
+    if shape.ffn % tp:
+        raise InputError(f"--tp {tp}: does not divide {shape.name}'s FFN width {shape.ffn}")
+    return RankShape(model=shape.name, tp=tp, batch=shape.micro_batch, seq=shape.seq,
+                     hidden=shape.hidden, heads=shape.heads // tp, kv_heads=max(1, shape.kv_heads // tp),
+                     head_dim=shape.head_dim, ffn=shape.ffn // tp,
+                     vocab=padded_vocab(shape.vocab, tp) // tp if shape.vocab else None)
+
+
+def shrink(rank: RankShape, max_tokens: int | None, max_hidden: int | None) -> RankShape:
+    """A smaller problem of the same form: at most max_tokens tokens (one sequence of that length)
+    and every width divided by the smallest power of two that brings hidden to max_hidden or
+    below (heads and KV heads at least 1, head size kept). None: no cap."""
+    out = rank
+    if max_tokens and rank.tokens > max_tokens:
+        out = dataclasses.replace(out, batch=1, seq=min(rank.seq, max_tokens))
+    f = 1
+    while max_hidden and rank.hidden // f > max_hidden:
+        f *= 2
+    if f == 1:
+        return out
+    heads = max(1, rank.heads // f)
+    kv = max(1, min(heads, rank.kv_heads // f))
+    while heads % kv:  # keep GQA's grouping whole
+        kv -= 1
+    return dataclasses.replace(out, hidden=rank.hidden // f, heads=heads, kv_heads=kv,
+                               ffn=max(1, rank.ffn // f), vocab=rank.vocab and max(1, rank.vocab // f),
+                               width_divisor=f)
+
+
+# ---- how much to measure per device --------------------------------------------------------
+
+@dataclasses.dataclass(frozen=True)
+class Plan:
+    """Shape caps and timing budgets for one device. None caps: the model's real shapes."""
+
+    max_tokens: int | None
+    max_hidden: int | None
+    budget_ms: float
+    warmup_ms: float
+    min_iters: int
+
+
+PLANS = {
+    # A GPU runs every real shape in milliseconds (the 70B LM head at TP 1: 17 TFLOP, ~25 ms on an H100).
+    ("cuda", False): Plan(None, None, budget_ms=100.0, warmup_ms=25.0, min_iters=5),
+    ("cuda", True): Plan(None, None, budget_ms=25.0, warmup_ms=10.0, min_iters=5),
+    # A CPU reaches ~0.1 TFLOP/s: 1024 tokens at hidden <= 1024 keeps the largest GEMM near 1 s...
+    ("cpu", False): Plan(1024, 1024, budget_ms=200.0, warmup_ms=20.0, min_iters=5),
+    # ...and 256 tokens at hidden <= 512 keeps a dtype's whole layer near a second on 2 cores.
+    ("cpu", True): Plan(256, 512, budget_ms=20.0, warmup_ms=5.0, min_iters=3),
+}
+
+
+def plan_shape(shape: LayerShape, tp: int, device: str, quick: bool) -> RankShape:
+    plan = PLANS[device, quick]
+    return shrink(shard(shape, tp), plan.max_tokens, plan.max_hidden)
+
+
+def unsupported_reason(dtype: str, device: str) -> str | None:
+    """Why the layer cannot be measured in dtype on device, or None."""
+    if dtype == "fp8":
+        return "fp8 layer GEMMs are not measured (the fp8 path times the forward TN layout only)"
+    return matmul.unsupported_reason(dtype, device)
+
+
+def attention_skip_reason(dtype: str, device: str) -> str | None:
+    if device == "cuda" and dtype not in FLASH_DTYPES:
+        return f"attention in {dtype}: FlashAttention runs bf16/fp16 only (training runs attention in bf16)"
+    return None
+
+
+def _time(fn: Callable[[], object], device: str, plan: Plan):
+    return benchmark(fn, device=device, warmup_ms=plan.warmup_ms, budget_ms=plan.budget_ms,
+                     min_iters=plan.min_iters)
+
+
+def _dtype(dtype: str) -> torch.dtype:
+    return matmul.TORCH_DTYPES[dtype]
+
+
+def _randn(shape, dtype: str, device: str, gen: torch.Generator) -> torch.Tensor:
+    return torch.randn(*shape, generator=gen, device=torch_device(device)).to(_dtype(dtype))
+
+
+def rel_err(out: torch.Tensor, ref: torch.Tensor) -> float | None:
+    """max |out - ref| / max |ref| (kernels.matmul.max_rel_err's measure, for a given reference);
+    None if out holds NaN or inf."""
+    diff = (out.double() - ref.double()).abs().max().item()
+    if not math.isfinite(diff):
+        return None
+    return diff / max(ref.double().abs().max().item(), 1e-300)
+
+
+def _worst(errs) -> float | None:
+    errs = list(errs)
+    return None if any(e is None for e in errs) else max(errs)
+
+
+# ---- GEMMs ---------------------------------------------------------------------------------
+
+def gemm_problem(g: Gemm, dtype: str, device: str, seed: int = 0) -> matmul.Problem:
+    """The operands of g with the strides torch's autograd gives them (see LAYOUTS): the forward
+    (TN) and dgrad (NN) are kernels.matmul's layouts; wgrad's A is the transposed gradient."""
+    if g.layout != "NT":
+        return matmul.make_problem(g.m, g.n, g.k, dtype, device, seed=seed, layout=g.layout)
+    gen = torch.Generator(device=torch_device(device)).manual_seed(seed)
+    a = _randn((g.k, g.m), dtype, device, gen).t()  # dY.t(), dY (tokens, out features) row-major
+    b = _randn((g.k, g.n), dtype, device, gen)  # X (tokens, in features) row-major
+    return matmul.Problem(dtype, a, b, torch.empty(g.m, g.n, dtype=_dtype(dtype), device=torch_device(device)))
+
+
+def measure_gemm(g: Gemm, dtype: str, device: str, plan: Plan) -> dict:
+    with matmul._fp32_precision(dtype):
+        problem = gemm_problem(g, dtype, device)
+        stats = _time(problem.run, device, plan)
+        err = problem.max_rel_err()  # the last timed iteration's output
+    return {"op": "gemm", "name": g.name, "pass": g.pass_, "dtype": dtype, "m": g.m, "n": g.n, "k": g.k,
+            "layout": g.layout, "flops": g.flops, "per": g.per, "count": 1, "time_ms": stats.to_dict(),
+            "tflops": g.flops / (stats.median * 1e-3) / 1e12,
+            "correct": err is not None and err <= matmul.TOLERANCE[dtype], "max_rel_err": err}
+
+
+# ---- attention -----------------------------------------------------------------------------
+
+def attention_flops(batch: int, heads: int, seq: int, head_dim: int, pass_: str) -> float:
+    """FlashAttention's count (benchmark_flash_attention.py): causal forward 4 b s^2 h d / 2,
+    backward 2.5x."""
+    fwd = 4 * batch * seq**2 * heads * head_dim // 2
+    return fwd if pass_ == "fwd" else 2.5 * fwd
+
+
+def _sdpa_backend(device: str):
+    """FlashAttention on CUDA, forced, so a silent fallback to the math kernel cannot pass for it.
+    On CPU torch's own choice (its flash kernel for these inputs)."""
+    if device == "cuda":
+        from torch.nn.attention import SDPBackend, sdpa_kernel
+
+        return sdpa_kernel(SDPBackend.FLASH_ATTENTION)
+    return contextlib.nullcontext()
+
+
+def sdpa(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    """Causal attention with GQA: q (b, h, s, d), k and v (b, kv, s, d)."""
+    return F.scaled_dot_product_attention(q, k, v, is_causal=True, enable_gqa=q.shape[1] != k.shape[1])
+
+
+def attention_reference(q, k, v, dout, chunk: int = 512):
+    """Float64 causal attention and its gradients for one KV group, chunked over query rows so
+    no s x s matrix is held whole: q, dout (g, s, d); k, v (s, d). Returns out, dq, dk, dv.
+    The backward is FlashAttention's: dS = P * (dP - rowsum(dO * O)) (Dao 2023, Algorithm 2)."""
+    q, k, v, dout = (t.double() for t in (q, k, v, dout))
+    g, s, d = q.shape
+    scale = d**-0.5
+    out, dq = torch.empty_like(q), torch.empty_like(q)
+    dk, dv = torch.zeros_like(k), torch.zeros_like(v)
+    keys = torch.arange(s, device=q.device)
+    for i0 in range(0, s, chunk):
+        rows = slice(i0, min(s, i0 + chunk))
+        scores = (q[:, rows] @ k.t()) * scale  # (g, c, s)
+        visible = keys[rows, None] >= keys[None, :]  # query i sees keys j <= i
+        p = scores.masked_fill(~visible, float("-inf")).softmax(-1)
+        o = p @ v
+        out[:, rows] = o
+        dp = dout[:, rows] @ v.t()
+        ds = p * (dp - (dout[:, rows] * o).sum(-1, keepdim=True))
+        dq[:, rows] = (ds @ k) * scale
+        dk += (ds.transpose(1, 2) @ q[:, rows]).sum(0) * scale
+        dv += (p.transpose(1, 2) @ dout[:, rows]).sum(0)
+    return out, dq, dk, dv
+
+
+def measure_attention(rank: RankShape, dtype: str, device: str, plan: Plan) -> Iterator[dict]:
+    """Forward then backward records. The backward is timed as autograd runs it: the gradients
+    of q, k, v from one saved forward (retain_graph so every iteration reuses it)."""
+    gen = torch.Generator(device=torch_device(device)).manual_seed(1)
+    b, h, kv, s, d = rank.batch, rank.heads, rank.kv_heads, rank.seq, rank.head_dim
+    q = _randn((b, h, s, d), dtype, device, gen).requires_grad_()
+    k = _randn((b, kv, s, d), dtype, device, gen).requires_grad_()
+    v = _randn((b, kv, s, d), dtype, device, gen).requires_grad_()
+    dout = _randn((b, h, s, d), dtype, device, gen)
+    last = {}
+    with _sdpa_backend(device):
+        def forward():
+            last["out"] = sdpa(q, k, v)
+
+        fwd_stats = _time(forward, device, plan)
+        out = last["out"]
+
+        def backward():
+            last["grads"] = torch.autograd.grad(out, (q, k, v), dout, retain_graph=True)
+
+        bwd_stats = _time(backward, device, plan)
+    # one KV group of batch 0: KV head 0 and the query heads that share it
+    group = h // kv
+    ref = attention_reference(q[0, :group].detach(), k[0, 0].detach(), v[0, 0].detach(), dout[0, :group])
+    dq, dk, dv = last["grads"]
+    errs = {"fwd": rel_err(out[0, :group].detach(), ref[0]),
+            "bwd": _worst([rel_err(dq[0, :group], ref[1]), rel_err(dk[0, 0], ref[2]), rel_err(dv[0, 0], ref[3])])}
+    kernel = type(out.grad_fn).__name__.removesuffix("Backward0")  # which SDPA kernel ran
+    for pass_, stats in (("fwd", fwd_stats), ("bwd", bwd_stats)):
+        flops = attention_flops(b, h, s, d, pass_)
+        err = errs[pass_]
+        yield {"op": "attention", "pass": pass_, "dtype": dtype, "batch": b, "heads": h, "kv_heads": kv,
+               "head_dim": d, "seq": s, "causal": True, "flops": flops,
+               "flops_convention": "flash-attn: causal fwd 4*b*s^2*h*d/2, bwd 2.5x fwd",
+               "kernel": kernel, "time_ms": stats.to_dict(), "tflops": flops / (stats.median * 1e-3) / 1e12,
+               "correct": err is not None and err <= ATTENTION_TOLERANCE[dtype], "max_rel_err": err}
+
+
+# ---- element-wise work ---------------------------------------------------------------------
+
+def rmsnorm(x, w):
+    return F.rms_norm(x, (x.shape[-1],), w, eps=RMS_EPS)
+
+
+def swiglu(gate_up):
+    """Megatron's fused layout: the gate/up GEMM's output is [gate | up] along features."""
+    gate, up = gate_up.chunk(2, dim=-1)
+    return F.silu(gate) * up
+
+
+def residual(x, y):
+    return x + y
+
+
+def rotate_half(x):
+    half = x.shape[-1] // 2
+    return torch.cat((-x[..., half:], x[..., :half]), dim=-1)
+
+
+def rotary(x, cos, sin):
+    """Rotary embeddings, non-interleaved halves (Llama, Megatron's default): x (tokens, heads, d),
+    cos and sin (tokens, 1, d)."""
+    return x * cos + rotate_half(x) * sin
+
+
+def rope_tables(seq: int, batch: int, head_dim: int, device) -> tuple[torch.Tensor, torch.Tensor]:
+    """cos and sin per token (token t at position t mod seq), float64, (tokens, 1, d)."""
+    inv = ROPE_THETA ** (-torch.arange(0, head_dim, 2, dtype=torch.float64, device=device) / head_dim)
+    angles = torch.outer(torch.arange(seq, dtype=torch.float64, device=device), inv).repeat(batch, 1)
+    angles = torch.cat((angles, angles), dim=-1)[:, None, :]
+    return angles.cos(), angles.sin()
+
+
+@dataclasses.dataclass
+class _Elementwise:
+    """One element-wise op as the layer runs it: fn over inputs (the first `grad` of them need
+    gradients), bytes moved forward and backward, and how many times a layer runs it."""
+
+    name: str
+    fn: Callable
+    inputs: list
+    fwd_bytes: int
+    bwd_bytes: int
+    count: int
+    grad: int = 1
+    rowwise: tuple = ()  # indices of inputs whose rows are the output's rows (the sample is taken there)
+
+
+def elementwise_ops(rank: RankShape, dtype: str, device: str) -> list[_Elementwise]:
+    gen = torch.Generator(device=torch_device(device)).manual_seed(2)
+    es = torch.empty((), dtype=_dtype(dtype)).element_size()
+    h, sp, m, f = rank.hidden, rank.sp_tokens, rank.tokens, rank.ffn
+    x = _randn((sp, h), dtype, device, gen)
+    w = (1 + 0.1 * _randn((h,), "fp32", device, gen)).to(_dtype(dtype))
+    cos, sin = rope_tables(rank.seq, rank.batch, rank.head_dim, torch_device(device))
+    q = _randn((m, rank.heads, rank.head_dim), dtype, device, gen)
+    k = _randn((m, rank.kv_heads, rank.head_dim), dtype, device, gen)
+    qk = (rank.heads + rank.kv_heads) * m * rank.head_dim
+
+    def rope_qk(q, k, cos, sin):
+        return rotary(q, cos, sin), rotary(k, cos, sin)
+
+    return [
+        # read x, write y (+ the weight); backward reads dy, x, w and writes dx, dw
+        _Elementwise("rmsnorm", rmsnorm, [x, w], (2 * sp * h + h) * es, (3 * sp * h + 2 * h) * es,
+                     count=2, grad=2, rowwise=(0,)),
+        # read gate and up, write the product; backward reads dy, gate, up and writes both grads
+        _Elementwise("swiglu", swiglu, [_randn((m, 2 * f), dtype, device, gen)], 3 * m * f * es,
+                     5 * m * f * es, count=1, rowwise=(0,)),
+        # read two, write one; in the backward the skip's and the branch's gradients meet in one add
+        _Elementwise("residual", residual, [x, _randn((sp, h), dtype, device, gen)], 3 * sp * h * es,
+                     3 * sp * h * es, count=2, grad=2, rowwise=(0, 1)),
+        # read q, k and the cos/sin tables, write q, k; the backward rotates the gradients back
+        _Elementwise("rotary", rope_qk, [q, k, cos.to(_dtype(dtype)), sin.to(_dtype(dtype))],
+                     (2 * qk + 2 * rank.tokens * rank.head_dim) * es,
+                     (2 * qk + 2 * rank.tokens * rank.head_dim) * es, count=1, grad=2, rowwise=(0, 1, 2, 3)),
+    ]
+
+
+def _as_tuple(x):
+    return x if isinstance(x, tuple) else (x,)
+
+
+def _elementwise_check(op: _Elementwise, outs, grads, douts, rows) -> tuple[float | None, float | None]:
+    """Float64 errors of the forward outputs and of the gradients, on the sampled rows (and on all
+    rows for gradients that sum over rows: RMSNorm's weight)."""
+    def pick(t, i):
+        return t[rows] if i in op.rowwise else t
+
+    ins64 = [pick(t, i).double().requires_grad_(i < op.grad) for i, t in enumerate(op.inputs)]
+    ref = _as_tuple(op.fn(*ins64))
+    fwd = _worst(rel_err(o[rows], r) for o, r in zip(outs, ref))
+    if grads is None:
+        return fwd, None
+    ref_grads = torch.autograd.grad(ref, ins64[:op.grad], [d[rows].double() for d in douts])
+    bwd = []
+    for i, (g, r) in enumerate(zip(grads, ref_grads)):
+        if i in op.rowwise:
+            bwd.append(rel_err(g[rows], r))
+    if op.name == "rmsnorm":  # the weight's gradient sums over all rows
+        x, dy = op.inputs[0].double(), douts[0].double()
+        dw = (dy * x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + RMS_EPS)).sum(0)
+        bwd.append(rel_err(grads[1], dw))
+    return fwd, _worst(bwd)
+
+
+def measure_elementwise(rank: RankShape, dtype: str, device: str, plan: Plan) -> Iterator[dict]:
+    """Forward and backward records per op. The backward is autograd's, from one saved forward,
+    except the residual add's: autograd passes its gradient through without a kernel, and the
+    work is where the skip's gradient and the branch's meet, one add of the same size."""
+    gen = torch.Generator(device=torch_device(device)).manual_seed(3)
+    for op in elementwise_ops(rank, dtype, device):
+        ins = [t.requires_grad_(i < op.grad) for i, t in enumerate(op.inputs)]
+        last = {}
+
+        def forward():
+            last["out"] = _as_tuple(op.fn(*ins))
+
+        fwd_stats = _time(forward, device, plan)
+        outs = last["out"]
+        douts = [_randn(o.shape, dtype, device, gen) for o in outs]
+        rows = torch.randperm(outs[0].shape[0], generator=torch.Generator().manual_seed(0))[:SAMPLE_ROWS]
+        rows = rows.to(outs[0].device)
+        if op.name == "residual":
+            branch = _randn(douts[0].shape, dtype, device, gen)
+
+            def backward():
+                last["grads"] = torch.add(douts[0], branch)
+
+            bwd_stats = _time(backward, device, plan)
+            errs = (_elementwise_check(op, [o.detach() for o in outs], None, douts, rows)[0],
+                    rel_err(last["grads"][rows], douts[0][rows].double() + branch[rows].double()))
+        else:
+            def backward():
+                last["grads"] = torch.autograd.grad(outs, ins[:op.grad], douts, retain_graph=True)
+
+            bwd_stats = _time(backward, device, plan)
+            errs = _elementwise_check(op, [o.detach() for o in outs], last["grads"], douts, rows)
+        shapes = [list(t.shape) for t in ins]
+        for pass_, stats, nbytes, err in (("fwd", fwd_stats, op.fwd_bytes, errs[0]),
+                                          ("bwd", bwd_stats, op.bwd_bytes, errs[1])):
+            yield {"op": "elementwise", "name": op.name, "pass": pass_, "dtype": dtype, "shapes": shapes,
+                   "bytes": nbytes, "count": op.count, "time_ms": stats.to_dict(),
+                   "gbps": nbytes / (stats.median * 1e-3) / 1e9,
+                   "correct": err is not None and err <= ELEMENTWISE_TOLERANCE[dtype], "max_rel_err": err}
+
+
+# ---- the layer -----------------------------------------------------------------------------
+
+def count(rank: RankShape, dtype: str, device: str) -> int:
+    """How many records measure() yields (for a progress bar)."""
+    attention = 0 if attention_skip_reason(dtype, device) else 2
+    return len(rank.gemms()) + attention + 2 * len(ELEMENTWISE)
+
+
+def measure(rank: RankShape, dtype: str, device: str, quick: bool) -> Iterator[dict]:
+    """Every record of one layer (and the LM head) in dtype, each as soon as it is measured.
+    Every record carries model, tp, tokens and width_divisor. Raises ValueError for a dtype that
+    cannot run here (see unsupported_reason)."""
+    reason = unsupported_reason(dtype, device)
+    if reason:
+        raise ValueError(f"layer {dtype} on {device}: {reason}")
+    plan = PLANS[device, quick]
+    context = {"model": rank.model, "tp": rank.tp, "tokens": rank.tokens, "width_divisor": rank.width_divisor}
+    for g in rank.gemms():
+        yield {**measure_gemm(g, dtype, device, plan), **context}
+    if not attention_skip_reason(dtype, device):
+        for rec in measure_attention(rank, dtype, device, plan):
+            yield {**rec, **context}
+    for rec in measure_elementwise(rank, dtype, device, plan):
+        yield {**rec, **context}
