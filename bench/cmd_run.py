@@ -2,7 +2,9 @@
 
     costbench run [--device auto|cpu|cuda] [--ops matmul,membw,allreduce,reducescatter,allgather,alltoall]
                   [--dtypes bf16,fp16,tf32,fp32,fp8] [--layout TN|NN] [--warmup-s N]
-                  [--inplace] [--max-bytes 4G] [--quick] [--tag TEXT] [--out DIR]
+                  [--inplace] [--max-bytes 4G]
+                  [--ops ...,layer --model NAME --tp N] [--hidden N --heads N --kv-heads N --ffn N --vocab N --seq N]
+                  [--quick] [--tag TEXT] [--out DIR]
 
 Prints a summary table at the end: MAMF per dtype (burst and sustained) with its shape, the
 datasheet peak and the efficiency; the memory-copy bandwidth; the best bus bandwidth of each
@@ -13,7 +15,7 @@ module to build the parser, so torch is only imported by main() / run_quick() (v
 
 import sys
 
-from bench.cli import byte_size, csv_list
+from bench.cli import byte_size, csv_list, positive_int
 from bench.table import format_table
 
 DEFAULT_OUT = "results"
@@ -22,7 +24,7 @@ DEFAULT_OUT = "results"
 def add_arguments(parser, command):
     parser.add_argument("--device", default="auto", help="auto (cuda if visible, else cpu), cpu or cuda")
     parser.add_argument("--ops", type=csv_list, default=["matmul", "membw", "allreduce"],
-                        help="comma-separated: matmul, membw, allreduce, reducescatter, allgather, alltoall "
+                        help="comma-separated: matmul, membw, allreduce, reducescatter, allgather, alltoall, layer "
                              "(default matmul,membw,allreduce)")
     parser.add_argument("--dtypes", type=csv_list, default=None,
                         help="matmul dtypes, comma-separated from bf16,fp16,tf32,fp32,fp8 "
@@ -38,6 +40,14 @@ def add_arguments(parser, command):
     parser.add_argument("--max-bytes", type=byte_size, default=None,
                         help="largest collective message size, e.g. 4G, 256M (default: 4G on GPUs, "
                              "256M with --quick; 64M on CPU, 4M with --quick)")
+    parser.add_argument("--model", default=None,
+                        help="layer op: a catalog model (costbench models), e.g. llama3-70b")
+    parser.add_argument("--tp", type=positive_int, default=1,
+                        help="layer op: tensor-parallel degree; shapes are one rank's (default 1)")
+    for flag, what in (("hidden", "hidden size"), ("heads", "attention heads"), ("kv-heads", "KV heads"),
+                       ("ffn", "FFN width"), ("vocab", "vocabulary"), ("seq", "sequence length")):
+        parser.add_argument(f"--{flag}", type=positive_int, default=None,
+                            help=f"layer op: the model's {what} (overrides --model's)")
     parser.add_argument("--quick", action="store_true",
                         help="fewer matmul shapes and collective sizes (CPU: well under 30 s)")
     parser.add_argument("--tag", default=None, help="your label, e.g. coreweave/us-east-04 (goes in the file name)")
@@ -77,8 +87,10 @@ def summary_text(result: dict, path: str | None) -> str:
         else:
             lines.append(f"{op}: best busbw {c['busbw_gbps_max']:,.1f} GB/s at {human_bytes(c['bytes'])} "
                          f"(world size {c['world_size']}, {c['nodes']} node(s), {c['backend']})")
+    if s.get("layer"):
+        lines.append(layer_text(s["layer"]))
     for note in config.get("notes", []):
-        if "not run" in note or "in-place" in note:
+        if "not run" in note or "in-place" in note or note.startswith("layer"):
             lines.append(f"note: {note}")
     if s.get("failures"):
         lines.append(f"FAILED: {len(s['failures'])} correctness check(s) failed:")
@@ -90,6 +102,22 @@ def summary_text(result: dict, path: str | None) -> str:
     if path:
         lines.append(f"result file: {path}")
     return "\n".join(lines)
+
+
+def layer_text(layer: dict) -> str:
+    """Two lines on summary.layer: each part's rate and one layer's time per part."""
+    def rate(v, unit):
+        return f"{v:,.3g} {unit}" if v is not None else "not measured"
+
+    def ms(v):
+        return f"{v:,.3g} ms" if v is not None else "-"
+
+    parts = layer["layer_ms"]
+    return (f"layer {layer['model']} TP{layer['tp']} {layer['dtype']} ({layer['tokens']} tokens): "
+            f"GEMMs {rate(layer['gemm_tflops'], 'TFLOP/s')}, attention {rate(layer['attention_tflops'], 'TFLOP/s')}, "
+            f"element-wise {rate(layer['elementwise_gbps'], 'GB/s')}\n"
+            f"  one layer fwd+bwd: GEMMs {ms(parts['gemm'])}, attention {ms(parts['attention'])}, "
+            f"element-wise {ms(parts['elementwise'])}; LM head {ms(layer['lm_head_ms'])} per model")
 
 
 def run_quick(device: str = "auto", out: str = DEFAULT_OUT, tag: str | None = None,
@@ -119,9 +147,10 @@ def _run_and_report(cfg, stream=None) -> tuple:
 
 
 def main(args) -> int:
-    from bench.runner import RunConfig
+    from bench.runner import LAYER_SHAPE_FLAGS, RunConfig
 
     cfg = RunConfig(device=args.device, ops=tuple(args.ops), dtypes=args.dtypes and tuple(args.dtypes),
                     quick=args.quick, tag=args.tag, out=args.out, inplace=args.inplace, max_bytes=args.max_bytes,
-                    layout=args.layout, warmup_s=args.warmup_s)
+                    layout=args.layout, warmup_s=args.warmup_s,
+                    model=args.model, tp=args.tp, shape={k: getattr(args, k) for k in LAYER_SHAPE_FLAGS})
     return _run_and_report(cfg)[2]

@@ -24,8 +24,10 @@ from kernels.records import best_matmul, sustained_matmul  # torch-free: the one
 
 SCHEMA_VERSION = 1
 COLLECTIVES = ("allreduce", "reducescatter", "allgather", "alltoall")
-OPS = ("matmul", "membw") + COLLECTIVES
+LAYER_OPS = ("gemm", "attention", "elementwise")  # kernels.layer's records (costbench run --ops layer)
+OPS = ("matmul", "membw") + COLLECTIVES + LAYER_OPS
 MIB_256 = 256 << 20  # the size summary.collectives quotes beside the best: a common plateau point
+LAYER_DTYPE = "bf16"  # summary.layer describes this dtype when measured (what training runs)
 
 
 # ---- writing -------------------------------------------------------------------------------
@@ -195,6 +197,9 @@ def summarize(records: list, machine: dict) -> dict:
     if reduce:  # the all-reduce keys readers had before the other collectives existed
         out.update(busbw_gbps_max=reduce["busbw_gbps_max"], busbw_bytes=reduce["bytes"],
                    allreduce_world_size=reduce["world_size"], allreduce_backend=reduce["backend"])
+    layer = summarize_layer(records)
+    if layer:
+        out["layer"] = layer
     out["failed_checks"] = sum(1 for r in records if not record_ok(r))
     return out
 
@@ -220,9 +225,53 @@ def summarize_collectives(records: list, nodes: int = 1) -> dict:
     return out
 
 
+def summarize_layer(records: list) -> dict | None:
+    """summary.layer (SPEC): a model layer's rates per part, from its correct records, for bf16
+    when measured (else the first dtype); with several dtypes each one's under "by_dtype".
+
+    A record's "count" is how often one layer runs it (RMSNorm and the residual add twice), so
+    the rates are the layer's: gemm_tflops = sum count*flops / sum count*median time over all GEMM
+    records (the LM head included), attention_tflops likewise, elementwise_gbps = sum count*bytes
+    / sum count*time. layer_ms is one layer's time per part (forward and backward; the LM head,
+    once per model, is apart in lm_head_ms). None where a part has no correct record."""
+    layer = [r for r in records if r.get("op") in LAYER_OPS]
+    if not layer:
+        return None
+    dtypes = list(dict.fromkeys(r["dtype"] for r in layer))
+    blocks = {d: _layer_block([r for r in layer if r["dtype"] == d]) for d in dtypes}
+    out = dict(blocks[LAYER_DTYPE if LAYER_DTYPE in blocks else dtypes[0]])
+    if len(blocks) > 1:
+        out["by_dtype"] = blocks
+    return out
+
+
+def _layer_block(recs: list) -> dict:
+    ok = [r for r in recs if r.get("correct")]
+
+    def ms(rs):
+        return sum(r.get("count", 1) * r["time_ms"]["median"] for r in rs) if rs else None
+
+    def rate(rs, work, scale):
+        total = ms(rs)
+        return sum(r.get("count", 1) * r[work] for r in rs) / (total * 1e-3) / scale if total else None
+
+    gemm = [r for r in ok if r["op"] == "gemm"]
+    attention = [r for r in ok if r["op"] == "attention"]
+    elementwise = [r for r in ok if r["op"] == "elementwise"]
+    first = recs[0]
+    return {"model": first.get("model"), "tp": first.get("tp"), "tokens": first.get("tokens"),
+            "dtype": first["dtype"], "width_divisor": first.get("width_divisor", 1),
+            "gemm_tflops": rate(gemm, "flops", 1e12), "attention_tflops": rate(attention, "flops", 1e12),
+            "elementwise_gbps": rate(elementwise, "bytes", 1e9),
+            "layer_ms": {"gemm": ms([r for r in gemm if r.get("per", "layer") == "layer"]),
+                         "attention": ms(attention), "elementwise": ms(elementwise)},
+            "lm_head_ms": ms([r for r in gemm if r.get("per") == "model"]),
+            "failed_checks": len(recs) - len(ok)}
+
+
 def record_ok(record: dict) -> bool:
     """False for a measurement that failed its correctness check."""
-    if record.get("op") in ("matmul", "membw"):
+    if record.get("op") in ("matmul", "membw", *LAYER_OPS):
         return bool(record.get("correct"))
     if record.get("op") in COLLECTIVES:
         return record.get("wrong") == 0
@@ -264,6 +313,14 @@ _BY_OP = {
     "membw": {"bytes": "int", "gbps": "number", "correct": "bool"},
     **{op: {"bytes": "int", "world_size": "int", "backend": "str", "algbw_gbps": "number",
             "busbw_gbps": "number", "wrong": "int"} for op in COLLECTIVES},
+    "gemm": {"model": "str", "tp": "int", "tokens": "int", "name": "str", "pass": "str", "m": "int", "n": "int",
+             "k": "int", "layout": "str", "flops": "number", "per": "str", "tflops": "number",
+             "correct": "bool", "max_rel_err": "number|null"},
+    "attention": {"model": "str", "tp": "int", "tokens": "int", "pass": "str", "batch": "int", "heads": "int",
+                  "kv_heads": "int", "head_dim": "int", "seq": "int", "causal": "bool", "flops": "number",
+                  "tflops": "number", "correct": "bool"},
+    "elementwise": {"model": "str", "tp": "int", "tokens": "int", "name": "str", "pass": "str",
+                    "bytes": "int", "gbps": "number", "correct": "bool"},
 }
 
 

@@ -1,5 +1,6 @@
 """One measurement run: fingerprint, warm-up, matmul MAMF search per dtype, memory bandwidth,
-collective sweeps, the MAMF shapes re-timed at the end (sustained), fingerprint again, result file.
+collective sweeps, a model layer's own work (kernels.layer), the MAMF shapes re-timed at the end
+(sustained), fingerprint again, result file.
 
 The flow is DESIGN.md's: every finished record goes to the result file at once (bench.results
 rewrites it atomically), the summary is computed from the records at the end, and the file is
@@ -11,7 +12,8 @@ Every rank reads its GPU's NVML fingerprint before and after (bench.gpu_fingerpr
 gathers them into machine.gpus and the summary names stragglers and throttling GPUs
 (bench.stragglers).
 
-torch and kernels are imported inside run(), so RunConfig validates arguments without torch.
+torch and kernels are imported inside run(), so RunConfig validates arguments without torch,
+except the layer's shape: with `layer` in ops, kernels.layer (and so torch) checks --model/--tp.
 """
 
 import contextlib
@@ -31,7 +33,9 @@ from cost_models.hardware import DTYPES  # kernels.matmul.DTYPES is this tuple; 
 from kernels.records import LAYOUTS  # torch-free
 
 COLLECTIVES = ("allreduce", "reducescatter", "allgather", "alltoall")  # kernels.collectives.OPS
-OPS = ("matmul", "membw") + COLLECTIVES
+DEFAULT_OPS = ("matmul", "membw") + COLLECTIVES  # RunConfig's (run_quick's); layer needs a --model
+OPS = DEFAULT_OPS + ("layer",)
+LAYER_SHAPE_FLAGS = ("hidden", "heads", "kv_heads", "ffn", "vocab", "seq")
 DEVICES = ("auto", "cpu", "cuda")
 WARMUP_S = {"cpu": 0.0, "cuda": 30.0}  # kernels.matmul.WARMUP_S: mamf-finder's 30 s on a GPU
 
@@ -40,7 +44,7 @@ WARMUP_S = {"cpu": 0.0, "cuda": 30.0}  # kernels.matmul.WARMUP_S: mamf-finder's 
 class RunConfig:
     """What `costbench run` was asked for. dtypes None: kernels.matmul.default_dtypes(device)."""
     device: str = "auto"
-    ops: tuple = OPS
+    ops: tuple = DEFAULT_OPS
     dtypes: tuple | None = None
     quick: bool = False
     tag: str | None = None
@@ -49,6 +53,10 @@ class RunConfig:
     max_bytes: int | None = None   # the largest collective message size (default: kernels.collectives)
     layout: str = "TN"
     warmup_s: float | None = None  # None: WARMUP_S of the device
+    model: str | None = None  # the layer op's model: a catalog name...
+    tp: int = 1
+    shape: dict = dataclasses.field(default_factory=dict)  # ...and/or LAYER_SHAPE_FLAGS overriding it
+    layer_shape: object = dataclasses.field(default=None, init=False)  # kernels.layer.LayerShape or None
 
     def __post_init__(self):
         if self.device not in DEVICES:
@@ -68,6 +76,42 @@ class RunConfig:
         # keep the order given, drop repeats: `--dtypes bf16,bf16` measures bf16 once
         self.ops = tuple(dict.fromkeys(self.ops))
         self.dtypes = tuple(dict.fromkeys(self.dtypes)) if self.dtypes else None
+        if "layer" in self.ops:
+            self.layer_shape = layer_shape(self.model, self.shape, self.tp)
+
+
+def layer_shape(model: str | None, flags: dict, tp: int):
+    """The layer op's model shape (kernels.layer.LayerShape), checked against tp; None when
+    neither --model nor shape flags name one (the op is then skipped with a note)."""
+    from cost_models.models import find_model
+    from kernels import layer
+
+    flags = {k: v for k, v in flags.items() if v is not None}
+    unknown = set(flags) - set(LAYER_SHAPE_FLAGS)
+    if unknown:
+        raise InputError(f"layer shape: unknown field(s) {', '.join(sorted(unknown))}")
+    if model is None and not flags:
+        return None
+    if model is not None:
+        spec = find_model(model)
+        base = {"hidden": spec.hidden, "heads": spec.heads, "kv_heads": spec.kv_heads, "ffn": spec.ffn,
+                "vocab": spec.vocab, "seq": spec.seq_len}
+        missing = [k for k in ("heads", "kv_heads", "ffn") if base[k] is None and k not in flags]
+        if missing:
+            raise InputError(f"--model {spec.name}: the catalog has no {', '.join(missing)}; give "
+                             + " ".join(f"--{k.replace('_', '-')}" for k in missing))
+        name = spec.name
+    else:
+        missing = [k for k in ("hidden", "heads", "ffn") if k not in flags]
+        if missing:
+            raise InputError("--ops layer without --model needs " + ", ".join(f"--{k}" for k in missing))
+        from cost_models.models import DEFAULT_SEQ_LEN
+
+        base = {"kv_heads": flags["heads"], "vocab": None, "seq": DEFAULT_SEQ_LEN}
+        name = "custom"
+    shape = layer.LayerShape(name=name, **{**base, **flags})
+    layer.shard(shape, tp)  # InputError if tp cannot split it
+    return shape
 
 
 @dataclasses.dataclass
@@ -246,6 +290,47 @@ class _Run:
             self.progress.write(f"warning: rank {r} reached {values[r]:.1f} {dtype} TFLOP/s, {fraction:.0%} "
                                 "of the median rank's: check that GPU (clocks, thermals, PCIe link)")
 
+    def layer(self, config: dict) -> None:
+        """One layer of --model at --tp: every GEMM pass, attention and the element-wise work per
+        dtype. Rank 0 only: TP's split is in the shapes, one GPU times them."""
+        from kernels import layer
+
+        shape = self.cfg.layer_shape
+        if shape is None:
+            self._note(config, "layer: skipped, no --model (or --hidden/--heads/--ffn) given")
+            return
+        rank = layer.plan_shape(shape, self.cfg.tp, self.device, self.cfg.quick)
+        dtypes = list(self.cfg.dtypes or layer.default_dtypes(self.device))
+        config["layer"] = {"model": shape.name, "tp": self.cfg.tp, "dtypes": dtypes,
+                           "shape": dataclasses.asdict(shape), "rank": dataclasses.asdict(rank)}
+        if rank.width_divisor > 1 or rank.tokens < shape.micro_batch * shape.seq:
+            self._note(config, f"layer: {layer.describe_shrink(shape, rank)}")
+        if not self.leader:
+            return
+        for dtype in dtypes:
+            reason = layer.unsupported_reason(dtype, self.device)
+            if reason:
+                self._note(config, f"layer {dtype}: skipped ({reason})")
+                continue
+            if skip := layer.attention_skip_reason(dtype, self.device):
+                self._note(config, f"layer {dtype}: {skip}")
+            if self.writer:
+                self.writer.save()
+            self.progress.phase(f"layer {shape.name} tp{self.cfg.tp} {dtype}",
+                                total=layer.count(rank, dtype, self.device))
+            for rec in layer.measure(rank, dtype, self.device, self.cfg.quick):
+                self.add(rec)
+                what = " ".join(str(rec[k]) for k in ("op", "name", "pass") if k in rec)
+                rate = f"{rec['tflops']:.3g} TFLOP/s" if "tflops" in rec else f"{rec['gbps']:.3g} GB/s"
+                self.progress.step(f"{what} {rate}")
+                if not rec["correct"]:
+                    _loud(self.progress, self.failures,
+                          f"layer {dtype} {what}: max_rel_err {rec['max_rel_err']} exceeds {layer.tolerance(rec)}")
+
+    def _note(self, config: dict, text: str) -> None:
+        config["notes"].append(text)
+        self.progress.write(f"note: {text}")
+
     def collectives(self, config: dict, timeout_s: float) -> None:
         """Every asked-for collective over all ranks: out of place, then (--inplace) in place."""
         from kernels import collectives
@@ -373,6 +458,8 @@ def run(cfg: RunConfig) -> RunOutcome:
                 state.membw()
             if any(op in collectives.OPS for op in cfg.ops):
                 state.collectives(config, launch.timeout_s)
+            if "layer" in cfg.ops:
+                state.layer(config)
             state.sustained(measured)
             state.fingerprint("after")
             state.gather_gpus()

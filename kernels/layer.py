@@ -226,6 +226,7 @@ class Plan:
     budget_ms: float
     warmup_ms: float
     min_iters: int
+    max_iters: int = 1000  # a CPU op that measured 10 us in the warm-up can stall for ms on a busy host
 
 
 PLANS = {
@@ -233,15 +234,29 @@ PLANS = {
     ("cuda", False): Plan(None, None, budget_ms=100.0, warmup_ms=25.0, min_iters=5),
     ("cuda", True): Plan(None, None, budget_ms=25.0, warmup_ms=10.0, min_iters=5),
     # A CPU reaches ~0.1 TFLOP/s: 1024 tokens at hidden <= 1024 keeps the largest GEMM near 1 s...
-    ("cpu", False): Plan(1024, 1024, budget_ms=200.0, warmup_ms=20.0, min_iters=5),
+    ("cpu", False): Plan(1024, 1024, budget_ms=200.0, warmup_ms=20.0, min_iters=5, max_iters=200),
     # ...and 256 tokens at hidden <= 512 keeps a dtype's whole layer near a second on 2 cores.
-    ("cpu", True): Plan(256, 512, budget_ms=20.0, warmup_ms=5.0, min_iters=3),
+    ("cpu", True): Plan(256, 512, budget_ms=20.0, warmup_ms=5.0, min_iters=3, max_iters=50),
 }
 
 
 def plan_shape(shape: LayerShape, tp: int, device: str, quick: bool) -> RankShape:
     plan = PLANS[device, quick]
     return shrink(shard(shape, tp), plan.max_tokens, plan.max_hidden)
+
+
+def default_dtypes(device: str) -> list[str]:
+    """bf16 on a GPU (what training runs); fp32 and bf16 on a CPU, as kernels.matmul does."""
+    return ["bf16"] if device == "cuda" else ["fp32", "bf16"]
+
+
+def describe_shrink(shape: LayerShape, rank: RankShape) -> str:
+    """One line saying how a shrunk problem differs from the model's (see shrink)."""
+    text = f"{rank.tokens} tokens instead of {shape.micro_batch * shape.seq}"
+    if rank.width_divisor > 1:
+        text += (f", widths / {rank.width_divisor} (hidden {rank.hidden}, {rank.heads} heads, "
+                 f"{rank.kv_heads} KV heads, ffn {rank.ffn} per rank)")
+    return text + ": the rates describe these smaller shapes"
 
 
 def unsupported_reason(dtype: str, device: str) -> str | None:
@@ -259,7 +274,7 @@ def attention_skip_reason(dtype: str, device: str) -> str | None:
 
 def _time(fn: Callable[[], object], device: str, plan: Plan):
     return benchmark(fn, device=device, warmup_ms=plan.warmup_ms, budget_ms=plan.budget_ms,
-                     min_iters=plan.min_iters)
+                     min_iters=plan.min_iters, max_iters=plan.max_iters)
 
 
 def _dtype(dtype: str) -> torch.dtype:
@@ -389,7 +404,7 @@ def measure_attention(rank: RankShape, dtype: str, device: str, plan: Plan) -> I
         flops = attention_flops(b, h, s, d, pass_)
         err = errs[pass_]
         yield {"op": "attention", "pass": pass_, "dtype": dtype, "batch": b, "heads": h, "kv_heads": kv,
-               "head_dim": d, "seq": s, "causal": True, "flops": flops,
+               "head_dim": d, "seq": s, "causal": True, "flops": flops, "count": 1,
                "flops_convention": "flash-attn: causal fwd 4*b*s^2*h*d/2, bwd 2.5x fwd",
                "kernel": kernel, "time_ms": stats.to_dict(), "tflops": flops / (stats.median * 1e-3) / 1e12,
                "correct": err is not None and err <= ATTENTION_TOLERANCE[dtype], "max_rel_err": err}
@@ -422,6 +437,25 @@ def rotary(x, cos, sin):
     return x * cos + rotate_half(x) * sin
 
 
+# Float64 references, written independently of the timed functions above so that a wrong
+# formula fails the check too, not only a wrong kernel.
+def rmsnorm_ref(x, w):
+    return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + RMS_EPS) * w
+
+
+def swiglu_ref(gate_up):
+    half = gate_up.shape[-1] // 2
+    gate, up = gate_up[..., :half], gate_up[..., half:]
+    return gate * torch.sigmoid(gate) * up
+
+
+def rotary_ref(x, cos, sin):
+    """The rotation as complex multiplication: (x1 + i x2) e^{i theta}, x1 and x2 the halves."""
+    half = x.shape[-1] // 2
+    z = torch.complex(x[..., :half], x[..., half:]) * torch.complex(cos[..., :half], sin[..., :half])
+    return torch.cat((z.real, z.imag), dim=-1)
+
+
 def rope_tables(seq: int, batch: int, head_dim: int, device) -> tuple[torch.Tensor, torch.Tensor]:
     """cos and sin per token (token t at position t mod seq), float64, (tokens, 1, d)."""
     inv = ROPE_THETA ** (-torch.arange(0, head_dim, 2, dtype=torch.float64, device=device) / head_dim)
@@ -433,10 +467,12 @@ def rope_tables(seq: int, batch: int, head_dim: int, device) -> tuple[torch.Tens
 @dataclasses.dataclass
 class _Elementwise:
     """One element-wise op as the layer runs it: fn over inputs (the first `grad` of them need
-    gradients), bytes moved forward and backward, and how many times a layer runs it."""
+    gradients), ref its float64 reference, bytes moved forward and backward, and how many times
+    a layer runs it."""
 
     name: str
     fn: Callable
+    ref: Callable
     inputs: list
     fwd_bytes: int
     bwd_bytes: int
@@ -459,18 +495,21 @@ def elementwise_ops(rank: RankShape, dtype: str, device: str) -> list[_Elementwi
     def rope_qk(q, k, cos, sin):
         return rotary(q, cos, sin), rotary(k, cos, sin)
 
+    def rope_qk_ref(q, k, cos, sin):
+        return rotary_ref(q, cos, sin), rotary_ref(k, cos, sin)
+
     return [
         # read x, write y (+ the weight); backward reads dy, x, w and writes dx, dw
-        _Elementwise("rmsnorm", rmsnorm, [x, w], (2 * sp * h + h) * es, (3 * sp * h + 2 * h) * es,
+        _Elementwise("rmsnorm", rmsnorm, rmsnorm_ref, [x, w], (2 * sp * h + h) * es, (3 * sp * h + 2 * h) * es,
                      count=2, grad=2, rowwise=(0,)),
         # read gate and up, write the product; backward reads dy, gate, up and writes both grads
-        _Elementwise("swiglu", swiglu, [_randn((m, 2 * f), dtype, device, gen)], 3 * m * f * es,
+        _Elementwise("swiglu", swiglu, swiglu_ref, [_randn((m, 2 * f), dtype, device, gen)], 3 * m * f * es,
                      5 * m * f * es, count=1, rowwise=(0,)),
         # read two, write one; in the backward the skip's and the branch's gradients meet in one add
-        _Elementwise("residual", residual, [x, _randn((sp, h), dtype, device, gen)], 3 * sp * h * es,
+        _Elementwise("residual", residual, residual, [x, _randn((sp, h), dtype, device, gen)], 3 * sp * h * es,
                      3 * sp * h * es, count=2, grad=2, rowwise=(0, 1)),
         # read q, k and the cos/sin tables, write q, k; the backward rotates the gradients back
-        _Elementwise("rotary", rope_qk, [q, k, cos.to(_dtype(dtype)), sin.to(_dtype(dtype))],
+        _Elementwise("rotary", rope_qk, rope_qk_ref, [q, k, cos.to(_dtype(dtype)), sin.to(_dtype(dtype))],
                      (2 * qk + 2 * rank.tokens * rank.head_dim) * es,
                      (2 * qk + 2 * rank.tokens * rank.head_dim) * es, count=1, grad=2, rowwise=(0, 1, 2, 3)),
     ]
@@ -487,7 +526,7 @@ def _elementwise_check(op: _Elementwise, outs, grads, douts, rows) -> tuple[floa
         return t[rows] if i in op.rowwise else t
 
     ins64 = [pick(t, i).double().requires_grad_(i < op.grad) for i, t in enumerate(op.inputs)]
-    ref = _as_tuple(op.fn(*ins64))
+    ref = _as_tuple(op.ref(*ins64))
     fwd = _worst(rel_err(o[rows], r) for o, r in zip(outs, ref))
     if grads is None:
         return fwd, None
@@ -545,6 +584,12 @@ def measure_elementwise(rank: RankShape, dtype: str, device: str, plan: Plan) ->
 
 
 # ---- the layer -----------------------------------------------------------------------------
+
+def tolerance(record: dict) -> float:
+    """The largest max_rel_err a record of this module may have."""
+    table = {"gemm": matmul.TOLERANCE, "attention": ATTENTION_TOLERANCE, "elementwise": ELEMENTWISE_TOLERANCE}
+    return table[record["op"]][record["dtype"]]
+
 
 def count(rank: RankShape, dtype: str, device: str) -> int:
     """How many records measure() yields (for a progress bar)."""
