@@ -78,6 +78,8 @@ class RunConfig:
         self.dtypes = tuple(dict.fromkeys(self.dtypes)) if self.dtypes else None
         if "layer" in self.ops:
             self.layer_shape = layer_shape(self.model, self.shape, self.tp)
+        elif self.model is not None or any(v is not None for v in self.shape.values()):
+            raise InputError("--model and the shape flags describe the layer op: add layer to --ops")
 
 
 def layer_shape(model: str | None, flags: dict, tp: int):

@@ -90,6 +90,11 @@ def test_bad_tp_on_the_command_line_is_one_line_exit_2(capsys, tmp_path):
     assert os.listdir(tmp_path) == []
 
 
+def test_model_without_the_layer_op_is_an_input_error(capsys, tmp_path):
+    assert cli_main(["run", "--device", "cpu", "--model", "llama3-8b", "--out", str(tmp_path)]) == 2
+    assert "add layer to --ops" in capsys.readouterr().err and os.listdir(tmp_path) == []
+
+
 def test_flops_and_bytes_by_hand():
     # FlashAttention's count: causal forward 4*b*s^2*h*d/2, backward 2.5x
     assert layer.attention_flops(1, 8, 8192, 128, "fwd") == 2 * 8192**2 * 8 * 128 == 137438953472
