@@ -145,6 +145,8 @@ def test_quick_cpu_layer_run_writes_every_record_kind_and_a_consistent_summary(t
     assert all(r["correct"] and r["model"] == "custom" and r["tp"] == 1 and r["tokens"] == 64 for r in recs)
     for dtype in ("fp32", "bf16"):
         mine = [r for r in recs if r["dtype"] == dtype]
+        assert len(mine) == layer.count(layer.plan_shape(layer_shape(None, dict(
+            hidden=128, heads=4, kv_heads=2, ffn=256, vocab=500, seq=64), 1), 1, "cpu", True), dtype, "cpu")
         assert {(r["name"], r["pass"]) for r in mine if r["op"] == "gemm"} == {
             (n, p) for n in layer.GEMMS for p in layer.PASSES}
         assert {r["pass"] for r in mine if r["op"] == "attention"} == {"fwd", "bwd"}
