@@ -81,6 +81,17 @@ def test_bad_shapes_are_input_errors(model, flags, tp, expect):
         layer_shape(model, flags, tp)
 
 
+def test_gemm_operands_have_the_strides_autograd_gives_them():
+    fwd, dgrad, wgrad = (layer.gemm_problem(layer.Gemm("qkv", p, 8, 6, 4), "fp32", "cpu") for p in layer.PASSES)
+    assert fwd.a.is_contiguous() and fwd.b.t().is_contiguous()  # X @ W.t(): TN
+    assert dgrad.a.is_contiguous() and dgrad.b.is_contiguous()  # dY @ W: NN
+    assert wgrad.a.t().is_contiguous() and wgrad.b.is_contiguous()  # dY.t() @ X: NT
+    for p in (fwd, dgrad, wgrad):
+        assert p.a.shape == (8, 4) and p.b.shape == (4, 6) and p.out.shape == (8, 6)
+        p.run()
+        assert p.max_rel_err() < 1e-6
+
+
 def test_bad_tp_on_the_command_line_is_one_line_exit_2(capsys, tmp_path):
     for tp in ("5", "0", "x"):
         assert cli_main(["run", "--device", "cpu", "--ops", "layer", "--model", "llama3-8b", "--tp", tp,
