@@ -23,9 +23,12 @@ Activation Recomputation in Large Transformer Models", sec. 4.2.2 for sequence p
   KV heads per rank are kv_heads / N, at least 1: when N > kv_heads each rank keeps a replica.
 - Attention: torch.nn.functional.scaled_dot_product_attention, causal, heads / N query heads and
   the KV heads above (GQA through enable_gqa, torch >= 2.5), FlashAttention's kernel forced on CUDA.
-  FLOPs as FlashAttention's own benchmark counts them (flash-attention
-  benchmarks/benchmark_flash_attention.py): forward 4 b s^2 h d / 2 with the causal mask (the two
-  GEMMs QK^T and PV, half the scores masked), backward 2.5x the forward.
+  FLOPs are model FLOPs, as MFU and the step model (cost_models) count them: the forward is the two
+  GEMMs QK^T and PV, 2 x 2 b s^2 h d, halved by the causal mask (FlashAttention skips the masked
+  blocks): 2 b s^2 h d; the backward is four GEMMs (dV, dP, dQ, dK), 2x the forward.
+  FlashAttention's own benchmark (benchmarks/benchmark_flash_attention.py) counts the same forward
+  but 2.5x for the backward, because its kernel recomputes QK^T there; that recomputation is the
+  kernel's cost, not the model's work, so it shows here as a lower backward rate.
 - Element-wise work, sized as it runs: RMSNorm (x2) and the residual adds (x2) on the
   sequence-parallel slice (tokens / N rows of hidden), SwiGLU on tokens x ffn / N, rotary
   embeddings on q and k. "bytes" is the least a fused kernel must read and write; gbps is those
@@ -326,10 +329,9 @@ def measure_gemm(g: Gemm, dtype: str, device: str, plan: Plan) -> dict:
 # ---- attention -----------------------------------------------------------------------------
 
 def attention_flops(batch: int, heads: int, seq: int, head_dim: int, pass_: str) -> float:
-    """FlashAttention's count (benchmark_flash_attention.py): causal forward 4 b s^2 h d / 2,
-    backward 2.5x."""
-    fwd = 4 * batch * seq**2 * heads * head_dim // 2
-    return fwd if pass_ == "fwd" else 2.5 * fwd
+    """Model FLOPs of causal attention (module docstring): forward 2 b s^2 h d, backward 2x."""
+    fwd = 2 * batch * seq**2 * heads * head_dim
+    return fwd if pass_ == "fwd" else 2 * fwd
 
 
 def _sdpa_backend(device: str):
@@ -405,7 +407,7 @@ def measure_attention(rank: RankShape, dtype: str, device: str, plan: Plan) -> I
         err = errs[pass_]
         yield {"op": "attention", "pass": pass_, "dtype": dtype, "batch": b, "heads": h, "kv_heads": kv,
                "head_dim": d, "seq": s, "causal": True, "flops": flops, "count": 1,
-               "flops_convention": "flash-attn: causal fwd 4*b*s^2*h*d/2, bwd 2.5x fwd",
+               "flops_convention": "model: causal fwd 2*b*s^2*h*d, bwd 2x fwd (recompute not counted)",
                "kernel": kernel, "time_ms": stats.to_dict(), "tflops": flops / (stats.median * 1e-3) / 1e12,
                "correct": err is not None and err <= ATTENTION_TOLERANCE[dtype], "max_rel_err": err}
 

@@ -107,9 +107,9 @@ def test_model_without_the_layer_op_is_an_input_error(capsys, tmp_path):
 
 
 def test_flops_and_bytes_by_hand():
-    # FlashAttention's count: causal forward 4*b*s^2*h*d/2, backward 2.5x
+    # model FLOPs: QK^T and PV at 2*s^2*d per head each, half of them masked; backward 4 GEMMs = 2x
     assert layer.attention_flops(1, 8, 8192, 128, "fwd") == 2 * 8192**2 * 8 * 128 == 137438953472
-    assert layer.attention_flops(2, 4, 256, 64, "bwd") == 2.5 * 4 * 2 * 256**2 * 4 * 64 / 2
+    assert layer.attention_flops(2, 4, 256, 64, "bwd") == 2 * (2 * 2 * 256**2 * 4 * 64)  # b=2, h=4, d=64
     rank = layer.RankShape("t", tp=2, batch=1, seq=8, hidden=16, heads=2, kv_heads=1, head_dim=8, ffn=12,
                            vocab=None)
     ops = {op.name: op for op in layer.elementwise_ops(rank, "bf16", "cpu")}  # 2 bytes an element
