@@ -49,7 +49,8 @@ def add_arguments(parser, command):
         parser.add_argument(f"--{flag}", type=positive_int, default=None,
                             help=f"layer op: the model's {what} (overrides --model's)")
     parser.add_argument("--quick", action="store_true",
-                        help="fewer matmul shapes and collective sizes (CPU: well under 30 s)")
+                        help="fewer matmul shapes and collective sizes, shorter layer timings (CPU: smaller "
+                             "layer shapes; well under 30 s)")
     parser.add_argument("--tag", default=None, help="your label, e.g. coreweave/us-east-04 (goes in the file name)")
     parser.add_argument("--out", default=DEFAULT_OUT, help=f"folder for the result file (default {DEFAULT_OUT}/)")
 
