@@ -314,7 +314,7 @@ class _Run:
             if reason:
                 self._note(config, f"layer {dtype}: skipped ({reason})")
                 continue
-            if skip := layer.attention_skip_reason(dtype, self.device):
+            if skip := layer.attention_skip_reason(dtype, self.device, rank.head_dim):
                 self._note(config, f"layer {dtype}: {skip}")
             if self.writer:
                 self.writer.save()

@@ -269,9 +269,18 @@ def unsupported_reason(dtype: str, device: str) -> str | None:
     return matmul.unsupported_reason(dtype, device)
 
 
-def attention_skip_reason(dtype: str, device: str) -> str | None:
-    if device == "cuda" and dtype not in FLASH_DTYPES:
+def attention_skip_reason(dtype: str, device: str, head_dim: int | None = None) -> str | None:
+    """Why attention cannot run on FlashAttention's kernel here, or None. Its limits
+    (torch's sdp_utils.cpp, check_flash_attention_*): fp16/bf16 inputs, an Ampere or newer GPU
+    (compute capability >= 8.0), a head size that is a multiple of 8 and at most 256."""
+    if device != "cuda":
+        return None
+    if dtype not in FLASH_DTYPES:
         return f"attention in {dtype}: FlashAttention runs bf16/fp16 only (training runs attention in bf16)"
+    if head_dim is not None and (head_dim % 8 or head_dim > 256):
+        return f"attention: FlashAttention needs a head size that is a multiple of 8, at most 256; got {head_dim}"
+    if not torch.version.hip and torch.cuda.get_device_capability() < (8, 0):
+        return "attention: FlashAttention needs compute capability >= 8.0"
     return None
 
 
@@ -595,7 +604,7 @@ def tolerance(record: dict) -> float:
 
 def count(rank: RankShape, dtype: str, device: str) -> int:
     """How many records measure() yields (for a progress bar)."""
-    attention = 0 if attention_skip_reason(dtype, device) else 2
+    attention = 0 if attention_skip_reason(dtype, device, rank.head_dim) else 2
     return len(rank.gemms()) + attention + 2 * len(ELEMENTWISE)
 
 
@@ -610,7 +619,7 @@ def measure(rank: RankShape, dtype: str, device: str, quick: bool) -> Iterator[d
     context = {"model": rank.model, "tp": rank.tp, "tokens": rank.tokens, "width_divisor": rank.width_divisor}
     for g in rank.gemms():
         yield {**measure_gemm(g, dtype, device, plan), **context}
-    if not attention_skip_reason(dtype, device):
+    if not attention_skip_reason(dtype, device, rank.head_dim):
         for rec in measure_attention(rank, dtype, device, plan):
             yield {**rec, **context}
     for rec in measure_elementwise(rank, dtype, device, plan):

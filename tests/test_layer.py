@@ -130,6 +130,16 @@ def test_quick_shrink_keeps_the_form_and_says_so():
     assert layer.plan_shape(shape, 8, "cuda", True) == layer.shard(shape, 8)  # GPUs run the real shapes
 
 
+def test_attention_skip_reasons_on_a_gpu(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda *a: (9, 0))
+    assert layer.attention_skip_reason("bf16", "cuda", 128) is None
+    assert "bf16/fp16 only" in layer.attention_skip_reason("fp32", "cuda", 128)
+    assert "multiple of 8, at most 256; got 100" in layer.attention_skip_reason("bf16", "cuda", 100)
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda *a: (7, 5))
+    assert "compute capability >= 8.0" in layer.attention_skip_reason("fp16", "cuda", 128)
+    assert layer.attention_skip_reason("fp32", "cpu", 100) is None  # torch picks a CPU kernel
+
+
 def test_attention_reference_matches_torch_math_in_float64():
     g = torch.Generator().manual_seed(0)
     q, dout = torch.randn(3, 70, 16, generator=g, dtype=torch.float64), torch.randn(3, 70, 16, generator=g, dtype=torch.float64)
