@@ -102,7 +102,10 @@ def layer_shape(model: str | None, flags: dict, tp: int):
         if missing:
             raise InputError(f"--model {spec.name}: the catalog has no {', '.join(missing)}; give "
                              + " ".join(f"--{k.replace('_', '-')}" for k in missing))
-        name = spec.name
+        changed = {k: v for k, v in flags.items() if base[k] != v}
+        # a changed catalog shape is another model: its name must not claim the catalog's
+        name = spec.name if not changed else (
+            f"custom ({spec.name} with " + ", ".join(f"{k}={v}" for k, v in changed.items()) + ")")
     else:
         missing = [k for k in ("hidden", "heads", "ffn") if k not in flags]
         if missing:

@@ -81,6 +81,12 @@ def test_bad_shapes_are_input_errors(model, flags, tp, expect):
         layer_shape(model, flags, tp)
 
 
+def test_shape_flags_over_a_catalog_model_rename_it():
+    assert layer_shape("llama3-8b", {"seq": 8192}, 1).name == "llama3-8b"  # same value: same model
+    shape = layer_shape("llama3-8b", {"seq": 4096, "vocab": None}, 1)
+    assert (shape.name, shape.seq, shape.hidden) == ("custom (llama3-8b with seq=4096)", 4096, 4096)
+
+
 def test_gemm_operands_have_the_strides_autograd_gives_them():
     fwd, dgrad, wgrad = (layer.gemm_problem(layer.Gemm("qkv", p, 8, 6, 4), "fp32", "cpu") for p in layer.PASSES)
     assert fwd.a.is_contiguous() and fwd.b.t().is_contiguous()  # X @ W.t(): TN
