@@ -292,3 +292,13 @@ def test_llama3_8b_layer_on_a_gpu_runs_flash_attention_and_passes_its_checks():
     recs = list(layer.measure(rank, "bf16", "cuda", quick=True))
     assert all(r["correct"] for r in recs), [r for r in recs if not r["correct"]]
     assert {r["kernel"] for r in recs if r["op"] == "attention"} == {"ScaledDotProductFlashAttention"}
+
+
+@pytest.mark.gpu
+def test_gpu_layer_run_for_llama3_70b_at_tp8(tmp_path):
+    assert cli_main(["run", "--device", "cuda", "--quick", "--ops", "layer", "--model", "llama3-70b", "--tp", "8",
+                     "--out", str(tmp_path)]) == 0
+    (name,) = os.listdir(tmp_path)
+    s = results.load(str(tmp_path / name))["summary"]["layer"]
+    assert (s["model"], s["tp"], s["dtype"], s["tokens"], s["width_divisor"]) == ("llama3-70b", 8, "bf16", 8192, 1)
+    assert s["gemm_tflops"] > 0 and s["attention_tflops"] > 0 and s["elementwise_gbps"] > 0
