@@ -32,7 +32,9 @@ Activation Recomputation in Large Transformer Models", sec. 4.2.2 for sequence p
 - Element-wise work, sized as it runs: RMSNorm (x2) and the residual adds (x2) on the
   sequence-parallel slice (tokens / N rows of hidden), SwiGLU on tokens x ffn / N, rotary
   embeddings on q and k. "bytes" is the least a fused kernel must read and write; gbps is those
-  bytes over the median time, i.e. the effective bandwidth of what torch runs.
+  bytes over the median time, i.e. the effective bandwidth of what eager torch runs. SwiGLU and
+  rotary run as several eager kernels here, where Transformer Engine fuses each into one, so
+  their rates are lower bounds of a fused training stack's.
 
 Every piece is checked: GEMMs as kernels.matmul checks a matmul (float64 on a 16x16 sample of
 the output); attention (output and the three gradients) against a float64 reference of one KV
