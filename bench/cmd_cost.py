@@ -160,15 +160,16 @@ def _summary_lines(plan, note=None, prices_line=None) -> list[str]:
     ]
     if plan.step is not None:
         measured = ", ".join(a["measured_parts"]) or "none"
+        mfu_of = " of its measured MAMF (a CPU has no datasheet peak)" if plan.gpu.name == "cpu" else ""
         lines += [
             f"layout      {layout_line(plan)} ({a['layout']}; {a['gpu_memory_gib']:g} GiB per GPU)",
             f"step        {step_line(plan)}",
-            f"throughput  {plan.achieved_tflops_per_gpu:.0f} TFLOP/s per GPU, MFU {plan.mfu:.1%}; "
+            f"throughput  {plan.achieved_tflops_per_gpu:.3g} TFLOP/s per GPU, MFU {plan.mfu:.1%}{mfu_of}; "
             f"measured parts: {measured}; catalog: {', '.join(a['catalog_parts']) or 'none'}",
             f"goodput     {a['goodput']:.1%} ({a['goodput_from']})",
         ]
     elif plan.achieved_tflops_per_gpu is not None:
-        lines += [f"throughput  {plan.achieved_tflops_per_gpu:.0f} TFLOP/s per GPU ({a['achieved_tflops_from']})",
+        lines += [f"throughput  {plan.achieved_tflops_per_gpu:.3g} TFLOP/s per GPU ({a['achieved_tflops_from']})",
                   f"goodput     {a['goodput']:.1%}"]
     else:
         lines.append(f"throughput  {a['gpu_hours_from']}; implied end-to-end MFU {a['implied_mfu_end_to_end']:.1%}")
