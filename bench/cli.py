@@ -7,21 +7,26 @@ pays for importing torch. Exit statuses (SPEC.md; the README lists them):
 
     0 ok · 1 a measurement failed its correctness check · 2 bad input (one line on stderr, no
     traceback) · 3 a rank failed or hung (a dead peer, a start-up or step timeout) · 4 an I/O
-    error while writing results · 130 interrupted (Ctrl-C, SIGTERM)
+    error while writing results or output (disk full, stdout closed or full) · 70 an internal
+    error (a bug; one line) · 130 interrupted (Ctrl-C, SIGTERM)
 
 Commands return them (bench.runner computes run's); this module maps the exceptions that
-reach it: InputError -> 2, KeyboardInterrupt -> 130.
+reach it: InputError -> 2, OutputError and OSError -> 4, KeyboardInterrupt -> 130, anything else -> 70.
 """
 
 import argparse
+import errno
 import importlib
+import os
 import re
+import signal
 import sys
 
-from cost_models.errors import InputError
-from cost_models.units import parse_fraction, parse_number, parse_positive
+from cost_models.errors import InputError, OutputError
+from cost_models.units import check_plausible, parse_fraction, parse_number, parse_positive
 
 EXIT_OK, EXIT_CHECK_FAILED, EXIT_BAD_INPUT, EXIT_RANK_FAILED, EXIT_IO, EXIT_INTERRUPTED = 0, 1, 2, 3, 4, 130
+EXIT_BUG = 70  # an internal error (EX_SOFTWARE): a bug, still one line (COSTBENCH_DEBUG=1: the traceback)
 
 # name -> (module, one-line help). Order is the order `costbench --help` lists them.
 COMMANDS = {
@@ -114,8 +119,114 @@ def build_parser(command: str | None):
     return parser, module
 
 
+def _prepare_streams() -> bool:
+    """Make printing safe whatever stdout is: characters the encoding lacks (an ASCII-only
+    terminal, PYTHONIOENCODING=ascii) are backslash-escaped instead of raising; a closed stderr
+    is replaced by /dev/null so errors never land on stdout. False when stdout is closed."""
+    if sys.stderr is None:
+        sys.stderr = open(os.devnull, "w")
+    for stream in (sys.stdout, sys.stderr):
+        if stream is not None and hasattr(stream, "reconfigure"):
+            try:
+                stream.reconfigure(errors="backslashreplace")
+            except (ValueError, OSError):  # a detached or closed stream: leave it
+                pass
+    return sys.stdout is not None
+
+
+def _silence_stdout() -> None:
+    """After stdout failed (full, closed pipe): point it at /dev/null, file descriptor included,
+    so the interpreter's own flush at exit cannot print 'Exception ignored ...'."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError, AttributeError):
+        pass
+    sys.stdout = open(os.devnull, "w")
+
+
+def _flush_stdout() -> None:
+    """Flush stdout now, inside the try, so a full disk behind it is an error we report."""
+    if sys.stdout is not None:
+        sys.stdout.flush()
+
+
+def _sigterm_as_interrupt() -> None:
+    """SIGTERM (kill, Slurm preemption, a pod stop) from the first moment main() runs ends the
+    command as Ctrl-C does: one line, exit 130. bench.runner installs the same for a run."""
+    def handler(signum, frame):
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    try:
+        signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not the main thread (main() called from a thread in a test)
+        pass
+
+
+def _prog(command) -> str:
+    return f"costbench{' ' + command if command else ''}"
+
+
 def main(argv=None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
+    """Run one command and return its exit status (README "Exit codes"). Never raises: every
+    failure is one line on stderr, and a bug is one line too unless COSTBENCH_DEBUG is set."""
+    installed = argv is None  # the real program, not a test calling main([...]) in-process
+    if installed:
+        _sigterm_as_interrupt()
+    command = None
+    try:
+        if not _prepare_streams():
+            print("costbench: error: standard output is closed; nothing can be printed "
+                  "(redirect it to a file or /dev/null)", file=sys.stderr)
+            return EXIT_IO
+        code = _main(list(sys.argv[1:] if argv is None else argv))
+        _flush_stdout()
+        return code
+    except InputError as e:
+        print(f"{_prog(_command)}: error: {e}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except OutputError as e:
+        print(f"{_prog(_command)}: error: {e}", file=sys.stderr)
+        return EXIT_IO
+    except KeyboardInterrupt:
+        print("costbench: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:  # `costbench prices | head`: the reader had enough; not an error
+        _silence_stdout()
+        return EXIT_OK
+    except OSError as e:  # stdout on a full disk, or any other I/O failure not turned into one line yet
+        where = f"{e.filename}: " if e.filename else "writing output: " if _stdout_error(e) else ""
+        print(f"{_prog(_command)}: error: {where}{e.strerror or e}", file=sys.stderr)
+        if _stdout_error(e):
+            _silence_stdout()
+        return EXIT_IO
+    except RecursionError:
+        print(f"{_prog(_command)}: error: input nested too deeply", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except Exception as e:  # a bug: still one line, the traceback on request
+        if os.environ.get("COSTBENCH_DEBUG"):
+            raise
+        print(f"{_prog(_command)}: internal error (a bug in costbench; COSTBENCH_DEBUG=1 shows the "
+              f"traceback): {type(e).__name__}: {e}", file=sys.stderr)
+        return EXIT_BUG
+    finally:
+        if installed:  # a SIGTERM while the interpreter shuts down: the same status, no traceback
+            try:
+                signal.signal(signal.SIGTERM, lambda signum, frame: os._exit(EXIT_INTERRUPTED))
+            except ValueError:
+                pass
+
+
+_command = None  # the command being run, for error messages
+
+
+def _stdout_error(e: OSError) -> bool:
+    return e.filename is None and e.errno in (errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EPIPE, errno.EBADF)
+
+
+def _main(argv: list) -> int:
+    global _command
     if argv and argv[0] in ("-h", "--help", "help"):
         sys.stdout.write(_top_help())
         return 0
@@ -123,26 +234,24 @@ def main(argv=None) -> int:
         from bench import __version__
         print(f"costbench {__version__}")
         return 0
-    command = None
+    _command = None
     if argv and not argv[0].startswith("-"):
         if argv[0] not in COMMANDS:
             from cost_models.errors import unknown_name
-            print(f"costbench: error: {unknown_name('command', argv[0], COMMANDS)}", file=sys.stderr)
-            return EXIT_BAD_INPUT
-        command = argv.pop(0)
-    try:
-        parser, module = build_parser(command)
-        args = parser.parse_args(argv)
-        args.command = command
-        return int(module.main(args) or 0)
-    except InputError as e:
-        print(f"costbench{' ' + command if command else ''}: error: {e}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    except KeyboardInterrupt:
-        print("costbench: interrupted", file=sys.stderr)
-        return EXIT_INTERRUPTED
-    except BrokenPipeError:  # `costbench prices | head`
-        return 0
+            raise unknown_name("command", argv[0], COMMANDS)
+        _command = argv.pop(0)
+    parser, module = build_parser(_command)
+    args = parser.parse_args(argv)
+    args.command = _command
+    check_args(args)
+    return int(module.main(args) or 0)
+
+
+def check_args(args) -> None:
+    """The plausibility bounds of cost_models.units.PLAUSIBLE, for every command's flags of
+    those names: a value that parses but no hardware or budget could mean is refused here."""
+    for name, value in vars(args).items():
+        check_plausible(name, value, "--" + name.replace("_", "-"))
 
 
 if __name__ == "__main__":

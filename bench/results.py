@@ -16,10 +16,12 @@ import math
 import os
 import re
 import secrets
+import socket
 import threading
 
 from bench import __version__
-from cost_models.errors import InputError
+from cost_models.errors import InputError, OutputError
+from cost_models.files import read_text
 from kernels.records import best_matmul, sustained_matmul  # torch-free: the one home of the MAMF rule
 
 SCHEMA_VERSION = 1
@@ -48,27 +50,49 @@ def _finite(value):
     return value
 
 
-def atomic_write_json(path: str, doc: dict) -> None:
-    """Replace path with doc in one step: temp file in the same dir, fsync, os.replace."""
-    atomic_write_bytes(path, (json.dumps(_finite(doc), indent=1, allow_nan=False) + "\n").encode())
+_TEMP = re.compile(r"^\.(?P<base>.+)\.(?P<host>[a-z0-9.-]*)\.(?P<pid>\d+)\.[0-9a-f]{16}\.tmp$")
+_OPEN_NEW = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
 
 
-def atomic_write_bytes(path: str, data: bytes) -> None:
-    """Replace path with data in one step: temp file in the same dir, fsync, os.replace; a reader
-    sees the old file or the new one, never half of one."""
-    folder = os.path.dirname(os.path.abspath(path))
-    tmp = os.path.join(folder, f".{os.path.basename(path)}.{os.getpid()}.tmp")
+def _host() -> str:
+    return slug(socket.gethostname()) or "host"
+
+
+def _serialize(doc: dict) -> bytes:
+    return (json.dumps(_finite(doc), indent=1, allow_nan=False) + "\n").encode()
+
+
+def _write_temp(folder: str, base: str, data: bytes) -> str:
+    """data in a new temporary file next to its final name; returns its path.
+
+    The name is unpredictable (secrets) and carries host and pid so a later run can remove it if
+    this process dies (clean_stale_temps); it is opened O_EXCL|O_NOFOLLOW, so a file or symlink
+    planted under a guessed name is never followed or overwritten (issue 11, item 1)."""
+    for _ in range(100):
+        tmp = os.path.join(folder, f".{base}.{_host()}.{os.getpid()}.{secrets.token_hex(8)}.tmp")
+        try:
+            fd = os.open(tmp, _OPEN_NEW, 0o600)
+            break
+        except FileExistsError:
+            continue
+    else:
+        raise FileExistsError(f"{folder}: no free temporary file name")
     try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:  # Ctrl-C between write and rename included: leave no temp file behind
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+        os.fchmod(fd, 0o644)  # created 0o600 so nobody reads it half-written; a result is shareable
+        os.fsync(fd)
+    except BaseException:
+        os.close(fd)
+        os.unlink(tmp)
         raise
-    try:  # make the rename itself durable; not every filesystem lets a directory be fsynced
+    os.close(fd)
+    return tmp
+
+
+def _fsync_dir(folder: str) -> None:
+    try:  # make a rename durable; not every filesystem lets a directory be fsynced
         fd = os.open(folder, os.O_RDONLY)
         try:
             os.fsync(fd)
@@ -76,6 +100,69 @@ def atomic_write_bytes(path: str, data: bytes) -> None:
             os.close(fd)
     except OSError:
         pass
+
+
+def atomic_write_json(path: str, doc: dict, create: bool = False) -> None:
+    """atomic_write_bytes of doc as JSON (NaN/inf stored as null)."""
+    atomic_write_bytes(path, _serialize(doc), create)
+
+
+def atomic_write_bytes(path: str, data: bytes, create: bool = False) -> None:
+    """Write data to path in one step: a temporary file in the same folder, fsync, then rename.
+
+    create=False: os.replace over path (the previous version stays whole until the new one is).
+    create=True: path must not exist; the temporary file is hard-linked to it (os.link fails on
+    any existing name, symlinks included, and never follows one) so path appears only with its
+    full content: a full disk at start leaves no empty file. Raises FileExistsError or OSError."""
+    folder = os.path.dirname(os.path.abspath(path))
+    tmp = _write_temp(folder, os.path.basename(path), data)
+    try:
+        if not create:
+            os.replace(tmp, path)
+        else:
+            try:
+                os.link(tmp, path)
+            except FileExistsError:
+                raise
+            except OSError:  # a filesystem without hard links: claim the name exclusively, then rename
+                os.close(os.open(path, _OPEN_NEW, 0o644))
+                os.replace(tmp, path)
+            else:
+                os.unlink(tmp)
+    except BaseException:  # Ctrl-C between write and rename included: leave no temp file behind
+        if os.path.lexists(tmp):
+            os.unlink(tmp)
+        raise
+    _fsync_dir(folder)
+
+
+def clean_stale_temps(folder: str) -> list:
+    """Remove this host's temporary files whose writer is dead (SIGKILL, power loss between write
+    and rename); returns their names. A live writer's file (os.kill(pid, 0) succeeds, or the pid
+    belongs to another user) and other hosts' files (a shared folder) are left alone."""
+    removed, host = [], _host()
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return removed
+    for name in names:
+        m = _TEMP.match(name)
+        if not m or m["host"] != host or int(m["pid"]) == os.getpid():
+            continue
+        try:
+            os.kill(int(m["pid"]), 0)
+            continue  # alive
+        except PermissionError:
+            continue  # alive, someone else's
+        except (ProcessLookupError, OverflowError):
+            pass
+        try:
+            if not os.path.isdir(os.path.join(folder, name)):
+                os.unlink(os.path.join(folder, name))
+                removed.append(name)
+        except OSError:
+            pass
+    return removed
 
 
 def gpu_label(machine: dict) -> str:
@@ -98,23 +185,10 @@ class ResultWriter:
         now = now or datetime.datetime.now(datetime.timezone.utc)
         stamp = now.strftime("%Y%m%dT%H%M%SZ")
         gpu = gpu_label(machine)
-        os.makedirs(out_dir, exist_ok=True)
-        for _ in range(100):  # a clash needs the same second, GPU, tag and 16-bit id: retry
-            short = secrets.token_hex(2)
-            name = "-".join(p for p in (stamp, gpu, slug(tag) if tag else "", short) if p)
-            path = os.path.join(out_dir, name + ".json")
-            try:
-                os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644))
-                break
-            except FileExistsError:
-                continue
-        else:
-            raise InputError(f"{out_dir}: could not claim a new result file name")
-        self.path = path
         self._lock = threading.Lock()  # a watchdog thread may finish the file while the run writes
         self.doc = {
             "schema_version": SCHEMA_VERSION,
-            "run_id": f"{stamp}-{gpu}-{short}",
+            "run_id": "",
             "created_at": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
             "costbench_version": version,
             "tag": tag,
@@ -123,15 +197,40 @@ class ResultWriter:
             "records": [],
             "summary": {},
         }
-        self.save()
+        try:
+            os.makedirs(out_dir, exist_ok=True)
+            clean_stale_temps(out_dir)
+            for _ in range(100):  # a clash needs the same second, GPU, tag and 16-bit id: retry
+                short = secrets.token_hex(2)
+                name = "-".join(p for p in (stamp, gpu, slug(tag) if tag else "", short) if p)
+                self.path = os.path.join(out_dir, name + ".json")
+                self.doc["run_id"] = f"{stamp}-{gpu}-{short}"
+                try:
+                    atomic_write_json(self.path, self.doc, create=True)
+                    self.saved_records = 0
+                    break
+                except FileExistsError:
+                    continue
+            else:
+                raise InputError(f"{out_dir}: could not claim a new result file name")
+        except OSError as e:
+            raise OutputError(f"{out_dir}: cannot create a result file: {e.strerror or e}") from None
 
     @property
     def records(self) -> list:
         return self.doc["records"]
 
     def save(self) -> None:
+        """Rewrite the file; on a full disk (or any OSError) raise OutputError saying what the
+        file on disk still holds: os.replace never happened, so its last complete version."""
         with self._lock:
-            atomic_write_json(self.path, self.doc)
+            try:
+                atomic_write_json(self.path, self.doc)
+            except OSError as e:
+                raise OutputError(f"{self.path}: cannot write: {e.strerror or e}; the file keeps its last "
+                                  f"complete version ({self.saved_records} records; `costbench cost "
+                                  f"--results` fills a missing summary from them)") from None
+            self.saved_records = len(self.records)
 
     def add(self, record: dict) -> None:
         self.records.append(record)
@@ -361,25 +460,104 @@ def validate(doc, path: str = "<result>") -> dict:
     return doc
 
 
+MAX_DEPTH = 32  # a result file nests ~5 deep; deeper is not ours (and json recursion has a limit)
+MAX_INT = 2 ** 63  # bytes, shapes and counts fit in 64 bits; larger overflow float arithmetic later
+MAX_GBPS = 1e5  # 100 TB/s: ~50x the fastest link or HBM shipping (NVLink 5: 1.8 TB/s, B200 HBM: 8 TB/s)
+
+
+def _scan(doc, path: str) -> None:
+    """Every value of doc: NaN/Infinity (json accepts them), integers beyond 64 bits and nesting
+    deeper than MAX_DEPTH are refused, naming the field. Iterative: the depth check is the point."""
+    stack = [(doc, "", 0)]
+    while stack:
+        value, where, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            raise InputError(f"{path}: {where or 'top'}: nested deeper than {MAX_DEPTH} levels; not a result file")
+        if isinstance(value, float) and not math.isfinite(value):
+            raise InputError(f"{path}: {where}: {value} is not a finite number")
+        if isinstance(value, int) and not isinstance(value, bool) and abs(value) > MAX_INT:
+            raise InputError(f"{path}: {where}: integer of {len(str(abs(value)))} digits is out of range")
+        if isinstance(value, dict):
+            stack.extend((v, f"{where}.{k}" if where else str(k), depth + 1) for k, v in value.items())
+        elif isinstance(value, list):
+            stack.extend((v, f"{where}[{i}]", depth + 1) for i, v in enumerate(value))
+
+
+def _tflops_ceiling() -> float:
+    """10x the highest datasheet peak in the GPU catalog: no measurement can be above it."""
+    from cost_models.hardware import gpus
+
+    return 10 * max(v for g in gpus() for v in g.peak_tflops.values() if v)
+
+
+def _plausible(doc: dict, path: str) -> None:
+    """Values that have the right type but cannot be measurements, and a summary that contradicts
+    the records it summarises (README: What costbench refuses)."""
+    def bad(where, value, why):
+        raise InputError(f"{path}: {where}: {_show(value)} {why}")
+
+    machine = doc["machine"]
+    for key in ("world_size", "nodes"):
+        if _integer(machine.get(key)) and machine[key] < 1:
+            bad(f"machine.{key}", machine[key], "must be at least 1")
+    ceiling = _tflops_ceiling()
+    best = {}  # (op, dtype) -> highest tflops / busbw among the records
+    for i, rec in enumerate(doc["records"]):
+        where = f"records[{i}]"
+        for key, value in rec["time_ms"].items():
+            if _number(value) and value < 0:
+                bad(f"{where}.time_ms.{key}", value, "is negative")
+        for key in ("m", "n", "k", "world_size"):
+            if _integer(rec.get(key)) and rec[key] < 1:
+                bad(f"{where}.{key}", rec[key], "must be at least 1")
+        if _integer(rec.get("bytes")) and rec["bytes"] < 0:
+            bad(f"{where}.bytes", rec["bytes"], "is negative")
+        for key, high in (("tflops", ceiling), ("busbw_gbps", MAX_GBPS), ("algbw_gbps", MAX_GBPS), ("gbps", MAX_GBPS)):
+            value = rec.get(key)
+            if not _number(value):
+                continue
+            if value < 0:
+                bad(f"{where}.{key}", value, "is negative")
+            if value > high:
+                bad(f"{where}.{key}", value, f"is above {high:g}, more than any hardware delivers")
+            k = (rec["op"], rec["dtype"], key)
+            best[k] = max(best.get(k, 0), value)
+    summary = doc.get("summary") or {}
+    mamf = summary.get("mamf_tflops")
+    if isinstance(mamf, dict):
+        for dtype, value in mamf.items():
+            top = best.get(("matmul", dtype, "tflops"))
+            if _number(value) and top is not None and value > top * (1 + 1e-6):
+                bad(f"summary.mamf_tflops.{dtype}", value, f"exceeds every {dtype} matmul record "
+                    f"(best {top:g}): the summary contradicts the records")
+    value, top = summary.get("busbw_gbps_max"), best.get(("allreduce", "fp32", "busbw_gbps"))
+    if _number(value) and top is not None and value > top * (1 + 1e-6):
+        bad("summary.busbw_gbps_max", value, f"exceeds every all-reduce record (best {top:g}): "
+            "the summary contradicts the records")
+
+
 def load(path: str) -> dict:
-    """Read and validate one result file. Any problem -> InputError with one line."""
-    try:
-        with open(path, "rb") as f:
-            data = f.read()
-    except FileNotFoundError:
-        raise InputError(f"{path}: no such result file") from None
-    except IsADirectoryError:
-        raise InputError(f"{path}: is a directory, not a result file") from None
-    except OSError as e:
-        raise InputError(f"{path}: cannot read: {e.strerror}") from None
-    if not data.strip():
+    """Read and validate one result file. Any problem -> InputError with one line naming it.
+
+    A file whose summary is missing or empty (a run killed by SIGKILL, a watchdog or a full disk
+    keeps its records but never got its summary) is usable: the summary is computed from the
+    records and marked complete: false, summary_from_records: true (SPEC)."""
+    text = read_text(path, "result file")
+    if not text.strip():
         raise InputError(f"{path}: empty file, not a result file")
     try:
-        doc = json.loads(data)
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        hint = " (truncated?)" if isinstance(e, json.JSONDecodeError) and e.pos >= len(data.rstrip()) else ""
+        doc = json.loads(text)
+    except json.JSONDecodeError as e:
+        hint = " (truncated?)" if e.pos >= len(text.rstrip()) else ""
         raise InputError(f"{path}: not valid JSON{hint}: {e}") from None
-    return fill_summary(validate(doc, path))
+    except RecursionError:
+        raise InputError(f"{path}: nested too deeply to be a result file") from None
+    except ValueError as e:  # a number of more than 4300 digits (sys.get_int_max_str_digits)
+        raise InputError(f"{path}: not a result file: {e}") from None
+    _scan(doc, path)
+    doc = fill_summary(validate(doc, path))
+    _plausible(doc, path)
+    return doc
 
 
 def fill_summary(doc: dict) -> dict:

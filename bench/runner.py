@@ -425,8 +425,8 @@ def run(cfg: RunConfig) -> RunOutcome:
     from bench import launch as launch_env
 
     launch = launch_env.from_env()
+    device = resolve_device(cfg.device)  # first: refusing --device cuda must not create --out
     check_out_dir(cfg.out)
-    device = resolve_device(cfg.device)
     from bench import env
     from kernels import collectives, matmul, select_cuda_device
 

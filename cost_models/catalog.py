@@ -12,6 +12,7 @@ import math
 import os
 
 from cost_models.errors import InputError
+from cost_models.files import read_text
 
 DATA_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data")
 
@@ -29,6 +30,8 @@ def text(value: str) -> str:
 
 def number(value: str) -> float:
     try:
+        if not value.isascii() or "," in value:  # float() takes Arabic-Indic digits; a comma is ambiguous
+            raise ValueError
         x = float(value)
     except ValueError:
         raise ValueError("is not a number") from None
@@ -81,30 +84,57 @@ def one_of(*choices):
     return convert
 
 
+def at_most(convert, high: float, why: str):
+    """A converter that also refuses values above `high` (a plausibility bound, units.PLAUSIBLE)."""
+    def bounded(value: str):
+        x = convert(value)
+        if x > high:
+            raise ValueError(f"is above {high:g} ({why})")
+        return x
+
+    bounded.__name__ = getattr(convert, "__name__", "bounded")
+    return bounded
+
+
 def load_csv(path: str, columns: list[Column]) -> list[dict]:
     """Rows of `path` as dicts of converted values (None for an empty optional cell).
 
     Raises InputError '<path>:<line>: column <c>: <problem>' for a missing file, missing columns,
-    a short (truncated) row, an empty required cell or a value its converter rejects.
+    a short (truncated) row, an empty required cell or a value its converter rejects; and for what
+    cost_models.files refuses (not a regular file, too large, not UTF-8) and what the csv module
+    does (a cell over its field limit, a NUL byte). A byte-order mark (Excel's) is dropped.
     """
-    try:
-        with open(path, newline="", encoding="utf-8") as f:
-            lines = [(i, ln) for i, ln in enumerate(f, start=1) if ln.strip() and not ln.startswith("#")]
-    except FileNotFoundError:
-        raise InputError(f"{path}: no such file") from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise InputError(f"{path}: cannot read ({e.__class__.__name__}: {e})") from None
+    content = read_text(path, "file")
+    lines = [(i, ln) for i, ln in enumerate(content.splitlines(keepends=True), start=1)
+             if ln.strip() and not ln.startswith("#")]
     if not lines:
         raise InputError(f"{path}: empty file, expected a header with columns "
                          f"{', '.join(c.name for c in columns)}")
     reader = csv.reader([ln for _, ln in lines])
-    header = [h.strip() for h in next(reader)]
+
+    def records():  # (physical line of the record's last line, cells)
+        while True:
+            try:
+                cells = next(reader)
+            except StopIteration:
+                return
+            except csv.Error as e:
+                lineno = lines[min(reader.line_num, len(lines)) - 1][0]
+                if "field limit" in str(e):
+                    raise InputError(f"{path}:{lineno}: a cell longer than {csv.field_size_limit()} "
+                                     f"characters; not a catalog value") from None
+                raise InputError(f"{path}:{lineno}: not CSV: {e}") from None
+            yield lines[reader.line_num - 1][0], cells
+
+    rows_in = records()
+    first = next(rows_in, None)
+    header = [h.strip().lstrip("\ufeff") for h in (first[1] if first else [])]
     missing = [c.name for c in columns if c.required and c.name not in header]  # optional: may be absent
     if missing:
         raise InputError(f"{path}:{lines[0][0]}: missing column(s) {', '.join(missing)}")
     index = {name: i for i, name in enumerate(header)}
     rows = []
-    for (lineno, _), cells in zip(lines[1:], reader):
+    for lineno, cells in rows_in:
         if len(cells) < len(header):
             raise InputError(f"{path}:{lineno}: {len(cells)} of {len(header)} columns (truncated row?)")
         row = {"_line": lineno}
@@ -118,7 +148,8 @@ def load_csv(path: str, columns: list[Column]) -> list[dict]:
             try:
                 row[col.name] = col.convert(raw)
             except ValueError as e:
-                raise InputError(f"{path}:{lineno}: column {col.name}: {raw!r} {e}") from None
+                shown = repr(raw) if len(raw) <= 40 else repr(raw[:37]) + "..."
+                raise InputError(f"{path}:{lineno}: column {col.name}: {shown} {e}") from None
         rows.append(row)
     return rows
 

@@ -19,3 +19,8 @@ def unknown_name(kind: str, name: str, choices) -> InputError:
     close = [lowered[c] for c in difflib.get_close_matches(name.lower(), list(lowered), n=4, cutoff=0.5)]
     hint = f"; did you mean {', '.join(close)}?" if close else f"; known: {', '.join(choices)}"
     return InputError(f"unknown {kind} {name!r}{hint}")
+
+
+class OutputError(Exception):
+    """Writing failed (a full disk, a closed or full stdout): one line, exit status 4; the message
+    says what the file on disk still holds."""

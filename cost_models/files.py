@@ -1,0 +1,58 @@
+"""Read a file the user handed us (a result file, a price CSV) without trusting it.
+
+The hostile cases this guards (issue 11): a directory, a FIFO or /dev/zero (opening a FIFO
+blocks and /dev/zero never ends, so only regular files are read, opened non-blocking), a file
+too large to be what it claims (a cap, 256 MiB: a result file of a long run is a few MiB), bytes
+that are not UTF-8 (named by line and offset), and a byte-order mark (Excel writes one; it is
+dropped). Every problem is an InputError naming the file.
+"""
+
+import os
+import stat
+
+from cost_models.errors import InputError
+
+MAX_BYTES = 256 << 20
+
+
+def read_bytes(path: str, what: str = "file", max_bytes: int = MAX_BYTES) -> bytes:
+    """The contents of the regular file `path`, at most max_bytes; InputError otherwise."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    except FileNotFoundError:
+        raise InputError(f"{path}: no such {what}") from None
+    except IsADirectoryError:
+        raise InputError(f"{path}: is a directory, not a {what}") from None
+    except (OSError, ValueError) as e:  # ValueError: a NUL byte in the name
+        raise InputError(f"{path}: cannot open: {getattr(e, 'strerror', None) or e}") from None
+    try:
+        info = os.fstat(fd)
+        if stat.S_ISDIR(info.st_mode):
+            raise InputError(f"{path}: is a directory, not a {what}")
+        if not stat.S_ISREG(info.st_mode):
+            raise InputError(f"{path}: not a regular file (a pipe or device?), not a {what}")
+        if info.st_size > max_bytes:
+            raise InputError(f"{path}: {info.st_size / 2**20:.0f} MiB is too large for a {what} "
+                             f"(limit {max_bytes >> 20} MiB)")
+        os.set_blocking(fd, True)
+        with os.fdopen(fd, "rb", closefd=False) as f:
+            data = f.read(max_bytes + 1)  # the file may have grown since fstat
+    except OSError as e:
+        raise InputError(f"{path}: cannot read: {e.strerror or e}") from None
+    finally:
+        os.close(fd)
+    if len(data) > max_bytes:
+        raise InputError(f"{path}: too large for a {what} (limit {max_bytes >> 20} MiB)")
+    return data
+
+
+def read_text(path: str, what: str = "file", max_bytes: int = MAX_BYTES) -> str:
+    """read_bytes decoded as UTF-8, a leading byte-order mark dropped; InputError naming the
+    line of the first byte that is not UTF-8."""
+    data = read_bytes(path, what, max_bytes)
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        line = data.count(b"\n", 0, e.start) + 1
+        raise InputError(f"{path}:{line}: not UTF-8 text (byte 0x{data[e.start]:02x} at offset {e.start}); "
+                         f"save it as UTF-8") from None
