@@ -189,6 +189,11 @@ def main(argv=None) -> int:
     except OutputError as e:
         print(f"{_prog(_command)}: error: {e}", file=sys.stderr)
         return EXIT_IO
+    except SystemExit as e:  # argparse's one-line errors (status 2) and --help (0)
+        if isinstance(e.code, int) or e.code is None:
+            return e.code or EXIT_OK
+        print(e.code, file=sys.stderr)
+        return EXIT_BAD_INPUT
     except KeyboardInterrupt:
         print("costbench: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED

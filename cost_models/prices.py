@@ -25,9 +25,11 @@ import datetime
 import math
 import os
 
-from cost_models.catalog import Column, as_of_date, load_csv, load_data, non_negative, one_of, text
+from cost_models.catalog import Column, as_of_date, at_most, load_csv, load_data, non_negative, one_of, text
 from cost_models.errors import InputError, unknown_name
 from cost_models.hardware import find_gpu
+from cost_models.units import PLAUSIBLE
+from cost_models.units import PLAUSIBLE
 
 PRICING_KINDS = ("on-demand", "spot", "reserved-1y", "reserved-3y", "capacity-block")
 HOURS_PER_YEAR = 8760  # 365 days, as providers bill a 1-year term
@@ -35,11 +37,12 @@ TERM_HOURS = {"reserved-1y": HOURS_PER_YEAR, "reserved-3y": 3 * HOURS_PER_YEAR}
 DEFAULT_STALE_MONTHS = 6
 TODAY_ENV = "COSTBENCH_TODAY"  # YYYY-MM-DD: the reference "today" for price ages (tests, reruns)
 SPOT_NOTE = "spot: interruptions not modelled (goodput unchanged), so this cost is a lower bound"
+_usd = at_most(non_negative, *PLAUSIBLE["usd_per_gpu_hour"][1:])  # README: What costbench refuses
 
 _COLUMNS = [
     Column("provider"), Column("gpu"), Column("pricing", one_of(*PRICING_KINDS)),
-    Column("usd_per_gpu_hour", non_negative), Column("usd_low", non_negative, required=False),
-    Column("usd_high", non_negative, required=False), Column("region", text, required=False),
+    Column("usd_per_gpu_hour", _usd), Column("usd_low", _usd, required=False),
+    Column("usd_high", _usd, required=False), Column("region", text, required=False),
     Column("as_of", as_of_date, required=False), Column("source", text, required=False),
 ]
 CATALOG_PATH = "cost_models/data/prices.csv"

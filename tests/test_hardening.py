@@ -1,0 +1,409 @@
+"""Issue 11: every failure a hostile test found, one test per case, plus fuzzing of the parsers.
+
+The contract under test (README "Exit codes", "What costbench refuses"): bad input is one line on
+stderr naming it, exit 2; an I/O error writing results or output is one line, exit 4; an
+interruption is one line, exit 130; never a traceback; a file is never half-written and nothing
+the user had is lost. Streams and signals need a real process, so those cases run a subprocess.
+"""
+
+import errno
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from bench import results
+from bench.cli import main
+from cost_models.catalog import Column, load_csv, number
+from cost_models.errors import InputError
+from cost_models.units import check_plausible, parse_number, parse_positive
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+MACHINE = {"device": "cpu", "gpu": None, "world_size": 1}
+PRICE_HEADER = "provider,gpu,pricing,usd_per_gpu_hour,as_of,source\n"
+
+
+def cli(capsys, *argv):
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def one_line_error(capsys, *argv, code=2):
+    got, out, err = cli(capsys, *argv)
+    assert got == code, (got, err)
+    assert "Traceback" not in err and err.count("\n") == 1, err
+    return err
+
+
+def subprocess_cli(*argv, env=None, **kw):
+    return subprocess.run([sys.executable, "-m", "bench", *argv], cwd=ROOT, capture_output=True, text=True,
+                          env={**os.environ, **(env or {})}, timeout=60, **kw)
+
+
+def result_doc(records=(), summary=None, **machine):
+    w = {"schema_version": 1, "run_id": "r", "created_at": "2026-01-01T00:00:00Z", "costbench_version": "0",
+         "tag": None, "machine": {**MACHINE, **machine}, "config": {}, "records": list(records)}
+    if summary is not None:
+        w["summary"] = summary
+    return w
+
+
+def matmul(tflops=1.0, dtype="fp32"):
+    t = {"min": 1.0, "median": 1.0, "mean": 1.0, "p10": 1.0, "p90": 1.0, "stdev": 0.0, "n": 3}
+    return {"op": "matmul", "dtype": dtype, "m": 64, "n": 64, "k": 64, "time_ms": t, "tflops": tflops,
+            "correct": True, "max_rel_err": 1e-7}
+
+
+# ---- 1. temporary files: exclusive, unpredictable, never through a planted symlink -------------
+
+def test_planted_symlink_at_old_temp_name_is_not_followed(tmp_path):
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious")
+    out = tmp_path / "out"
+    out.mkdir()
+    w = results.ResultWriter(str(out), MACHINE, {})
+    base = os.path.basename(w.path)
+    # every name the old code would have used, and a guess at the new pattern
+    os.symlink(victim, out / f".{base}.{os.getpid()}.tmp")
+    w.add(matmul())
+    w.finish({"complete": True})
+    assert victim.read_text() == "precious"
+    assert results.load(w.path)["records"][0]["tflops"] == 1.0
+
+
+def test_temp_open_refuses_existing_name_and_symlink(tmp_path, monkeypatch):
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious")
+    monkeypatch.setattr(results.secrets, "token_hex", lambda n: "ab" * n)  # make the name predictable
+    tmp = tmp_path / f".x.json.{results._host()}.{os.getpid()}.{'ab' * 8}.tmp"
+    os.symlink(victim, tmp)
+    with pytest.raises(FileExistsError):
+        results.atomic_write_json(str(tmp_path / "x.json"), {"a": 1})
+    assert victim.read_text() == "precious" and not (tmp_path / "x.json").exists()
+
+
+def test_temp_and_result_file_modes(tmp_path):
+    w = results.ResultWriter(str(tmp_path), MACHINE, {})
+    assert os.stat(w.path).st_mode & 0o777 == 0o644
+    assert os.listdir(tmp_path) == [os.path.basename(w.path)]
+
+
+# ---- 2. a full disk --------------------------------------------------------------------------
+
+def _enospc(*a, **k):
+    raise OSError(errno.ENOSPC, "No space left on device")
+
+
+def test_disk_full_at_start_leaves_no_empty_file(tmp_path, monkeypatch):
+    monkeypatch.setattr(results.os, "write", _enospc)
+    with pytest.raises(results.OutputError, match="No space left on device"):
+        results.ResultWriter(str(tmp_path), MACHINE, {})
+    assert os.listdir(tmp_path) == []
+
+
+def test_disk_full_mid_run_keeps_last_complete_version(tmp_path, monkeypatch):
+    w = results.ResultWriter(str(tmp_path), MACHINE, {})
+    w.add(matmul(2.0))
+    monkeypatch.setattr(results.os, "replace", _enospc)
+    with pytest.raises(results.OutputError, match=r"keeps its last complete version \(1 records"):
+        w.add(matmul(3.0))
+    monkeypatch.undo()
+    assert os.listdir(tmp_path) == [os.path.basename(w.path)]  # no temp file left either
+    doc = results.load(w.path)
+    assert [r["tflops"] for r in doc["records"]] == [2.0]
+    assert doc["summary"]["summary_from_records"] is True and doc["summary"]["mamf_tflops"] == {"fp32": 2.0}
+
+
+def test_disk_full_during_run_exits_4_with_one_line(tmp_path, monkeypatch, capsys):
+    real_replace, calls = os.replace, []
+
+    def replace(a, b):
+        calls.append(b)
+        if len(calls) > 1:
+            _enospc()
+        real_replace(a, b)
+
+    monkeypatch.setattr(results.os, "replace", replace)
+    code, _, err = cli(capsys, "run", "--device", "cpu", "--ops", "allreduce", "--quick", "--out", str(tmp_path))
+    last = err.splitlines()[-1]  # progress lines come first
+    assert code == 4 and "Traceback" not in err
+    assert last.startswith("costbench run: error: ") and "No space left on device" in last
+    assert "keeps its last complete version" in last
+    (name,) = os.listdir(tmp_path)
+    assert results.load(str(tmp_path / name))["summary"]["complete"] is False
+
+
+# ---- 4. files without a summary are usable -----------------------------------------------------
+
+@pytest.mark.parametrize("summary", [None, {}])
+def test_result_without_summary_is_filled_from_records(tmp_path, summary):
+    path = tmp_path / "r.json"
+    path.write_text(json.dumps(result_doc([matmul(5.0)], summary)))
+    s = results.load(str(path))["summary"]
+    assert s["mamf_tflops"] == {"fp32": 5.0} and s["complete"] is False and s["summary_from_records"]
+
+
+# ---- 17. SIGKILL leaves a temp file: the next run in that folder removes it ----------------------
+
+def test_stale_temp_of_dead_process_is_cleaned(tmp_path):
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    host = results._host()
+    stale = tmp_path / f".old.json.{host}.{dead.pid}.{'0' * 16}.tmp"
+    alive = tmp_path / f".old.json.{host}.{os.getppid()}.{'1' * 16}.tmp"
+    other_host = tmp_path / f".old.json.elsewhere.{dead.pid}.{'2' * 16}.tmp"
+    for p in (stale, alive, other_host):
+        p.write_text("{")
+    results.ResultWriter(str(tmp_path), MACHINE, {})
+    left = os.listdir(tmp_path)
+    assert stale.name not in left and alive.name in left and other_host.name in left
+
+
+# ---- 18. --device cuda without a GPU refuses before creating --out -------------------------------
+
+def test_device_cuda_refused_before_out_is_created(tmp_path, capsys):
+    pytest.importorskip("torch")
+    import torch
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is visible")
+    one_line_error(capsys, "run", "--device", "cuda", "--out", str(tmp_path / "new" / "x"))
+    assert not (tmp_path / "new").exists()
+
+
+# ---- 5-8, and the class: hostile result files and CSVs -------------------------------------------
+
+def _big_int_doc():
+    return '{"schema_version": 1, "x": ' + "9" * 5000 + "}"
+
+
+@pytest.mark.parametrize("content,needle", [
+    ("[" * 100000 + "]" * 100000, "nested too deeply"),                       # 6
+    ("[" * 100 + "]" * 100, "nested deeper than"),
+    (_big_int_doc(), "digits"),                                               # 7
+    ('{"schema_version": 1, "n": 123456789012345678901234567890}', "out of range"),
+    (json.dumps(result_doc([matmul()], {})).replace('"tflops": 1.0', '"tflops": NaN'), "tflops: nan is not a finite"),
+    (json.dumps(result_doc([matmul()], {})).replace('"tflops": 1.0', '"tflops": -Infinity'), "not a finite"),
+    (json.dumps(result_doc([matmul()], {})).replace('"tflops": 1.0', '"tflops": 1e400'), "not a finite"),
+    (b"\xff\xfe{}", "not UTF-8"),
+    (json.dumps(result_doc([matmul(1e9)], {})), "more than any hardware"),
+    (json.dumps(result_doc([matmul(1.0)], {"mamf_tflops": {"fp32": 9.0}})), "contradicts the records"),
+    (json.dumps(result_doc([matmul(-1.0)], {})), "is negative"),
+    (json.dumps(result_doc([], {}, world_size=0)), "machine.world_size: 0 must be at least 1"),
+])
+def test_hostile_result_files(tmp_path, capsys, content, needle):
+    path = tmp_path / "r.json"
+    if isinstance(content, bytes):
+        path.write_bytes(content)
+    else:
+        path.write_text(content)
+    err = one_line_error(capsys, "cost", "--results", str(path))
+    assert str(path) in err and needle in err, err
+
+
+def test_result_file_with_bom_is_read(tmp_path):
+    path = tmp_path / "r.json"
+    path.write_bytes(b"\xef\xbb\xbf" + json.dumps(result_doc([matmul()], {})).encode())
+    assert results.load(str(path))["records"][0]["tflops"] == 1.0
+
+
+@pytest.mark.parametrize("special", ["dir", "fifo", "/dev/zero"])
+def test_results_from_non_regular_files(tmp_path, capsys, special):
+    path = str(tmp_path) if special == "dir" else special
+    if special == "fifo":
+        path = str(tmp_path / "fifo")
+        os.mkfifo(path)
+    elif special == "/dev/zero" and not os.path.exists(special):
+        pytest.skip("no /dev/zero")
+    for flag in ("--results", "--prices"):
+        err = one_line_error(capsys, "cost", flag, path)
+        assert path in err
+
+
+@pytest.mark.parametrize("content,needle", [
+    (PRICE_HEADER + "aws,h100,on-demand,2," + "x" * 140_000 + ",src\n", ":2: a cell longer than"),  # 5
+    (PRICE_HEADER + "aws,h100,on-demand,1\x00,2025,src\n", ":2: column usd_per_gpu_hour"),
+    (PRICE_HEADER + "aws,h100,on-demand,1,5,2025,src\n", ":2: column as_of"),
+    (PRICE_HEADER + "aws,h100,on-demand,\u0661\u0662,2025,src\n", "is not a number"),
+    (PRICE_HEADER + "aws,h100,on-demand,1e400,2025,src\n", "is not a finite number"),
+    (PRICE_HEADER + "aws,h100,on-demand,5000,2025,src\n", "is above 1000"),
+    (PRICE_HEADER.encode() + b"aws,h100,on-demand,\xff,2025,src\n", ":2: not UTF-8"),
+])
+def test_hostile_price_csvs(tmp_path, capsys, content, needle):
+    path = tmp_path / "p.csv"
+    if isinstance(content, bytes):
+        path.write_bytes(content)
+    else:
+        path.write_text(content)
+    err = one_line_error(capsys, "cost", "--gpu-hours", "1M", "--prices", str(path))
+    assert str(path) in err and needle in err, err
+
+
+def test_csv_with_bom_works(tmp_path, capsys):  # 11: Excel's "CSV UTF-8"
+    path = tmp_path / "p.csv"
+    path.write_bytes(b"\xef\xbb\xbf" + (PRICE_HEADER + "mine,h100,on-demand,1.25,2025,me\n").encode())
+    code, out, err = cli(capsys, "cost", "--gpu-hours", "1M", "--prices", str(path), "--providers", "mine",
+                         "--format", "json")
+    assert code == 0, err
+    assert json.loads(out)["rows"][0]["usd_per_gpu_hour"] == 1.25
+
+
+# ---- 9 and the class: numbers ------------------------------------------------------------------
+
+@pytest.mark.parametrize("text,value", [("70B", 70e9), ("1_0_0", 100), ("-0", 0.0), (" 15T ", 15e12),
+                                        ("1e3k", 1e6), (".5", 0.5), ("3.", 3.0), ("+2", 2)])
+def test_numbers_accepted(text, value):
+    assert parse_number(text) == value
+
+
+@pytest.mark.parametrize("text,needle", [
+    ("1,5T", "commas are ambiguous"), ("1,000", "commas are ambiguous"), ("nan", "not a finite"),
+    ("-inf", "not a finite"), ("Infinity", "not a finite"), ("1e400", "too large"), ("0x10", "not a number"),
+    ("1__0", "not a number"), ("_1", "not a number"), ("\u0661\u0662", "ASCII digits"), ("\uff11", "ASCII digits"),
+    ("", "empty"), ("   ", "empty"), ("9" * 65, "characters long"), ("B", "not a number"), ("1.5TB", "not a number"),
+])
+def test_numbers_refused(text, needle):
+    with pytest.raises(InputError, match=needle):
+        parse_number(text, "--tokens")
+
+
+def test_minus_zero_is_not_positive():
+    with pytest.raises(InputError, match="must be positive"):
+        parse_positive("-0", "--gpus")
+
+
+# ---- 5 (the class): values that parse but cannot be meant ----------------------------------------
+
+@pytest.mark.parametrize("argv,needle", [
+    (["cost", "--tokens", "1,5T"], "commas are ambiguous"),                                     # 9
+    (["cost", "--params", "1e16", "--tokens", "1T"], "--params: '1e+16' is above 1e+15"),
+    (["cost", "--params", "7B", "--tokens", "1e18"], "--tokens"),
+    (["cost", "--gpus", "1e8"], "--gpus"),
+    (["cost", "--batch-tokens", "1e-300"], "--batch-tokens"),                                   # 10
+    (["cost", "--gpu-hours", "1e13"], "--gpu-hours"),
+    (["cost", "--params", "1e-3", "--tokens", "1T"], "--params"),
+    (["cost", "--layers", "1e6"], "--layers"),
+    (["cost", "--params", "7B", "--active-params", "8B", "--tokens", "1T"], "exceeds --params"),
+    (["run", "--ops", ","], "empty list"),
+    (["cost", "--providers", "nosuch"], "unknown provider"),
+])
+def test_implausible_inputs_refused(capsys, argv, needle):
+    err = one_line_error(capsys, *argv)
+    assert needle in err, err
+
+
+def test_check_plausible_ignores_unknown_names_and_none():
+    check_plausible("nothing-known", 1e300)
+    check_plausible("tokens", None)
+    with pytest.raises(InputError, match="--tokens"):
+        check_plausible("tokens", 1e18, "--tokens")
+
+
+# ---- 12, 13, 17: streams and signals (real processes) -------------------------------------------
+
+def test_ascii_stdout_does_not_crash():  # 12
+    p = subprocess_cli("prices", "--provider", "z\u00fcrich", env={"PYTHONIOENCODING": "ascii"})
+    assert p.returncode == 2 and "Traceback" not in p.stderr and p.stderr.count("\n") == 1
+
+
+def test_ascii_stdout_prints_escaped_text():
+    code = ("import sys; from bench.cli import _prepare_streams; _prepare_streams(); "
+            "print('caf\u00e9 \u2248')")
+    p = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
+                       env={**os.environ, "PYTHONIOENCODING": "ascii"}, timeout=30)
+    assert p.returncode == 0 and p.stdout.strip() == "caf\\xe9 \\u2248"
+
+
+def test_stdout_closed():  # 13
+    p = subprocess.run([sys.executable, "-m", "bench", "gpus"], cwd=ROOT, stdout=subprocess.DEVNULL,
+                       stderr=subprocess.PIPE, text=True, timeout=60,
+                       preexec_fn=lambda: os.close(1))
+    assert p.returncode == 4 and "standard output is closed" in p.stderr and p.stderr.count("\n") == 1
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="no /dev/full")
+def test_stdout_full():  # 13
+    with open("/dev/full", "w") as full:
+        p = subprocess.run([sys.executable, "-m", "bench", "prices"], cwd=ROOT, stdout=full,
+                           stderr=subprocess.PIPE, text=True, timeout=60)
+    assert p.returncode == 4 and "No space left on device" in p.stderr
+    assert "Traceback" not in p.stderr and p.stderr.count("\n") == 1, p.stderr
+
+
+def test_sigterm_during_start_up():  # 17
+    p = subprocess.Popen([sys.executable, "-m", "bench", "run", "--device", "cpu", "--quick", "--out", os.devnull + "/x"],
+                         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(0.4)  # importing torch: after main() began, before the run's own handler
+    p.send_signal(signal.SIGTERM)
+    _, err = p.communicate(timeout=60)
+    assert p.returncode == 130 and "interrupted" in err and "Traceback" not in err, (p.returncode, err)
+
+
+def test_internal_error_is_one_line(monkeypatch, capsys):
+    import bench.cmd_catalog as mod
+    monkeypatch.setattr(mod, "main", lambda args: 1 / 0)
+    err = one_line_error(capsys, "gpus", code=70)
+    assert "internal error" in err and "ZeroDivisionError" in err
+
+
+# ---- fuzzing: nothing but InputError out of the parsers ------------------------------------------
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=80))
+def test_fuzz_parse_number(text):
+    try:
+        value = parse_number(text, "--x")
+    except InputError:
+        return
+    assert isinstance(value, float) and value == value and abs(value) < float("inf")
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.binary(max_size=400) | st.text(max_size=400).map(str.encode))
+def test_fuzz_load_result(tmp_path_factory, data):
+    path = tmp_path_factory.mktemp("fuzz") / "r.json"
+    path.write_bytes(data)
+    try:
+        results.load(str(path))
+    except InputError:
+        pass
+
+
+_JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=8),
+                     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+                     max_leaves=20)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.fixed_dictionaries({"records": st.lists(st.fixed_dictionaries(
+    {"op": st.sampled_from(["matmul", "allreduce", "x"]), "dtype": st.sampled_from(["fp32", "bf16"]),
+     "time_ms": st.dictionaries(st.sampled_from(["min", "median", "mean", "p10", "p90", "stdev", "n"]), _JSON)},
+    optional={"tflops": _JSON, "m": _JSON, "n": _JSON, "k": _JSON, "correct": _JSON, "max_rel_err": _JSON,
+              "bytes": _JSON, "busbw_gbps": _JSON}), max_size=3),
+    "summary": _JSON, "machine": _JSON}))
+def test_fuzz_result_structure(tmp_path_factory, parts):
+    doc = result_doc()
+    doc.update(parts)
+    path = tmp_path_factory.mktemp("fuzz") / "r.json"
+    path.write_text(json.dumps(doc))
+    try:
+        results.load(str(path))
+    except InputError:
+        pass
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.text(alphabet=st.sampled_from(list('ab1.,"\n\r#\ufeff\x00 e-')), max_size=200))
+def test_fuzz_csv(tmp_path_factory, text):
+    path = tmp_path_factory.mktemp("fuzz") / "c.csv"
+    path.write_text("a,b\n" + text, encoding="utf-8", errors="surrogatepass")
+    try:
+        load_csv(str(path), [Column("a"), Column("b", number, required=False)])
+    except InputError:
+        pass
