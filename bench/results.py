@@ -461,13 +461,14 @@ def validate(doc, path: str = "<result>") -> dict:
 
 
 MAX_DEPTH = 32  # a result file nests ~5 deep; deeper is not ours (and json recursion has a limit)
+MAX_STR = 1 << 16  # a host name, a note, a failure line: nothing costbench writes comes near 64 KiB
 MAX_INT = 2 ** 63  # bytes, shapes and counts fit in 64 bits; larger overflow float arithmetic later
 MAX_GBPS = 1e5  # 100 TB/s: ~50x the fastest link or HBM shipping (NVLink 5: 1.8 TB/s, B200 HBM: 8 TB/s)
 
 
 def _scan(doc, path: str) -> None:
-    """Every value of doc: NaN/Infinity (json accepts them), integers beyond 64 bits and nesting
-    deeper than MAX_DEPTH are refused, naming the field. Iterative: the depth check is the point."""
+    """Every value of doc: NaN/Infinity (json accepts them), integers beyond 64 bits, strings over
+    64 KiB and nesting deeper than MAX_DEPTH are refused, naming the field. Iterative: the depth check is the point."""
     stack = [(doc, "", 0)]
     while stack:
         value, where, depth = stack.pop()
@@ -475,6 +476,8 @@ def _scan(doc, path: str) -> None:
             raise InputError(f"{path}: {where or 'top'}: nested deeper than {MAX_DEPTH} levels; not a result file")
         if isinstance(value, float) and not math.isfinite(value):
             raise InputError(f"{path}: {where}: {value} is not a finite number")
+        if isinstance(value, str) and len(value) > MAX_STR:
+            raise InputError(f"{path}: {where}: a string of {len(value)} characters; not a result file")
         if isinstance(value, int) and not isinstance(value, bool) and abs(value) > MAX_INT:
             raise InputError(f"{path}: {where}: integer of {len(str(abs(value)))} digits is out of range")
         if isinstance(value, dict):

@@ -110,10 +110,11 @@ def load_csv(path: str, columns: list[Column]) -> list[dict]:
     if not lines:
         raise InputError(f"{path}: empty file, expected a header with columns "
                          f"{', '.join(c.name for c in columns)}")
-    reader = csv.reader([ln for _, ln in lines])
+    reader = csv.reader([ln for _, ln in lines], strict=True)  # strict: an unbalanced quote is an error
 
-    def records():  # (physical line of the record's last line, cells)
+    def records():  # (physical line of the record, cells)
         while True:
+            start = reader.line_num
             try:
                 cells = next(reader)
             except StopIteration:
@@ -124,6 +125,9 @@ def load_csv(path: str, columns: list[Column]) -> list[dict]:
                     raise InputError(f"{path}:{lineno}: a cell longer than {csv.field_size_limit()} "
                                      f"characters; not a catalog value") from None
                 raise InputError(f"{path}:{lineno}: not CSV: {e}") from None
+            if reader.line_num - start > 1:  # no catalog value has a line break: an unbalanced quote
+                raise InputError(f"{path}:{lines[start][0]}: a quoted cell runs over {reader.line_num - start} "
+                                 f"lines (an unbalanced quote?)")
             yield lines[reader.line_num - 1][0], cells
 
     rows_in = records()
