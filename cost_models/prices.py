@@ -29,7 +29,6 @@ from cost_models.catalog import Column, as_of_date, at_most, load_csv, load_data
 from cost_models.errors import InputError, unknown_name
 from cost_models.hardware import find_gpu
 from cost_models.units import PLAUSIBLE
-from cost_models.units import PLAUSIBLE
 
 PRICING_KINDS = ("on-demand", "spot", "reserved-1y", "reserved-3y", "capacity-block")
 HOURS_PER_YEAR = 8760  # 365 days, as providers bill a 1-year term
