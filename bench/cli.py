@@ -46,8 +46,23 @@ MEASURING = ("run", None)  # commands that import torch and time kernels
 DEFAULT_MODULE = "bench.cmd_default"  # bare `costbench`: quick measurement, then Llama 3 70B costs
 
 
+class _HelpFormatter(argparse.HelpFormatter):
+    """argparse's, but a help string with a literal '%' (e.g. "(10%)") prints as written instead
+    of failing `--help` with a ValueError (found by scripts/hostile.py on `tco --help`)."""
+
+    def _expand_help(self, action):
+        try:
+            return super()._expand_help(action)
+        except (ValueError, KeyError, TypeError):
+            return self._get_help_string(action)
+
+
 class ArgumentParser(argparse.ArgumentParser):
     """argparse, but an error is one line (no usage block) and exit status 2."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("formatter_class", _HelpFormatter)
+        super().__init__(*args, **kwargs)
 
     def error(self, message):
         self.exit(2, f"{self.prog}: error: {message}\n")

@@ -21,6 +21,7 @@ import sys
 from bench.cmd_catalog import check_choice, emit, usd
 from bench.table import si
 from cost_models.errors import InputError, unknown_name
+from cost_models.units import check_plausible
 
 NOT_VARIED = ("help", "format", "vary")   # cost flags that make no sense as a varied input
 
@@ -111,6 +112,8 @@ def run_whatif(args) -> dict:
     if getattr(args, action.dest) != action.default:
         raise InputError(f"--vary {key} and --{key} both given: vary it or fix it, not both")
     values = [_convert(action, key, text) for text in texts]   # every value checked before any runs
+    for value in values:  # the plausibility bounds every command's flags get (bench.cli.check_args)
+        check_plausible(action.dest, value, f"--vary {key}")
     rows, warnings = [], []
     for text, value in zip(texts, values):
         one = argparse.Namespace(**{**vars(args), action.dest: value})

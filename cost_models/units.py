@@ -112,6 +112,7 @@ PLAUSIBLE = {
     "usd_per_gpu_hour": (0, 1000, "no GPU rents for more than $1000 an hour"),
     "capex": (0, 1e12, "a trillion dollars"),
     "life_years": (0.1, 100, ""),
+    "utilization": (1e-3, 1, "below 0.1% of the year (9 hours) is not a cluster that is run"),
 }
 
 

@@ -261,6 +261,26 @@ def cases() -> list:
                     check=formula_escaped))
     for argv, needle in UNKNOWN_NAMES:
         out.append(Case(f"names {' '.join(argv)[:40]!r}", argv, needle=needle))
+    # the commands that landed with compare, report, whatif and tco
+    for cmd in ("run", "cost", "prices", "whatif", "tco", "compare", "report", "models", "gpus", "networks"):
+        out.append(Case(f"help {cmd} --help", [cmd, "--help"], codes=(0,)))
+    for argv, needle in (
+            (["whatif", "--vary", "gpus=1,5"], None), (["whatif", "--vary", "tokens=nan,1T"], "tokens"),
+            (["whatif", "--vary", "nosuch=1,2"], "nosuch"), (["whatif", "--vary", "gpus"], "vary"),
+            (["whatif", "--vary", "gpus=1e400,2"], None), (["whatif", "--vary", "tokens=1e18,1T"], "tokens"),
+            (["tco", "--capex", "1,5"], "--capex"), (["tco", "--capex", "nan"], "--capex"),
+            (["tco", "--life-years", "-1"], "life"), (["tco", "--utilization", "0"], "utilization"),
+            (["tco", "--utilization", "1e-300"], "utilization"), (["tco", "--pue", "inf"], "--pue"),
+            (["tco", "--capex", "1e400"], "--capex"), (["tco", "--gpu", "H999"], "unknown GPU"),
+            (["tco", "--rental-price", "1,5x"], None), (["compare", "nope.json"], "nope.json"),  # compare and report warn per skipped file first
+            (["compare"], None), (["report", "nope.json", "--out", "rep"], "nope.json"),
+            (["report", "r.json", "--out", "/dev/null/x"], None), (["compare", "r.json", "--model", "nosuch"], "model")):
+        out.append(Case(f"new {' '.join(argv)[:40]!r}", argv, needle=needle, files={"r.json": GOOD},
+                        one_line=argv[0] not in ("compare", "report")))
+    for name in ("nested-100k", "nan", "int-5000-digits", "fifo", "latin1"):
+        content, _ = BAD_RESULTS[name]
+        out.append(Case(f"6/7 compare {name}", ["compare", "r.json"], codes=(2,), files={"r.json": content},
+                        one_line=False))
     # streams
     for cmd in (["prices"], ["gpus"], ["models"], ["networks"], ["cost"], ["cost", "--format", "json"],
                 ["cost", "--format", "csv"], ["prices", "--format", "csv"], ["--help"], ["--version"]):

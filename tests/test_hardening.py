@@ -407,3 +407,19 @@ def test_fuzz_csv(tmp_path_factory, text):
         load_csv(str(path), [Column("a"), Column("b", number, required=False)])
     except InputError:
         pass
+
+
+def test_help_with_a_literal_percent_sign(capsys):
+    from bench.cli import ArgumentParser
+
+    parser = ArgumentParser(prog="costbench x")
+    parser.add_argument("--u", help="utilization (default 80%)")
+    assert "80%" in parser.format_help()
+
+
+@pytest.mark.parametrize("argv,needle", [
+    (["whatif", "--vary", "tokens=1e18,1T"], "--vary tokens"),
+    (["tco", "--utilization", "1e-300"], "--utilization"),
+])
+def test_implausible_values_in_other_commands(capsys, argv, needle):
+    assert needle in one_line_error(capsys, *argv)
