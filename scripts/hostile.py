@@ -66,6 +66,7 @@ def mm(tflops=1.0):
             "max_rel_err": 1e-7}
 
 
+H100 = {"device": "cuda", "gpu": {"name": "NVIDIA H100 80GB HBM3", "normalized": "H100-SXM", "count": 1}}
 GOOD = json.dumps(result_doc([mm()], {"mamf_tflops": {"fp32": 1.0}, "complete": True}))
 
 
@@ -234,9 +235,9 @@ def cases() -> list:
     out.append(Case("11 --results with BOM", ["cost", "--results", "r.json"], codes=(0,),
                     files={"r.json": b"\xef\xbb\xbf" + GOOD.encode()}))
     out.append(Case("4 --results without summary", ["cost", "--results", "r.json"], codes=(0,),
-                    files={"r.json": json.dumps(result_doc([mm()]))}))
+                    files={"r.json": json.dumps(result_doc([mm()], **H100))}))
     out.append(Case("4 --results with empty summary", ["cost", "--results", "r.json"], codes=(0,),
-                    files={"r.json": json.dumps(result_doc([mm()], {}))}))
+                    files={"r.json": json.dumps(result_doc([mm()], {}, **H100))}))
     out.append(Case("8 --results from an unknown GPU names the file", ["cost", "--results", "r.json"],
                     codes=(0, 2), needle="r.json", owner="stepmodel",
                     files={"r.json": json.dumps(result_doc([mm()], {}, device="cuda",
