@@ -551,7 +551,8 @@ def load(path: str) -> dict:
     try:
         doc = json.loads(text)
     except json.JSONDecodeError as e:
-        hint = " (truncated?)" if e.pos >= len(text.rstrip()) else ""
+        cut = e.pos >= len(text.rstrip()) or e.msg.startswith("Unterminated string")  # ends mid-value
+        hint = " (truncated?)" if cut else ""
         raise InputError(f"{path}: not valid JSON{hint}: {e}") from None
     except RecursionError:
         raise InputError(f"{path}: nested too deeply to be a result file") from None

@@ -67,7 +67,7 @@ def mm(tflops=1.0):
 
 
 H100 = {"device": "cuda", "gpu": {"name": "NVIDIA H100 80GB HBM3", "normalized": "H100-SXM", "count": 1}}
-GOOD = json.dumps(result_doc([mm()], {"mamf_tflops": {"fp32": 1.0}, "complete": True}))
+GOOD = json.dumps(result_doc([mm()], {"mamf_tflops": {"fp32": 1.0}, "complete": True}, **H100))
 
 
 def no_new_json(workdir, proc):
