@@ -26,10 +26,13 @@ The step of the slowest pipeline stage (Narayanan et al. 2021, sec. 2-3; Korthik
   scatter/gather optimisation) forward and its gradient back, across nodes unless TP*DP < 8,
   v times when interleaved.
 - DP, distributed optimizer: per step a reduce-scatter of the fp32 gradients and an all-gather
-  of the bf16 weights of the GPU's P parameters: 4P and 2P bytes x (DP-1)/DP / busbw plus (DP-1)
+  of the bf16 weights of the GPU's P parameters: 4P and 2P bytes x (DP-1)/DP / busbw, issued in
+  Megatron's buckets of max(40M, 1M x DP) parameters (dp_buckets), each paying the ring's (DP-1)
   hops. Megatron overlaps them with the last micro-batch's backward and the first's forward
   (--overlap-grad-reduce, --overlap-param-gather): only what exceeds two thirds (backward) and one
-  third (forward) of one micro-batch-time of the stage is exposed.
+  third (forward) of one micro-batch-time of the stage is exposed, and never less than one bucket
+  of each (the last gradient bucket is complete only when the backward ends; the first weight
+  bucket must arrive before the forward can start).
 - Optimizer: Adam on the GPU's P/DP shard reads fp32 master, momentum, variance and gradient and
   writes the first three plus bf16 weights (30 bytes per parameter), and the P fp32 gradients
   are zeroed (4 bytes each): bytes over memory bandwidth.
@@ -46,6 +49,8 @@ from cost_models.rates import GEMM_OVERHEAD_S
 # the output and a 1-byte mask (2 + 2 + 1); backward reads the gradient and mask and writes (2 + 1 + 2),
 # then the softmax backward reads probabilities and gradient and writes (2 + 2 + 2).
 UNFUSED_SCORE_BYTES = (9, 11)   # (forward, backward)
+DDP_BUCKET_MIN_PARAMS = 40e6             # Megatron-LM DDP default bucket: max(40M, 1M x DP) parameters
+DDP_BUCKET_PARAMS_PER_DP_RANK = 1e6
 PARTS = ("gemm", "attention", "memory_bound", "tp_comm", "pp_bubble", "pp_comm", "dp_comm", "optimizer")
 
 
@@ -65,11 +70,22 @@ def _fwd_bwd(m, n, k, rates, elem_bytes):
     return fwd, gemm_seconds(m, k, n, rates, elem_bytes) + gemm_seconds(k, n, m, rates, elem_bytes)
 
 
-def collective_seconds(size_bytes, ranks, busbw_gbps, latency_us):
-    """A ring all-gather or reduce-scatter of `size_bytes` (the full buffer) over `ranks` GPUs."""
+def collective_seconds(size_bytes, ranks, busbw_gbps, latency_us, calls=1):
+    """A ring all-gather or reduce-scatter of `size_bytes` (the full buffer) over `ranks` GPUs, issued
+    as `calls` collectives (buckets): the bytes are the same, each call pays the ring's ranks-1 hops."""
     ranks = np.asarray(ranks, dtype=float)
     frac = np.where(ranks > 1, (ranks - 1) / np.maximum(ranks, 1), 0.0)
-    return size_bytes * frac / (np.asarray(busbw_gbps) * 1e9) + np.maximum(ranks - 1, 0) * latency_us * 1e-6
+    hops = np.asarray(calls) * np.maximum(ranks - 1, 0)
+    return size_bytes * frac / (np.asarray(busbw_gbps) * 1e9) + hops * latency_us * 1e-6
+
+
+def dp_buckets(params, dp):
+    """Megatron's gradient buckets for `params` parameters on a GPU at data-parallel degree `dp`:
+    ceil(params / bucket), bucket = max(40M, 1M x DP) parameters (Megatron-LM
+    DistributedDataParallelConfig.bucket_size default: "larger DP sizes need larger buckets to
+    ensure collectives do not become latency-bound")."""
+    bucket = np.maximum(DDP_BUCKET_MIN_PARAMS, DDP_BUCKET_PARAMS_PER_DP_RANK * np.asarray(dp, dtype=float))
+    return np.maximum(np.ceil(np.asarray(params, dtype=float) / bucket), 1)
 
 
 def step_parts(spec, layouts, rates, linear_rates=None, flash_attention=True, sequence_parallel=True) -> dict:
@@ -147,9 +163,12 @@ def step_parts(spec, layouts, rates, linear_rates=None, flash_attention=True, se
     dp_in_node = tp * dp <= GPUS_PER_NODE
     dp_bw = np.where(dp_in_node, rates.tp_gbps, rates.fabric_gbps)
     dp_lat = np.where(dp_in_node, rates.tp_latency_us, rates.fabric_latency_us)
-    rs = collective_seconds(4 * params, dp, dp_bw, dp_lat)
-    ag = collective_seconds(2 * params, dp, dp_bw, dp_lat)
-    dp_comm = np.maximum(rs - 2 / 3 * stage_mb, 0) + np.maximum(ag - 1 / 3 * stage_mb, 0)
+    buckets = dp_buckets(params, dp)
+    rs = collective_seconds(4 * params, dp, dp_bw, dp_lat, buckets)
+    ag = collective_seconds(2 * params, dp, dp_bw, dp_lat, buckets)
+    # The last gradient bucket is ready only when the backward ends and the first weight bucket is
+    # needed before the forward starts: at least one bucket of each is exposed, whatever the overlap.
+    dp_comm = np.maximum(rs - 2 / 3 * stage_mb, rs / buckets) + np.maximum(ag - 1 / 3 * stage_mb, ag / buckets)
 
     optimizer = (30 * params / dp + 4 * params) / (rates.membw_gbps * 1e9)
 

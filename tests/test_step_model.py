@@ -75,8 +75,30 @@ def test_dp_volume_by_hand():
     rs, ag = 4 * p_gpu * 3 / 4 / 10e9, 2 * p_gpu * 3 / 4 / 10e9
     assert step_time.collective_seconds(4 * p_gpu, 4, 10, 0) == pytest.approx(rs)
     parts = step_time.step_parts(spec, lay, _rates())
-    stage = parts["stage_mb"][0]
-    assert parts["dp_comm"][0] == pytest.approx(max(rs - 2 / 3 * stage, 0) + max(ag - 1 / 3 * stage, 0))
+    # a small model is one Megatron bucket (< 40M params): its reduce-scatter can only start when the
+    # backward ends and its all-gather must end before the forward starts, so nothing overlaps
+    assert p_gpu < 40e6 and step_time.dp_buckets(p_gpu, 4) == 1
+    assert parts["dp_comm"][0] == pytest.approx(rs + ag)
+
+
+def test_dp_buckets_by_hand():
+    # Megatron's default bucket: max(40M, 1M x DP) parameters
+    assert step_time.dp_buckets(100e6, 4) == 3            # 40M buckets
+    assert step_time.dp_buckets(4.41e9, 1024) == 5        # 1.024B buckets
+    # each bucket pays the ring's DP-1 hops: 5 buckets over 1024 ranks at 5 us
+    one = step_time.collective_seconds(1e9, 1024, 40, 5)
+    assert step_time.collective_seconds(1e9, 1024, 40, 5, calls=5) == pytest.approx(one + 4 * 1023 * 5e-6)
+
+
+def test_dp_comm_never_hides_the_last_bucket():
+    spec = find_model("llama3-70b")
+    lay = _layout(spec, 1024, tp=8, pp=1, micro_batch=1, global_batch=1024, recompute="selective", vpp=1)
+    parts = step_time.step_parts(spec, lay, _rates(fabric_gbps=1000.0))   # fast fabric: overlap hides all but the floor
+    p_gpu = memory.stage_params(spec, lay)[0][0]
+    n = step_time.dp_buckets(p_gpu, 128)[()]
+    rs = step_time.collective_seconds(4 * p_gpu, 128, 1000, 0, n)
+    ag = step_time.collective_seconds(2 * p_gpu, 128, 1000, 0, n)
+    assert parts["dp_comm"][0] == pytest.approx((rs + ag) / n)
 
 
 def test_fp8_speeds_only_the_linear_gemms():
