@@ -16,9 +16,9 @@ def _early_sigterm(signum, frame):
 signal.signal(signal.SIGTERM, _early_sigterm)
 
 try:
-    from bench.cli import main
+    from bench.cli import entry
 except KeyboardInterrupt:
     print("costbench: interrupted", file=sys.stderr)
     sys.exit(130)
 
-sys.exit(main())
+entry()

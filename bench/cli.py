@@ -266,6 +266,22 @@ def main(argv=None) -> int:
                 pass
 
 
+def entry() -> None:
+    """The console script and `python -m bench`: main(), then leave without the interpreter's
+    finalization. Python resets signal handlers to their defaults while it finalizes, so a SIGTERM
+    in that window (the work done, the output written) would end the process as -15 with no word;
+    os._exit after flushing keeps the documented status. Every result and report file is already
+    complete and closed when main() returns (they are written atomically)."""
+    code = main()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            if stream is not None:
+                stream.flush()
+        except (OSError, ValueError):  # main() already reported a stdout that cannot be written
+            pass
+    os._exit(code if isinstance(code, int) else EXIT_BUG)
+
+
 _command = None  # the command being run, for error messages
 
 

@@ -114,8 +114,13 @@ def gpu_to_price(requested: str | None, measured: str | None, source: str | None
 
     if requested:
         return CPU if requested.strip().lower() == CPU else find_gpu(requested).name
-    if measured:
-        return measured
+    if measured == CPU:
+        return CPU
+    if measured:  # a normalized name from the file, which a newer or edited file may not share with this catalog
+        try:
+            return find_gpu(measured).name
+        except InputError as e:
+            raise InputError(f"{source or 'the result file'}: machine.gpu.normalized: {e}") from None
     if source is not None:
         raise InputError(f"{source}: measured on {device_name or 'a GPU'} that is not in the GPU catalog, so it has "
                          f"no datasheet to compare with; name the GPU to price with --gpu (costbench gpus)")

@@ -7,7 +7,6 @@ import json
 
 import pytest
 
-from bench import cli
 from bench.cmd_catalog import csv_safe
 from cost_models.catalog import load_csv
 from cost_models.cost import plan_training, price_rows
@@ -16,17 +15,11 @@ from cost_models.hardware import gpus
 from cost_models.prices import (_COLUMNS, CATALOG_PATH, Price, as_of_start, capacity_block_days, catalog_prices,
                                 commitment_usd, is_stale, stale_warning)
 from cost_models.skypilot import gcp_host_gpus, import_vms
+from tests.conftest import run_cli as run
 
 TODAY = "2026-11-23"
 
 
-def run(capsys, *argv):
-    try:
-        code = cli.main(list(argv))
-    except SystemExit as e:
-        code = e.code
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 # ---- catalog integrity ---------------------------------------------------------------------------

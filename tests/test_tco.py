@@ -5,9 +5,9 @@ import math
 
 import pytest
 
-from bench import cli
 from cost_models.errors import InputError
 from cost_models.tco import HOURS_PER_YEAR, OwnedGpu
+from tests.conftest import run_cli as run
 
 # The README's worked example: $30,000, 4 years, 0.7 kW, PUE 1.3, $0.08/kWh, nothing else.
 HAND = dict(capex_usd=30_000, life_years=4, power_kw=0.7, pue=1.3, usd_per_kwh=0.08)
@@ -15,13 +15,6 @@ HAND_FLAGS = ["--capex", "30000", "--life-years", "4", "--power-kw", "0.7", "--p
               "--usd-per-kwh", "0.08", "--interest", "0", "--residual-fraction", "0", "--opex-usd-per-gpu-year", "0"]
 
 
-def run(capsys, *argv):
-    try:
-        code = cli.main(list(argv))
-    except SystemExit as e:
-        code = e.code
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def test_hand_figures():
