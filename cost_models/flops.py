@@ -1,7 +1,6 @@
 """FLOPs of a dense (or mixture-of-experts) decoder-only transformer, per token and per layer.
 
-Derivation (Kaplan et al. 2020; Narayanan et al. 2021 sec. 5.1; REFERENCES.md "Compute and
-memory rules"). Works on scalars or numpy arrays.
+Derivation (Kaplan et al. 2020; Narayanan et al. 2021 sec. 5.1; PaLM, Chowdhery et al. 2022, appendix B). Works on scalars or numpy arrays.
 
 - Linear layers: a GEMM with a (k x n) weight costs 2*k*n FLOPs per token forward (one
   multiply-add per weight), the backward pass twice that (the activation gradient, "dgrad", and

@@ -2,7 +2,7 @@
 
 The bandwidth is compared with nccl-tests' busbw (bytes moved per GPU per second), which is what
 a ring collective's time scales with: time = size * factor / busbw, factor (n-1)/n for
-reduce-scatter and all-gather (REFERENCES.md, "Collectives").
+reduce-scatter and all-gather (nccl-tests doc/PERFORMANCE.md).
 """
 
 import dataclasses

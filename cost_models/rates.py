@@ -20,7 +20,7 @@ which, per part, and goes into the cost output's assumptions.
 - Memory-bound work (norms, activations, residuals, rotary, the optimizer): bytes over the
   measured copy bandwidth (summary.layer.elementwise_gbps, else summary.membw_gbps), else over
   HBM_FRACTION x the datasheet bandwidth: a device copy reaches about 3.0 of the H100's 3.35 TB/s
-  and 4.3 of the H200's 4.8 (REFERENCES.md readings, torch 2.11).
+  and 4.3 of the H200's 4.8 (single-GPU readings with torch 2.11, 2026-11).
 - Collectives: tensor parallelism inside a node over NVLink (measured all-gather/reduce-scatter
   busbw from a one-node run, else NVLINK_FRACTION x half the GPU's both-directions NVLink figure);
   data and pipeline parallelism across nodes over the fabric (networks.csv per-GPU line rate x
@@ -40,7 +40,7 @@ from cost_models.networks import Network, find_network
 GEMM_SUSTAINED_FRACTION = 0.80
 GEMM_OVERHEAD_S = 5e-6          # launch + tail of one GEMM kernel (a few microseconds on any GPU)
 ATTENTION_FRACTION = 0.50
-HBM_FRACTION = 0.90             # 3.0/3.35 (H100), 4.3/4.8 (H200): REFERENCES.md readings
+HBM_FRACTION = 0.90             # 3.0/3.35 (H100), 4.3/4.8 (H200): single-GPU readings, torch 2.11, 2026-11
 NVLINK_FRACTION = 0.80
 FABRIC_FRACTION = 0.80
 

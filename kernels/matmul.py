@@ -94,7 +94,7 @@ _LLAMA_SHAPES = ((8192, 6144, 4096), (8192, 14336, 4096), (8192, 4096, 14336),
                  (8192, 10240, 8192), (8192, 28672, 8192), (8192, 8192, 28672))
 PLANS = {
     ("cuda", False): SearchPlan(
-        # 2048x2048x13312: mamf-finder's best bf16 shape on H100 SXM (REFERENCES.md)
+        # 2048x2048x13312: mamf-finder's best bf16 shape on H100 SXM (ml-engineering's mamf-finder results table)
         shapes=((4096, 4096, 4096), (8192, 8192, 8192), (16384, 16384, 16384), (2048, 2048, 13312))
         + _LLAMA_SHAPES,
         steps=(1024, 512, 256), max_shapes=60, max_dim=32768, budget_ms=BUDGET_MS["cuda"],
