@@ -9,9 +9,13 @@ Feasible (candidates()): TP in 1, 2, 4, 8 within a node (GPUS_PER_NODE) and divi
 and KV heads; PP at most the layers, each stage but the last ceil(L/PP) layers and the last the
 rest (at least one) plus the LM head, documented as Megatron's uneven last stage (Llama 3 405B:
 126 layers on 16 stages); DP = GPUs / (TP*PP) a whole number; the global batch divisible by
-DP*micro-batch; interleaving (v virtual stages per GPU) only with PP > 1, v dividing the layers per
-stage and the micro-batch count a multiple of PP (Megatron's rule). Memory is checked by
-memory.py, speed by step_time.py.
+DP*micro-batch; interleaving (v virtual stages per GPU) only with PP > 1, v dividing the layers of
+the full stages and the micro-batch count a multiple of PP (Megatron's rule). The lighter last
+stage may hold fewer chunks than v: it never sets the pipeline's pace (the bubble is (PP-1)/v of
+the slowest stage's time), as Megatron-LM's flexible asymmetric VPP (MR 2795,
+--pipeline-model-parallel-layout) allows and as Llama 3 405B ran (126 layers on 16 interleaved
+stages, the first and last one layer lighter: "The Llama 3 Herd of Models" sec. 3.3.2). Memory
+is checked by memory.py, speed by step_time.py.
 """
 
 import dataclasses
@@ -113,7 +117,7 @@ def candidates(spec, gpus: int, default_batch: int, tp=None, pp=None, micro_batc
     first, last = stage_layers(spec.layers, p)
     ok &= last >= 1
     m = np.where(ok, gb // np.maximum(dp * mb, 1), 0)
-    ok &= (v == 1) | ((p > 1) & (first % v == 0) & (last >= v) & (m % p == 0))
+    ok &= (v == 1) | ((p > 1) & (first % v == 0) & (m % p == 0))  # the last stage may hold fewer chunks
     if not ok.any():
         given = {k: val for k, val in (("tp", tp), ("pp", pp), ("micro-batch", micro_batch),
                                       ("global-batch", global_batch)) if val}
