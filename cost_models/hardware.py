@@ -130,7 +130,7 @@ def normalize_device_name(torch_name: str, memory_gb: float | None = None) -> st
         # 144 GB HBM3e (not catalogued: other bandwidth), told apart by the memory torch reports
         return "GH200" if memory_gb is None or memory_gb < 120 else None
     for prefix, name in (("gb200", "GB200"), ("b200", "B200"), ("h200", "H200-SXM"),
-                         ("h800", "H800-SXM"), ("h100", "H100-SXM")):
+                         ("h800", "H800-SXM"), ("h100", "H100-SXM"), ("l40s", "L40S")):  # torch: "NVIDIA L40S"
         if model(prefix):
             return name
     if model("a100"):

@@ -177,3 +177,17 @@ def test_find_gpu_refuses_a_mig_slice_with_the_reason(name, profile):
 
 def test_whole_gpu_names_are_not_mig():
     assert mig_profile("NVIDIA H100 80GB HBM3") is None and mig_profile("migrate-gpu") is None
+
+
+def test_l40s_is_recognised_from_its_torch_name_and_the_l40_is_not():
+    from cost_models.hardware import normalize_device_name
+
+    assert normalize_device_name("NVIDIA L40S") == "L40S"
+    assert normalize_device_name("NVIDIA L40") is None  # another GPU (no fp8 and other clocks)
+
+
+def test_gh200_has_a_sourced_lambda_price():
+    from cost_models.prices import catalog_prices
+
+    (row,) = [p for p in catalog_prices() if p.gpu == "GH200" and p.provider == "lambda"]
+    assert row.usd_per_gpu_hour == 2.29 and "gpu_1x_gh200" in row.source and row.as_of == "2026-07"
