@@ -67,6 +67,11 @@ def summary_text(result: dict, path: str | None) -> str:
              "peak": s["peak_tflops"].get(d), "eff": s["efficiency"].get(d)}
             for d, v in s["mamf_tflops"].items()]
     lines = []
+    from bench.env import busy_cpu_note
+
+    busy = busy_cpu_note(result.get("machine") or {})
+    if busy:
+        lines.append(f"warning: {busy}")
     if rows:
         lines.append(format_table(rows, [("dtype", "dtype", ""), ("mamf", "MAMF TFLOP/s", _tflops),
                                          ("sustained", "sustained", _tflops),

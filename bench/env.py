@@ -105,6 +105,25 @@ def _torch_versions() -> dict:
     return {"torch": torch.__version__.split("+")[0], **software_versions()}
 
 
+def load_average() -> float | None:
+    """The host's 1-minute load average as the run starts (None where the OS has none). On CPU the
+    figures measure what the cores have left: other work on them (a shared node, a parallel build)
+    makes matmul read many times lower, as torch's threads wait for cores they do not get."""
+    try:
+        return round(os.getloadavg()[0], 2)
+    except (AttributeError, OSError):
+        return None
+
+
+def busy_cpu_note(machine: dict) -> str | None:
+    """A warning when other work held half the cores or more as a CPU run started, else None."""
+    load, cores = machine.get("load_avg_1m"), machine.get("cpu_count")
+    if machine.get("device") != "cpu" or load is None or not cores or load < cores / 2:
+        return None
+    return (f"the host's load average was {load:g} on {cores} cores as the run started: other work shared "
+            "the cores, so the CPU figures read low and vary (run again on an idle machine)")
+
+
 def fingerprint(device: str) -> dict:
     """The `machine` object of a result file; `device` is the one measured (cpu or cuda)."""
     world_size, nodes = world()
@@ -119,6 +138,7 @@ def fingerprint(device: str) -> dict:
         "driver": _driver(),
         "cpu": _cpu_model(),
         "cpu_count": os.cpu_count(),
+        "load_avg_1m": load_average(),
         "device": device,
         "host_memory_gb": host_memory_gb(),
         "gpu": gpu,

@@ -70,3 +70,20 @@ def test_gpu_fingerprint_on_a_gpu():
     m = env.fingerprint("cuda")
     assert m["gpu"]["name"] and m["gpu"]["count"] >= 1 and m["gpu"]["memory_gb"] > 0
     assert m["cuda"] and m["nccl"]
+
+
+@pytest.mark.parametrize("machine, warned", [
+    ({"device": "cpu", "load_avg_1m": 1.5, "cpu_count": 2}, True),
+    ({"device": "cpu", "load_avg_1m": 0.4, "cpu_count": 2}, False),
+    ({"device": "cuda", "load_avg_1m": 9.0, "cpu_count": 2}, False),   # GPU figures do not share the cores
+    ({"device": "cpu", "load_avg_1m": None, "cpu_count": 2}, False),
+])
+def test_a_busy_cpu_is_named_in_the_run_summary(machine, warned):
+    note = env.busy_cpu_note(machine)
+    assert (note is not None) == warned
+    if warned:
+        assert "1.5 on 2 cores" in note
+
+
+def test_the_fingerprint_records_the_load_average():
+    assert isinstance(env.fingerprint("cpu")["load_avg_1m"], (float, type(None)))
