@@ -31,13 +31,13 @@ EXIT_BUG = 70  # an internal error (EX_SOFTWARE): a bug, still one line (COSTBEN
 
 # name -> (module, one-line help). Order is the order `costbench --help` lists them.
 COMMANDS = {
-    "run": ("bench.cmd_run", "measure this machine: matmul TFLOP/s per dtype, collective bandwidth"),
+    "run": ("bench.cmd_run", "measure this machine: matmul TFLOP/s, memory and collective bandwidth, a layer's work"),
     "cost": ("bench.cmd_cost", "what training a model costs: GPU-hours, days and dollars per provider"),
     "whatif": ("bench.cmd_whatif", "one cost input varied (gpu, network, gpus, ...), all else fixed, set against the claims"),
     "tco": ("bench.cmd_tco", "own versus rent: the cost of an owned GPU-hour, break-even utilisation, payback"),
     "compare": ("bench.cmd_compare", "result files side by side: delivered TFLOP/s, $ per PFLOP-hour, cost to train"),
     "report": ("bench.cmd_report", "charts (PNG) and one self-contained HTML page from result files"),
-    "prices": ("bench.cmd_catalog", "list the price catalog"),
+    "prices": ("bench.cmd_catalog", "list the price catalog, or turn a SkyPilot vms.csv into price rows"),
     "models": ("bench.cmd_catalog", "list the model catalog"),
     "gpus": ("bench.cmd_catalog", "list the GPU catalog"),
     "networks": ("bench.cmd_catalog", "list the network fabrics"),

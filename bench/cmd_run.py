@@ -130,7 +130,8 @@ def run_quick(device: str = "auto", out: str = DEFAULT_OUT, tag: str | None = No
               stream=None) -> tuple:
     """The quick measurement the bare `costbench` job starts with.
 
-    Runs `costbench run --quick --device DEVICE --out OUT [--tag TAG]`, prints its summary to
+    Runs `costbench run --quick --device DEVICE --out OUT [--tag TAG]` with RunConfig's ops (matmul,
+    membw and all four collectives, which the step model prices), prints its summary to
     stream (default stdout; None-able for callers that print their own), and returns
     (path, result_dict, exit_code): the result file (None on torchrun ranks other than 0), the
     document as written (bench.results schema; result["summary"] has mamf_tflops etc.), and 0,
