@@ -21,7 +21,8 @@ matplotlib.use("Agg")  # before pyplot: files only, never a window
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.ticker import FuncFormatter  # noqa: E402
 
-from bench.compare import COLLECTIVES, KEY, gpu_name  # noqa: E402
+from bench.compare import COLLECTIVES, KEY  # noqa: E402
+from bench.results import catalog_gpu  # noqa: E402
 from cost_models.errors import InputError  # noqa: E402
 from cost_models.prices import PRICING_KINDS  # noqa: E402
 
@@ -57,15 +58,6 @@ def _message(ax, text):
     ax.set_xticks([])
     ax.set_yticks([])
     ax.grid(False)
-
-
-def _catalog_gpu(name):
-    from cost_models.hardware import find_gpu
-
-    try:
-        return find_gpu(name)
-    except InputError:
-        return None
 
 
 def _representative(df, gpu):
@@ -150,7 +142,7 @@ def matmul_shapes(df, runs, size=(10, 6)):
                     markersize=5, alpha=0.8, color=f"C{i % 10}", label=f"{label} · {dtype}")
             values += [p[1] for p in pts]
             drawn = True
-            spec = _catalog_gpu(gpu_name(doc)) if doc["machine"].get("device") == "cuda" else None
+            spec = catalog_gpu(doc["machine"])  # None for CPU runs, MIG slices, GPUs not in the catalog
             if spec is not None:
                 peaks[(spec.name, dtype)] = spec.peak(dtype)
     if not drawn:
@@ -180,7 +172,7 @@ def _link_gbps(doc):
     default fabric across nodes (networks.csv); None for CPU runs and GPUs not in the catalog."""
     from cost_models.networks import DEFAULT_NETWORK, find_network
 
-    spec = _catalog_gpu(gpu_name(doc)) if doc["machine"].get("device") == "cuda" else None
+    spec = catalog_gpu(doc["machine"])  # None for CPU runs, MIG slices, GPUs not in the catalog
     if spec is None:
         return None
     net = find_network(DEFAULT_NETWORK)

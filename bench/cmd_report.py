@@ -15,7 +15,7 @@ import os
 import sys
 import time
 
-from bench.compare import DEFAULT_MODEL
+from bench.compare import DEFAULT_MODEL, gpu_name
 from cost_models.errors import InputError
 
 CHARTS = {  # name -> (title, how to read it)
@@ -172,7 +172,7 @@ def _page(df, runs, model, pngs) -> str:
                                            numeric)
                     + "<p>" + "<br>".join(report_page.html.escape(x) for x in footer(df, model, "on-demand").splitlines())
                     + "</p>")
-    run_rows = [{"tag": d.get("tag") or "(no tag)", "gpu": _gpu(d), "ranks": d["machine"].get("world_size"),
+    run_rows = [{"tag": d.get("tag") or "(no tag)", "gpu": gpu_name(d), "ranks": d["machine"].get("world_size"),
                  "nodes": d["machine"].get("nodes") or 1, "host": d["machine"].get("hostname"),
                  "created": d.get("created_at"), "run_id": d.get("run_id"),
                  "complete": "yes" if d["summary"].get("complete", True) is not False else "no (interrupted)",
@@ -189,12 +189,6 @@ def _page(df, runs, model, pngs) -> str:
         [("Runs", runs_html), ("Side by side (costbench compare)", compare_html)], pngs,
         "Prices are list prices from costbench's catalog (cost_models/data/prices.csv, each row with its source and "
         "date), not re-verified. Measured figures are medians over iterations; see the README for the method.")
-
-
-def _gpu(doc) -> str:
-    from bench.compare import gpu_name
-
-    return gpu_name(doc)
 
 
 def _formatted(row, columns) -> dict:

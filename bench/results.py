@@ -243,7 +243,7 @@ class ResultWriter:
 
 # ---- summary -------------------------------------------------------------------------------
 
-def _catalog_gpu(machine: dict):
+def catalog_gpu(machine: dict):
     """The catalog GpuSpec of the measured GPU, or None for CPU runs, MIG slices (normalized is
     None for them: a slice is not rated against the whole GPU) and GPUs not in the catalog."""
     normalized = ((machine or {}).get("gpu") or {}).get("normalized")
@@ -258,8 +258,8 @@ def _catalog_gpu(machine: dict):
 
 
 def _peak_table(machine: dict) -> dict:
-    """Datasheet peaks of the measured GPU, or {} (see _catalog_gpu)."""
-    spec = _catalog_gpu(machine)
+    """Datasheet peaks of the measured GPU, or {} (see catalog_gpu)."""
+    spec = catalog_gpu(machine)
     return spec.peak_tflops if spec else {}
 
 
@@ -287,7 +287,7 @@ def summarize(records: list, machine: dict) -> dict:
     copies = [r for r in records if r.get("op") == "membw" and r.get("correct")]
     if copies:
         out["membw_gbps"] = max(r["gbps"] for r in copies)
-        spec = _catalog_gpu(machine)
+        spec = catalog_gpu(machine)
         if spec:
             out["hbm_gbps_peak"] = spec.hbm_tbps * 1000
             out["membw_efficiency"] = out["membw_gbps"] / out["hbm_gbps_peak"]

@@ -98,7 +98,6 @@ PLAUSIBLE = {
     "tokens": (1e3, 1e17, "~1000x the largest training set to date (~36T tokens)"),
     "gpus": (1, 1e7, "more GPUs than exist"),
     "gpu_hours": (1e-3, 1e12, "1e12 GPU-hours is 10 million GPUs for 11 years"),
-    "batch_tokens": (1, 1e11, "a global batch is at least one token and at most ~1000x today's largest"),
     "layers": (1, 1e5, "today's deepest models have ~130 layers"),
     "hidden": (1, 1e7, "today's widest models have ~25k"),
     "heads": (1, 1e6, ""), "kv_heads": (1, 1e6, ""),

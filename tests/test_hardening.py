@@ -285,7 +285,7 @@ def test_minus_zero_is_not_positive():
     (["cost", "--params", "1e16", "--tokens", "1T"], "--params: '1e+16' is above 1e+15"),
     (["cost", "--params", "7B", "--tokens", "1e18"], "--tokens"),
     (["cost", "--gpus", "1e8"], "--gpus"),
-    (["cost", "--batch-tokens", "1e-300"], "--batch-tokens"),                                   # 10
+    (["cost", "--global-batch", "1e10"], "--global-batch: '1e+10' is above 1e+09"),             # 10
     (["cost", "--gpu-hours", "1e13"], "--gpu-hours"),
     (["cost", "--params", "1e-3", "--tokens", "1T"], "--params"),
     (["cost", "--layers", "1e6"], "--layers"),
