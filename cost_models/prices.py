@@ -210,12 +210,10 @@ def stale_warning(prices: list[Price], ref: datetime.date, stale_months: float) 
 
 # --- term commitments -------------------------------------------------------------------------
 
-CAPACITY_BLOCK_MAX_DAYS = 182
-
-
 def capacity_block_days(run_days: float) -> int:
     """Days of Capacity Blocks a run of `run_days` buys: 1-14 whole days, beyond that a multiple
-    of 7 days; runs longer than one 182-day block take several blocks (each a multiple of 7)."""
+    of 7 days; runs longer than one 182-day block take several blocks (each a multiple of 7), so the
+    182-day cap never changes the total and is not applied."""
     if not (run_days > 0 and math.isfinite(run_days)):
         raise InputError(f"capacity block: run length {run_days!r} days must be positive")
     days = math.ceil(run_days - 1e-9)
