@@ -241,5 +241,5 @@ def main(args) -> int:
         rows, cols = listing[args.command]()
     else:
         raise InputError(f"cmd_catalog cannot list {args.command!r}")
-    emit(rows, cols, args.format)
+    emit(rows, cols, args.format, json_doc={"rows": rows})  # one JSON object, as every command's --format json
     return 0

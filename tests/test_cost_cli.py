@@ -224,12 +224,12 @@ def test_catalog_commands(capsys, command, fmt):
     assert code == 0 and out.strip()
     assert err == "" or (command == "prices" and err.count("\n") == 1 and "warning: " in err)
     if fmt == "json":
-        assert isinstance(json.loads(out), list)
+        assert isinstance(json.loads(out)["rows"], list)  # one object, as DESIGN's CLI contract says
 
 
 def test_prices_filters(capsys):
     code, out, _ = run(capsys, "prices", "--gpu", "h100", "--provider", "lambda,gcp", "--format", "json")
-    rows = json.loads(out)
+    rows = json.loads(out)["rows"]
     assert code == 0 and {r["provider"] for r in rows} == {"lambda", "gcp"} and {r["gpu"] for r in rows} == {"H100-SXM"}
 
 

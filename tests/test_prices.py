@@ -237,7 +237,7 @@ def test_old_catalog_row_warned_user_undated_row_not(capsys, tmp_path, monkeypat
 def test_prices_listing_shows_age(capsys, monkeypatch):
     monkeypatch.setenv("COSTBENCH_TODAY", TODAY)
     code, out, _ = run(capsys, "prices", "--provider", "lambda", "--format", "json")
-    rows = json.loads(out)
+    rows = json.loads(out)["rows"]
     assert code == 0 and {r["age_days"] for r in rows} == {(datetime.date(2026, 11, 23) - datetime.date(2026, 7, 1)).days}
     assert not any(r["stale"] for r in rows)
 
@@ -265,7 +265,7 @@ def test_prices_and_cost_agree_on_the_low_end(capsys, tmp_path):
     mine = tmp_path / "mine.csv"
     mine.write_text("provider,gpu,pricing,usd_per_gpu_hour,usd_high,as_of,source\nacme,h100,on-demand,2.0,3.0,2026-07,q\n")
     _, out, _ = run(capsys, "prices", "--prices", str(mine), "--provider", "acme", "--format", "json")
-    (listed,) = json.loads(out)
+    (listed,) = json.loads(out)["rows"]
     _, out, _ = run(capsys, "cost", "--gpu-hours", "1M", "--prices", str(mine), "--providers", "acme", "--format", "json")
     (row,) = json.loads(out)["rows"]
     assert (listed["usd_low"], listed["usd_high"]) == (2.0, 3.0)
