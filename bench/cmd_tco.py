@@ -47,8 +47,9 @@ def add_arguments(parser, command) -> None:
 
     gpu = parser.add_argument_group("the GPU")
     gpu.add_argument("--gpu", default="H100-SXM", help="GPU type (costbench gpus); default H100-SXM")
-    gpu.add_argument("--capex", type=number, help="USD per GPU including its share of server and network "
-                     f"(default for H100-SXM: {CAPEX_USD['H100-SXM'].value:,}, {CAPEX_USD['H100-SXM'].source})")
+    gpu.add_argument("--capex", type=number, help="USD per GPU; include its share of server and network if you know it "
+                     f"(default for H100-SXM: {CAPEX_USD['H100-SXM'].value:,}, the GPU alone: "
+                     f"{CAPEX_USD['H100-SXM'].source})")
     gpu.add_argument("--life-years", type=number, help=f"useful life {d('life_years')}")
     gpu.add_argument("--residual-fraction", type=number, help=f"resale value at the end, share of capex {d('residual_fraction')}")
     gpu.add_argument("--interest", type=number, help=f"yearly cost of the debt that bought it {d('interest')}")
