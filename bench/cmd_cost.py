@@ -45,6 +45,9 @@ def add_arguments(parser, command) -> None:
                        ("kv-heads", "key/value heads (grouped-query attention)"), ("ffn", "MLP width"),
                        ("vocab", "vocabulary size"), ("seq", "training sequence length (default 8192)")):
         what.add_argument(f"--{flag}", type=positive_int, help=text)
+    what.add_argument("--experts", type=positive_int, help="mixture of experts: routed experts per layer (with --top-k)")
+    what.add_argument("--top-k", type=positive_int, help="mixture of experts: experts per token (at most --experts)")
+    what.add_argument("--moe-ffn", type=positive_int, help="mixture of experts: one expert's MLP width (default --ffn)")
     hw = parser.add_argument_group("cluster")
     hw.add_argument("--gpu", help="GPU type (costbench gpus) or cpu; default H100-SXM, or the --results file's device")
     hw.add_argument("--gpus", type=positive_int, help="cluster size (default: published scale, else sized to ~30 days)")
@@ -56,6 +59,8 @@ def add_arguments(parser, command) -> None:
     lay.add_argument("--pp", type=positive_int, help="pipeline-parallel stages (1F1B)")
     lay.add_argument("--micro-batch", type=positive_int, help="sequences per micro-batch")
     lay.add_argument("--global-batch", type=positive_int, help="sequences per step (default 16M tokens' worth)")
+    lay.add_argument("--ep", type=positive_int,
+                     help="expert-parallel degree (MoE models; divides DP and the experts)")
     lay.add_argument("--recompute", help="none, selective (FlashAttention's, the default) or full")
     eff = parser.add_argument_group("overrides")
     eff.add_argument("--mfu", type=fraction, help="model FLOPs utilisation over whole steps; skips the step model")
@@ -78,12 +83,20 @@ def add_arguments(parser, command) -> None:
 
 _SHAPE_FLAGS = {"layers": "layers", "hidden": "hidden", "heads": "heads", "kv_heads": "kv_heads", "ffn": "ffn",
                 "vocab": "vocab", "seq": "seq_len"}
+_MOE_FLAGS = {"experts": "experts", "top_k": "top_k", "moe_ffn": "moe_ffn"}
 
 
 def _model(args):
     from cost_models.models import custom_model, find_model
 
     shape = {field: getattr(args, flag) for flag, field in _SHAPE_FLAGS.items()}
+    moe = {field: getattr(args, flag) for flag, field in _MOE_FLAGS.items() if getattr(args, flag) is not None}
+    if moe and (args.experts is None) != (args.top_k is None):
+        raise InputError("--experts and --top-k go together (a mixture of experts needs both)")
+    if args.experts is not None and args.top_k is not None and args.top_k > args.experts:
+        raise InputError(f"--top-k {args.top_k} exceeds --experts {args.experts}")
+    if args.moe_ffn is not None and args.experts is None:
+        raise InputError("--moe-ffn needs --experts and --top-k")
     by_shape = args.layers is not None and args.hidden is not None
     if args.model and (args.params or by_shape):
         raise InputError("--model and --params/--layers/--hidden are exclusive: name a catalog model or describe one")
@@ -91,6 +104,9 @@ def _model(args):
         if args.active_params is not None:
             raise InputError("--active-params needs --params (the total)")
         spec = find_model(args.model or "llama3-70b")
+        if moe:
+            raise InputError("--experts/--top-k/--moe-ffn describe a model by shape (--layers/--hidden or --params), "
+                             "not a catalog model")
         if any(v is not None for v in shape.values()):
             import dataclasses
             spec = dataclasses.replace(spec, **{k: v for k, v in shape.items() if v is not None})
@@ -100,7 +116,7 @@ def _model(args):
                          f"(e.g. --tokens 15T; Chinchilla-optimal is ~20 per parameter)")
     if args.active_params is not None and args.params is not None and args.active_params > args.params:
         raise InputError(f"--active-params {args.active_params:g} exceeds --params {args.params:g}")
-    return custom_model(args.params, args.tokens, args.active_params, **shape)
+    return custom_model(args.params, args.tokens, args.active_params, **shape, **moe)
 
 
 def gpu_to_price(requested: str | None, measured: str | None, source: str | None = None,
@@ -150,7 +166,8 @@ def layout_line(plan) -> str:
     p = plan.parallelism
     rc = p["recompute"] + (f" ({p['recompute_layers']} layers/stage)" if p["recompute"] == "full" else "")
     interleave = f" (interleaved x{p['virtual_stages']})" if p["virtual_stages"] > 1 else ""
-    return (f"TP {p['tp']}{' (+SP)' if p['sequence_parallel'] else ''} x PP {p['pp']}{interleave} x DP {p['dp']}, "
+    ep = f" (EP {p['ep']})" if p.get("ep", 1) > 1 else ""
+    return (f"TP {p['tp']}{' (+SP)' if p['sequence_parallel'] else ''} x PP {p['pp']}{interleave} x DP {p['dp']}{ep}, "
             f"micro-batch {p['micro_batch']}, global batch {p['global_batch']:,} seqs, recompute {rc}")
 
 
@@ -296,7 +313,7 @@ def main(args) -> int:
     plan_kwargs = {"model": spec, "gpu": gpu, "gpus": args.gpus, "network": args.network,
                    "throughput": throughput, "mfu": args.mfu, "efficiency": args.efficiency,
                    "goodput": args.goodput, "tp": args.tp, "pp": args.pp, "micro_batch": args.micro_batch,
-                   "global_batch": args.global_batch, "recompute": args.recompute, "dtype": args.dtype,
+                   "global_batch": args.global_batch, "recompute": args.recompute, "ep": args.ep, "dtype": args.dtype,
                    "gpu_hours": args.gpu_hours}
     run_cost(plan_kwargs, args.pricing, args.providers, args.prices, args.format, region=args.region,
              stale_months=args.stale_months, virtualization_overhead=args.virtualization_overhead)

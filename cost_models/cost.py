@@ -132,6 +132,14 @@ def device_rates(hw: GpuSpec, net: Network, dtype: str, throughput: Throughput |
         if link and tp_.nodes > 1:
             new["fabric_gbps"] = min(cat.fabric_gbps, link)
             origin["dp_comm"] = f"measured: busbw {link:g} GB/s across {tp_.nodes} nodes ({src}), capped by {cat.origin['dp_comm']}"
+        a2a = tp_.collectives.get("alltoall")
+        if a2a and tp_.nodes <= 1 and hw.nvlink_gbps:
+            new["a2a_node_gbps"] = a2a
+            origin["ep_comm"] = f"measured: all-to-all busbw {a2a:g} GB/s in one node ({src}); across nodes {cat.origin['dp_comm']}"
+        elif a2a and tp_.nodes > 1:
+            new["a2a_fabric_gbps"] = min(cat.fabric_gbps, a2a)
+            origin["ep_comm"] = (f"measured: all-to-all busbw {a2a:g} GB/s across {tp_.nodes} nodes ({src}), capped by "
+                                 f"{cat.origin['dp_comm']}")
         measured = [p for p, o in origin.items() if o.startswith("measured")]
     elif throughput is not None:
         why = f"{throughput.source} is from {throughput.gpu or throughput.device_name or 'an unknown device'}, not {hw.name}"
@@ -157,7 +165,7 @@ class Search:
 def search_layouts(spec: ModelSpec, hw: GpuSpec, gpus: int, rates, lin_rates=None, batch: int | None = None,
                    recipe: dict | None = None, **given) -> Search:
     """Every feasible layout (parallelism.candidates, `given` fixing any of tp, pp, micro_batch,
-    global_batch, recompute, vpp), its memory and step time; the fastest per token that fits."""
+    global_batch, recompute, vpp, ep), its memory and step time; the fastest per token that fits."""
     default_batch = batch or max(1, int(training_time.DEFAULT_BATCH_TOKENS // spec.seq_len))
     lay = parallelism.candidates(spec, gpus, default_batch, **given)
     usable = memory.usable_bytes(hw.memory_gb)
@@ -221,7 +229,7 @@ def plan_training(model=DEFAULT_MODEL, gpu: str | GpuSpec = DEFAULT_GPU, gpus: i
                   efficiency: float | None = None, goodput: float | None = None,
                   tp: int | None = None, pp: int | None = None, micro_batch: int | None = None,
                   global_batch: int | None = None, recompute: str | None = None, vpp: int | None = None,
-                  dtype: str = "bf16", gpu_hours: float | None = None,
+                  ep: int | None = None, dtype: str = "bf16", gpu_hours: float | None = None,
                   recipe: dict | None = None) -> TrainingPlan:
     """The time model for one scenario. Keywords (all optional; the CLI flag in brackets):
 
@@ -232,7 +240,8 @@ def plan_training(model=DEFAULT_MODEL, gpu: str | GpuSpec = DEFAULT_GPU, gpus: i
     network      inter-node fabric, networks.csv [--network]
     throughput   measured rates from a result file (Throughput.from_result) [--results]
     tp, pp, micro_batch, global_batch (sequences), recompute ("none"|"selective"|"full"), vpp
-                 (virtual pipeline stages): fix that part of the layout; the rest is searched [--tp ...]
+                 (virtual pipeline stages), ep (expert parallelism, MoE models): fix that part of the
+                 layout; the rest is searched [--tp ... --ep]
     dtype        "bf16" or "fp8" (fp8: the linear layers' GEMMs only) [--dtype]
     efficiency   fraction of MAMF a training GEMM sustains (rates.GEMM_SUSTAINED_FRACTION) [--efficiency]
     goodput      productive share of wall-clock time (default: training_time.goodput) [--goodput]
@@ -258,8 +267,8 @@ def plan_training(model=DEFAULT_MODEL, gpu: str | GpuSpec = DEFAULT_GPU, gpus: i
     total_flops = float(flops_mod.training_flops(spec.active_params, spec.tokens, spec.layers, spec.hidden,
                                                  spec.seq_len))
     given = {k: v for k, v in dict(tp=tp, pp=pp, micro_batch=micro_batch, global_batch=global_batch,
-                                   recompute=recompute, vpp=vpp).items() if v is not None}
-    parallelism.check_given(spec, tp, pp, recompute)
+                                   recompute=recompute, vpp=vpp, ep=ep).items() if v is not None}
+    parallelism.check_given(spec, tp, pp, recompute, ep)
     need = min_gpus_that_fit(spec, hw, **given)
     usable = memory.usable_bytes(hw.memory_gb) / 2**30
     assumptions = {
@@ -268,6 +277,10 @@ def plan_training(model=DEFAULT_MODEL, gpu: str | GpuSpec = DEFAULT_GPU, gpus: i
         "memory": f"Megatron distributed optimizer (6 B/param + 12 B/param over DP) + activations "
                   f"(Korthikanti 2022), {memory.USABLE_FRACTION:.0%} of {hw.memory_gb:g} GiB usable",
     }
+    if spec.moe:
+        assumptions["moe"] = (f"{spec.experts} experts, top-{spec.top_k}, expert MLP {spec.expert_ffn}, every layer; "
+                              f"Megatron alltoall dispatcher, dropless and balanced (no capacity factor or load "
+                              f"imbalance), expert-tensor-parallel = TP, all-to-all not overlapped")
     if spec.shape_estimated:
         assumptions["shape"] = (f"estimated from params: {spec.layers} layers, hidden {spec.hidden}, "
                                 f"{spec.heads} heads, ffn {spec.ffn}, seq {spec.seq_len}")
@@ -299,6 +312,9 @@ def plan_training(model=DEFAULT_MODEL, gpu: str | GpuSpec = DEFAULT_GPU, gpus: i
         return TrainingPlan(spec, hw, int(count), total_flops, need, achieved, mfu, hours, days, assumptions)
 
     rates, lin_rates, provenance = device_rates(hw, net, dtype, throughput, spec.name, efficiency)
+    if not spec.moe:   # a dense model has no all-to-all to source
+        rates = dataclasses.replace(rates, origin={k: v for k, v in rates.origin.items() if k != "ep_comm"})
+        provenance = {k: [p for p in v if p != "ep_comm"] for k, v in provenance.items()}
 
     def run(size):
         try:

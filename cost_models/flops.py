@@ -35,11 +35,28 @@ def layer_linear_weights(hidden, heads, kv_heads, ffn, gated=True):
     return qkv + h * h + mlp_matrices(gated) * h * np.asarray(ffn, dtype=float)
 
 
-def params_from_shape(layers, hidden, heads, kv_heads, ffn, vocab, gated=True, tied=False):
+def expert_weights(hidden, experts, moe_ffn, gated=True):
+    """Weights of one MoE layer's experts (each an MLP of width moe_ffn): 0 for a dense model."""
+    return np.asarray(experts, dtype=float) * mlp_matrices(gated) * np.asarray(hidden, dtype=float) * np.asarray(moe_ffn)
+
+
+def params_from_shape(layers, hidden, heads, kv_heads, ffn, vocab, gated=True, tied=False,
+                      experts=0, top_k=0, moe_ffn=None):
     """Parameters of a decoder-only model from its shape: layers x (linear weights + 2 norms),
-    the embedding and, unless tied, the LM head, and the final norm (Llama 3 70B: 70.55e9)."""
+    the embedding and, unless tied, the LM head, and the final norm (Llama 3 70B: 70.55e9).
+
+    A mixture of experts (experts > 0; every layer an MoE layer, as Mixtral) replaces each MLP
+    by `experts` MLPs of width moe_ffn (default ffn) plus the router's h x experts weights; with
+    top_k = 0 that gives the total; with top_k > 0, the active parameters (the top_k experts a token
+    uses): Mixtral 8x7B 46.70e9 total, 12.88e9 active."""
     h = np.asarray(hidden, dtype=float)
-    per_layer = layer_linear_weights(hidden, heads, kv_heads, ffn, gated) + 2 * h
+    if experts:
+        width = ffn if moe_ffn is None else moe_ffn
+        used = top_k if top_k else experts
+        per_layer = (layer_linear_weights(hidden, heads, kv_heads, 0, gated) + h * experts
+                     + expert_weights(hidden, used, width, gated) + 2 * h)
+    else:
+        per_layer = layer_linear_weights(hidden, heads, kv_heads, ffn, gated) + 2 * h
     embeddings = (1 if tied else 2) * np.asarray(vocab, dtype=float) * h
     return np.asarray(layers) * per_layer + embeddings + h
 

@@ -19,13 +19,19 @@
 - Pipelining, 1F1B (Narayanan et al. 2021 sec. 2.2): the first stage holds min(PP, micro-batches)
   micro-batches in flight; interleaving with v virtual stages multiplies that by 1 + (PP-1)/(PP*v).
   The last stage holds one, plus the fp32 logits and their gradient (tokens x V/TP x 8 bytes).
+- Mixture of experts with expert parallelism EP (Megatron-Core, expert-tensor-parallel = TP): each
+  GPU holds E/EP of each MoE layer's experts, each split over TP like a dense MLP, so a stage's
+  expert weights are divided by TP*EP; the distributed optimizer shards them over the
+  expert-data-parallel group of DP/EP ranks (their 12 bytes per parameter / (DP/EP)). A token's
+  MoE MLP keeps its input 2h and, for each of its top_k experts, the dispatched copy 2h and the
+  expert's activations (6 or 4 x moe_ffn): balanced routing gives every GPU t*top_k routed tokens.
 - Only USABLE_FRACTION of the GPU's memory counts (CUDA context, NCCL buffers, allocator
   fragmentation take the rest).
 """
 
 import numpy as np
 
-from cost_models.flops import layer_linear_weights
+from cost_models.flops import expert_weights, layer_linear_weights
 from cost_models.parallelism import RECOMPUTE, stage_layers
 
 REPLICATED_BYTES_PER_PARAM = 6     # bf16 weights + fp32 main gradients
@@ -34,35 +40,78 @@ USABLE_FRACTION = 0.9
 FULL = RECOMPUTE.index("full")
 
 
+def mlp_activation_bytes(spec, ffn):
+    """Stored activation bytes per token of one MLP of width ffn: gated 6*ffn, plain 4*ffn."""
+    return 6 * ffn if spec.mlp == "swiglu" else 4 * ffn
+
+
 def activation_bytes_per_token(spec):
     """One layer's stored activations per token, bf16, no parallelism (module docstring)."""
     h, d = spec.hidden, spec.hidden / spec.heads
-    mlp = 6 * spec.ffn if spec.mlp == "swiglu" else 4 * spec.ffn
+    if spec.moe:
+        mlp = spec.top_k * (2 * h + mlp_activation_bytes(spec, spec.expert_ffn))
+    else:
+        mlp = mlp_activation_bytes(spec, spec.ffn)
     return 4 * h + (6 * h + 4 * spec.kv_heads * d) + (2 * h + mlp)
 
 
+def expert_layer_params(spec):
+    """One layer's expert weights (all E experts; 0 for a dense model)."""
+    return float(expert_weights(spec.hidden, spec.experts, spec.expert_ffn, spec.mlp == "swiglu")) if spec.moe else 0.0
+
+
 def layer_params(spec):
+    """One layer's parameters: linear weights (all experts and the router for an MoE) and 2 norms."""
+    if spec.moe:
+        dense = layer_linear_weights(spec.hidden, spec.heads, spec.kv_heads, 0, spec.mlp == "swiglu")
+        return dense + spec.hidden * spec.experts + expert_layer_params(spec) + 2 * spec.hidden
     return layer_linear_weights(spec.hidden, spec.heads, spec.kv_heads, spec.ffn, spec.mlp == "swiglu") + 2 * spec.hidden
 
 
-def stage_params(spec, layouts):
-    """(first stage, last stage) parameters per GPU: its layers / TP plus embedding or head / TP.
-    Scaled so the stages sum to spec.params (a mixture of experts stores all its experts)."""
+def stage_param_split(spec, layouts):
+    """((first dense, first expert), (last dense, last expert)) parameters per GPU: a stage's
+    non-expert weights / TP plus embedding or head / TP, and its expert weights / (TP*EP). Scaled
+    so that, summed over the stages and EP ranks, they give spec.params. Expert parts are 0 for a
+    dense model, whose dense parts are then exactly stage_params."""
     first, last = stage_layers(spec.layers, layouts.pp)
     per_layer, vh = layer_params(spec), spec.vocab * spec.hidden
     scale = spec.params / (spec.layers * per_layer + 2 * vh)
     one_stage = layouts.pp == 1
     p_first = np.where(one_stage, spec.layers * per_layer + 2 * vh, first * per_layer + vh)
     p_last = np.where(one_stage, p_first, last * per_layer + vh)
-    return scale * p_first / layouts.tp, scale * p_last / layouts.tp
+    if not spec.moe:
+        zero = np.zeros(len(layouts))
+        return (scale * p_first / layouts.tp, zero), (scale * p_last / layouts.tp, zero)
+    ex = expert_layer_params(spec)
+    e_first = np.where(one_stage, spec.layers, first) * ex
+    e_last = np.where(one_stage, spec.layers, last) * ex
+    ep = layouts.ep_degrees
+    return ((scale * (p_first - e_first) / layouts.tp, scale * e_first / (layouts.tp * ep)),
+            (scale * (p_last - e_last) / layouts.tp, scale * e_last / (layouts.tp * ep)))
+
+
+def stage_params(spec, layouts):
+    """(first stage, last stage) parameters per GPU: dense plus expert (stage_param_split)."""
+    (d_first, e_first), (d_last, e_last) = stage_param_split(spec, layouts)
+    return d_first + e_first, d_last + e_last
+
+
+def model_state_bytes(dense, expert, layouts):
+    """Distributed-optimizer model states of one GPU: 6 B per parameter, plus 12 B sharded over DP
+    (dense) or over the DP/EP expert-data-parallel ranks (experts)."""
+    per_dense = REPLICATED_BYTES_PER_PARAM + SHARDED_BYTES_PER_PARAM / layouts.dp
+    if not np.any(expert):
+        return dense * per_dense
+    edp = layouts.dp / layouts.ep_degrees
+    return dense * per_dense + expert * (REPLICATED_BYTES_PER_PARAM + SHARDED_BYTES_PER_PARAM / edp)
 
 
 def gpu_bytes(spec, layouts, recompute_layers=None):
     """Peak bytes on the fullest GPU of each layout (first or last pipeline stage), with
     `recompute_layers` per stage fully recomputed (default: layouts.recompute_share)."""
-    tp, pp, dp, v = layouts.tp, layouts.pp, layouts.dp, layouts.vpp
-    p_first, p_last = stage_params(spec, layouts)
-    per_param = REPLICATED_BYTES_PER_PARAM + SHARDED_BYTES_PER_PARAM / dp
+    tp, pp, v = layouts.tp, layouts.pp, layouts.vpp
+    (d_first, e_first), (d_last, e_last) = stage_param_split(spec, layouts)
+    states_first, states_last = model_state_bytes(d_first, e_first, layouts), model_state_bytes(d_last, e_last, layouts)
     tokens = layouts.micro_batch * spec.seq_len
     layer = tokens * activation_bytes_per_token(spec) / tp          # one layer, one micro-batch
     kept_full = tokens * 2 * spec.hidden / tp
@@ -78,9 +127,9 @@ def gpu_bytes(spec, layouts, recompute_layers=None):
         done = np.minimum(r, n_layers)
         return (done * kept_full + (n_layers - done) * layer) * flight
 
-    first_gpu = p_first * per_param + acts(first, in_flight) + working
-    last_gpu = p_last * per_param + acts(last, 1) + working + logits
-    return np.where(pp == 1, p_first * per_param + acts(spec.layers, 1) + working + logits,
+    first_gpu = states_first + acts(first, in_flight) + working
+    last_gpu = states_last + acts(last, 1) + working + logits
+    return np.where(pp == 1, states_first + acts(spec.layers, 1) + working + logits,
                     np.maximum(first_gpu, last_gpu))
 
 

@@ -4,6 +4,12 @@ A ModelSpec holds what the FLOPs, memory and step-time formulas need: parameter 
 active per token for a mixture of experts), training tokens and the transformer shape (layers,
 hidden, heads, KV heads, FFN width, vocabulary, sequence length, gated or plain MLP). Catalog rows
 also carry the published training budget (GPU-hours, GPU count, hardware) for calibration checks.
+
+A mixture of experts (optional columns, empty for a dense model) adds `experts` (routed experts per
+MoE layer), `top_k` (experts each token is routed to) and `moe_ffn` (one expert's MLP width, when
+it differs from `ffn`: Megatron's --moe-ffn-hidden-size). Every layer is an MoE layer (Mixtral;
+Megatron's default --moe-layer-freq 1): interleaved dense layers and shared experts (DeepSeek,
+Qwen-MoE) are not modelled.
 """
 
 import dataclasses
@@ -19,7 +25,9 @@ _COLUMNS = [
     Column("name"), Column("params", positive), Column("active_params", positive), Column("tokens", positive),
     *[Column(c, positive) for c in _SHAPE], Column("mlp", one_of(*MLP_KINDS), required=False),
     Column("published_gpu_hours", positive, required=False), Column("published_gpus", positive, required=False),
-    Column("published_hardware", text, required=False), Column("source"), Column("as_of", as_of_date),
+    Column("published_hardware", text, required=False),
+    Column("experts", positive, required=False), Column("top_k", positive, required=False),
+    Column("moe_ffn", positive, required=False), Column("source"), Column("as_of", as_of_date),
 ]
 
 # Without a shape, one is estimated from the parameter count: N ~ 12*L*h^2 (attention 4h^2 + MLP
@@ -53,6 +61,9 @@ class ModelSpec:
     published_hardware: str | None = None
     source: str = "command line"
     as_of: str | None = None
+    experts: int = 0               # routed experts per layer (0: dense)
+    top_k: int = 0                 # experts per token (0: dense)
+    moe_ffn: int | None = None     # one expert's MLP width (None: ffn)
 
     def __post_init__(self):
         for what in ("params", "active_params", "tokens", "layers", "hidden", "seq_len"):
@@ -68,22 +79,52 @@ class ModelSpec:
         if self.hidden % self.heads or self.heads % self.kv_heads:
             raise InputError(f"model {self.name}: hidden {self.hidden} must divide into {self.heads} heads "
                              f"and the heads into {self.kv_heads} KV-head groups")
+        check_experts(self.experts, self.top_k, f"model {self.name}: ")
+        if self.moe_ffn is not None and not (isinstance(self.moe_ffn, int) and self.moe_ffn > 0):
+            raise InputError(f"model {self.name}: moe_ffn must be a positive whole number, got {self.moe_ffn!r}")
         if self.active_params > self.params:
             raise InputError(f"model {self.name}: active params ({self.active_params:.4g}) exceed "
                              f"total params ({self.params:.4g})")
+
+    @property
+    def moe(self) -> bool:
+        return self.experts > 0
+
+    @property
+    def expert_ffn(self) -> int:
+        return self.moe_ffn or self.ffn
 
     def with_tokens(self, tokens: float) -> "ModelSpec":
         return dataclasses.replace(self, tokens=tokens)
 
 
+def check_experts(experts, top_k, where="") -> None:
+    """InputError unless both are 0 (dense) or both positive whole numbers with top_k <= experts."""
+    for what, value in (("experts", experts), ("top_k", top_k)):
+        if not (isinstance(value, int) and not isinstance(value, bool) and value >= 0):
+            raise InputError(f"{where}{what} must be a positive whole number, got {value!r}")
+    if bool(experts) != bool(top_k):
+        raise InputError(f"{where}a mixture of experts needs both experts and top_k (got {experts} and {top_k})")
+    if top_k > experts:
+        raise InputError(f"{where}top_k {top_k} exceeds the {experts} experts")
+
+
+def _whole(value):
+    return int(value) if value else 0
+
+
 def _spec(row: dict) -> ModelSpec:
     shape = {c: int(row[c]) for c in _SHAPE}
     gpus = row["published_gpus"]
+    for what in ("experts", "top_k", "moe_ffn"):
+        if row[what] and row[what] != int(row[what]):
+            raise InputError(f"models.csv: {row['name']}: {what} {row[what]:g} is not a whole number")
     return ModelSpec(
         name=row["name"], params=row["params"], active_params=row["active_params"], tokens=row["tokens"],
         **shape, mlp=row["mlp"] or "swiglu", published_gpu_hours=row["published_gpu_hours"],
         published_gpus=int(gpus) if gpus else None, published_hardware=row["published_hardware"],
-        source=row["source"], as_of=row["as_of"],
+        source=row["source"], as_of=row["as_of"], experts=_whole(row["experts"]), top_k=_whole(row["top_k"]),
+        moe_ffn=_whole(row["moe_ffn"]) or None,
     )
 
 
@@ -104,14 +145,17 @@ def find_model(name: str) -> ModelSpec:
 def custom_model(params: float | None, tokens: float, active_params: float | None = None,
                  layers: int | None = None, hidden: int | None = None, seq_len: int | None = None,
                  heads: int | None = None, kv_heads: int | None = None, ffn: int | None = None,
-                 vocab: int | None = None, mlp: str | None = None, name: str = "custom") -> ModelSpec:
+                 vocab: int | None = None, mlp: str | None = None, name: str = "custom",
+                 experts: int = 0, top_k: int = 0, moe_ffn: int | None = None) -> ModelSpec:
     """A model from command-line flags.
 
     With the whole shape given and no `params`, the parameters are derived from it
     (flops.params_from_shape). With `params` and a missing layers/hidden, the shape is estimated
     (ASPECT_RATIO, HEAD_DIM; a plain 4h MLP so that N = 12*L*h^2 holds); the active parameters
-    set the width of a mixture of experts.
+    set the width of a mixture of experts. `experts`, `top_k`, `moe_ffn` make every layer an MoE
+    layer; derived parameters then count all experts (total) and the top_k (active).
     """
+    check_experts(experts, top_k, "--experts/--top-k: ")
     if params is None and (layers is None or hidden is None):
         raise InputError("a model by shape needs --layers and --hidden (or --params to estimate them)")
     estimated = layers is None or hidden is None
@@ -132,8 +176,13 @@ def custom_model(params: float | None, tokens: float, active_params: float | Non
     ffn = ffn or (4 * hidden if mlp == "gelu" else 256 * math.ceil(8 * hidden / 3 / 256))  # Llama: 8h/3, x256
     shape = dict(layers=max(1, round(layers)), hidden=int(hidden), heads=int(heads),
                  kv_heads=int(kv_heads or heads), ffn=int(ffn), vocab=int(vocab or DEFAULT_VOCAB), mlp=mlp)
-    derived = float(params_from_shape(shape["layers"], shape["hidden"], shape["heads"], shape["kv_heads"],
-                                      shape["ffn"], shape["vocab"], mlp == "swiglu"))
+    dims = (shape["layers"], shape["hidden"], shape["heads"], shape["kv_heads"], shape["ffn"], shape["vocab"],
+            mlp == "swiglu")
+    moe = dict(experts=experts, moe_ffn=moe_ffn)
+    derived = float(params_from_shape(*dims, **moe))
     total = params if params is not None else derived
-    return ModelSpec(name=name, params=total, active_params=total if active_params is None else active_params,
-                     tokens=tokens, seq_len=seq_len or DEFAULT_SEQ_LEN, shape_estimated=estimated, **shape)
+    if active_params is None:
+        active_params = float(params_from_shape(*dims, top_k=top_k, **moe)) if experts and params is None else total
+    return ModelSpec(name=name, params=total, active_params=active_params, tokens=tokens,
+                     seq_len=seq_len or DEFAULT_SEQ_LEN, shape_estimated=estimated, experts=experts, top_k=top_k,
+                     moe_ffn=moe_ffn, **shape)

@@ -16,6 +16,14 @@ the slowest stage's time), as Megatron-LM's flexible asymmetric VPP (MR 2795,
 --pipeline-model-parallel-layout) allows and as Llama 3 405B ran (126 layers on 16 interleaved
 stages, the first and last one layer lighter: "The Llama 3 Herd of Models" sec. 3.3.2). Memory
 is checked by memory.py, speed by step_time.py.
+
+Expert parallelism (EP, mixture-of-experts models only), as Megatron-Core runs it
+(megatron/core/transformer/moe/README.md, --expert-model-parallel-size): the experts of each MoE
+layer are sharded over EP ranks taken from the data-parallel group, so EP divides DP (and the
+experts, whole experts per rank); attention and everything else stays data-parallel over DP, the
+expert weights are data-parallel over DP/EP. EP is 1 for a dense model. Expert-tensor parallelism
+is not modelled separately: the experts are split over TP like the dense MLP (Megatron's default
+--expert-tensor-parallel-size = TP), and MoE parallel folding (EP across TP ranks) is not searched.
 """
 
 import dataclasses
@@ -41,9 +49,15 @@ class Layouts:
     recompute: np.ndarray       # index into RECOMPUTE
     vpp: np.ndarray             # virtual pipeline stages per GPU (1: plain 1F1B)
     recompute_layers: np.ndarray | None = None   # full: layers per stage recomputed (memory.fit_recompute)
+    ep: np.ndarray | None = None                 # expert-parallel degree (None: 1, a dense model)
 
     def __len__(self):
         return len(self.tp)
+
+    @property
+    def ep_degrees(self) -> np.ndarray:
+        """EP of each layout (1 where not given)."""
+        return self.ep if self.ep is not None else np.ones_like(self.tp)
 
     def recompute_share(self, layers):
         """Share of each stage's layers whose forward runs twice (full recompute), 0..1."""
@@ -62,6 +76,7 @@ class Layouts:
         """Layout i as the cost output's `parallelism` dict."""
         return {"tp": int(self.tp[i]), "pp": int(self.pp[i]), "dp": int(self.dp[i]),
                 "micro_batch": int(self.micro_batch[i]), "global_batch": int(self.global_batch[i]),
+                "ep": int(self.ep_degrees[i]),
                 "recompute": RECOMPUTE[int(self.recompute[i])], "virtual_stages": int(self.vpp[i]),
                 "recompute_layers": int(self.recompute_layers[i]) if self.recompute_layers is not None else 0,
                 "sequence_parallel": bool(self.tp[i] > 1), "chosen": chosen}
@@ -78,9 +93,16 @@ def stage_layers(layers, pp):
     return first, np.asarray(layers) - (np.asarray(pp) - 1) * first
 
 
-def check_given(spec, tp=None, pp=None, recompute=None) -> None:
+def check_given(spec, tp=None, pp=None, recompute=None, ep=None) -> None:
     """InputError for a given degree no cluster can use: TP beyond a node or not dividing the
-    heads, PP beyond the layers, an unknown recompute."""
+    heads, PP beyond the layers, an unknown recompute, EP on a dense model or not dividing the experts."""
+    if ep is not None:
+        if not (isinstance(ep, int) and not isinstance(ep, bool) and ep > 0):
+            raise InputError(f"--ep {ep!r}: expert parallelism must be a positive whole number")
+        if not spec.moe and ep > 1:
+            raise InputError(f"--ep {ep}: {spec.name} is a dense model (no experts); give --experts and --top-k")
+        if spec.moe and spec.experts % ep:
+            raise InputError(f"--ep {ep}: expert parallelism must divide the {spec.experts} experts")
     if recompute is not None and recompute not in RECOMPUTE:
         from cost_models.errors import unknown_name
         raise unknown_name("recompute", recompute, RECOMPUTE)
@@ -92,11 +114,12 @@ def check_given(spec, tp=None, pp=None, recompute=None) -> None:
 
 
 def candidates(spec, gpus: int, default_batch: int, tp=None, pp=None, micro_batch=None,
-               global_batch=None, recompute=None, vpp=None) -> Layouts:
+               global_batch=None, recompute=None, vpp=None, ep=None) -> Layouts:
     """Every feasible layout of `spec` on `gpus` GPUs (memory not yet checked), with any given
     degree fixed. Without `global_batch`, each layout takes the largest multiple of DP*micro-batch
-    not above `default_batch` sequences. InputError if a given value is infeasible."""
-    check_given(spec, tp, pp, recompute)
+    not above `default_batch` sequences; EP runs over the divisors of the experts that divide DP.
+    InputError if a given value is infeasible."""
+    check_given(spec, tp, pp, recompute, ep)
     tps = np.array([tp] if tp else [t for t in TP_CHOICES if spec.heads % t == 0 and spec.kv_heads % t == 0])
     pps = np.array([pp]) if pp else _divisors(gpus)
     pps = pps[pps <= spec.layers]
@@ -104,10 +127,12 @@ def candidates(spec, gpus: int, default_batch: int, tp=None, pp=None, micro_batc
     # selective == none with FlashAttention (see memory.py), so the search tries selective and full
     rcs = np.array([RECOMPUTE.index(recompute)] if recompute else [1, 2])
     vs = np.array([vpp] if vpp else VIRTUAL_STAGES)
-    grid = [a.ravel() for a in np.meshgrid(tps, pps, mbs, rcs, vs, indexing="ij")]
-    t, p, mb, rc, v = grid
+    eps = np.array([ep] if ep else _divisors(spec.experts) if spec.moe else [1])
+    grid = [a.ravel() for a in np.meshgrid(tps, pps, mbs, rcs, vs, eps, indexing="ij")]
+    t, p, mb, rc, v, e = grid
     ok = gpus % (t * p) == 0
     dp = np.where(ok, gpus // np.maximum(t * p, 1), 0)
+    ok &= dp % e == 0
     if global_batch:
         gb = np.full_like(dp, int(global_batch))
     else:
@@ -120,8 +145,9 @@ def candidates(spec, gpus: int, default_batch: int, tp=None, pp=None, micro_batc
     ok &= (v == 1) | ((p > 1) & (first % v == 0) & (m % p == 0))  # the last stage may hold fewer chunks
     if not ok.any():
         given = {k: val for k, val in (("tp", tp), ("pp", pp), ("micro-batch", micro_batch),
-                                      ("global-batch", global_batch)) if val}
+                                      ("global-batch", global_batch), ("ep", ep)) if val}
         what = ", ".join(f"--{k} {val}" for k, val in given.items()) or "any layout"
-        raise InputError(f"{what}: no layout of {spec.name} fits {gpus:,} GPUs (need DP = GPUs/(TP*PP) whole, "
-                         f"global batch divisible by DP*micro-batch, at least one layer per pipeline stage)")
-    return Layouts(tp=t[ok], pp=p[ok], dp=dp[ok], micro_batch=mb[ok], global_batch=gb[ok], recompute=rc[ok], vpp=v[ok])
+        raise InputError(f"{what}: no layout of {spec.name} fits {gpus:,} GPUs (need DP = GPUs/(TP*PP) whole"
+                         f"{' and divisible by EP' if spec.moe else ''}, global batch divisible by DP*micro-batch, at least one layer per pipeline stage)")
+    return Layouts(tp=t[ok], pp=p[ok], dp=dp[ok], micro_batch=mb[ok], global_batch=gb[ok], recompute=rc[ok], vpp=v[ok],
+                   ep=e[ok] if spec.moe else None)

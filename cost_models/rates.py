@@ -26,6 +26,11 @@ which, per part, and goes into the cost output's assumptions.
   data and pipeline parallelism across nodes over the fabric (networks.csv per-GPU line rate x
   FABRIC_FRACTION, capped by a measured multi-node busbw). A GPU without NVLink (PCIe) does its
   tensor-parallel traffic over the fabric too.
+- Expert-parallel token all-to-alls (mixture of experts): over NVLink at the tensor-parallel rate
+  when the EP x TP ranks they span fit in a node, else over the fabric at the data-parallel rate;
+  a measured all-to-all busbw (summary.collectives.alltoall: one node, or across nodes capped by
+  the fabric) replaces the one it measured. nccl-tests' all-to-all busbw counts the (n-1)/n of the
+  send buffer that leaves a rank, as the step model does.
 
 The fractions are the step model's defaults, set once on the calibration runs (scripts/
 calibration.py: Narayanan et al. 2021 Table 1, Llama 3 Table 4, Llama 3 70B / 3.1 405B and
@@ -58,6 +63,16 @@ class Rates:
     tp_latency_us: float
     fabric_latency_us: float
     origin: dict                # part -> where its rate came from
+    a2a_node_gbps: float | None = None     # all-to-all busbw inside a node (None: tp_gbps)
+    a2a_fabric_gbps: float | None = None   # all-to-all busbw across nodes (None: fabric_gbps)
+
+    @property
+    def alltoall_node_gbps(self) -> float:
+        return self.a2a_node_gbps or self.tp_gbps
+
+    @property
+    def alltoall_fabric_gbps(self) -> float:
+        return self.a2a_fabric_gbps or self.fabric_gbps
 
     def __post_init__(self):
         for f in ("gemm_tflops", "attention_tflops", "membw_gbps", "tp_gbps", "fabric_gbps"):
@@ -86,4 +101,5 @@ def catalog_rates(gpu: GpuSpec, net: Network, dtype: str = "bf16", linear_dtype:
             "tp_comm": (f"catalog: {NVLINK_FRACTION:g} x NVLink {gpu.nvlink_gbps / 2:g} GB/s one way" if has_nvlink
                         else f"catalog: no NVLink, {net.name}"),
             "dp_comm": f"catalog: {FABRIC_FRACTION:g} x {net.name} {net.gbps_per_gpu:g} GB/s per GPU",
+            "ep_comm": "catalog: all-to-all at the tp_comm rate inside a node (EP x TP <= 8), else at the dp_comm rate",
         })

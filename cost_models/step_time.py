@@ -2,7 +2,7 @@
 
 The step of the slowest pipeline stage (Narayanan et al. 2021, sec. 2-3; Korthikanti et al. 2022):
 
-    seconds = gemm + attention + memory_bound + tp_comm      (m micro-batches of the stage's work)
+    seconds = gemm + attention + memory_bound + tp_comm + ep_comm   (m micro-batches of the stage's work)
             + pp_bubble + pp_comm + dp_comm + optimizer
 
 - Per micro-batch of t = micro_batch * seq tokens, each layer runs its linear layers as Megatron
@@ -33,6 +33,29 @@ The step of the slowest pipeline stage (Narayanan et al. 2021, sec. 2-3; Korthik
   third (forward) of one micro-batch-time of the stage is exposed, and never less than one bucket
   of each (the last gradient bucket is complete only when the backward ends; the first weight
   bucket must arrive before the forward can start).
+- Mixture of experts (every layer an MoE layer, E experts, top_k = k, expert width f), expert
+  parallelism EP as Megatron-Core's alltoall dispatcher runs it (--moe-token-dispatcher-type
+  alltoall; expert-tensor parallelism = TP, the default; dropless, balanced routing: no capacity
+  factor, no load imbalance). With sequence parallelism a GPU holds t/TP of the micro-batch's t
+  tokens; the router (a t/TP x h x E GEMM, small) sends each to k experts, so the GPU's dispatch
+  send buffer is S = (t/TP) * k * h * 2 bytes (bf16) and the share (EP-1)/EP of it goes to the
+  other EP ranks (the rest stays local): (t/TP)*k*h*2*(EP-1)/EP bytes leave and as many arrive
+  (TP = 1: tokens_per_micro_batch x top_k x hidden x 2 x (EP-1)/EP, per direction). The combine
+  sends the experts' outputs back: the same bytes. Forward: dispatch + combine per MoE layer;
+  backward: the combine's gradient is dispatched and the dispatch's gradient combined, 2 more; full
+  recompute repeats the forward's 2. Each all-to-all takes (EP-1)/EP x S / busbw + (EP-1) latency
+  hops, at the all-to-all rate (rates.py: NVLink when EP x TP <= 8, else the fabric), not
+  overlapped (ep_comm): Megatron's overlap of the all-to-all with compute
+  (--overlap-moe-expert-parallel-comm, --moe-shared-expert-overlap) is optional and not modelled.
+  After the all-to-all the GPU all-gathers its TP group's routed tokens (k x the dense MLP's
+  all-gather bytes) and reduce-scatters the experts' outputs: the MLP's half of tp_comm carries
+  k times the bytes. Balanced routing gives each GPU's E/EP experts t*k tokens in all, i.e.
+  m = t*k*EP/E each (EP = 1: t*k/E), so the expert GEMMs are (m x h) @ (h x 2f/TP) and
+  (m x f/TP) @ (f/TP x h), E/EP of them: the same FLOPs as k dense MLPs of width f, but thinner
+  (the roofline slows them). Memory-bound: the activation on k copies plus the permutation (read
+  h, write k*h) and unpermutation (read k*h, write h), bf16: 4h + 4kh bytes per token.
+  Gradients and optimizer: dense parameters over DP as above; expert parameters (E/EP experts /
+  TP per GPU) over the expert-data-parallel group of DP/EP ranks, in their own buckets.
 - Optimizer: Adam on the GPU's P/DP shard reads fp32 master, momentum, variance and gradient and
   writes the first three plus bf16 weights (30 bytes per parameter), and the P fp32 gradients
   are zeroed (4 bytes each): bytes over memory bandwidth.
@@ -40,7 +63,7 @@ The step of the slowest pipeline stage (Narayanan et al. 2021, sec. 2-3; Korthik
 
 import numpy as np
 
-from cost_models.memory import stage_params
+from cost_models.memory import mlp_activation_bytes, stage_param_split
 from cost_models.parallelism import GPUS_PER_NODE, stage_layers
 from cost_models.rates import GEMM_OVERHEAD_S
 
@@ -51,7 +74,7 @@ from cost_models.rates import GEMM_OVERHEAD_S
 UNFUSED_SCORE_BYTES = (9, 11)   # (forward, backward)
 DDP_BUCKET_MIN_PARAMS = 40e6             # Megatron-LM DDP default bucket: max(40M, 1M x DP) parameters
 DDP_BUCKET_PARAMS_PER_DP_RANK = 1e6
-PARTS = ("gemm", "attention", "memory_bound", "tp_comm", "pp_bubble", "pp_comm", "dp_comm", "optimizer")
+PARTS = ("gemm", "attention", "memory_bound", "tp_comm", "ep_comm", "pp_bubble", "pp_comm", "dp_comm", "optimizer")
 
 
 def gemm_seconds(m, n, k, rates, elem_bytes=2):
@@ -88,6 +111,47 @@ def dp_buckets(params, dp):
     return np.maximum(np.ceil(np.asarray(params, dtype=float) / bucket), 1)
 
 
+def alltoall_send_bytes(spec, layouts):
+    """One GPU's send buffer in one token all-to-all (dispatch or combine) of one MoE layer and
+    micro-batch: (micro_batch * seq / TP) tokens x top_k x hidden x 2 bytes (bf16); the share
+    (EP-1)/EP of it crosses to other GPUs (module docstring). 0 for a dense model."""
+    if not spec.moe:
+        return np.zeros(len(layouts))
+    tokens = layouts.micro_batch * float(spec.seq_len) / layouts.tp
+    return tokens * spec.top_k * spec.hidden * 2.0
+
+
+def alltoall_link(rates, layouts):
+    """(busbw GB/s, latency us) of the EP all-to-all: NVLink when the EP x TP ranks fit in a node."""
+    in_node = layouts.ep_degrees * layouts.tp <= GPUS_PER_NODE
+    return (np.where(in_node, rates.alltoall_node_gbps, rates.alltoall_fabric_gbps),
+            np.where(in_node, rates.tp_latency_us, rates.fabric_latency_us))
+
+
+def _mlp_gemms(spec, layouts, t, tp, rates, elem):
+    """(forward, backward) seconds of one layer's MLP GEMMs for one micro-batch: the dense MLP
+    split over TP, or the router plus E/EP local experts of m = t*k*EP/E tokens each."""
+    h = float(spec.hidden)
+    if not spec.moe:
+        up = (2 if spec.mlp == "swiglu" else 1) * spec.ffn
+        shapes, count = ((up / tp, h), (h, spec.ffn / tp)), 1.0
+        m = t
+    else:
+        f = spec.expert_ffn
+        up = (2 if spec.mlp == "swiglu" else 1) * f
+        ep = layouts.ep_degrees.astype(float)
+        shapes, count = ((up / tp, h), (h, f / tp)), spec.experts / ep
+        m = t * spec.top_k * ep / spec.experts
+    fwd = bwd = 0.0
+    for n, k in shapes:
+        f_, b_ = _fwd_bwd(m, n, k, rates, elem)
+        fwd, bwd = fwd + count * f_, bwd + count * b_
+    if spec.moe:   # the router's logits, bf16, on this GPU's t/TP tokens
+        f_, b_ = _fwd_bwd(t / tp, float(spec.experts), h, rates, 2)
+        fwd, bwd = fwd + f_, bwd + b_
+    return fwd, bwd
+
+
 def step_parts(spec, layouts, rates, linear_rates=None, flash_attention=True, sequence_parallel=True) -> dict:
     """{part: seconds per step (array over layouts)} plus "seconds" (their sum) and "stage_mb" (one
     micro-batch of the slowest stage). `linear_rates`: the linear layers' GEMM rates when they run
@@ -106,13 +170,14 @@ def step_parts(spec, layouts, rates, linear_rates=None, flash_attention=True, se
     tp, pp, dp, v = (np.asarray(a, dtype=float) for a in (layouts.tp, layouts.pp, layouts.dp, layouts.vpp))
     full = layouts.recompute_share(spec.layers)     # share of layers whose forward runs again
     t = layouts.micro_batch * s
-    up = (2 if spec.mlp == "swiglu" else 1) * spec.ffn
 
     # Linear layers of one layer, one micro-batch: (m, n, k) as Megatron splits them over TP.
     fwd = bwd = 0.0
-    for n, k in (((h + 2 * kv * d) / tp, h), (h, h / tp), (up / tp, h), (h, spec.ffn / tp)):
+    for n, k in (((h + 2 * kv * d) / tp, h), (h, h / tp)):
         f, b = _fwd_bwd(t, n, k, lin_rates, elem)
         fwd, bwd = fwd + f, bwd + b
+    f, b = _mlp_gemms(spec, layouts, t, tp, lin_rates, elem)
+    fwd, bwd = fwd + f, bwd + b
     gemm = fwd + bwd + full * fwd
     head_f, head_b = _fwd_bwd(t, spec.vocab / tp, h, lin_rates, elem)
     head_gemm = head_f + head_b
@@ -128,7 +193,10 @@ def step_parts(spec, layouts, rates, linear_rates=None, flash_attention=True, se
         f, b = heads * (qk_f + pv_f) + score_bytes[0], heads * (qk_b + pv_b) + score_bytes[1]
         attention = f + b + full * f
 
-    act = 6 * spec.ffn if spec.mlp == "swiglu" else 4 * spec.ffn
+    if spec.moe:   # k routed copies through the experts, plus permute and unpermute
+        act = spec.top_k * mlp_activation_bytes(spec, spec.expert_ffn) + 4 * h + 4 * spec.top_k * h
+    else:
+        act = mlp_activation_bytes(spec, spec.ffn)
     if sequence_parallel:
         fwd_bytes = t * (8 * h + 12 * h + act + 4 * (h + kv * d)) / tp
     else:   # norms, residual adds and their dropouts (read h + write h + 1-byte mask, twice) on every rank
@@ -137,17 +205,23 @@ def step_parts(spec, layouts, rates, linear_rates=None, flash_attention=True, se
     head_mem = t * spec.vocab / tp * 12 / (rates.membw_gbps * 1e9)
 
     one = collective_seconds(t * h * 2, tp, rates.tp_gbps, rates.tp_latency_us)
-    tp_comm = one * (8 + 4 * full)
+    if spec.moe:   # the MLP's all-gather / reduce-scatter carry the k routed copies
+        mlp_one = collective_seconds(t * h * 2 * spec.top_k, tp, rates.tp_gbps, rates.tp_latency_us)
+        tp_comm = (one + mlp_one) * (4 + 2 * full)
+    else:
+        tp_comm = one * (8 + 4 * full)
     head_tp = 2 * one
+    a2a_bw, a2a_lat = alltoall_link(rates, layouts)
+    ep_comm = collective_seconds(alltoall_send_bytes(spec, layouts), layouts.ep_degrees, a2a_bw, a2a_lat) * (4 + 2 * full)
 
     # The slowest stage: ceil(L/PP) layers, or the last stage's rest plus the LM head.
     first, last = stage_layers(spec.layers, layouts.pp)
-    per_layer = np.stack([gemm, attention + 0 * gemm, membound + 0 * gemm, tp_comm + 0 * gemm])
-    head = np.stack([head_gemm + 0 * gemm, 0 * gemm, head_mem + 0 * gemm, head_tp + 0 * gemm])
+    per_layer = np.stack([gemm, attention + 0 * gemm, membound + 0 * gemm, tp_comm + 0 * gemm, ep_comm + 0 * gemm])
+    head = np.stack([head_gemm + 0 * gemm, 0 * gemm, head_mem + 0 * gemm, head_tp + 0 * gemm, 0 * gemm])
     first_stage = per_layer * np.where(pp == 1, spec.layers, first) + np.where(pp == 1, head, 0)
     last_stage = per_layer * last + head
     use_last = (pp > 1) & (last_stage.sum(0) > first_stage.sum(0))
-    stage = np.where(use_last, last_stage, first_stage)     # (4, layouts): one micro-batch
+    stage = np.where(use_last, last_stage, first_stage)     # (5, layouts): one micro-batch
     stage_mb = stage.sum(0)
     m = layouts.micro_batches.astype(float)
 
@@ -158,22 +232,30 @@ def step_parts(spec, layouts, rates, linear_rates=None, flash_attention=True, se
     p2p = t * h * 2 / tp / (p2p_bw * 1e9) + p2p_lat * 1e-6
     pp_comm = np.where(pp > 1, 2 * m * v * p2p, 0.0)
 
-    p_first, p_last = stage_params(spec, layouts)
-    params = np.maximum(p_first, p_last)
+    (d_first, e_first), (d_last, e_last) = stage_param_split(spec, layouts)
+    first_fuller = d_first + e_first >= d_last + e_last
+    params = np.where(first_fuller, d_first, d_last)         # dense parameters of the fuller stage
     dp_in_node = tp * dp <= GPUS_PER_NODE
     dp_bw = np.where(dp_in_node, rates.tp_gbps, rates.fabric_gbps)
     dp_lat = np.where(dp_in_node, rates.tp_latency_us, rates.fabric_latency_us)
     buckets = dp_buckets(params, dp)
     rs = collective_seconds(4 * params, dp, dp_bw, dp_lat, buckets)
     ag = collective_seconds(2 * params, dp, dp_bw, dp_lat, buckets)
+    optimizer = (30 * params / dp + 4 * params) / (rates.membw_gbps * 1e9)
+    if spec.moe:   # expert parameters: their own buckets over the DP/EP expert-data-parallel ranks
+        experts = np.where(first_fuller, e_first, e_last)
+        edp = dp / layouts.ep_degrees
+        e_buckets = dp_buckets(experts, edp)
+        rs = rs + collective_seconds(4 * experts, edp, dp_bw, dp_lat, e_buckets)
+        ag = ag + collective_seconds(2 * experts, edp, dp_bw, dp_lat, e_buckets)
+        buckets = buckets + e_buckets        # the exposed floor below: one bucket of average size
+        optimizer = optimizer + (30 * experts / edp + 4 * experts) / (rates.membw_gbps * 1e9)
     # The last gradient bucket is ready only when the backward ends and the first weight bucket is
     # needed before the forward starts: at least one bucket of each is exposed, whatever the overlap.
     dp_comm = np.maximum(rs - 2 / 3 * stage_mb, rs / buckets) + np.maximum(ag - 1 / 3 * stage_mb, ag / buckets)
 
-    optimizer = (30 * params / dp + 4 * params) / (rates.membw_gbps * 1e9)
-
     parts = {"gemm": m * stage[0], "attention": m * stage[1], "memory_bound": m * stage[2],
-             "tp_comm": m * stage[3], "pp_bubble": bubble, "pp_comm": pp_comm, "dp_comm": dp_comm,
+             "tp_comm": m * stage[3], "ep_comm": m * stage[4], "pp_bubble": bubble, "pp_comm": pp_comm, "dp_comm": dp_comm,
              "optimizer": optimizer}
     parts["seconds"] = sum(parts[p] for p in PARTS)
     parts["stage_mb"] = stage_mb

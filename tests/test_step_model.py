@@ -128,7 +128,7 @@ def test_given_layout_is_used_and_reported():
                          recompute="full")
     assert plan.parallelism | {"virtual_stages": 0} == {
         "tp": 8, "pp": 16, "dp": 64, "micro_batch": 1, "global_batch": 2048, "recompute": "full",
-        "virtual_stages": 0, "recompute_layers": 8, "sequence_parallel": True, "chosen": "given"}
+        "virtual_stages": 0, "recompute_layers": 8, "sequence_parallel": True, "chosen": "given", "ep": 1}
 
 
 def test_405b_on_h100_uses_recompute_only_where_memory_needs_it():
