@@ -17,6 +17,7 @@ import time
 
 from bench.compare import DEFAULT_MODEL, gpu_name
 from cost_models.errors import InputError
+from cost_models.files import read_bytes, read_json
 
 CHARTS = {  # name -> (title, how to read it)
     "cost_by_provider": ("Cost to train, per provider and pricing kind",
@@ -61,16 +62,32 @@ def add_arguments(parser, command) -> None:
 
 
 def check_out(out: str) -> None:
-    """Refuse before any work if DIR is a file, or holds a report-named file costbench did not write."""
+    """Refuse before any work if DIR is a file, or holds a report-named file costbench did not
+    write (a FIFO or a directory of that name too: it is read without blocking). Creates nothing:
+    make_out does, once the inputs have been read (a refusal leaves no empty folder behind)."""
     if os.path.exists(out) and not os.path.isdir(out):
         raise InputError(f"--out {out}: exists and is not a directory")
     for name in REPORT_FILES:
         path = os.path.join(out, name)
-        if os.path.exists(path):
-            with open(path, "rb") as f:
-                if MARKER not in f.read(1 << 16):
-                    raise InputError(f"--out {out}: {name} exists and was not written by costbench report; "
-                                     "choose another folder or move it")
+        if os.path.lexists(path):
+            try:
+                ours = MARKER in read_bytes(path, "report file")[:1 << 16]
+            except InputError:
+                ours = False
+            if not ours:
+                raise InputError(f"--out {out}: {name} exists and was not written by costbench report; "
+                                 "choose another folder or move it")
+    target = os.path.abspath(out)  # the folder, or the nearest existing folder make_out would create it in
+    while not os.path.exists(target):
+        target = os.path.dirname(target)
+    if not os.path.isdir(target):
+        raise InputError(f"--out {out}: {target} is not a directory")
+    if not os.access(target, os.W_OK):
+        raise InputError(f"--out {out}: not writable")
+
+
+def make_out(out: str) -> None:
+    """Create the --out folder (check_out has vetted it)."""
     try:
         os.makedirs(out, exist_ok=True)
     except OSError as e:
@@ -86,12 +103,9 @@ def whatif_frame(path: str):
     import pandas as pd
 
     try:
-        with open(path) as f:
-            doc = json.load(f)
-    except OSError as e:
-        raise InputError(f"--whatif {path}: cannot read: {e.strerror}") from None
-    except json.JSONDecodeError as e:
-        raise InputError(f"--whatif {path}: not valid JSON: {e}") from None
+        doc = read_json(path, "what-if file")
+    except InputError as e:
+        raise InputError(f"--whatif {e}") from None
     rows = doc.get("rows") if isinstance(doc, dict) else None
     if not isinstance(rows, list) or not rows or not all(isinstance(r, dict) and "value" in r for r in rows):
         raise InputError(f"--whatif {path}: expected costbench whatif JSON: {{\"vary\": KEY, \"rows\": [{{\"value\": ...}}]}}")
@@ -121,19 +135,16 @@ def build(paths, out: str, model: str = DEFAULT_MODEL, whatif: str | None = None
     """Make the charts and the page in `out`; returns the paths written. scale shrinks the figures
     (tests draw small ones)."""
     from bench import charts
-    from bench.compare import compare_runs, load_runs
+    from bench.compare import compare_runs, load_usable_runs
     from bench.results import atomic_write_bytes
     from cost_models.prices import load_prices
 
     check_out(out)
     frame = whatif_frame(whatif) if whatif else None
-    runs, warnings = load_runs(paths)
-    for w in warnings:
-        (warn or (lambda _: None))(w)
-    if not runs:
-        raise InputError(f"no readable result files in {', '.join(map(str, paths))}")
+    runs = load_usable_runs(paths, warn)
     table = load_prices(prices)
     df = compare_runs(runs, model, table, warn=warn)
+    make_out(out)
     # legends name a run by tag and the end of its run id (the page's run table has the full id)
     labelled = [(f"{doc.get('tag') or '(no tag)'} #{str(doc.get('run_id'))[-4:]}", doc) for _, doc in runs]
 

@@ -65,6 +65,25 @@ def load_runs(paths) -> tuple[list[tuple[str, dict]], list[str]]:
     return runs, warnings
 
 
+def load_usable_runs(paths, warn=None) -> list[tuple[str, dict]]:
+    """load_runs, its warnings passed to warn(line); InputError when no file is readable. Then
+    the last reason is the error line itself (one file given: one line naming it and what is
+    wrong with it, not a warning followed by a bare "no readable result files")."""
+    warn = warn or (lambda _: None)
+    runs, warnings = load_runs(paths)
+    if runs:
+        for w in warnings:
+            warn(w)
+        return runs
+    for w in warnings[:-1]:
+        warn(w)
+    where = ", ".join(map(str, paths))
+    last = warnings[-1].removeprefix("skipped ") if warnings else "nothing to read"
+    more = f" ({len(warnings) - 1} more above)" if len(warnings) > 1 else ""
+    where = "" if last.startswith(where) else f" in {where}"
+    raise InputError(f"no readable result files{where}: {last}{more}")
+
+
 # ---- one run --------------------------------------------------------------------------------------
 
 def provider_region(tag: str | None) -> tuple[str | None, str | None]:
@@ -295,10 +314,5 @@ def compare(paths, model: str = DEFAULT_MODEL, prices=None, pricing: str = DEFAU
     `model`, then by $ per delivered PFLOP-hour. Unreadable files are skipped and reported through
     warn(line) (default: ignored; the CLI prints them on stderr). No readable file -> InputError.
     prices: a --prices CSV path or a list of cost_models.prices.Price (default: the catalog)."""
-    runs, warnings = load_runs(paths)
-    for w in warnings:
-        (warn or (lambda _: None))(w)
-    if not runs:
-        raise InputError(f"no readable result files in {', '.join(map(str, paths))}"
-                         + (f" ({len(warnings)} skipped)" if warnings else ""))
+    runs = load_usable_runs(paths, warn)
     return compare_runs(runs, model, prices, pricing, warn)

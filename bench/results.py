@@ -21,7 +21,7 @@ import threading
 
 from bench import __version__
 from cost_models.errors import InputError, OutputError
-from cost_models.files import read_text
+from cost_models.files import read_json
 from kernels.records import best_matmul, sustained_matmul  # torch-free: the one home of the MAMF rule
 
 SCHEMA_VERSION = 1
@@ -517,15 +517,12 @@ def _plausible(doc: dict, path: str) -> None:
             bad(f"{where}.bytes", rec["bytes"], "is negative")
         for key, high in (("tflops", ceiling), ("busbw_gbps", MAX_GBPS), ("algbw_gbps", MAX_GBPS), ("gbps", MAX_GBPS)):
             value = rec.get(key)
-            if not _number(value):
+            if not _rate(f"{where}.{key}", value, high, bad):
                 continue
-            if value < 0:
-                bad(f"{where}.{key}", value, "is negative")
-            if value > high:
-                bad(f"{where}.{key}", value, f"is above {high:g}, more than any hardware delivers")
             k = (rec["op"], rec["dtype"], key)
             best[k] = max(best.get(k, 0), value)
     summary = doc.get("summary") or {}
+    _plausible_summary(summary, ceiling, bad)
     mamf = summary.get("mamf_tflops")
     if isinstance(mamf, dict):
         for dtype, value in mamf.items():
@@ -539,25 +536,44 @@ def _plausible(doc: dict, path: str) -> None:
             "the summary contradicts the records")
 
 
+def _plausible_summary(summary: dict, ceiling: float, bad) -> None:
+    """The summary's rates, which the cost model reads directly (a summary-only file has no
+    records to compare them with): none negative, none above what any hardware delivers."""
+    layer = summary.get("layer") if isinstance(summary.get("layer"), dict) else {}
+    colls = summary.get("collectives") if isinstance(summary.get("collectives"), dict) else {}
+    rates = [("membw_gbps", summary.get("membw_gbps"), MAX_GBPS),
+             ("busbw_gbps_max", summary.get("busbw_gbps_max"), MAX_GBPS),
+             ("layer.gemm_tflops", layer.get("gemm_tflops"), ceiling),
+             ("layer.attention_tflops", layer.get("attention_tflops"), ceiling),
+             ("layer.elementwise_gbps", layer.get("elementwise_gbps"), MAX_GBPS)]
+    for key in ("mamf_tflops", "mamf_tflops_sustained"):
+        if isinstance(summary.get(key), dict):
+            rates += [(f"{key}.{d}", v, ceiling) for d, v in summary[key].items()]
+    rates += [(f"collectives.{op}.busbw_gbps_max", c.get("busbw_gbps_max"), MAX_GBPS)
+              for op, c in colls.items() if isinstance(c, dict)]
+    for where, value, high in rates:
+        _rate(f"summary.{where}", value, high, bad)
+
+
+def _rate(where: str, value, high: float, bad) -> bool:
+    """False for a value that is not a number (left to the schema); bad() for a negative rate or
+    one above `high`; True for a plausible one."""
+    if not _number(value):
+        return False
+    if value < 0:
+        bad(where, value, "is negative")
+    if value > high:
+        bad(where, value, f"is above {high:g}, more than any hardware delivers")
+    return True
+
+
 def load(path: str) -> dict:
     """Read and validate one result file. Any problem -> InputError with one line naming it.
 
     A file whose summary is missing or empty (a run killed by SIGKILL, a watchdog or a full disk
     keeps its records but never got its summary) is usable: the summary is computed from the
     records and marked complete: false, summary_from_records: true (SPEC)."""
-    text = read_text(path, "result file")
-    if not text.strip():
-        raise InputError(f"{path}: empty file, not a result file")
-    try:
-        doc = json.loads(text)
-    except json.JSONDecodeError as e:
-        cut = e.pos >= len(text.rstrip()) or e.msg.startswith("Unterminated string")  # ends mid-value
-        hint = " (truncated?)" if cut else ""
-        raise InputError(f"{path}: not valid JSON{hint}: {e}") from None
-    except RecursionError:
-        raise InputError(f"{path}: nested too deeply to be a result file") from None
-    except ValueError as e:  # a number of more than 4300 digits (sys.get_int_max_str_digits)
-        raise InputError(f"{path}: not a result file: {e}") from None
+    doc = read_json(path, "result file")
     _scan(doc, path)
     doc = fill_summary(validate(doc, path))
     _plausible(doc, path)

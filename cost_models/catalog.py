@@ -68,9 +68,13 @@ def as_of_date(value: str) -> str:
     try:
         if fmt is None:
             raise ValueError
-        datetime.datetime.strptime(value, fmt)
+        start = datetime.datetime.strptime(value, fmt).date()
     except ValueError:
         raise ValueError("is not a date (YYYY, YYYY-MM or YYYY-MM-DD)") from None
+    # a quote cannot be dated after today (the real clock, a day of slack for time zones): a
+    # typo (2062 for 2026) would otherwise make a price look fresh for decades
+    if start > datetime.date.today() + datetime.timedelta(days=1):
+        raise ValueError("is in the future: a price is quoted on or before today")
     return value
 
 

@@ -268,7 +268,7 @@ def plan_training(model=DEFAULT_MODEL, gpu: str | GpuSpec = DEFAULT_GPU, gpus: i
                                                  spec.seq_len))
     given = {k: v for k, v in dict(tp=tp, pp=pp, micro_batch=micro_batch, global_batch=global_batch,
                                    recompute=recompute, vpp=vpp, ep=ep).items() if v is not None}
-    parallelism.check_given(spec, tp, pp, recompute, ep)
+    parallelism.check_given(spec, tp, pp, recompute, ep, micro_batch, global_batch)
     need = min_gpus_that_fit(spec, hw, **given)
     usable = memory.usable_bytes(hw.memory_gb) / 2**30
     assumptions = {

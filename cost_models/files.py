@@ -7,6 +7,7 @@ that are not UTF-8 (named by line and offset), and a byte-order mark (Excel writ
 dropped). Every problem is an InputError naming the file.
 """
 
+import json
 import os
 import stat
 
@@ -56,3 +57,21 @@ def read_text(path: str, what: str = "file", max_bytes: int = MAX_BYTES) -> str:
         line = data.count(b"\n", 0, e.start) + 1
         raise InputError(f"{path}:{line}: not UTF-8 text (byte 0x{data[e.start]:02x} at offset {e.start}); "
                          f"save it as UTF-8") from None
+
+
+def read_json(path: str, what: str = "file", max_bytes: int = MAX_BYTES):
+    """read_text parsed as JSON; InputError naming the file for an empty file, invalid JSON (a
+    cut-off one hinted as truncated), nesting Python cannot recurse through, a 5000-digit number."""
+    text = read_text(path, what, max_bytes)
+    if not text.strip():
+        raise InputError(f"{path}: empty file, not a {what}")
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as e:
+        cut = e.pos >= len(text.rstrip()) or e.msg.startswith("Unterminated string")  # ends mid-value
+        hint = " (truncated?)" if cut else ""
+        raise InputError(f"{path}: not valid JSON{hint}: {e}") from None
+    except RecursionError:
+        raise InputError(f"{path}: nested too deeply to be a {what}") from None
+    except ValueError as e:  # a number of more than 4300 digits (sys.get_int_max_str_digits)
+        raise InputError(f"{path}: not a {what}: {e}") from None

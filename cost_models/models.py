@@ -76,9 +76,7 @@ class ModelSpec:
                 raise InputError(f"model {self.name}: {what} must be a positive whole number, got {value!r}")
         if self.mlp not in MLP_KINDS:
             raise unknown_name("MLP kind", self.mlp, MLP_KINDS)
-        if self.hidden % self.heads or self.heads % self.kv_heads:
-            raise InputError(f"model {self.name}: hidden {self.hidden} must divide into {self.heads} heads "
-                             f"and the heads into {self.kv_heads} KV-head groups")
+        check_heads(self.name, self.hidden, self.heads, self.kv_heads)
         check_experts(self.experts, self.top_k, f"model {self.name}: ")
         if self.moe_ffn is not None and not (isinstance(self.moe_ffn, int) and self.moe_ffn > 0):
             raise InputError(f"model {self.name}: moe_ffn must be a positive whole number, got {self.moe_ffn!r}")
@@ -111,6 +109,17 @@ def check_experts(experts, top_k, where="") -> None:
 
 def _whole(value):
     return int(value) if value else 0
+
+
+def check_heads(name: str, hidden: int, heads: int, kv_heads: int) -> None:
+    """The attention shape's divisibility, shared by the cost model and `run --ops layer`. Named by
+    the flags that set them (--hidden/--heads/--kv-heads): a catalog row is valid, so only a
+    user's shape reaches these."""
+    if hidden % heads:
+        raise InputError(f"model {name}: --hidden {hidden} is not a multiple of --heads {heads}")
+    if heads % kv_heads:
+        raise InputError(f"model {name}: --kv-heads {kv_heads} must divide --heads {heads} "
+                         f"(each KV head serves a whole group of query heads)")
 
 
 def _spec(row: dict) -> ModelSpec:

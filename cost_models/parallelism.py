@@ -93,9 +93,11 @@ def stage_layers(layers, pp):
     return first, np.asarray(layers) - (np.asarray(pp) - 1) * first
 
 
-def check_given(spec, tp=None, pp=None, recompute=None, ep=None) -> None:
+def check_given(spec, tp=None, pp=None, recompute=None, ep=None, micro_batch=None, global_batch=None) -> None:
     """InputError for a given degree no cluster can use: TP beyond a node or not dividing the
-    heads, PP beyond the layers, an unknown recompute, EP on a dense model or not dividing the experts."""
+    heads, PP beyond the layers, an unknown recompute, EP on a dense model or not dividing the
+    experts, a micro-batch the global batch cannot be cut into (named as such, not left to the
+    layout search's "no layout fits")."""
     if ep is not None:
         if not (isinstance(ep, int) and not isinstance(ep, bool) and ep > 0):
             raise InputError(f"--ep {ep!r}: expert parallelism must be a positive whole number")
@@ -111,6 +113,13 @@ def check_given(spec, tp=None, pp=None, recompute=None, ep=None) -> None:
                          f"and divide the {spec.heads} heads and {spec.kv_heads} KV heads")
     if pp is not None and pp > spec.layers:
         raise InputError(f"--pp {pp}: more pipeline stages than the model's {spec.layers} layers")
+    if micro_batch and global_batch:
+        if micro_batch > global_batch:
+            raise InputError(f"--micro-batch {micro_batch}: more sequences than the whole step's "
+                             f"--global-batch {global_batch}")
+        if global_batch % micro_batch:
+            raise InputError(f"--global-batch {global_batch}: not a whole number of --micro-batch {micro_batch} "
+                             f"micro-batches")
 
 
 def candidates(spec, gpus: int, default_batch: int, tp=None, pp=None, micro_batch=None,
@@ -119,7 +128,7 @@ def candidates(spec, gpus: int, default_batch: int, tp=None, pp=None, micro_batc
     degree fixed. Without `global_batch`, each layout takes the largest multiple of DP*micro-batch
     not above `default_batch` sequences; EP runs over the divisors of the experts that divide DP.
     InputError if a given value is infeasible."""
-    check_given(spec, tp, pp, recompute, ep)
+    check_given(spec, tp, pp, recompute, ep, micro_batch, global_batch)
     tps = np.array([tp] if tp else [t for t in TP_CHOICES if spec.heads % t == 0 and spec.kv_heads % t == 0])
     pps = np.array([pp]) if pp else _divisors(gpus)
     pps = pps[pps <= spec.layers]

@@ -22,10 +22,12 @@ reported and skipped, never guessed.
 
 import csv
 import dataclasses
+import io
 import math
 import re
 
 from cost_models.errors import InputError
+from cost_models.files import read_text
 from cost_models.hardware import gpus as catalog_gpus
 
 # SkyPilot accelerator name -> costbench catalog GPU. PCIe parts are told apart by instance name.
@@ -109,17 +111,19 @@ def _count(value: str, where: str) -> int:
 def read_offers(path: str, provider: str) -> tuple[list[Offer], int]:
     """The file's GPU offers (GCP: host VM + GPUs joined per zone) and, for GCP, how many GPU or
     host rows had no partner in their zone."""
+    # the shared reader: a FIFO or device is refused (not blocked on), a BOM dropped, bytes that
+    # are not UTF-8 named by line
+    text = read_text(path, "SkyPilot vms.csv")
+    if not text.strip():
+        raise InputError(f"{path}: empty file, not a SkyPilot vms.csv")
     try:
-        with open(path, newline="", encoding="utf-8") as f:
-            reader = csv.DictReader(f)
-            header = reader.fieldnames or []
-            missing = [c for c in REQUIRED if c not in header]
-            if missing:
-                raise InputError(f"{path}:1: not a SkyPilot vms.csv: missing column(s) {', '.join(missing)}")
-            rows = list(reader)
-    except FileNotFoundError:
-        raise InputError(f"{path}: no such file") from None
-    except (OSError, UnicodeDecodeError, csv.Error) as e:
+        reader = csv.DictReader(io.StringIO(text, newline=""))
+        header = reader.fieldnames or []
+        missing = [c for c in REQUIRED if c not in header]
+        if missing:
+            raise InputError(f"{path}:1: not a SkyPilot vms.csv: missing column(s) {', '.join(missing)}")
+        rows = list(reader)
+    except csv.Error as e:
         raise InputError(f"{path}: cannot read ({e.__class__.__name__}: {e})") from None
 
     offers, hosts, gpu_rows = [], {}, {}

@@ -48,7 +48,8 @@ SENSITIVITY_UTILIZATION = (0.5, 0.7, 0.85, 1.0)
 
 def _check(name, value, ok, what):
     if not (isinstance(value, (int, float)) and math.isfinite(value) and ok(value)):
-        raise InputError(f"{name}: {value!r} must be {what}")
+        # named as the flag the user typed (`--capex`), as every other refusal names its input
+        raise InputError(f"--{name.removeprefix('--')}: {value!r} must be {what}")
 
 
 def check_utilization(value, name="utilization"):

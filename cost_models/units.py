@@ -112,12 +112,24 @@ PLAUSIBLE = {
     "capex": (0, 1e12, "a trillion dollars"),
     "life_years": (0.1, 100, ""),
     "utilization": (1e-3, 1, "below 0.1% of the year (9 hours) is not a cluster that is run"),
+    "rental_price": (1e-3, 1000, "no GPU rents for more than $1000 an hour; a free one never pays back"),
+    "power_kw": (0.01, 20, "a GPU with its server share draws ~0.3-2 kW; 20 kW is a whole 8-GPU server"),
+    "usd_per_kwh": (0, 10, "retail electricity is $0.05-0.50 per kWh"),
+    "pue": (1, 5, "facility power / IT power: 1.1-2 in practice"),
+    "opex_usd_per_gpu_year": (0, 1e7, "ten million dollars a year per GPU"),
+    "stale_months": (0, 1200, "a hundred years"),
+    "max_bytes": (4, 1 << 40, "a 1 TiB message is more memory than any GPU holds"),
+    "warmup_s": (0, 3600, "an hour of warm-up; mamf-finder's is 30 s"),
 }
 
 
 def check_plausible(name: str, value, what: str | None = None) -> None:
     """InputError when `value` of the quantity `name` (a PLAUSIBLE key) cannot be meant.
     Unknown names and None pass: the table is a floor of sense, not a schema."""
+    if isinstance(value, (list, tuple)):  # a comma list (--rental-price 2,6.16): each value
+        for v in value:
+            check_plausible(name, v, what)
+        return
     if value is None or name not in PLAUSIBLE or isinstance(value, bool) or not isinstance(value, (int, float)):
         return
     low, high, why = PLAUSIBLE[name]

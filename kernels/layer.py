@@ -54,6 +54,7 @@ import torch
 import torch.nn.functional as F
 
 from cost_models.errors import InputError
+from cost_models.models import check_heads
 from kernels import matmul, torch_device
 from kernels.timing import benchmark
 
@@ -101,10 +102,7 @@ class LayerShape:
                 raise InputError(f"model {self.name}: {what} must be a positive whole number, got {value!r}")
         if self.vocab is not None and not (isinstance(self.vocab, int) and self.vocab > 0):
             raise InputError(f"model {self.name}: vocab must be a positive whole number, got {self.vocab!r}")
-        if self.hidden % self.heads:
-            raise InputError(f"model {self.name}: hidden {self.hidden} is not a multiple of heads {self.heads}")
-        if self.heads % self.kv_heads:
-            raise InputError(f"model {self.name}: heads {self.heads} is not a multiple of kv heads {self.kv_heads}")
+        check_heads(self.name, self.hidden, self.heads, self.kv_heads)
 
     @property
     def head_dim(self) -> int:

@@ -332,6 +332,279 @@ def cases() -> list:
         label = " ".join(f"{k}={v}" for k, v in env.items())
         out.append(Case(f"14/15 {label} run", ["run", "--device", "cpu", "--ops", "allreduce", "--quick", "--out", "out"],
                         env=env, needle=needle, owner="collectives", one_line=False))
+    out.extend(new_surface_cases())
+    return out
+
+
+# ---- the new surfaces (step model, layouts, tco, whatif, compare, report, SkyPilot import) ----------
+
+NEW_BAD = ["0", "-1", "nan", "1e400", "9" * 100, "1.5", "1,5", "abc"]
+# flag -> (command, kind, other argv): kind "int" takes whole numbers > 0, "pos" numbers > 0,
+# "zero" numbers >= 0; a fraction is fine for "pos"/"zero" and 0 for "zero", the rest is refused
+NEW_NUMBER_FLAGS = [
+    ("cost", "--heads", "int", []), ("cost", "--kv-heads", "int", []), ("cost", "--ffn", "int", []),
+    ("cost", "--vocab", "int", []), ("cost", "--tp", "int", []), ("cost", "--pp", "int", []),
+    ("cost", "--micro-batch", "int", []), ("cost", "--global-batch", "int", []),
+    ("cost", "--virtualization-overhead", "zero", []), ("cost", "--stale-months", "pos", []),
+    ("prices", "--stale-months", "pos", []),
+    ("tco", "--capex", "zero", []), ("tco", "--life-years", "pos", []), ("tco", "--residual-fraction", "zero", []),
+    ("tco", "--interest", "zero", []), ("tco", "--power-kw", "pos", []), ("tco", "--pue", "pos", []),
+    ("tco", "--usd-per-kwh", "zero", []), ("tco", "--utilization", "pos", []),
+    ("tco", "--opex-usd-per-gpu-year", "zero", []), ("tco", "--rental-price", "pos", []),
+    ("run", "--warmup-s", "zero", ["--device", "cuda"]), ("run", "--max-bytes", "int", ["--device", "cuda"]),
+    ("run", "--tp", "int", ["--device", "cuda"]), ("run", "--hidden", "int", ["--device", "cuda"]),
+    ("run", "--heads", "int", ["--device", "cuda"]), ("run", "--kv-heads", "int", ["--device", "cuda"]),
+    ("run", "--ffn", "int", ["--device", "cuda"]), ("run", "--vocab", "int", ["--device", "cuda"]),
+    ("run", "--seq", "int", ["--device", "cuda"]),
+]
+
+
+def _expected(kind, bad):
+    """Exit codes a value may give for a flag of this kind (run --device cuda on a machine without
+    one refuses with 2 after its flags parse, so a good value there is 2 as well)."""
+    if bad in ("0",) and kind == "zero":
+        return (0, 2)
+    if bad == "1.5" and kind in ("pos", "zero"):
+        return (0, 2)
+    return (2,)
+
+
+GPU_RESULT = json.loads(GOOD)
+
+
+def _doc(**changes):
+    d = json.loads(GOOD)
+    for k, v in changes.items():
+        d[k] = v
+    return json.dumps(d)
+
+
+def coll(busbw=10.0, world_size=2):
+    return {"op": "allreduce", "dtype": "fp32", "bytes": 1 << 20, "world_size": world_size, "backend": "nccl",
+            "inplace": False, "algbw_gbps": busbw, "busbw_gbps": busbw, "wrong": 0}
+
+
+ABSURD_RESULTS = {  # name -> (content, needle) for compare / report / cost --results
+    "tflops-1e30": (json.dumps(result_doc([mm(1e30)], {}, **H100)), "tflops"),
+    "negative-busbw": (json.dumps(result_doc([coll(-5.0)], {}, **H100)), "busbw"),
+    "world-size-0": (json.dumps(result_doc([coll()], {}, **{**H100, "world_size": 0})), "world_size"),
+    "records-huge": (json.dumps(result_doc([mm()] * 30_000, {}, **H100)), None),
+    "records-not-list": (_doc(records={"a": 1}), "records"),
+    "summary-list": (_doc(summary=[1]), "summary"),
+    "machine-string": (_doc(machine="gpu"), "machine"),
+    "membw-negative": (_doc(summary={"membw_gbps": -3.0, "mamf_tflops": {"fp32": 1.0}}), "membw"),
+    "mamf-1e30": (_doc(summary={"mamf_tflops": {"fp32": 1e30}}), "tflops"),
+}
+SKYPILOT_HEADER = ("InstanceType,AcceleratorName,AcceleratorCount,vCPUs,MemoryGiB,Price,SpotPrice,Region,"
+                   "AvailabilityZone\n")
+SKYPILOT_ROW = "p5.48xlarge,H100,8,192,2048,98.32,40.0,us-east-1,us-east-1a\n"
+BAD_SKYPILOT = {  # name -> (content, needle)
+    "empty": ("", "empty"),
+    "header-only": (SKYPILOT_HEADER, None),
+    "bom": (b"\xef\xbb\xbf" + (SKYPILOT_HEADER + SKYPILOT_ROW).encode(), None),
+    "unknown-columns": ("a,b,c\n1,2,3\n", "column"),
+    "huge-cell": (SKYPILOT_HEADER + "p5," + "x" * 140_000 + ",8,1,1,1,1,r,z\n", None),
+    "formula": (SKYPILOT_HEADER + '"=HYPERLINK(""x"")",H100,8,1,1,98,40,"=cmd|x",z\n', None),
+    "malformed-quote": (SKYPILOT_HEADER + 'p5,"H100,8,1,1,98,40,r,z\n', None),
+    "latin1": (SKYPILOT_HEADER.encode() + b"p5,H100,8,1,1,98,40,caf\xe9,z\n", "UTF-8"),
+    "nan-price": (SKYPILOT_HEADER + "p5,H100,8,1,1,nan,40,r,z\n", None),
+    "negative-price": (SKYPILOT_HEADER + "p5,H100,8,1,1,-98,40,r,z\n", None),
+    "gpu-count-0": (SKYPILOT_HEADER + "p5,H100,0,1,1,98,40,r,z\n", None),
+    "gpu-count-1.5": (SKYPILOT_HEADER + "p5,H100,1.5,1,1,98,40,r,z\n", None),
+    "binary": (bytes(range(256)) * 4, None),
+    "directory": ("DIR", "directory"),
+    "missing": (None, "no such"),
+    "fifo": ("FIFO", "not a regular file"),
+}
+
+
+def not_silent(workdir, proc):
+    """A command that exits 0 says something on stdout (no silent empty output)."""
+    if proc.returncode == 0 and not proc.stdout.strip():
+        return "exit 0 with empty output"
+    return None
+
+
+def no_formula(workdir, proc):
+    bad = [c for ln in proc.stdout.splitlines() for c in ln.split(",") if c.lstrip('"').startswith(("=", "+", "@"))]
+    return f"formula passed into CSV output unescaped: {bad[0][:40]!r}" if bad else None
+
+
+def file_intact(rel, content):
+    def check(workdir, proc):
+        path = os.path.join(workdir, rel)
+        try:
+            with open(path) as f:
+                return None if f.read() == content else f"{rel} was overwritten"
+        except OSError as e:
+            return f"{rel} was lost: {e}"
+    return check
+
+
+def no_partial(rel):
+    def check(workdir, proc):
+        path = os.path.join(workdir, rel)
+        if proc.returncode != 0 and os.path.isdir(path):
+            left = [n for n in os.listdir(path)]
+            if left:
+                return f"{rel} holds {left} after a refusal"
+        return None
+    return check
+
+
+def new_surface_cases() -> list:
+    out = []
+    for cmd, flag, kind, needs in NEW_NUMBER_FLAGS:
+        for bad in NEW_BAD:
+            codes = (0, 2) if flag == "--rental-price" and bad == "1,5" else _expected(kind, bad)  # a list of two
+            out.append(Case(f"N number {cmd} {flag} {bad[:12]!r}", [cmd, *needs, flag, bad],
+                            needle=flag if codes == (2,) else None, codes=codes if cmd != "run" else (2,),
+                            check=not_silent,
+                            one_line=cmd != "run" or bad == "abc"))
+    contradictions = [
+        (["--heads", "64", "--tp", "3"], "--tp"), (["--pp", "1000"], "--pp"),
+        (["--global-batch", "1001", "--micro-batch", "2"], "--global-batch"),
+        (["--micro-batch", "4096", "--global-batch", "8"], "--micro-batch"),
+        (["--gpus", "8", "--tp", "8", "--pp", "4"], "--gpus"), (["--kv-heads", "128"], "--kv-heads"),
+        (["--params", "7B", "--active-params", "70B", "--tokens", "1T"], "--active-params"),
+        (["--heads", "64", "--kv-heads", "3"], "--kv-heads"), (["--hidden", "8190"], "--hidden"),
+        (["--tp", "16"], "--tp"), (["--gpus", "1000", "--tp", "8", "--pp", "8", "--global-batch", "3"], "batch"),
+        (["--gpu", "cpu"], None), (["--dtype", "fp8", "--gpu", "A100-SXM"], "fp8"), (["--dtype", "int4"], "dtype"),
+        (["--recompute", "some"], "recompute"), (["--layers", "1", "--pp", "2"], "--pp"),
+        (["--model", "llama3-405b", "--gpu", "T4", "--gpus", "8"], None),  # nothing fits: a clear word
+        (["--model", "llama3-405b", "--gpus", "8", "--tp", "1", "--pp", "1"], None),
+        (["--virtualization-overhead", "1"], "--virtualization-overhead"),
+        (["--region", "mars-1"], "region"), (["--region", ""], "region"),
+        (["--gpu-hours", "1M", "--tp", "8"], None), (["--mfu", "0.4", "--tp", "3", "--heads", "64"], "--tp"),
+    ]
+    for argv, needle in contradictions:
+        out.append(Case(f"N contradiction cost {' '.join(argv)[:50]}", ["cost", *argv], needle=needle,
+                        codes=(0, 2) if needle is None else (2,), check=not_silent))
+    for argv, needle in (
+            (["--vary", "gpu=H999,H100-SXM"], "H999"), (["--vary", "gpus=0,8"], "gpus"),
+            (["--vary", "gpus=" + ",".join(str(8 * i) for i in range(1, 1001))], None),
+            (["--vary", "tokens=" + ",".join(f"{i}T" for i in range(1, 1001))], None),
+            (["--vary", "gpus=8,8"], None), (["--vary", "gpus="], "gpus"), (["--vary", "=1,2"], "vary"),
+            (["--vary", "tp=1,3", "--heads", "64"], "tp"), (["--vary", "pp=1,1000"], "pp"),
+            (["--vary", "vary=1,2"], "vary"), (["--vary", "results=a.json"], None),
+            (["--vary", "format=json,csv"], "format"), (["--vary", "gpus=8", "--vary", "tp=2"], None),
+            (["--vary", "network=carrier-pigeon"], "network"), (["--vary", "dtype=fp8,int4"], "dtype"),
+            (["--vary", "utilization=0.5"], "utilization"), (["--vary", "GPUS=8,16"], None),
+            (["--vary", "gpus=8", "--gpus", "16"], None), (["--vary", "prices=x.csv"], None),
+            (["--vary", "virtualization-overhead=0,1,nan"], "virtualization"),
+            (["--vary", "mfu=0.4,1.5"], "mfu"), (["--vary", "recompute=none,full,bogus"], "recompute")):
+        out.append(Case(f"N whatif {' '.join(argv)[:50]}", ["whatif", *argv], needle=needle,
+                        codes=(0, 2) if needle is None else (2,), check=not_silent))
+    for argv, needle in (
+            (["--utilization", "0"], "utilization"), (["--utilization", "1.5"], "utilization"),
+            (["--life-years", "0"], "life"), (["--capex", "-1"], "capex"), (["--capex", "0"], None),
+            (["--residual-fraction", "1.5"], "residual"), (["--residual-fraction", "-0.1"], "residual"),
+            (["--interest", "-0.5"], "interest"), (["--interest", "100"], "interest"),
+            (["--pue", "0.5"], "pue"), (["--life-years", "1e6"], "life"), (["--power-kw", "1e9"], "power"),
+            (["--usd-per-kwh", "1e6"], "kwh"), (["--rental-price", ","], "rental"),
+            (["--rental-price", "1,nan"], "rental"), (["--rental-price", "0"], "rental"),
+            (["--rental-price", "1e6"], "rental"), (["--providers", "nosuch"], "provider"),
+            (["--region", "mars-1"], "region"), (["--pricing", "free"], "pricing"), (["--format", "csv"], None),
+            (["--gpu", "cpu"], None), (["--residual-fraction", "1"], None),
+            (["--opex-usd-per-gpu-year", "1e15"], "opex")):
+        out.append(Case(f"N tco {' '.join(argv)[:50]}", ["tco", *argv], needle=needle,
+                        codes=(0, 2) if needle is None else (2,), check=not_silent))
+    # compare and report: directories and files that hold nothing usable
+    dirs = {"empty-dir": {"d/": "DIR"}, "non-json-dir": {"d/a.txt": "hello", "d/b.csv": "x,y"},
+            "zero-byte-json": {"d/a.json": ""}, "json-dir-in-dir": {"d/sub.json/": "DIR"}}
+    for name, files in dirs.items():
+        files = {k.rstrip("/"): v for k, v in files.items()}
+        out.append(Case(f"N compare {name}", ["compare", "d"], files=files, codes=(2,), one_line=False,
+                        check=not_silent))
+        out.append(Case(f"N report {name}", ["report", "d", "--out", "rep"], files=files, codes=(2,), one_line=False,
+                        check=no_partial("rep")))
+    for name, (content, needle) in ABSURD_RESULTS.items():
+        for cmd in (["compare", "r.json"], ["report", "r.json", "--out", "rep"], ["cost", "--results", "r.json"]):
+            out.append(Case(f"N {cmd[0]} absurd {name}", cmd, files={"r.json": content}, needle=needle,
+                            codes=(0, 2) if needle is None else (2,), one_line=cmd[0] == "cost",
+                            check=not_silent if cmd[0] != "report" else no_partial("rep")))
+    out.append(Case("N report --out is a file", ["report", "r.json", "--out", "afile"],
+                    files={"r.json": GOOD, "afile": "mine"}, needle="--out", check=file_intact("afile", "mine"),
+                    one_line=False))
+    out.append(Case("N report --out unwritable dir", ["report", "r.json", "--out", "/proc/rep"],
+                    files={"r.json": GOOD}, codes=(2, 4), needle="/proc/rep", one_line=False))
+    out.append(Case("N report --out holds a user's index.html", ["report", "r.json", "--out", "rep"],
+                    files={"r.json": GOOD, "rep/index.html": "my page"}, codes=(0, 2),
+                    check=file_intact("rep/index.html", "my page"), one_line=False))
+    out.append(Case("N report --whatif missing", ["report", "r.json", "--out", "rep", "--whatif", "w.json"],
+                    files={"r.json": GOOD}, needle="w.json", one_line=False, check=no_partial("rep")))
+    for name, content in (("not-json", "hello"), ("empty", ""), ("wrong-shape", "[1,2]"),
+                          ("nested", "[" * 100000 + "]" * 100000), ("other-json", GOOD)):
+        out.append(Case(f"N report --whatif {name}", ["report", "r.json", "--out", "rep", "--whatif", "w.json"],
+                        files={"r.json": GOOD, "w.json": content}, needle="w.json", one_line=False,
+                        check=no_partial("rep")))
+    out.append(Case("N compare --prices cpu row", ["compare", "r.json", "--prices", "p.csv"],
+                    files={"r.json": GOOD, "p.csv": PRICE_HEADER + "mine,cpu,on-demand,1e6,2025,me\n"},
+                    needle="p.csv", one_line=False))
+    for name, row, needle in (("price 5000", "mine,cpu,on-demand,5000,2025,me\n", "usd_per_gpu_hour"),
+                              ("pricing spot ok", "mine,cpu,spot,0.1,2025,me\n", None),
+                              ("cpu for a GPU result", "mine,cpu,on-demand,0.1,2025,me\n", None)):
+        out.append(Case(f"N cost --prices cpu row {name}", ["cost", "--results", "r.json", "--prices", "p.csv"],
+                        files={"r.json": GOOD, "p.csv": PRICE_HEADER + row}, needle=needle,
+                        codes=(0, 2) if needle is None else (2,), check=not_silent))
+    for name, (content, needle) in BAD_SKYPILOT.items():
+        files = {} if content is None else {"vms.csv": content}
+        for fmt in ("csv", "table"):
+            out.append(Case(f"N --from-skypilot {name} {fmt}", ["prices", "--from-skypilot", "vms.csv",
+                            "--provider", "aws", "--format", fmt], files=files, needle=needle,
+                            codes=(0, 2) if needle is None else (2,), check=lambda w, p: no_formula(w, p) or not_silent(w, p)))
+    for argv, needle in ((["--from-skypilot", "vms.csv"], "--provider"),
+                         (["--from-skypilot", "vms.csv", "--provider", "aws,gcp"], "--provider"),
+                         (["--from-skypilot", "vms.csv", "--provider", "nosuch"], None),
+                         (["--from-skypilot", "vms.csv", "--provider", "aws", "--as-of", "yesterday"], "--as-of"),
+                         (["--from-skypilot", "vms.csv", "--provider", "aws", "--as-of", "2025-13"], "--as-of"),
+                         (["--from-skypilot", "vms.csv", "--provider", "aws", "--as-of", "9999-01"], "--as-of"),
+                         (["--from-skypilot", "vms.csv", "--provider", "aws", "--gpu", "H999"], "--gpu"),
+                         (["--region", "mars-1"], "region")):
+        out.append(Case(f"N prices {' '.join(argv)[:50]}", ["prices", *argv], needle=needle,
+                        codes=(0, 2) if needle is None else (2,),
+                        files={"vms.csv": SKYPILOT_HEADER + SKYPILOT_ROW}, check=not_silent))
+    for today in ("yesterday", "2025-13-01", "0000-01-01", "", "2025-02-30", "99999-01-01", "2025"):
+        for cmd in (["prices"], ["cost"], ["whatif", "--vary", "gpus=1024,2048"]):  # tco reads no date
+            out.append(Case(f"N COSTBENCH_TODAY={today!r} {cmd[0]}", cmd, env={"COSTBENCH_TODAY": today},
+                            needle="COSTBENCH_TODAY", codes=(0, 2) if today == "" else (2,), check=not_silent))
+    for env, needle in (({"WORLD_SIZE": "0"}, "WORLD_SIZE"), ({"WORLD_SIZE": "1e3"}, "WORLD_SIZE"),
+                        ({"WORLD_SIZE": "2", "RANK": "2", "LOCAL_RANK": "0"}, "RANK"),
+                        ({"WORLD_SIZE": "2", "RANK": "-1"}, "RANK"),
+                        ({"WORLD_SIZE": "2", "RANK": "0", "LOCAL_RANK": "abc"}, "LOCAL_RANK"),
+                        ({"WORLD_SIZE": "99999999999999999999"}, "WORLD_SIZE"),
+                        ({"COSTBENCH_TIMEOUT_S": "0"}, "COSTBENCH_TIMEOUT_S"),
+                        ({"COSTBENCH_TIMEOUT_S": "1e400"}, "COSTBENCH_TIMEOUT_S"),
+                        ({"COSTBENCH_TIMEOUT_S": "1,5"}, "COSTBENCH_TIMEOUT_S")):
+        label = " ".join(f"{k}={v[:12]}" for k, v in env.items())
+        out.append(Case(f"N env {label} run", ["run", "--device", "cpu", "--ops", "allreduce", "--quick", "--out",
+                        "out"], env=env, needle=needle, one_line=False, check=no_new_json))
+    for argv, needle in ((["--ops", "layer", "--model", "nosuch"], "model"),
+                         (["--ops", "layer", "--tp", "3", "--model", "llama3-70b"], "--tp"),
+                         (["--ops", "layer", "--model", "llama3-70b", "--kv-heads", "128"], "--kv-heads"),
+                         (["--layout", "TT"], "layout"), (["--max-bytes", "3"], "--max-bytes"),
+                         (["--max-bytes", "1P"], "--max-bytes"), (["--warmup-s", "1e6"], "--warmup-s"),
+                         (["--ops", "matmul", "--inplace", "--layout", ""], "layout")):
+        out.append(Case(f"N run {' '.join(argv)[:50]}", ["run", "--device", "cpu", "--quick", "--out", "out", *argv],
+                        needle=needle, check=no_new_json))
+    # streams and signals on the new commands
+    for cmd in (["tco"], ["whatif", "--vary", "gpus=1024,2048"], ["compare", "r.json"],
+                ["prices", "--from-skypilot", "vms.csv", "--provider", "aws"],
+                ["cost", "--tp", "8", "--pp", "4", "--format", "csv"]):
+        label = " ".join(cmd)[:40]
+        files = {"r.json": GOOD, "vms.csv": SKYPILOT_HEADER + SKYPILOT_ROW}
+        out.append(Case(f"N13 {label} >&-", cmd, codes=(4,), needle="standard output is closed", stdout="closed",
+                        files=files, one_line=False))
+        out.append(Case(f"N13 {label} > /dev/full", cmd, codes=(4,), needle="No space left", stdout="full",
+                        files=files, one_line=False))
+        out.append(Case(f"N12 {label} ascii | cat", cmd, codes=(0,), stdout="ascii-pipe", files=files,
+                        env={"PYTHONIOENCODING": "ascii"}))
+        out.append(Case(f"N13 {label} | head -c1", cmd, codes=(0,), stdout="early-close", files=files))
+        out.append(Case(f"N17 SIGTERM at 0.05s {label}", cmd, codes=(130, 0), files=files, one_line=False,
+                        signal_after=(signal.SIGTERM, 0.05)))
+    out.append(Case("N17 SIGTERM at 0.3s report", ["report", "r.json", "--out", "rep"], codes=(130, 0),
+                    files={"r.json": GOOD}, one_line=False, signal_after=(signal.SIGTERM, 0.3),
+                    check=lambda w, p: None if p.returncode == 0 else no_partial("rep")(w, p)))
     return out
 
 
@@ -343,6 +616,9 @@ def _materialise(case: Case, workdir: str) -> None:
         os.makedirs(os.path.dirname(path), exist_ok=True)
         if content == "DIR":
             os.makedirs(path, exist_ok=True)
+        elif content == "RODIR":
+            os.makedirs(path, exist_ok=True)
+            os.chmod(path, 0o500)
         elif content == "FIFO":
             os.mkfifo(path)
         elif name == "out/STALE":  # a temp file of a process that is certainly dead

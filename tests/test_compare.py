@@ -104,9 +104,16 @@ def test_cli_nothing_readable_is_one_line_exit_2(tmp_path, capsys):
     (tmp_path / "a.json").write_text("{")
     code, out, err = run(capsys, "compare", str(tmp_path / "a.json"))
     assert code == 2 and out == ""
-    assert err.splitlines()[-1].startswith("costbench compare: error: no readable result files")
+    assert err.splitlines() == [f"costbench compare: error: no readable result files: {tmp_path / 'a.json'}: "
+                                "not valid JSON (truncated?): Expecting property name enclosed in double quotes: "
+                                "line 1 column 2 (char 1)"]
     code, _, err = run(capsys, "compare", str(tmp_path / "missing-dir"))
-    assert code == 2 and len(err.splitlines()) == 2  # the warning naming the file, then the error
+    assert code == 2 and len(err.splitlines()) == 1 and "missing-dir: no such" in err  # one line: file and why
+    (tmp_path / "b.json").write_text("")
+    code, _, err = run(capsys, "compare", str(tmp_path / "a.json"), str(tmp_path / "b.json"))
+    lines = err.splitlines()  # the other reasons as warnings, the last one in the error line
+    assert code == 2 and len(lines) == 2 and "a.json" in lines[0] and "b.json: empty file" in lines[1]
+    assert lines[1].endswith("(1 more above)")
 
 
 def test_cli_json_and_csv(tmp_path, capsys):

@@ -423,3 +423,131 @@ def test_help_with_a_literal_percent_sign(capsys):
 ])
 def test_implausible_values_in_other_commands(capsys, argv, needle):
     assert needle in one_line_error(capsys, *argv)
+
+
+# ---- the second hostile pass: the new commands (step model, tco, whatif, compare, report, SkyPilot) ----
+
+H100 = {"device": "cuda", "gpu": {"name": "NVIDIA H100 80GB HBM3", "normalized": "H100-SXM", "count": 1}}
+
+
+def gpu_result(tmp_path, summary=None, records=None, name="r.json"):
+    path = tmp_path / name
+    path.write_text(json.dumps(result_doc(records if records is not None else [matmul()],
+                                          summary if summary is not None else {"mamf_tflops": {"fp32": 1.0}},
+                                          **H100)))
+    return str(path)
+
+
+@pytest.mark.parametrize("argv,needle", [
+    (["tco", "--residual-fraction", "1.5"], "--residual-fraction: 1.5 must be in [0, 1)"),
+    (["tco", "--interest", "-1"], "--interest: -1.0 must be a yearly rate"),
+    (["tco", "--usd-per-kwh", "-1"], "--usd-per-kwh"),
+    (["tco", "--opex-usd-per-gpu-year", "-1"], "--opex-usd-per-gpu-year"),
+])
+def test_tco_refusals_name_the_flag(capsys, argv, needle):
+    """cost_models.tco's validator names the flag as typed (it said `interest:`, not `--interest:`)."""
+    assert needle in one_line_error(capsys, *argv)
+
+
+@pytest.mark.parametrize("argv,needle", [
+    (["tco", "--power-kw", "1e9"], "--power-kw"), (["tco", "--power-kw", "0"], "--power-kw"),
+    (["tco", "--pue", "0"], "--pue"), (["tco", "--usd-per-kwh", "1e6"], "--usd-per-kwh"),
+    (["tco", "--opex-usd-per-gpu-year", "1e15"], "--opex-usd-per-gpu-year"),
+    (["tco", "--rental-price", "0"], "--rental-price"), (["tco", "--rental-price", "2,1e6"], "--rental-price"),
+    (["prices", "--stale-months", "9" * 30], "--stale-months"), (["cost", "--stale-months", "1e9"], "--stale-months"),
+    (["run", "--max-bytes", "9" * 30], "--max-bytes"), (["run", "--warmup-s", "1e6"], "--warmup-s"),
+])
+def test_implausible_values_of_the_new_flags(capsys, argv, needle):
+    """units.PLAUSIBLE covers the new commands' flags (a comma list: each value) and bench.cli applies
+    it to every command: a 1e9 kW GPU or a 1e99-byte message is refused, not computed with."""
+    assert needle in one_line_error(capsys, *argv)
+
+
+def test_plausible_bounds_check_each_value_of_a_list():
+    check_plausible("rental_price", [2.0, 6.16])
+    with pytest.raises(InputError, match="above 1000"):
+        check_plausible("rental_price", [2.0, 5000.0], "--rental-price")
+
+
+@pytest.mark.parametrize("argv,needle", [
+    (["--global-batch", "1001", "--micro-batch", "2"], "--global-batch 1001: not a whole number of --micro-batch 2"),
+    (["--micro-batch", "4096", "--global-batch", "8"], "--micro-batch 4096: more sequences than"),
+    (["--kv-heads", "128"], "--kv-heads 128 must divide --heads 64"),
+    (["--hidden", "8190"], "--hidden 8190 is not a multiple of --heads 64"),
+])
+def test_contradictory_layout_and_shape_name_the_flags(capsys, argv, needle):
+    """A batch the micro-batch cannot cut was reported as "no layout fits ... memory"; a shape that
+    does not divide named the model, not the flags. parallelism.check_given and models.check_heads
+    (shared with `run --ops layer`) now say which flags contradict each other."""
+    assert needle in one_line_error(capsys, "cost", *argv)
+
+
+def test_run_layer_shape_uses_the_same_check(capsys):
+    from kernels.layer import LayerShape
+
+    with pytest.raises(InputError, match="--kv-heads 128 must divide --heads 64"):
+        LayerShape("m", hidden=8192, heads=64, kv_heads=128, ffn=28672, seq=128)
+
+
+@pytest.mark.parametrize("cmd", ["compare", "report"])
+@pytest.mark.parametrize("summary,needle", [
+    ({"membw_gbps": -3.0}, "summary.membw_gbps: -3.0 is negative"),
+    ({"mamf_tflops": {"fp32": 1e30}}, "summary.mamf_tflops.fp32"),
+])
+def test_nothing_readable_is_one_line_with_the_reason(tmp_path, capsys, cmd, summary, needle):
+    """One unusable file: one line, naming the file and why (it was a warning, then a bare "no
+    readable result files"); a summary's rates are as plausible as the records' (a negative
+    membw_gbps priced a run); a refused report creates no --out folder."""
+    path = gpu_result(tmp_path, summary)
+    extra = ["--out", str(tmp_path / "rep")] if cmd == "report" else []
+    err = one_line_error(capsys, cmd, path, *extra)
+    assert "r.json" in err and needle in err
+    assert not (tmp_path / "rep").exists()
+
+
+def test_cost_refuses_a_negative_summary_rate(tmp_path, capsys):
+    path = gpu_result(tmp_path, {"membw_gbps": -3.0, "mamf_tflops": {"fp32": 1.0}})
+    assert "membw_gbps" in one_line_error(capsys, "cost", "--results", path)
+
+
+@pytest.mark.parametrize("content,needle", [
+    ("FIFO", "not a regular file"), ("[" * 100000, "nested too deeply"), ("", "empty file"), ("{", "truncated"),
+])
+def test_report_whatif_goes_through_the_shared_json_reader(tmp_path, capsys, content, needle):
+    """--whatif was opened with open()+json.load: a FIFO hung it, deep nesting lost the file name."""
+    w = tmp_path / "w.json"
+    os.mkfifo(w) if content == "FIFO" else w.write_text(content)
+    err = one_line_error(capsys, "report", gpu_result(tmp_path), "--out", str(tmp_path / "rep"), "--whatif", str(w))
+    assert f"--whatif {w}" in err and needle in err
+    assert not (tmp_path / "rep").exists()
+
+
+def test_report_out_holding_a_fifo_index_is_refused_not_blocked_on(tmp_path, capsys):
+    (tmp_path / "rep").mkdir()
+    os.mkfifo(tmp_path / "rep" / "index.html")
+    assert "not written by costbench report" in one_line_error(capsys, "report", gpu_result(tmp_path), "--out",
+                                                                str(tmp_path / "rep"))
+
+
+@pytest.mark.parametrize("content,needle", [("FIFO", "not a regular file"), ("", "empty file"),
+                                            (b"InstanceType\ncaf\xe9\n", "not UTF-8")])
+def test_from_skypilot_goes_through_the_shared_reader(tmp_path, capsys, content, needle):
+    """--from-skypilot opened the file itself: a FIFO hung `prices`, an empty file was "missing columns"."""
+    path = tmp_path / "vms.csv"
+    if content == "FIFO":
+        os.mkfifo(path)
+    else:
+        path.write_bytes(content if isinstance(content, bytes) else content.encode())
+    assert needle in one_line_error(capsys, "prices", "--from-skypilot", str(path), "--provider", "aws")
+
+
+def test_a_price_dated_in_the_future_is_refused(tmp_path, capsys):
+    """--as-of 9999-01 (or 2062 for 2026 in a --prices row) made a quote look fresh for decades."""
+    vms = tmp_path / "vms.csv"
+    vms.write_text("x")
+    assert "in the future" in one_line_error(capsys, "prices", "--from-skypilot", str(vms), "--provider", "aws",
+                                             "--as-of", "9999-01")
+    prices = tmp_path / "p.csv"
+    prices.write_text(PRICE_HEADER + "me,h100,on-demand,1,2099-01,x\n")
+    err = one_line_error(capsys, "cost", "--gpu-hours", "1M", "--prices", str(prices))
+    assert "p.csv:2" in err and "in the future" in err

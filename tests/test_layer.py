@@ -72,7 +72,7 @@ def test_other_tp_degrees_by_hand():
      "--tp 2: neither divides nor is a multiple of custom's 3 KV heads"),
     (None, {"hidden": 256, "heads": 4, "ffn": 1000}, 16, "does not divide custom's 4 attention heads"),
     (None, {"hidden": 256, "heads": 4, "ffn": 1001}, 2, "--tp 2: does not divide custom's FFN width 1001"),
-    (None, {"hidden": 256, "heads": 3, "ffn": 512}, 1, "hidden 256 is not a multiple of heads 3"),
+    (None, {"hidden": 256, "heads": 3, "ffn": 512}, 1, "--hidden 256 is not a multiple of --heads 3"),
     (None, {"hidden": 256}, 1, "--ops layer without --model needs --heads, --ffn"),
     ("lama3-8b", {}, 1, "unknown model 'lama3-8b'; did you mean llama3-8b"),
 ])
