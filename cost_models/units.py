@@ -119,7 +119,6 @@ PLAUSIBLE = {
     "opex_usd_per_gpu_year": (0, 1e7, "ten million dollars a year per GPU"),
     "stale_months": (0, 1200, "a hundred years"),
     "max_bytes": (4, 1 << 40, "a 1 TiB message is more memory than any GPU holds"),
-    "warmup_s": (0, 3600, "an hour of warm-up; mamf-finder's is 30 s"),
 }
 
 
