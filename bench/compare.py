@@ -202,8 +202,10 @@ def run_row(path: str, doc: dict, model: str, prices, pricing: str) -> dict:
     price = None
     if provider is None:
         notes.append("no tag: no provider to price")
-    elif gpu != "cpu":  # a CPU run has no GPU price; _plan says why
+    else:
         price, why = _price(prices, provider, region, gpu, pricing)
+        if price is None and gpu == "cpu":
+            why = f"CPU run: no price (a --prices row with gpu cpu and provider {provider} prices it)"
         notes += [why] if why else []
     row["pricing"] = pricing
     row["usd_per_gpu_hour"] = price.usd_per_gpu_hour if price else None
@@ -231,22 +233,24 @@ def run_row(path: str, doc: dict, model: str, prices, pricing: str) -> dict:
 
 
 def _plan(path, doc, gpu, model, notes):
-    """(plan_training from the run's measured components, the run's Throughput), or (None, None)
-    and a note where the run's GPU is not one the cost model knows (CPU, a GPU not in the catalog)."""
+    """(plan_training from the run's measured components, the run's Throughput), or None for the plan
+    and a note where the run cannot be planned (a GPU not in the catalog, figures the model needs missing)."""
     from cost_models.cost import plan_training
     from cost_models.hardware import find_gpu
     from cost_models.throughput import Throughput
 
-    if gpu == "cpu":
-        notes.append("CPU run: no GPU price or cost to train (the cost model scales GPUs)")
-        return None, None
-    try:
-        find_gpu(gpu)
-    except InputError:
-        notes.append(f"{gpu} not in the GPU catalog")
-        return None, None
+    if gpu != "cpu":  # a CPU is the device "cpu", planned from its own measured rates as `cost --results` does
+        try:
+            find_gpu(gpu)
+        except InputError:
+            notes.append(f"{gpu} not in the GPU catalog")
+            return None, None
     throughput = Throughput.from_result(doc, source=path)
-    return plan_training(model=model, gpu=gpu, throughput=throughput), throughput
+    try:
+        return plan_training(model=model, gpu=gpu, throughput=throughput), throughput
+    except InputError as e:  # e.g. a CPU run without the membw or layer figures the step model needs
+        notes.append(f"no cost to train: {e}")
+        return None, throughput
 
 
 # ---- many runs -------------------------------------------------------------------------------------

@@ -133,3 +133,20 @@ def test_unknown_model_or_pricing_is_bad_input(tmp_path):
         compare(paths, model="llama9")
     with pytest.raises(InputError, match="pricing"):
         compare(paths, pricing="cheap")
+
+
+def test_a_cpu_run_is_planned_and_priced_from_a_cpu_price_row(tmp_path):
+    # The bundled CPU reference run, priced as `costbench cost --results` would price it.
+    import glob
+    import os
+    import shutil
+
+    ref = sorted(glob.glob(os.path.join(os.path.dirname(__file__), "..", "results", "reference", "*-ci-cpu-*.json")))[0]
+    shutil.copy(ref, tmp_path / "cpu.json")
+    unpriced = compare([str(tmp_path / "cpu.json")], model="llama3-8b")
+    assert unpriced.loc[0, "days"] > 0 and "gpu cpu and provider ci" in unpriced.loc[0, "note"]
+    prices = tmp_path / "p.csv"
+    prices.write_text("provider,gpu,pricing,usd_per_gpu_hour,region,as_of,source\nci,cpu,on-demand,0.05,home,2026-11,bill\n")
+    df = compare([str(tmp_path / "cpu.json")], model="llama3-8b", prices=load_prices(str(prices)))
+    assert df.loc[0, "usd_per_gpu_hour"] == 0.05
+    assert df.loc[0, "cost_usd"] == pytest.approx(df.loc[0, "gpu_hours"] * 0.05)
