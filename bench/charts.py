@@ -21,7 +21,7 @@ matplotlib.use("Agg")  # before pyplot: files only, never a window
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.ticker import FuncFormatter  # noqa: E402
 
-from bench.compare import COLLECTIVES, KEY  # noqa: E402
+from bench.compare import COLLECTIVES, KEY, busbw_per_size  # noqa: E402
 from bench.results import catalog_gpu  # noqa: E402
 from cost_models.errors import InputError  # noqa: E402
 from cost_models.prices import PRICING_KINDS  # noqa: E402
@@ -203,11 +203,8 @@ def busbw_by_size(df, runs, size=(11, 7)):
         ax.set_title(COLLECTIVE_TITLE[op], fontsize=11)
         links = {}
         for i, (label, doc) in enumerate(runs):
-            pts = {}
-            for r in doc["records"]:
-                if r.get("op") == op and r.get("wrong", 0) == 0 and not r.get("inplace", False) \
-                        and (r.get("world_size") or 1) > 1:
-                    pts[r["bytes"]] = max(pts.get(r["bytes"], 0), r["busbw_gbps"])
+            pts = {b: v for b, v in busbw_per_size(doc, op).items()
+                   if (doc["machine"].get("world_size") or 1) > 1}  # one process measures no link
             if pts:
                 xs = sorted(pts)
                 ax.plot(xs, [pts[x] for x in xs], marker="o", markersize=3, color=f"C{i % 10}", label=label)

@@ -129,12 +129,13 @@ def stragglers(summary: dict) -> list[str]:
     return out
 
 
-def _busbw_by_size(doc: dict, op: str) -> dict:
-    """{bytes: best busbw GB/s} over the op's correct out-of-place records."""
+def busbw_per_size(doc: dict, op: str) -> dict:
+    """{bytes: best busbw GB/s} over the records the op's figures quote (results.quoted_collective_records)."""
+    from bench.results import quoted_collective_records
+
     out = {}
-    for r in doc["records"]:
-        if (r.get("op") == op and r.get("wrong", 0) == 0 and not r.get("inplace", False)
-                and _num(r.get("busbw_gbps")) is not None and isinstance(r.get("bytes"), int)):
+    for r in quoted_collective_records(doc["records"], op):
+        if _num(r.get("busbw_gbps")) is not None and isinstance(r.get("bytes"), int):
             out[r["bytes"]] = max(out.get(r["bytes"], 0.0), float(r["busbw_gbps"]))
     return out
 
@@ -146,7 +147,7 @@ def collective_figures(doc: dict, op: str) -> tuple[float | None, float | None]:
     best, at256 = _num(entry.get("busbw_gbps_max")), _num(entry.get("busbw_gbps_256mib"))
     if op == "allreduce" and best is None:
         best = _num(s.get("busbw_gbps_max"))
-    sizes = _busbw_by_size(doc, op)
+    sizes = busbw_per_size(doc, op)
     if best is None and sizes:
         best = max(sizes.values())
     if at256 is None:

@@ -303,6 +303,14 @@ def summarize(records: list, machine: dict) -> dict:
     return out
 
 
+def quoted_collective_records(records: list, op: str) -> list:
+    """The records of one collective that its figures quote: the correct ones, out of place where
+    the run has such records (nccl-tests' default), else the in-place ones (torch.distributed's
+    all-reduce has only an in-place form). The one home of this rule: summary, compare, charts."""
+    ok = [r for r in records if r.get("op") == op and r.get("wrong") == 0]
+    return [r for r in ok if not r.get("inplace")] or ok
+
+
 def summarize_collectives(records: list, nodes: int = 1) -> dict:
     """{op: best busbw and its size, busbw at 256 MiB (or None), world size, nodes, backend} over
     the correct records of each collective, out of place where there are such records (nccl-tests'
@@ -311,8 +319,7 @@ def summarize_collectives(records: list, nodes: int = 1) -> dict:
     beside it."""
     out = {}
     for op in COLLECTIVES:
-        ok = [r for r in records if r.get("op") == op and r.get("wrong") == 0]
-        chosen = [r for r in ok if not r.get("inplace")] or ok
+        chosen = quoted_collective_records(records, op)
         if not chosen:
             continue
         top = max(chosen, key=lambda r: r["busbw_gbps"])

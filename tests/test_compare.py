@@ -150,3 +150,17 @@ def test_a_cpu_run_is_planned_and_priced_from_a_cpu_price_row(tmp_path):
     df = compare([str(tmp_path / "cpu.json")], model="llama3-8b", prices=load_prices(str(prices)))
     assert df.loc[0, "usd_per_gpu_hour"] == 0.05
     assert df.loc[0, "cost_usd"] == pytest.approx(df.loc[0, "gpu_hours"] * 0.05)
+
+
+def test_collective_figures_use_in_place_records_where_the_op_has_no_other():
+    # torch.distributed's all-reduce is in place only: its records must still be charted and compared
+    from bench.compare import busbw_per_size
+    from bench.results import quoted_collective_records
+
+    rec = {"op": "allreduce", "wrong": 0, "bytes": 1 << 20, "busbw_gbps": 1.5, "inplace": True}
+    outp = {"op": "allgather", "wrong": 0, "bytes": 1 << 20, "busbw_gbps": 2.0, "inplace": False}
+    inp = dict(outp, busbw_gbps=9.0, inplace=True)
+    doc = {"records": [rec, outp, inp], "machine": {"world_size": 2}}
+    assert busbw_per_size(doc, "allreduce") == {1 << 20: 1.5}
+    assert busbw_per_size(doc, "allgather") == {1 << 20: 2.0}  # out of place preferred where present
+    assert quoted_collective_records([dict(rec, wrong=3)], "allreduce") == []
