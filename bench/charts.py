@@ -327,7 +327,9 @@ def step_breakdown(df, model: str, size=(10, 5.5)):
             continue
         parts, origin = step_parts(run["_plan"])
         origins.add(origin)
-        bars.append((f"{_label(r)}\n{run['_plan'].gpus:,} GPUs", parts, origin))
+        plan = run["_plan"]
+        unit = "CPUs" if plan.gpu.name == "cpu" else "GPUs"
+        bars.append((f"{_label(r)}\n{plan.gpus:,} {unit}", parts, origin))
     if not any(parts for _, parts, _ in bars):  # CPU runs only: show what a catalog GPU's step looks like
         from cost_models.cost import DEFAULT_GPU, plan_training
 
@@ -353,7 +355,7 @@ def step_breakdown(df, model: str, size=(10, 5.5)):
     note = "; ".join(sorted(origins)) or "no run has a training plan"
     fig.text(0.01, 0.005, note, fontsize=8, color="0.3", va="bottom")
     if names:
-        ax.legend(title="part", loc="lower right")
+        ax.legend(title="part", loc="upper left", bbox_to_anchor=(1.01, 1))  # outside: never over a bar
         ax.set_xlim(0, max(sum(p.values()) for _, p, _ in bars if p) * 1.2)
     fig.tight_layout(rect=(0, 0.07, 1, 1))
     return fig
