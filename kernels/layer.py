@@ -67,6 +67,7 @@ RMS_EPS = 1e-5  # Llama 3's rms_norm_eps
 ROPE_THETA = 500000.0  # Llama 3's rope_theta (only the angles' spread depends on it)
 SAMPLE_ROWS = 64  # rows of an element-wise output checked against float64
 FLASH_DTYPES = ("bf16", "fp16")  # FlashAttention's kernels take no fp32 inputs
+FLASH_MAX_CAPABILITY = (12, 1)  # sdp_utils.cpp check_flash_attention_hardware_support: [sm80, sm121]
 
 # Largest max|out - ref| / max|ref| accepted, beyond kernels.matmul.TOLERANCE for the GEMMs.
 # Attention (FlashAttention 2, Dao 2023): P is rounded to the input dtype before P V and dS
@@ -271,16 +272,26 @@ def unsupported_reason(dtype: str, device: str) -> str | None:
 
 def attention_skip_reason(dtype: str, device: str, head_dim: int | None = None) -> str | None:
     """Why attention cannot run on FlashAttention's kernel here, or None. Its limits
-    (torch's sdp_utils.cpp, check_flash_attention_*): fp16/bf16 inputs, an Ampere or newer GPU
-    (compute capability >= 8.0), a head size that is a multiple of 8 and at most 256."""
+    (torch's aten/src/ATen/native/transformers/cuda/sdp_utils.cpp, can_use_flash_attention):
+    fp16/bf16 inputs, compute capability 8.0 to 12.1 (check_flash_attention_hardware_support), a
+    head size that is a multiple of 8 and at most 256, and for training on sm 8.6-8.9 and 12.x no
+    head size in (192, 224] (check_requires_grad_and_head_dim_gt192_constraints_on_sm86_89_or_120).
+    Where one fails, the forced FLASH_ATTENTION backend raises "No available kernel"."""
     if device != "cuda":
         return None
     if dtype not in FLASH_DTYPES:
         return f"attention in {dtype}: FlashAttention runs bf16/fp16 only (training runs attention in bf16)"
     if head_dim is not None and (head_dim % 8 or head_dim > 256):
         return f"attention: FlashAttention needs a head size that is a multiple of 8, at most 256; got {head_dim}"
-    if not torch.version.hip and torch.cuda.get_device_capability() < (8, 0):
-        return "attention: FlashAttention needs compute capability >= 8.0"
+    if torch.version.hip:
+        return None
+    cc = torch.cuda.get_device_capability()
+    if not (8, 0) <= cc <= FLASH_MAX_CAPABILITY:
+        return (f"attention: FlashAttention needs compute capability >= 8.0 and <= "
+                f"{FLASH_MAX_CAPABILITY[0]}.{FLASH_MAX_CAPABILITY[1]}; this GPU has {cc[0]}.{cc[1]}")
+    if head_dim is not None and 192 < head_dim <= 224 and ((8, 6) <= cc <= (8, 9) or cc[0] == 12):
+        return (f"attention: FlashAttention's backward does not take head size {head_dim} (in (192, 224]) "
+                f"on compute capability {cc[0]}.{cc[1]}")
     return None
 
 

@@ -146,6 +146,18 @@ def test_attention_skip_reasons_on_a_gpu(monkeypatch):
     assert layer.attention_skip_reason("fp32", "cpu", 100) is None  # torch picks a CPU kernel
 
 
+def test_attention_skip_reasons_follow_flash_attentions_own_gates(monkeypatch):
+    """sdp_utils.cpp: flash runs on sm 8.0-12.1 only, and not for training with a head size in
+    (192, 224] on sm 8.6-8.9 and 12.x; the forced backend would raise "No available kernel"."""
+    for cc, head_dim, skipped in [((9, 0), 208, False), ((8, 0), 224, False), ((8, 9), 208, True),
+                                  ((8, 6), 224, True), ((12, 0), 200, True), ((8, 9), 256, False),
+                                  ((8, 9), 192, False), ((12, 1), 128, False), ((13, 0), 128, True)]:
+        monkeypatch.setattr(torch.cuda, "get_device_capability", lambda *a, cc=cc: cc)
+        reason = layer.attention_skip_reason("bf16", "cuda", head_dim)
+        assert (reason is not None) == skipped, (cc, head_dim, reason)
+    assert "<= 12.1; this GPU has 13.0" in reason
+
+
 def test_attention_reference_matches_torch_math_in_float64():
     g = torch.Generator().manual_seed(0)
     q, dout = torch.randn(3, 70, 16, generator=g, dtype=torch.float64), torch.randn(3, 70, 16, generator=g, dtype=torch.float64)
