@@ -98,10 +98,14 @@ def _handle(nvml, cuda_index: int, uuid: str | None):
     """NVML's handle for torch's device cuda_index. NVML numbers all GPUs, torch only the visible
     ones: by UUID when torch has it, else through CUDA_VISIBLE_DEVICES, else the same index."""
     if uuid:
-        try:
-            return nvml.nvmlDeviceGetHandleByUUID(uuid)
-        except Exception:
-            pass
+        # torch reports the bare CUDA UUID (prefixed "GPU-" by _torch_uuid); NVML names a MIG
+        # slice "MIG-<uuid>", and the index fallback below would name its parent GPU instead
+        bare = uuid.removeprefix("GPU-").removeprefix("MIG-")
+        for candidate in dict.fromkeys((uuid, f"GPU-{bare}", f"MIG-{bare}")):
+            try:
+                return nvml.nvmlDeviceGetHandleByUUID(candidate)
+            except Exception:
+                pass
     visible = [v.strip() for v in os.environ.get("CUDA_VISIBLE_DEVICES", "").split(",") if v.strip()]
     if cuda_index < len(visible):
         entry = visible[cuda_index]

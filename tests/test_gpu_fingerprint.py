@@ -115,6 +115,21 @@ def test_device_found_through_cuda_visible_devices_without_a_uuid(monkeypatch):
     assert calls["index"] == 1
 
 
+def test_mig_slice_found_by_its_mig_uuid_not_its_parents_index():
+    nvml, calls = fake_nvml()
+    seen = []
+
+    def by_uuid(uuid):
+        seen.append(uuid)
+        if uuid != "MIG-abc":
+            raise NVMLError("Not Found")
+        return "mig-handle"
+
+    nvml.nvmlDeviceGetHandleByUUID = by_uuid
+    assert gpu_fingerprint.read(0, nvml=nvml, uuid="GPU-abc")["nvml"] == "ok"
+    assert seen == ["GPU-abc", "MIG-abc"] and calls["index"] is None
+
+
 def test_clock_event_reasons():
     assert clock_event_reasons(0) == [] and clock_event_reasons(0x1) == ["gpu_idle"]
     assert clock_event_reasons(0x88) == ["hw_slowdown", "hw_power_brake_slowdown"]
