@@ -89,6 +89,26 @@ def test_fp8_problem_quantises_and_checks_on_cpu():
     assert p.max_rel_err() > 1  # the scales forgotten: caught
 
 
+def test_fp8_operands_pass_torchs_cuda_checks_for_scaled_mm():
+    """torch's own CUDA-side checks of _scaled_mm (torch/_meta_registrations.py,
+    _check_scaled_mm_sizes: A row-major, B column-major, K and N multiples of 16, fp32
+    tensorwise scales), run on fake CUDA tensors with the fp8 Problem's shapes and strides."""
+    from torch._meta_registrations import _check_scaled_mm_sizes
+    from torch._subclasses.fake_tensor import FakeTensorMode
+
+    p = make_problem(64, 48, 32, "fp8", "cpu")
+    b_row_major = p.b.contiguous()
+    with FakeTensorMode():
+        def cuda(t):
+            return torch.empty_strided(t.shape, t.stride(), dtype=t.dtype, device="cuda")
+
+        scales = cuda(p.scale_a), cuda(p.scale_b)
+        out = _check_scaled_mm_sizes(cuda(p.a), cuda(p.b), *scales, out_dtype=p.out.dtype, use_fast_accum=True)
+        assert tuple(out.shape) == tuple(p.out.shape) and out.dtype == p.out.dtype == torch.bfloat16
+        with pytest.raises(RuntimeError, match="mat2 must be col_major"):  # the check bites
+            _check_scaled_mm_sizes(cuda(p.a), cuda(b_row_major), *scales, out_dtype=torch.bfloat16)
+
+
 def test_cpu_supports_fp32_and_bf16_only():
     assert default_dtypes("cpu") == ["fp32", "bf16"]
     assert default_dtypes("cuda") == list(DTYPES)
