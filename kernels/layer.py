@@ -56,6 +56,7 @@ import torch.nn.functional as F
 from cost_models.errors import InputError
 from cost_models.models import check_heads
 from kernels import matmul, torch_device
+from kernels.matmul import rel_err
 from kernels.timing import benchmark
 
 GEMMS = ("qkv", "attn_out", "gate_up", "down", "lm_head")
@@ -306,15 +307,6 @@ def _dtype(dtype: str) -> torch.dtype:
 
 def _randn(shape, dtype: str, device: str, gen: torch.Generator) -> torch.Tensor:
     return torch.randn(*shape, generator=gen, device=torch_device(device)).to(_dtype(dtype))
-
-
-def rel_err(out: torch.Tensor, ref: torch.Tensor) -> float | None:
-    """max |out - ref| / max |ref| (kernels.matmul.max_rel_err's measure, for a given reference);
-    None if out holds NaN or inf."""
-    diff = (out.double() - ref.double()).abs().max().item()
-    if not math.isfinite(diff):
-        return None
-    return diff / max(ref.double().abs().max().item(), 1e-300)
 
 
 def _worst(errs) -> float | None:

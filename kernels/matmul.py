@@ -22,6 +22,7 @@ quoted (kernels.records explains the phases and the search's acceptance rule).
 
 import contextlib
 import dataclasses
+import math
 import time
 from collections.abc import Iterable, Iterator
 
@@ -239,11 +240,16 @@ def max_rel_err(out: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> float | 
     k-sum would pass bf16's limit at k = 16384). The sample's max |ref| is neither: for random
     inputs it is ~3*sqrt(k) and every fault shows at its true size.
     """
-    ref = a.double() @ b.double()
-    diff = (out.double() - ref).abs().max().item()
-    if diff != diff or diff == float("inf"):
+    return rel_err(out, a.double() @ b.double())
+
+
+def rel_err(out: torch.Tensor, ref: torch.Tensor) -> float | None:
+    """max |out - ref| / max |ref| (max_rel_err's measure, for a given reference); None if out
+    holds NaN or inf."""
+    diff = (out.double() - ref.double()).abs().max().item()
+    if not math.isfinite(diff):
         return None
-    return diff / max(ref.abs().max().item(), 1e-300)
+    return diff / max(ref.double().abs().max().item(), 1e-300)
 
 
 @contextlib.contextmanager
