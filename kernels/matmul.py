@@ -360,7 +360,8 @@ def warm_up(device: str, seconds: float) -> int:
 
 
 def best(records: Iterable[dict]) -> dict | None:
-    """The MAMF record: the highest tflops among the correct matmul records of one dtype."""
+    """The MAMF record of one dtype's matmul records (kernels.records.best_matmul: the remeasure,
+    else the highest-tflops correct search record)."""
     matmuls = [r for r in records if r.get("op") == "matmul"]
     dtypes = sorted({r["dtype"] for r in matmuls})
     if len(dtypes) > 1:
