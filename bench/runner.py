@@ -343,8 +343,7 @@ class _Run:
         cfg = collectives.default_config(self.device, self.cfg.quick, self.cfg.max_bytes, timeout_s)
         config["collective_sizes"] = cfg.sizes
         if self.world == 1:
-            config["notes"].append(collectives.NO_LINK_NOTE)
-            self.progress.write(f"note: {collectives.NO_LINK_NOTE}")
+            self._note(config, collectives.NO_LINK_NOTE)
         if self.writer:
             self.writer.save()
         # Rank 0 may still be timing matmul (CPU): wait for it here, under the group's long
@@ -369,10 +368,6 @@ class _Run:
             if rec["wrong"]:
                 _loud(self.progress, self.failures,
                       f"{name} {human_bytes(rec['bytes'])}: {rec['wrong']} elements differ from the exact result")
-
-    def _note(self, config: dict, text: str) -> None:
-        config["notes"].append(text)
-        self.progress.write(f"note: {text}")
 
     def summary(self, machine: dict, complete: bool, error: str | None = None) -> dict:
         summary = results.summarize(self.records, machine)
