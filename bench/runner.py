@@ -37,7 +37,6 @@ DEFAULT_OPS = ("matmul", "membw") + COLLECTIVES  # RunConfig's (run_quick's); la
 OPS = DEFAULT_OPS + ("layer",)
 LAYER_SHAPE_FLAGS = ("hidden", "heads", "kv_heads", "ffn", "vocab", "seq")
 DEVICES = ("auto", "cpu", "cuda")
-WARMUP_S = {"cpu": 0.0, "cuda": 30.0}  # kernels.matmul.WARMUP_S: mamf-finder's 30 s on a GPU
 
 
 @dataclasses.dataclass
@@ -52,7 +51,7 @@ class RunConfig:
     inplace: bool = False          # also time reduce-scatter and all-gather in place
     max_bytes: int | None = None   # the largest collective message size (default: kernels.collectives)
     layout: str = "TN"
-    warmup_s: float | None = None  # None: WARMUP_S of the device
+    warmup_s: float | None = None  # None: kernels.matmul.WARMUP_S of the device
     model: str | None = None  # the layer op's model: a catalog name...
     tp: int = 1
     shape: dict = dataclasses.field(default_factory=dict)  # ...and/or LAYER_SHAPE_FLAGS overriding it
@@ -431,7 +430,7 @@ def run(cfg: RunConfig) -> RunOutcome:
     state = _Run(cfg, device, rank, world)
     dtypes = list(cfg.dtypes or matmul.default_dtypes(device)) if "matmul" in cfg.ops else []
     skipped = {d: r for d in dtypes if (r := matmul.unsupported_reason(d, device))}
-    warmup_s = WARMUP_S[device] if cfg.warmup_s is None else cfg.warmup_s
+    warmup_s = matmul.WARMUP_S[device] if cfg.warmup_s is None else cfg.warmup_s
     config = {"ops": list(cfg.ops), "dtypes": dtypes, "quick": cfg.quick, "device": device,
               "layout": cfg.layout, "warmup_s": warmup_s, "skipped_dtypes": skipped,
               "inplace": cfg.inplace, "max_bytes": cfg.max_bytes, "timeout_s": launch.timeout_s, "notes": []}
