@@ -32,8 +32,7 @@ from cost_models.errors import InputError, unknown_name
 from cost_models.hardware import DTYPES  # kernels.matmul.DTYPES is this tuple; importing it here needs no torch
 from kernels.records import LAYOUTS  # torch-free
 
-COLLECTIVES = ("allreduce", "reducescatter", "allgather", "alltoall")  # kernels.collectives.OPS
-DEFAULT_OPS = ("matmul", "membw") + COLLECTIVES  # RunConfig's (run_quick's); layer needs a --model
+DEFAULT_OPS = ("matmul", "membw") + results.COLLECTIVES  # RunConfig's (run_quick's); layer needs a --model
 OPS = DEFAULT_OPS + ("layer",)
 LAYER_SHAPE_FLAGS = ("hidden", "heads", "kv_heads", "ffn", "vocab", "seq")
 DEVICES = ("auto", "cpu", "cuda")
