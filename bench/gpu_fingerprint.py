@@ -13,6 +13,7 @@ on a MIG slice) is null with its error under "errors".
 """
 
 import datetime
+import functools
 import importlib
 import os
 import socket
@@ -52,6 +53,7 @@ def software_versions() -> dict:
     return out
 
 
+@functools.cache  # a scan of every installed distribution; read() asks before and after the run
 def _cublas_version() -> str | None:
     """cuBLAS's version: the pip wheel torch runs with (nvidia-cublas-cu12 and the like), else
     cublasGetProperty from the shared library loaded in this process; None on CPU builds."""
