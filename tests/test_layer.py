@@ -7,20 +7,14 @@ import os
 import pytest
 import torch
 
-from bench import cli, results
+from bench import results
 from bench.runner import layer_shape
 from cost_models.errors import InputError
 from kernels import layer
+from tests.test_run_cli import cli_main
 
 # a small model that runs in well under a second per dtype on 2 cores
 TINY = ["--hidden", "128", "--heads", "4", "--kv-heads", "2", "--ffn", "256", "--vocab", "500", "--seq", "64"]
-
-
-def cli_main(args) -> int:
-    try:
-        return cli.main(args)
-    except SystemExit as e:
-        return e.code
 
 
 def rank_of(model: str, tp: int) -> layer.RankShape:
