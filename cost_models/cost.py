@@ -172,8 +172,7 @@ def search_layouts(spec: ModelSpec, hw: GpuSpec, gpus: int, rates, lin_rates=Non
     if given.get("recompute") != "full":     # searched: recompute only the layers memory needs
         layers = memory.fit_recompute(spec, lay, usable)
     else:                                     # --recompute full: every layer of the stage
-        layers = np.rint(lay.recompute_share(spec.layers) * np.where(
-            lay.pp == 1, spec.layers, parallelism.stage_layers(spec.layers, lay.pp)[0])).astype(int)
+        layers = parallelism.stage_layers(spec.layers, lay.pp)[0]
     lay = dataclasses.replace(lay, recompute_layers=layers)
     need = memory.gpu_bytes(spec, lay)
     fits = need <= usable
