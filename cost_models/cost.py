@@ -11,6 +11,7 @@ pandas is imported only by estimate/estimate_grid so that `costbench cost` start
 """
 
 import dataclasses
+import functools
 import math
 
 import numpy as np
@@ -300,12 +301,11 @@ def plan_training(model=DEFAULT_MODEL, gpu: str | GpuSpec = DEFAULT_GPU, gpus: i
     if mfu is not None:
         achieved = peak * mfu
 
-        def hours_at(size):
-            return float(training_time.gpu_hours(total_flops / (achieved * 1e12 * size) / 3600 * 3600, 1, 1,
-                                                 size, goodput)[0])
-        count, count_from = (gpus, "--gpus") if gpus else default_gpus(spec, hw, need, hours_at)
-        hours, days, good = (float(x) for x in training_time.gpu_hours(total_flops / (achieved * 1e12 * count),
-                                                                        1, 1, count, goodput))
+        def at(size):   # (GPU-hours, days, goodput): the whole run as one step of total FLOPs / rate
+            return tuple(float(x) for x in training_time.gpu_hours(total_flops / (achieved * 1e12 * size), 1, 1,
+                                                                    size, goodput))
+        count, count_from = (gpus, "--gpus") if gpus else default_gpus(spec, hw, need, lambda size: at(size)[0])
+        hours, days, good = at(count)
         assumptions.update({"achieved_tflops_from": f"--mfu {mfu:g} x {dtype} peak {peak:g}; step model skipped",
                             "gpus_from": count_from, "goodput": round(good, 4)})
         return TrainingPlan(spec, hw, int(count), total_flops, need, achieved, mfu, hours, days, assumptions)
@@ -315,6 +315,7 @@ def plan_training(model=DEFAULT_MODEL, gpu: str | GpuSpec = DEFAULT_GPU, gpus: i
         rates = dataclasses.replace(rates, origin={k: v for k, v in rates.origin.items() if k != "ep_comm"})
         provenance = {k: [p for p in v if p != "ep_comm"] for k, v in provenance.items()}
 
+    @functools.cache     # default_gpus's sizes, then the chosen one again: one search each
     def run(size):
         try:
             found = search_layouts(spec, hw, size, rates, lin_rates, recipe=recipe, **given)
