@@ -99,15 +99,10 @@ def device_rates(hw: GpuSpec, net: Network, dtype: str, throughput: Throughput |
     """
     base_dtype = "bf16" if dtype == "fp8" else dtype
     frac = rates_mod.GEMM_SUSTAINED_FRACTION if sustained is None else sustained
-    cat = rates_mod.catalog_rates(hw, net, base_dtype)
-    cat = dataclasses.replace(cat, gemm_tflops=cat.gemm_tflops / rates_mod.GEMM_SUSTAINED_FRACTION * frac)
-    lin = None
-    if dtype == "fp8":
-        lin = rates_mod.catalog_rates(hw, net, base_dtype, linear_dtype="fp8")
-        lin = dataclasses.replace(lin, gemm_tflops=lin.gemm_tflops / rates_mod.GEMM_SUSTAINED_FRACTION * frac)
+    cat = rates_mod.catalog_rates(hw, net, base_dtype, sustained=frac)
+    lin = rates_mod.catalog_rates(hw, net, base_dtype, linear_dtype="fp8", sustained=frac) if dtype == "fp8" else None
     mine = throughput is not None and throughput.gpu == hw.name
     new, origin = {}, dict(cat.origin)
-    measured = []
     if mine:
         tp_, src = throughput, throughput.source
         layer_ok = tp_.layer.get("model") in (None, model_name) and tp_.layer.get("dtype") in (None, base_dtype)
@@ -141,7 +136,6 @@ def device_rates(hw: GpuSpec, net: Network, dtype: str, throughput: Throughput |
             new["a2a_fabric_gbps"] = min(cat.fabric_gbps, a2a)
             origin["ep_comm"] = (f"measured: all-to-all busbw {a2a:g} GB/s across {tp_.nodes} nodes ({src}), capped by "
                                  f"{cat.origin['dp_comm']}")
-        measured = [p for p, o in origin.items() if o.startswith("measured")]
     elif throughput is not None:
         why = f"{throughput.source} is from {throughput.gpu or throughput.device_name or 'an unknown device'}, not {hw.name}"
         origin = {k: f"{v}; {why}" for k, v in origin.items()}
@@ -149,6 +143,7 @@ def device_rates(hw: GpuSpec, net: Network, dtype: str, throughput: Throughput |
     if lin is not None:
         lin = dataclasses.replace(lin, membw_gbps=rates.membw_gbps)
         origin["gemm"] = lin.origin["gemm"] + " (fp8 linear layers; attention and the rest bf16)"
+    measured = [p for p, o in origin.items() if o.startswith("measured")]   # fp8: the catalog's GEMM rate
     return rates, lin, {"measured": measured, "catalog": [p for p in origin if p not in measured]}
 
 
