@@ -12,10 +12,9 @@ import sys
 
 from bench.cli import csv_list, number
 from bench.cmd_catalog import check_choice, emit, usd
+from bench.cmd_cost import PRICING_CHOICES
 from bench.table import format_table
 from cost_models.errors import InputError
-
-PRICING_CHOICES = ("on-demand", "spot", "reserved-1y", "reserved-3y", "all")
 
 
 def prices_list(text):
@@ -64,7 +63,7 @@ def add_arguments(parser, command) -> None:
     rent.add_argument("--rental-price", type=prices_list, metavar="USD[,USD...]",
                       help="the provider's side: payback years when renting the GPU out at these $/GPU-hour")
     rent.add_argument("--pricing", default="on-demand", help="catalog rows to compare with: on-demand (default), "
-                      "spot, reserved-1y, reserved-3y or all")
+                      "spot, reserved-1y, reserved-3y, capacity-block or all")
     rent.add_argument("--providers", type=csv_list, help="only these providers, comma-separated")
     rent.add_argument("--region", help="compare with this region only (default: each provider's cheapest region)")
     rent.add_argument("--prices", metavar="FILE", help="CSV with prices.csv's columns: overrides or adds rows")

@@ -114,15 +114,16 @@ def run_whatif(args) -> dict:
     values = [_convert(action, key, text) for text in texts]   # every value checked before any runs
     for value in values:  # the plausibility bounds every command's flags get (bench.cli.check_args)
         check_plausible(action.dest, value, f"--vary {key}")
-    rows, warnings = [], []
+    rows, warnings, measured_gpus = [], [], {}   # measured_gpus: result file -> its GPU, each file read once
     for text, value in zip(texts, values):
         one = argparse.Namespace(**{**vars(args), action.dest: value})
         try:
             cost = cost_document(one, warnings)
         except InputError as e:
             raise InputError(f"--vary {key}={text}: {e}") from None
-        measured_gpu = _measured_gpu(one.results)
-        measured = measured_gpu is not None and measured_gpu == cost["gpu"]
+        if one.results not in measured_gpus:
+            measured_gpus[one.results] = _measured_gpu(one.results)
+        measured = measured_gpus[one.results] == cost["gpu"]     # None (no file) never equals a GPU name
         rows.append(whatif.row(value, cost, measured, one.results if measured else None))
     for line in dict.fromkeys(warnings):   # each cost warning once, in order
         print(line, file=sys.stderr)

@@ -11,6 +11,7 @@ pandas is imported only by estimate/estimate_grid so that `costbench cost` start
 """
 
 import dataclasses
+import functools
 import math
 
 import numpy as np
@@ -98,15 +99,10 @@ def device_rates(hw: GpuSpec, net: Network, dtype: str, throughput: Throughput |
     """
     base_dtype = "bf16" if dtype == "fp8" else dtype
     frac = rates_mod.GEMM_SUSTAINED_FRACTION if sustained is None else sustained
-    cat = rates_mod.catalog_rates(hw, net, base_dtype)
-    cat = dataclasses.replace(cat, gemm_tflops=cat.gemm_tflops / rates_mod.GEMM_SUSTAINED_FRACTION * frac)
-    lin = None
-    if dtype == "fp8":
-        lin = rates_mod.catalog_rates(hw, net, base_dtype, linear_dtype="fp8")
-        lin = dataclasses.replace(lin, gemm_tflops=lin.gemm_tflops / rates_mod.GEMM_SUSTAINED_FRACTION * frac)
+    cat = rates_mod.catalog_rates(hw, net, base_dtype, sustained=frac)
+    lin = rates_mod.catalog_rates(hw, net, base_dtype, linear_dtype="fp8", sustained=frac) if dtype == "fp8" else None
     mine = throughput is not None and throughput.gpu == hw.name
     new, origin = {}, dict(cat.origin)
-    measured = []
     if mine:
         tp_, src = throughput, throughput.source
         layer_ok = tp_.layer.get("model") in (None, model_name) and tp_.layer.get("dtype") in (None, base_dtype)
@@ -140,7 +136,6 @@ def device_rates(hw: GpuSpec, net: Network, dtype: str, throughput: Throughput |
             new["a2a_fabric_gbps"] = min(cat.fabric_gbps, a2a)
             origin["ep_comm"] = (f"measured: all-to-all busbw {a2a:g} GB/s across {tp_.nodes} nodes ({src}), capped by "
                                  f"{cat.origin['dp_comm']}")
-        measured = [p for p, o in origin.items() if o.startswith("measured")]
     elif throughput is not None:
         why = f"{throughput.source} is from {throughput.gpu or throughput.device_name or 'an unknown device'}, not {hw.name}"
         origin = {k: f"{v}; {why}" for k, v in origin.items()}
@@ -148,6 +143,7 @@ def device_rates(hw: GpuSpec, net: Network, dtype: str, throughput: Throughput |
     if lin is not None:
         lin = dataclasses.replace(lin, membw_gbps=rates.membw_gbps)
         origin["gemm"] = lin.origin["gemm"] + " (fp8 linear layers; attention and the rest bf16)"
+    measured = [p for p, o in origin.items() if o.startswith("measured")]   # fp8: the catalog's GEMM rate
     return rates, lin, {"measured": measured, "catalog": [p for p in origin if p not in measured]}
 
 
@@ -172,8 +168,7 @@ def search_layouts(spec: ModelSpec, hw: GpuSpec, gpus: int, rates, lin_rates=Non
     if given.get("recompute") != "full":     # searched: recompute only the layers memory needs
         layers = memory.fit_recompute(spec, lay, usable)
     else:                                     # --recompute full: every layer of the stage
-        layers = np.rint(lay.recompute_share(spec.layers) * np.where(
-            lay.pp == 1, spec.layers, parallelism.stage_layers(spec.layers, lay.pp)[0])).astype(int)
+        layers = parallelism.stage_layers(spec.layers, lay.pp)[0]
     lay = dataclasses.replace(lay, recompute_layers=layers)
     need = memory.gpu_bytes(spec, lay)
     fits = need <= usable
@@ -301,12 +296,11 @@ def plan_training(model=DEFAULT_MODEL, gpu: str | GpuSpec = DEFAULT_GPU, gpus: i
     if mfu is not None:
         achieved = peak * mfu
 
-        def hours_at(size):
-            return float(training_time.gpu_hours(total_flops / (achieved * 1e12 * size) / 3600 * 3600, 1, 1,
-                                                 size, goodput)[0])
-        count, count_from = (gpus, "--gpus") if gpus else default_gpus(spec, hw, need, hours_at)
-        hours, days, good = (float(x) for x in training_time.gpu_hours(total_flops / (achieved * 1e12 * count),
-                                                                        1, 1, count, goodput))
+        def at(size):   # (GPU-hours, days, goodput): the whole run as one step of total FLOPs / rate
+            return tuple(float(x) for x in training_time.gpu_hours(total_flops / (achieved * 1e12 * size), 1, 1,
+                                                                    size, goodput))
+        count, count_from = (gpus, "--gpus") if gpus else default_gpus(spec, hw, need, lambda size: at(size)[0])
+        hours, days, good = at(count)
         assumptions.update({"achieved_tflops_from": f"--mfu {mfu:g} x {dtype} peak {peak:g}; step model skipped",
                             "gpus_from": count_from, "goodput": round(good, 4)})
         return TrainingPlan(spec, hw, int(count), total_flops, need, achieved, mfu, hours, days, assumptions)
@@ -316,6 +310,7 @@ def plan_training(model=DEFAULT_MODEL, gpu: str | GpuSpec = DEFAULT_GPU, gpus: i
         rates = dataclasses.replace(rates, origin={k: v for k, v in rates.origin.items() if k != "ep_comm"})
         provenance = {k: [p for p in v if p != "ep_comm"] for k, v in provenance.items()}
 
+    @functools.cache     # default_gpus's sizes, then the chosen one again: one search each
     def run(size):
         try:
             found = search_layouts(spec, hw, size, rates, lin_rates, recipe=recipe, **given)

@@ -76,15 +76,13 @@ def stage_param_split(spec, layouts):
     first, last = stage_layers(spec.layers, layouts.pp)
     per_layer, vh = layer_params(spec), spec.vocab * spec.hidden
     scale = spec.params / (spec.layers * per_layer + 2 * vh)
-    one_stage = layouts.pp == 1
-    p_first = np.where(one_stage, spec.layers * per_layer + 2 * vh, first * per_layer + vh)
-    p_last = np.where(one_stage, p_first, last * per_layer + vh)
+    ends = np.where(layouts.pp == 1, 2 * vh, vh)     # embedding and LM head: one stage holds both
+    p_first, p_last = first * per_layer + ends, last * per_layer + ends
     if not spec.moe:
         zero = np.zeros(len(layouts))
         return (scale * p_first / layouts.tp, zero), (scale * p_last / layouts.tp, zero)
     ex = expert_layer_params(spec)
-    e_first = np.where(one_stage, spec.layers, first) * ex
-    e_last = np.where(one_stage, spec.layers, last) * ex
+    e_first, e_last = first * ex, last * ex
     ep = layouts.ep_degrees
     return ((scale * (p_first - e_first) / layouts.tp, scale * e_first / (layouts.tp * ep)),
             (scale * (p_last - e_last) / layouts.tp, scale * e_last / (layouts.tp * ep)))
@@ -116,8 +114,7 @@ def gpu_bytes(spec, layouts, recompute_layers=None):
     layer = tokens * activation_bytes_per_token(spec) / tp          # one layer, one micro-batch
     kept_full = tokens * 2 * spec.hidden / tp
     first, last = stage_layers(spec.layers, pp)
-    per_stage = np.where(pp == 1, spec.layers, first)
-    r = (layouts.recompute_share(spec.layers) * per_stage if recompute_layers is None
+    r = (layouts.recompute_share(spec.layers) * first if recompute_layers is None
          else np.asarray(recompute_layers, dtype=float))
     working = np.where(r > 0, layer, 0)                              # the layer being recomputed
     in_flight = np.minimum(pp, layouts.micro_batches) * np.where(v > 1, 1 + (pp - 1) / (pp * v), 1)
@@ -128,24 +125,20 @@ def gpu_bytes(spec, layouts, recompute_layers=None):
         return (done * kept_full + (n_layers - done) * layer) * flight
 
     first_gpu = states_first + acts(first, in_flight) + working
-    last_gpu = states_last + acts(last, 1) + working + logits
-    return np.where(pp == 1, states_first + acts(spec.layers, 1) + working + logits,
-                    np.maximum(first_gpu, last_gpu))
+    last_gpu = states_last + acts(last, 1) + working + logits      # at PP = 1 the one stage: the larger
+    return np.maximum(first_gpu, last_gpu)
 
 
 def fit_recompute(spec, layouts, usable):
     """Layers per stage to recompute fully so each full-recompute layout fits `usable` bytes: the
     fewest (at least 1), memory falling linearly with each; all of them if even that does not fit.
     0 for the other layouts."""
-    first, _ = stage_layers(spec.layers, layouts.pp)
-    per_stage = np.where(layouts.pp == 1, spec.layers, first)
-    none_done = gpu_bytes(spec, layouts, np.zeros(len(layouts)))
+    per_stage, _ = stage_layers(spec.layers, layouts.pp)
     one_done = gpu_bytes(spec, layouts, np.ones(len(layouts)))
     all_done = gpu_bytes(spec, layouts, per_stage)
     step = (one_done - all_done) / np.maximum(per_stage - 1, 1)     # bytes saved per further layer
     extra = np.where(one_done > usable, np.ceil((one_done - usable) / np.maximum(step, 1)), 0)
     r = np.clip(1 + extra, 1, per_stage)
-    del none_done
     full = layouts.recompute == FULL
     return np.where(full, r, 0).astype(int)
 

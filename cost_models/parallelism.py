@@ -61,8 +61,7 @@ class Layouts:
 
     def recompute_share(self, layers):
         """Share of each stage's layers whose forward runs twice (full recompute), 0..1."""
-        first, _ = stage_layers(layers, self.pp)
-        per_stage = np.where(self.pp == 1, layers, first)
+        per_stage, _ = stage_layers(layers, self.pp)
         done = self.recompute_layers if self.recompute_layers is not None else np.where(
             self.recompute == RECOMPUTE.index("full"), per_stage, 0)
         return done / per_stage
@@ -88,7 +87,8 @@ def _divisors(n: int) -> np.ndarray:
 
 
 def stage_layers(layers, pp):
-    """(layers on each of the first PP-1 stages, layers on the last stage)."""
+    """(layers on each of the first PP-1 stages, layers on the last stage); both are all the layers
+    at PP = 1, so the first is also the layers of the fullest stage."""
     first = -(-np.asarray(layers) // np.asarray(pp))
     return first, np.asarray(layers) - (np.asarray(pp) - 1) * first
 

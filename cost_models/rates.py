@@ -80,21 +80,23 @@ class Rates:
                 raise ValueError(f"Rates.{f} must be positive, got {getattr(self, f)!r}")
 
 
-def catalog_rates(gpu: GpuSpec, net: Network, dtype: str = "bf16", linear_dtype: str | None = None) -> Rates:
+def catalog_rates(gpu: GpuSpec, net: Network, dtype: str = "bf16", linear_dtype: str | None = None,
+                  sustained: float = GEMM_SUSTAINED_FRACTION) -> Rates:
     """Rates from the catalog alone. `linear_dtype` (e.g. fp8) sets the linear layers' GEMM rate;
-    attention and everything else run in `dtype` (fp8 recipes keep attention in bf16)."""
+    attention and everything else run in `dtype` (fp8 recipes keep attention in bf16). `sustained`:
+    the fraction of MAMF a training GEMM sustains (--efficiency)."""
     lin = linear_dtype or dtype
     nvlink = find_network("nvlink")
     has_nvlink = bool(gpu.nvlink_gbps)
     tp = NVLINK_FRACTION * gpu.nvlink_gbps / 2 if has_nvlink else FABRIC_FRACTION * net.gbps_per_gpu
     return Rates(
-        gemm_tflops=GEMM_SUSTAINED_FRACTION * gpu.mamf_tflops(lin), gemm_shaped=True,
+        gemm_tflops=sustained * gpu.mamf_tflops(lin), gemm_shaped=True,
         attention_tflops=ATTENTION_FRACTION * gpu.peak(dtype),
         membw_gbps=HBM_FRACTION * gpu.hbm_tbps * 1000,
         tp_gbps=tp, fabric_gbps=FABRIC_FRACTION * net.gbps_per_gpu,
         tp_latency_us=nvlink.latency_us if has_nvlink else net.latency_us, fabric_latency_us=net.latency_us,
         origin={
-            "gemm": f"catalog: {GEMM_SUSTAINED_FRACTION:g} x {lin} MAMF {gpu.mamf_tflops(lin):.0f} "
+            "gemm": f"catalog: {sustained:g} x {lin} MAMF {gpu.mamf_tflops(lin):.0f} "
                     f"(peak {gpu.peak(lin):g} x {gpu.mamf_tflops(lin) / gpu.peak(lin):.3f}), roofline for thin shapes",
             "attention": f"catalog: {ATTENTION_FRACTION:g} x {dtype} peak {gpu.peak(dtype):g} (FlashAttention)",
             "memory_bound": f"catalog: {HBM_FRACTION:g} x HBM {gpu.hbm_tbps:g} TB/s",

@@ -218,7 +218,7 @@ def step_parts(spec, layouts, rates, linear_rates=None, flash_attention=True, se
     first, last = stage_layers(spec.layers, layouts.pp)
     per_layer = np.stack([gemm, attention + 0 * gemm, membound + 0 * gemm, tp_comm + 0 * gemm, ep_comm + 0 * gemm])
     head = np.stack([head_gemm + 0 * gemm, 0 * gemm, head_mem + 0 * gemm, head_tp + 0 * gemm, 0 * gemm])
-    first_stage = per_layer * np.where(pp == 1, spec.layers, first) + np.where(pp == 1, head, 0)
+    first_stage = per_layer * first + np.where(pp == 1, head, 0)
     last_stage = per_layer * last + head
     use_last = (pp > 1) & (last_stage.sum(0) > first_stage.sum(0))
     stage = np.where(use_last, last_stage, first_stage)     # (5, layouts): one micro-batch
