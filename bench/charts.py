@@ -290,20 +290,18 @@ def days_vs_cost(df, model: str, prices=None, sizes=CLUSTER_SIZES, size=(10, 6))
     return fig
 
 
+def _planned_run(df, setup):
+    """The first per-run row (with its plan) of one setup (a row of df), or None where none has a plan."""
+    return next((x for x in df.attrs.get("runs", []) if all(x[k] == setup[k] for k in KEY)
+                 and x.get("_plan") is not None), None)
+
+
 def _setups(df):
     """One per-run row (with its plan) per setup of df, in df's order: the setup's first run."""
-    out = []
-    for _, r in df.iterrows():
-        run = next((x for x in df.attrs.get("runs", []) if all(x[k] == r[k] for k in KEY)
-                    and x.get("_plan") is not None), None)
-        if run is not None:
-            out.append(run)
-    return out
+    return [run for _, r in df.iterrows() if (run := _planned_run(df, r)) is not None]
 
 
 # ---- 5 ----------------------------------------------------------------------------------------------
-
-
 
 def step_parts(plan) -> tuple[dict, str]:
     """({part: seconds}, where from) for one training step of a plan: the step model's parts
@@ -320,8 +318,7 @@ def step_breakdown(df, model: str, size=(10, 5.5)):
     ax.set_title(f"Time of one training step of {model}, by part, per run")
     bars, origins = [], set()
     for _, r in df.iterrows():
-        run = next((x for x in df.attrs.get("runs", []) if all(x[k] == r[k] for k in KEY)
-                    and x.get("_plan") is not None), None)
+        run = _planned_run(df, r)
         if run is None:
             bars.append((_label(r), {}, "CPU run or GPU not in the catalog: no training plan"))
             continue

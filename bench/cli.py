@@ -208,7 +208,8 @@ def main(argv=None) -> int:
     installed = argv is None  # the real program, not a test calling main([...]) in-process
     if installed:
         _sigterm_as_interrupt()
-    command = None
+    argv = list(sys.argv[1:] if argv is None else argv)
+    command = argv[0] if argv and argv[0] in COMMANDS else None  # for error messages
     try:
         if not _prepare_streams():
             print("costbench: error: standard output is closed; nothing can be printed "
@@ -218,15 +219,12 @@ def main(argv=None) -> int:
             # numpy overflow in the cost model means an input beyond what can be computed: an
             # error naming it beats a RuntimeWarning and a 40-digit (or inf) answer
             warnings.filterwarnings("error", category=RuntimeWarning, module=r"cost_models\.")
-            code = _main(list(sys.argv[1:] if argv is None else argv))
+            code = _main(command, argv[1:] if command else argv)
         _flush_stdout()
         return code
-    except InputError as e:
-        print(f"{_prog(_command)}: error: {e}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    except OutputError as e:
-        print(f"{_prog(_command)}: error: {e}", file=sys.stderr)
-        return EXIT_IO
+    except (InputError, OutputError) as e:
+        print(f"{_prog(command)}: error: {e}", file=sys.stderr)
+        return EXIT_IO if isinstance(e, OutputError) else EXIT_BAD_INPUT
     except SystemExit as e:  # argparse's one-line errors (status 2) and --help (0)
         if isinstance(e.code, int) or e.code is None:
             return e.code or EXIT_OK
@@ -240,21 +238,21 @@ def main(argv=None) -> int:
         return EXIT_OK
     except OSError as e:  # stdout on a full disk, or any other I/O failure not turned into one line yet
         where = f"{e.filename}: " if e.filename else "writing output: " if _stdout_error(e) else ""
-        print(f"{_prog(_command)}: error: {where}{e.strerror or e}", file=sys.stderr)
+        print(f"{_prog(command)}: error: {where}{e.strerror or e}", file=sys.stderr)
         if _stdout_error(e):
             _silence_stdout()
         return EXIT_IO
     except RuntimeWarning as e:
-        print(f"{_prog(_command)}: error: the inputs are beyond what can be computed ({e}); see README "
+        print(f"{_prog(command)}: error: the inputs are beyond what can be computed ({e}); see README "
               f"'What costbench refuses'", file=sys.stderr)
         return EXIT_BAD_INPUT
     except RecursionError:
-        print(f"{_prog(_command)}: error: input nested too deeply", file=sys.stderr)
+        print(f"{_prog(command)}: error: input nested too deeply", file=sys.stderr)
         return EXIT_BAD_INPUT
     except Exception as e:  # a bug: still one line, the traceback on request
         if os.environ.get("COSTBENCH_DEBUG"):
             raise
-        print(f"{_prog(_command)}: internal error (a bug in costbench; COSTBENCH_DEBUG=1 shows the "
+        print(f"{_prog(command)}: internal error (a bug in costbench; COSTBENCH_DEBUG=1 shows the "
               f"traceback): {type(e).__name__}: {e}", file=sys.stderr)
         return EXIT_BUG
     finally:
@@ -282,33 +280,28 @@ def entry() -> None:
     os._exit(code if isinstance(code, int) else EXIT_BUG)
 
 
-_command = None  # the command being run, for error messages
-
-
 def _stdout_error(e: OSError) -> bool:
     return e.filename is None and e.errno in (errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EPIPE, errno.EBADF)
 
 
-def _main(argv: list) -> int:
-    global _command
-    if argv and argv[0] in ("-h", "--help", "help"):
-        sys.stdout.write(_top_help())
-        return 0
-    if argv and argv[0] in ("-V", "--version"):
-        from bench import __version__
-        print(f"costbench {__version__}")
-        return 0
-    _command = None
-    if argv and not argv[0].startswith("-"):
-        if argv[0] not in COMMANDS:
+def _main(command: str | None, argv: list) -> int:
+    """Run `command` (None: the bare default job) on the rest of the command line."""
+    if command is None and argv:
+        if argv[0] in ("-h", "--help", "help"):
+            sys.stdout.write(_top_help())
+            return 0
+        if argv[0] in ("-V", "--version"):
+            from bench import __version__
+            print(f"costbench {__version__}")
+            return 0
+        if not argv[0].startswith("-"):
             from cost_models.errors import unknown_name
             raise unknown_name("command", argv[0], COMMANDS)
-        _command = argv.pop(0)
-    parser, module = build_parser(_command)
+    parser, module = build_parser(command)
     args = parser.parse_args(argv)
-    args.command = _command
+    args.command = command
     check_args(args)
-    if _command in MEASURING:
+    if command in MEASURING:
         _import_measurement_stack()
     code = int(module.main(args) or 0)
     if _signalled and code == EXIT_OK:  # a SIGTERM something swallowed: still report it

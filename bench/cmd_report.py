@@ -9,12 +9,13 @@ costbench did not write (no "costbench report" marker in it) is never replaced: 
 Other files in DIR are left alone. Unreadable result files are warned about as in `compare`.
 """
 
+import html
 import io
-import json
 import os
 import sys
 import time
 
+from bench import report_page
 from bench.compare import DEFAULT_MODEL, gpu_name
 from cost_models.errors import InputError
 from cost_models.files import read_bytes, read_json
@@ -49,7 +50,7 @@ CHARTS = {  # name -> (title, how to read it)
                "the left axis, days on the right."),
 }
 REPORT_FILES = [f"{name}.png" for name in CHARTS] + ["index.html"]
-MARKER = b"costbench report"
+MARKER = report_page.GENERATOR.encode()  # in every file report writes: the PNGs' Software field, the page's generator
 
 
 def add_arguments(parser, command) -> None:
@@ -174,14 +175,13 @@ def build(paths, out: str, model: str = DEFAULT_MODEL, whatif: str | None = None
 
 
 def _page(df, runs, model, pngs) -> str:
-    from bench import report_page
     from bench.cmd_compare import footer, table_rows
 
     rows, columns = table_rows(df)
     numeric = {k for k, _, _ in columns} - {"tag", "gpu", "pflop_dtype", "note"}
     compare_html = (report_page.table_html([_formatted(r, columns) for r in rows], [(k, h) for k, h, _ in columns],
                                            numeric)
-                    + "<p>" + "<br>".join(report_page.html.escape(x) for x in footer(df, model, "on-demand").splitlines())
+                    + "<p>" + "<br>".join(html.escape(x) for x in footer(df, model, "on-demand").splitlines())
                     + "</p>")
     run_rows = [{"tag": d.get("tag") or "(no tag)", "gpu": gpu_name(d), "ranks": d["machine"].get("world_size"),
                  "nodes": d["machine"].get("nodes") or 1, "host": d["machine"].get("hostname"),

@@ -1,8 +1,8 @@
 """The report's HTML page: one self-contained file (charts as base64 PNG data URIs, tables as HTML,
 inline CSS, no script, nothing fetched from the network), so it can be mailed or opened offline.
 
-page(title, intro, runs_table, compare_table, charts) -> str; charts are (title, png bytes, how to
-read it) triples. Every text that comes from a result file (tags, host names) is escaped.
+page(title, intro, sections, charts, footer) -> str; sections are (heading, HTML) pairs, charts
+(title, png bytes, how to read it) triples. Every text that comes from a result file (tags, host names) is escaped.
 """
 
 import base64

@@ -19,14 +19,11 @@ def pytest_configure(config):
 
 
 def run_cli(capsys, *argv):
-    """bench.cli.main in process -> (exit code, stdout, stderr); argparse's own errors (bad number
-    types) exit through SystemExit(2)."""
+    """bench.cli.main in process -> (exit code, stdout, stderr); main returns argparse's own exits
+    (bad number types: 2, --help: 0) as its status too."""
     from bench import cli
 
-    try:
-        code = cli.main(list(argv))
-    except SystemExit as e:
-        code = e.code
+    code = cli.main(list(argv))
     out, err = capsys.readouterr()
     return code, out, err
 

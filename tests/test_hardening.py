@@ -19,20 +19,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bench import results
-from bench.cli import main
 from cost_models.catalog import Column, load_csv, number
 from cost_models.errors import InputError
 from cost_models.units import check_plausible, parse_number, parse_positive
+from tests.conftest import run_cli as cli
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MACHINE = {"device": "cpu", "gpu": None, "world_size": 1}
 PRICE_HEADER = "provider,gpu,pricing,usd_per_gpu_hour,as_of,source\n"
-
-
-def cli(capsys, *argv):
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def one_line_error(capsys, *argv, code=2):
@@ -45,6 +39,15 @@ def one_line_error(capsys, *argv, code=2):
 def subprocess_cli(*argv, env=None, **kw):
     return subprocess.run([sys.executable, "-m", "bench", *argv], cwd=ROOT, capture_output=True, text=True,
                           env={**os.environ, **(env or {})}, timeout=60, **kw)
+
+
+def write(path, content):
+    """content (str or bytes) into path; returns path."""
+    if isinstance(content, bytes):
+        path.write_bytes(content)
+    else:
+        path.write_text(content)
+    return path
 
 
 def result_doc(records=(), summary=None, **machine):
@@ -198,11 +201,7 @@ def _big_int_doc():
     (json.dumps(result_doc([], {}, world_size=0)), "machine.world_size: 0 must be at least 1"),
 ])
 def test_hostile_result_files(tmp_path, capsys, content, needle):
-    path = tmp_path / "r.json"
-    if isinstance(content, bytes):
-        path.write_bytes(content)
-    else:
-        path.write_text(content)
+    path = write(tmp_path / "r.json", content)
     err = one_line_error(capsys, "cost", "--results", str(path))
     assert str(path) in err and needle in err, err
 
@@ -236,11 +235,7 @@ def test_results_from_non_regular_files(tmp_path, capsys, special):
     (PRICE_HEADER.encode() + b"aws,h100,on-demand,\xff,2025,src\n", ":2: not UTF-8"),
 ])
 def test_hostile_price_csvs(tmp_path, capsys, content, needle):
-    path = tmp_path / "p.csv"
-    if isinstance(content, bytes):
-        path.write_bytes(content)
-    else:
-        path.write_text(content)
+    path = write(tmp_path / "p.csv", content)
     err = one_line_error(capsys, "cost", "--gpu-hours", "1M", "--prices", str(path))
     assert str(path) in err and needle in err, err
 
@@ -537,7 +532,7 @@ def test_from_skypilot_goes_through_the_shared_reader(tmp_path, capsys, content,
     if content == "FIFO":
         os.mkfifo(path)
     else:
-        path.write_bytes(content if isinstance(content, bytes) else content.encode())
+        write(path, content)
     assert needle in one_line_error(capsys, "prices", "--from-skypilot", str(path), "--provider", "aws")
 
 
