@@ -23,11 +23,10 @@ import glob
 import math
 import os
 
+from bench.results import COLLECTIVES, MIB_256  # torch-free; the one home of both
 from cost_models.errors import InputError
 
 PER_PFLOP_DTYPES = ("bf16", "fp16", "tf32", "fp32")  # never fp8: training's matmuls are not priced at fp8
-COLLECTIVES = ("allreduce", "reducescatter", "allgather", "alltoall")
-MIB_256 = 256 << 20
 DEFAULT_MODEL = "llama3-70b"
 DEFAULT_PRICING = "on-demand"
 SPREAD_OF = ("mamf_bf16", "mamf_fp16", "mamf_tf32", "mamf_fp32", "mamf_fp8", "membw_gbps",
@@ -120,7 +119,7 @@ def stragglers(summary: dict) -> list[str]:
             else:
                 out.append(str(s))
         return out
-    from bench.runner import slow_ranks
+    from bench.stragglers import slow_ranks
 
     out = []
     for dtype, values in (summary.get("mamf_tflops_by_rank") or {}).items():
