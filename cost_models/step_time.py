@@ -32,7 +32,9 @@ The step of the slowest pipeline stage (Narayanan et al. 2021, sec. 2-3; Korthik
   (--overlap-grad-reduce, --overlap-param-gather): only what exceeds two thirds (backward) and one
   third (forward) of one micro-batch-time of the stage is exposed, and never less than one bucket
   of each (the last gradient bucket is complete only when the backward ends; the first weight
-  bucket must arrive before the forward can start).
+  bucket must arrive before the forward can start). The hidden part is not free: the compute it
+  runs beside is slowed (overlap_interference, OVERLAP_COMPUTE_SLOWDOWN), and dp_comm carries that
+  added time as well as the exposed collectives.
 - Mixture of experts (every layer an MoE layer, E experts, top_k = k, expert width f), expert
   parallelism EP as Megatron-Core's alltoall dispatcher runs it (--moe-token-dispatcher-type
   alltoall; expert-tensor parallelism = TP, the default; dropless, balanced routing: no capacity
@@ -72,9 +74,28 @@ from cost_models.rates import GEMM_OVERHEAD_S
 # the output and a 1-byte mask (2 + 2 + 1); backward reads the gradient and mask and writes (2 + 1 + 2),
 # then the softmax backward reads probabilities and gradient and writes (2 + 2 + 2).
 UNFUSED_SCORE_BYTES = (9, 11)   # (forward, backward)
+# Overlap is not free: compute kernels run beside an overlapped collective slow down by 18.9% on
+# average (up to 40%), against the same kernels with no communication beside them (Lee et al. 2025,
+# "Characterizing Compute-Communication Overlap in GPU-Accelerated Distributed Deep Learning",
+# arXiv 2507.03114, abstract: GPT and Llama models on A100 and H100 (and MI250, MI210)). The
+# published average, not a fit: see overlap_interference().
+OVERLAP_COMPUTE_SLOWDOWN = 0.189
+# FlashAttention-2 is "around 2x faster than FlashAttention" (v1) on A100, which reached 25-40% of
+# peak where v2 reaches 50-73% (Dao 2023, "FlashAttention-2", abstract and sec. 1): v1-era kernels
+# run attention at half the rate (rates.ATTENTION_FRACTION is v2's, at the low end of its range).
+FLASH_V1_SPEED = 0.5
 DDP_BUCKET_MIN_PARAMS = 40e6             # Megatron-LM DDP default bucket: max(40M, 1M x DP) parameters
 DDP_BUCKET_PARAMS_PER_DP_RANK = 1e6
 PARTS = ("gemm", "attention", "memory_bound", "tp_comm", "ep_comm", "pp_bubble", "pp_comm", "dp_comm", "optimizer")
+
+
+def overlap_interference(hidden_seconds):
+    """Seconds an overlapped collective adds to the compute it hides behind: while it runs, the
+    compute kernels beside it run 1 + OVERLAP_COMPUTE_SLOWDOWN times slower (NCCL's kernels hold SMs,
+    so a GEMM's waves no longer fit, and share HBM), so `hidden_seconds` of collective cover only
+    hidden / (1 + s) seconds of the compute's work: the rest, hidden * s / (1 + s), is added time."""
+    s = OVERLAP_COMPUTE_SLOWDOWN
+    return np.asarray(hidden_seconds, dtype=float) * s / (1 + s)
 
 
 def gemm_seconds(m, n, k, rates, elem_bytes=2):
@@ -157,6 +178,8 @@ def step_parts(spec, layouts, rates, linear_rates=None, flash_attention=True, se
     micro-batch of the slowest stage). `linear_rates`: the linear layers' GEMM rates when they run
     in another dtype (fp8); attention and all else use `rates`.
 
+    flash_attention="v1" models FlashAttention-1-era kernels (2022-23: the FlashAttention-1
+    backward, e.g. in xformers' memory-efficient attention) at FLASH_V1_SPEED x the attention rate.
     flash_attention=False, sequence_parallel=False model the 2021 Megatron-LM recipe of Narayanan
     et al.: attention as two batched GEMMs per head (QK^T and PV, k = head size: thin, so the
     roofline slows them) with the s x s scores written and read by the fused masked softmax and
@@ -183,7 +206,8 @@ def step_parts(spec, layouts, rates, linear_rates=None, flash_attention=True, se
     head_gemm = head_f + head_b
 
     if flash_attention:
-        attn_fwd = 2 * t * s * h / tp / (rates.attention_tflops * 1e12)
+        speed = FLASH_V1_SPEED if flash_attention == "v1" else 1.0
+        attn_fwd = 2 * t * s * h / tp / (speed * rates.attention_tflops * 1e12)
         attention = attn_fwd * (3 + full)
     else:
         heads = layouts.micro_batch * spec.heads / tp     # per GPU, one micro-batch
@@ -252,7 +276,8 @@ def step_parts(spec, layouts, rates, linear_rates=None, flash_attention=True, se
         optimizer = optimizer + (30 * experts / edp + 4 * experts) / (rates.membw_gbps * 1e9)
     # The last gradient bucket is ready only when the backward ends and the first weight bucket is
     # needed before the forward starts: at least one bucket of each is exposed, whatever the overlap.
-    dp_comm = np.maximum(rs - 2 / 3 * stage_mb, rs / buckets) + np.maximum(ag - 1 / 3 * stage_mb, ag / buckets)
+    exposed = np.maximum(rs - 2 / 3 * stage_mb, rs / buckets) + np.maximum(ag - 1 / 3 * stage_mb, ag / buckets)
+    dp_comm = exposed + overlap_interference(rs + ag - exposed)
 
     parts = {"gemm": m * stage[0], "attention": m * stage[1], "memory_bound": m * stage[2],
              "tp_comm": m * stage[3], "ep_comm": m * stage[4], "pp_bubble": bubble, "pp_comm": pp_comm, "dp_comm": dp_comm,
@@ -260,4 +285,5 @@ def step_parts(spec, layouts, rates, linear_rates=None, flash_attention=True, se
     parts["seconds"] = sum(parts[p] for p in PARTS)
     parts["stage_mb"] = stage_mb
     parts["dp_comm_total"] = rs + ag      # before overlap: what the exposed dp_comm is part of
+    parts["dp_comm_exposed"] = exposed    # dp_comm less the slowdown of the compute it overlapped
     return parts

@@ -1,7 +1,9 @@
 """The cost model: hand-computed FLOPs, memory and goodput; measured rates from result dicts;
 cost arithmetic; the grid. The step model's parts and properties: tests/test_step_model.py."""
 
+import importlib.util
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -201,13 +203,24 @@ def test_cost_range_only_where_the_price_has_one():
     assert math.isnan(row["c"].cost_usd_low)  # None in the rows, NaN in pandas
 
 
-@pytest.mark.parametrize("name,gpu,kw", [("llama3-70b", "H100-SXM", {}), ("llama3.1-405b", "H100-SXM", {}),
-                                         ("llama2-70b", "A100-SXM-80GB", {"global_batch": 1024, "network": "ib-hdr-200"})])
-def test_calibration_gpu_hours_within_25_percent(name, gpu, kw):
-    """scripts/calibration.py prints the ratios; this guards against regressions (goal: 10%)."""
-    spec = find_model(name)
-    plan = plan_training(spec, gpu, **kw)
-    assert plan.gpu_hours / spec.published_gpu_hours == pytest.approx(1.0, abs=0.25)
+def _calibration_script():
+    spec = importlib.util.spec_from_file_location("calibration", Path(__file__).parents[1] / "scripts" / "calibration.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_calibration_points_and_the_held_out_run():
+    """scripts/calibration.py prints the table; this guards it against regressions. Goal 10% on every
+    point: all but Llama 2 70B's GPU-hours (0.890 at this commit) meet it, the held-out Llama 1 65B too."""
+    cal = _calibration_script()
+    ratios = {run + setup: est / pub for gen in (cal.narayanan_points, cal.llama3_points, cal.gpu_hour_points)
+              for run, setup, est, pub, _ in gen()}
+    assert len(ratios) == 15
+    assert sum(abs(r - 1) <= 0.10 for r in ratios.values()) >= 14
+    assert all(abs(r - 1) <= 0.12 for r in ratios.values()), ratios
+    (_, _, est, pub, _), = cal.held_out_points()
+    assert est / pub == pytest.approx(1.0, abs=0.10)
 
 
 def _price(usd):
