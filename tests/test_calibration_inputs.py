@@ -34,3 +34,24 @@ def test_narayanan_tflops_agree_with_the_papers_stated_figures():
     assert one_t[8] / 312 == pytest.approx(0.52, abs=0.005)                  # abstract: 52% of peak
     # README: every case above 43% of the A100's 312 TFLOP/s half-precision peak
     assert min(r[8] for r in calibration.NARAYANAN_TABLE1) / 312 > 0.43
+
+
+# A second, independent text copy of Table 1 (a third-party notes file on arXiv 2104.04473v5, found with
+# the search tool in 2026-11) gives every row's TFLOP/s, GPUs and batch as transcribed in
+# scripts/calibration.py, plus the paper's two other columns, transcribed here from it:
+# percentage of theoretical peak and aggregate petaFLOP/s.
+TABLE1_PCT_PEAK_AND_AGGREGATE = {
+    1.7: (44, 4.4), 3.6: (44, 8.8), 7.5: (46, 18.2), 18.4: (43, 34.6), 39.1: (44, 70.8),
+    76.1: (45, 143.8), 145.6: (47, 227.1), 310.1: (50, 297.4), 529.6: (52, 410.2), 1008.0: (52, 502.0),
+}
+
+
+@pytest.mark.parametrize("row", calibration.NARAYANAN_TABLE1, ids=lambda r: f"{r[0]:g}B")
+def test_narayanan_row_tflops_agree_with_the_tables_other_columns(row):
+    """Each row's per-GPU TFLOP/s x GPUs is its aggregate petaFLOP/s and / 312 its share of peak, to
+    the table's rounding: the three columns of the second copy agree with the first's figures."""
+    params, *_, gpus, _, tflops = row
+    pct, aggregate = TABLE1_PCT_PEAK_AND_AGGREGATE[params]
+    # the printed per-GPU figure is rounded to 1 TFLOP/s: the aggregate may differ by up to 0.5 x GPUs
+    assert abs(tflops * gpus / 1e3 - aggregate) <= 0.5 * gpus / 1e3 + 0.05
+    assert abs(tflops / 312 * 100 - pct) <= 0.5 + 0.5 / 312 * 100
