@@ -357,10 +357,10 @@ def plan_training(model=DEFAULT_MODEL, gpu: str | GpuSpec = DEFAULT_GPU, gpus: i
         "measured_parts": provenance["measured"], "catalog_parts": provenance["catalog"],
         "network": net.name,
         # share of the data-parallel traffic hidden behind compute (1: all of it; also 1 without DP traffic)
-        "overlap": round(1 - float(found.parts["dp_comm_exposed"][i]) / float(found.parts["dp_comm_total"][i]), 4)
+        "overlap": round(1 - parts["dp_comm"] / float(found.parts["dp_comm_total"][i]), 4)
         if found.parts["dp_comm_total"][i] > 0 else 1.0,
         "overlap_slowdown": (f"the hidden DP traffic slows the compute beside it by "
-                             f"{step_time.OVERLAP_COMPUTE_SLOWDOWN:.1%} (Lee et al. 2025, arXiv 2507.03114); in dp_comm"),
+                             f"{step_time.OVERLAP_COMPUTE_SLOWDOWN:.1%} (Lee et al. 2025, arXiv 2507.03114): the part dp_overlap"),
         "global_batch_tokens": batch_tokens,
         "goodput": round(good, 4),
         "goodput_from": "given (--goodput)" if goodput is not None else

@@ -3,7 +3,7 @@
 The step of the slowest pipeline stage (Narayanan et al. 2021, sec. 2-3; Korthikanti et al. 2022):
 
     seconds = gemm + attention + memory_bound + tp_comm + ep_comm   (m micro-batches of the stage's work)
-            + pp_bubble + pp_comm + dp_comm + optimizer
+            + pp_bubble + pp_comm + dp_comm + dp_overlap + optimizer
 
 - Per micro-batch of t = micro_batch * seq tokens, each layer runs its linear layers as Megatron
   splits them over TP (QKV and gate/up by columns, attention output and down by rows): forward
@@ -33,8 +33,8 @@ The step of the slowest pipeline stage (Narayanan et al. 2021, sec. 2-3; Korthik
   third (forward) of one micro-batch-time of the stage is exposed, and never less than one bucket
   of each (the last gradient bucket is complete only when the backward ends; the first weight
   bucket must arrive before the forward can start). The hidden part is not free: the compute it
-  runs beside is slowed (overlap_interference, OVERLAP_COMPUTE_SLOWDOWN), and dp_comm carries that
-  added time as well as the exposed collectives.
+  runs beside is slowed (overlapped(), OVERLAP_COMPUTE_SLOWDOWN); that added time is the part
+  dp_overlap, dp_comm being the exposed collectives alone.
 - Mixture of experts (every layer an MoE layer, E experts, top_k = k, expert width f), expert
   parallelism EP as Megatron-Core's alltoall dispatcher runs it (--moe-token-dispatcher-type
   alltoall; expert-tensor parallelism = TP, the default; dropless, balanced routing: no capacity
@@ -77,25 +77,43 @@ UNFUSED_SCORE_BYTES = (9, 11)   # (forward, backward)
 # Overlap is not free: compute kernels run beside an overlapped collective slow down by 18.9% on
 # average (up to 40%), against the same kernels with no communication beside them (Lee et al. 2025,
 # "Characterizing Compute-Communication Overlap in GPU-Accelerated Distributed Deep Learning",
-# arXiv 2507.03114, abstract: GPT and Llama models on A100 and H100 (and MI250, MI210)). The
-# published average, not a fit: see overlap_interference().
+# arXiv 2507.03114, abstract: GPT and Llama models on 4 A100s, H100s, MI250s or MI210s, several
+# precisions). The published average, not a fit (overlapped()). An extrapolation: measured on
+# 4-GPU systems, applied here to data-parallel traffic across nodes, which also runs NCCL kernels
+# on the GPU's SMs beside the compute; the paper notes newer datapaths and precisions reduce it.
 OVERLAP_COMPUTE_SLOWDOWN = 0.189
 # FlashAttention-2 is "around 2x faster than FlashAttention" (v1) on A100, which reached 25-40% of
 # peak where v2 reaches 50-73% (Dao 2023, "FlashAttention-2", abstract and sec. 1): v1-era kernels
 # run attention at half the rate (rates.ATTENTION_FRACTION is v2's, at the low end of its range).
 FLASH_V1_SPEED = 0.5
+FLASH_RECIPES = (True, "v2", "v1", False)   # True = "v2" (today's); False: 2021 Megatron's unfused softmax
 DDP_BUCKET_MIN_PARAMS = 40e6             # Megatron-LM DDP default bucket: max(40M, 1M x DP) parameters
 DDP_BUCKET_PARAMS_PER_DP_RANK = 1e6
-PARTS = ("gemm", "attention", "memory_bound", "tp_comm", "ep_comm", "pp_bubble", "pp_comm", "dp_comm", "optimizer")
+PARTS = ("gemm", "attention", "memory_bound", "tp_comm", "ep_comm", "pp_bubble", "pp_comm", "dp_comm", "dp_overlap",
+         "optimizer")
 
 
 def overlap_interference(hidden_seconds):
-    """Seconds an overlapped collective adds to the compute it hides behind: while it runs, the
-    compute kernels beside it run 1 + OVERLAP_COMPUTE_SLOWDOWN times slower (NCCL's kernels hold SMs,
-    so a GEMM's waves no longer fit, and share HBM), so `hidden_seconds` of collective cover only
-    hidden / (1 + s) seconds of the compute's work: the rest, hidden * s / (1 + s), is added time."""
+    """Seconds an overlapped collective adds to the compute it hides behind, when the compute outlasts
+    it: while it runs, the compute kernels beside it run 1 + OVERLAP_COMPUTE_SLOWDOWN times slower
+    (NCCL's kernels hold SMs, so a GEMM's waves no longer fit, and share HBM), so `hidden_seconds`
+    of collective cover only hidden / (1 + s) seconds of the compute's work: the rest,
+    hidden * s / (1 + s), is added time."""
     s = OVERLAP_COMPUTE_SLOWDOWN
     return np.asarray(hidden_seconds, dtype=float) * s / (1 + s)
+
+
+def overlapped(total, window, floor):
+    """(exposed, slowdown) seconds of a collective of `total` seconds issued beside `window` seconds of
+    compute, `floor` of it never hidden (the bucket that is ready only when the compute is done).
+    The rest, c = total - floor, runs beside the compute, which it slows by 1 + s while it runs:
+    - c <= window * (1 + s): the compute finishes last, window + c * s/(1 + s) after it started;
+    - longer: the collective finishes last, at c; the compute, slowed all along, was done by then.
+    So the step gains max(c - window, c * s/(1 + s)): `exposed` is its s = 0 part, max(c - window, 0)
+    (plus the floor), and `slowdown` the rest, never both counted."""
+    rest = np.maximum(np.asarray(total, dtype=float) - floor, 0.0)
+    over = np.maximum(rest - window, 0.0)
+    return floor + over, np.maximum(over, overlap_interference(rest)) - over
 
 
 def gemm_seconds(m, n, k, rates, elem_bytes=2):
@@ -205,6 +223,8 @@ def step_parts(spec, layouts, rates, linear_rates=None, flash_attention=True, se
     head_f, head_b = _fwd_bwd(t, spec.vocab / tp, h, lin_rates, elem)
     head_gemm = head_f + head_b
 
+    if flash_attention not in FLASH_RECIPES:
+        raise ValueError(f"flash_attention must be one of {FLASH_RECIPES}, got {flash_attention!r}")
     if flash_attention:
         speed = FLASH_V1_SPEED if flash_attention == "v1" else 1.0
         attn_fwd = 2 * t * s * h / tp / (speed * rates.attention_tflops * 1e12)
@@ -276,14 +296,14 @@ def step_parts(spec, layouts, rates, linear_rates=None, flash_attention=True, se
         optimizer = optimizer + (30 * experts / edp + 4 * experts) / (rates.membw_gbps * 1e9)
     # The last gradient bucket is ready only when the backward ends and the first weight bucket is
     # needed before the forward starts: at least one bucket of each is exposed, whatever the overlap.
-    exposed = np.maximum(rs - 2 / 3 * stage_mb, rs / buckets) + np.maximum(ag - 1 / 3 * stage_mb, ag / buckets)
-    dp_comm = exposed + overlap_interference(rs + ag - exposed)
+    rs_exposed, rs_slow = overlapped(rs, 2 / 3 * stage_mb, rs / buckets)
+    ag_exposed, ag_slow = overlapped(ag, 1 / 3 * stage_mb, ag / buckets)
+    dp_comm, dp_overlap = rs_exposed + ag_exposed, rs_slow + ag_slow
 
     parts = {"gemm": m * stage[0], "attention": m * stage[1], "memory_bound": m * stage[2],
              "tp_comm": m * stage[3], "ep_comm": m * stage[4], "pp_bubble": bubble, "pp_comm": pp_comm, "dp_comm": dp_comm,
-             "optimizer": optimizer}
+             "dp_overlap": dp_overlap, "optimizer": optimizer}
     parts["seconds"] = sum(parts[p] for p in PARTS)
     parts["stage_mb"] = stage_mb
     parts["dp_comm_total"] = rs + ag      # before overlap: what the exposed dp_comm is part of
-    parts["dp_comm_exposed"] = exposed    # dp_comm less the slowdown of the compute it overlapped
     return parts

@@ -37,21 +37,24 @@ def test_narayanan_tflops_agree_with_the_papers_stated_figures():
 
 
 # A second, independent text copy of Table 1 (a third-party notes file on arXiv 2104.04473v5, found with
-# the search tool in 2026-11) gives every row's TFLOP/s, GPUs and batch as transcribed in
-# scripts/calibration.py, plus the paper's two other columns, transcribed here from it:
-# percentage of theoretical peak and aggregate petaFLOP/s.
-TABLE1_PCT_PEAK_AND_AGGREGATE = {
-    1.7: (44, 4.4), 3.6: (44, 8.8), 7.5: (46, 18.2), 18.4: (43, 34.6), 39.1: (44, 70.8),
-    76.1: (45, 143.8), 145.6: (47, 227.1), 310.1: (50, 297.4), 529.6: (52, 410.2), 1008.0: (52, 502.0),
+# the search tool's code corpus in 2026-11), transcribed here whole: params (B): TP, PP, GPUs, batch,
+# TFLOP/s per GPU, percentage of theoretical peak, aggregate petaFLOP/s.
+TABLE1_SECOND_COPY = {
+    1.7: (1, 1, 32, 512, 137, 44, 4.4), 3.6: (2, 1, 64, 512, 138, 44, 8.8), 7.5: (4, 1, 128, 512, 142, 46, 18.2),
+    18.4: (8, 1, 256, 1024, 135, 43, 34.6), 39.1: (8, 2, 512, 1536, 138, 44, 70.8),
+    76.1: (8, 4, 1024, 1792, 140, 45, 143.8), 145.6: (8, 8, 1536, 2304, 148, 47, 227.1),
+    310.1: (8, 16, 1920, 2160, 155, 50, 297.4), 529.6: (8, 35, 2520, 2520, 163, 52, 410.2),
+    1008.0: (8, 64, 3072, 3072, 163, 52, 502.0),
 }
 
 
 @pytest.mark.parametrize("row", calibration.NARAYANAN_TABLE1, ids=lambda r: f"{r[0]:g}B")
-def test_narayanan_row_tflops_agree_with_the_tables_other_columns(row):
-    """Each row's per-GPU TFLOP/s x GPUs is its aggregate petaFLOP/s and / 312 its share of peak, to
-    the table's rounding: the three columns of the second copy agree with the first's figures."""
-    params, *_, gpus, _, tflops = row
-    pct, aggregate = TABLE1_PCT_PEAK_AND_AGGREGATE[params]
+def test_narayanan_row_agrees_with_a_second_copy_of_the_table(row):
+    """The calibration's row is the second copy's; and in that copy each row's TFLOP/s x GPUs is its
+    aggregate petaFLOP/s and TFLOP/s / 312 its share of peak, to the table's rounding."""
+    params, _, _, _, tp, pp, gpus, batch, tflops = row
+    *layout, pct, aggregate = TABLE1_SECOND_COPY[params]
+    assert tuple(layout) == (tp, pp, gpus, batch, tflops)
     # the printed per-GPU figure is rounded to 1 TFLOP/s: the aggregate may differ by up to 0.5 x GPUs
     assert abs(tflops * gpus / 1e3 - aggregate) <= 0.5 * gpus / 1e3 + 0.05
     assert abs(tflops / 312 * 100 - pct) <= 0.5 + 0.5 / 312 * 100

@@ -212,15 +212,16 @@ def _calibration_script():
 
 def test_calibration_points_and_the_held_out_run():
     """scripts/calibration.py prints the table; this guards it against regressions. Goal 10% on every
-    point: all but Llama 2 70B's GPU-hours (0.890 at this commit) meet it, the held-out Llama 1 65B too."""
+    point: all but Llama 2 70B's GPU-hours (0.888 at this commit) meet it, the held-out Llama 1 65B too."""
     cal = _calibration_script()
     ratios = {run + setup: est / pub for gen in (cal.narayanan_points, cal.llama3_points, cal.gpu_hour_points)
               for run, setup, est, pub, _ in gen()}
     assert len(ratios) == 15
     assert sum(abs(r - 1) <= 0.10 for r in ratios.values()) >= 14
     assert all(abs(r - 1) <= 0.12 for r in ratios.values()), ratios
-    (_, _, est, pub, _), = cal.held_out_points()
+    (_, _, est, pub, plan), = cal.held_out_points()
     assert est / pub == pytest.approx(1.0, abs=0.10)
+    assert plan.step["parts"]["dp_overlap"] > 0 and "dp_overlap" in plan.assumptions["overlap_slowdown"]
 
 
 def _price(usd):

@@ -99,24 +99,45 @@ def test_dp_comm_never_hides_the_last_bucket():
     rs = step_time.collective_seconds(4 * p_gpu, 128, 1000, 0, n)
     ag = step_time.collective_seconds(2 * p_gpu, 128, 1000, 0, n)
     floor = (rs + ag) / n
-    assert parts["dp_comm_exposed"][0] == pytest.approx(floor)
+    assert parts["dp_comm"][0] == pytest.approx(floor)
     # the hidden rest still costs: the compute beside it ran 18.9% slower (arXiv 2507.03114)
-    hidden = rs + ag - floor
-    assert parts["dp_comm"][0] == pytest.approx(floor + hidden * 0.189 / 1.189)
+    assert parts["dp_overlap"][0] == pytest.approx((rs + ag - floor) * 0.189 / 1.189)
 
 
-def test_overlap_interference_by_hand_and_it_grows_with_the_hidden_traffic():
-    assert step_time.OVERLAP_COMPUTE_SLOWDOWN == 0.189
-    # 1.189 s of collective beside compute: 1 s of the compute's work got done, 0.189 s is added
-    assert step_time.overlap_interference(1.189) == pytest.approx(0.189)
-    assert step_time.overlap_interference(0.0) == 0.0
+def test_overlapped_collective_by_hand():
+    s = step_time.OVERLAP_COMPUTE_SLOWDOWN
+    # 1 s of collective (0.1 s of it the last bucket) beside 2 s of compute: the compute outlasts it.
+    # 0.9 s hidden covers 0.9/(1+s) s of compute; the step gains 0.9*s/(1+s) s, none of it exposed.
+    exposed, slow = step_time.overlapped(1.0, 2.0, 0.1)
+    assert exposed == pytest.approx(0.1) and slow == pytest.approx(0.9 * s / (1 + s))
+    # 3 s beside 1 s of compute: the collective finishes last; the slowed compute (1+s s) is done by
+    # then, so the step gains only the 2 s the collective outlasts the compute by: no slowdown on top.
+    exposed, slow = step_time.overlapped(3.0, 1.0, 0.0)
+    assert exposed == pytest.approx(2.0) and slow == pytest.approx(0.0)
+    # in between (window < c < window*(1+s)): the slowed compute finishes last, at c*s/(1+s) past it
+    c = 1.1
+    exposed, slow = step_time.overlapped(c, 1.0, 0.0)
+    assert exposed + slow == pytest.approx(c * s / (1 + s)) and exposed == pytest.approx(0.1)
+    assert step_time.overlap_interference(1 + s) == pytest.approx(s)
+
+
+def test_dp_overlap_costs_less_than_the_traffic_it_hides_and_nothing_when_the_fabric_sets_the_pace():
     spec = find_model("llama3-70b")
     lay = _layout(spec, 1024, tp=8, pp=1, micro_batch=1, global_batch=1024, recompute="selective", vpp=1)
-    slow, fast = (step_time.step_parts(spec, lay, _rates(fabric_gbps=bw)) for bw in (20.0, 1000.0))
-    for parts in (slow, fast):
-        hidden = parts["dp_comm_total"] - parts["dp_comm_exposed"]
-        assert parts["dp_comm"] == pytest.approx(parts["dp_comm_exposed"] + step_time.overlap_interference(hidden))
-    assert fast["dp_comm"][0] < slow["dp_comm"][0]
+    for bw in (1.0, 20.0, 1000.0):
+        parts = step_time.step_parts(spec, lay, _rates(fabric_gbps=bw))
+        hidden = parts["dp_comm_total"][0] - parts["dp_comm"][0]
+        assert 0 <= parts["dp_overlap"][0] <= step_time.overlap_interference(hidden) + 1e-12
+        assert sum(parts[p] for p in step_time.PARTS)[0] == pytest.approx(parts["seconds"][0])
+    slow = step_time.step_parts(spec, lay, _rates(fabric_gbps=1.0))    # DP traffic far longer than the step's compute
+    assert slow["dp_overlap"][0] == 0.0
+
+
+def test_an_unknown_attention_recipe_is_refused():
+    spec = find_model("llama3-8b")
+    lay = _layout(spec, 8, tp=1, pp=1, micro_batch=1, global_batch=8, recompute="selective", vpp=1)
+    with pytest.raises(ValueError, match="flash_attention"):
+        step_time.step_parts(spec, lay, _rates(), flash_attention="V1")
 
 
 def test_flash_attention_v1_halves_only_the_attention_rate():
