@@ -5,7 +5,7 @@
 # the memory copy against the datasheet), the full `costbench run` (every dtype incl. fp8, full
 # search, 30 s warm-up, membw, the all-reduce sweep, burst and sustained MAMF, NVML fingerprint),
 # the timer against triton.testing.do_bench on 8192^3 bf16 (fails outside 2%), the GPU-marked
-# tests, and mamf-finder.py itself when a copy is in .anchors/ (git-ignored; never committed):
+# tests, issue 7's layer runs and Llama 3 70B priced from them, and mamf-finder.py itself when a copy is in .anchors/ (git-ignored; never committed):
 #   mkdir -p .anchors && curl -sSLo .anchors/mamf-finder.py \
 #     https://raw.githubusercontent.com/stas00/ml-engineering/master/compute/accelerator/benchmarks/mamf-finder.py
 # MAMF_FINDER_ARGS sets its arguments (default: bf16 with its own default search), bounded by
@@ -30,6 +30,21 @@ step() {  # step NAME COMMAND...: run it, log it, time it; a failure fails the s
 }
 step gpu_checks python3 scripts/gpu_checks.py --warmup-s 30
 step run python3 -m bench run --device cuda --tag "$tag" --out "$out"
+# Issue 7 on a real GPU: the model's own layer (GEMMs at their TP shapes, FlashAttention, the
+# element-wise work) and memory bandwidth for llama3-8b at TP 1 and llama3-70b at TP 8 (one rank's
+# shapes), then Llama 3 70B priced from the TP 8 file next to the catalog-only estimate: the cost
+# JSON's assumptions.rates name each measured rate and the catalog default it replaces.
+for spec in "llama3-8b 1" "llama3-70b 8"; do
+    set -- $spec
+    step "layer_$1_tp$2" python3 -m bench run --device cuda --ops layer,membw --model "$1" --tp "$2" \
+        --tag "$tag/layer-$1-tp$2" --out "$out/layer-$1-tp$2"
+done
+layer70=$(ls -t "$out"/layer-llama3-70b-tp8/*.json 2>/dev/null | head -1)
+if [ -n "$layer70" ]; then
+    step cost_llama3_70b_measured sh -c "python3 -m bench cost --model llama3-70b --results '$layer70' --format json \
+        > '$out/cost-llama3-70b-measured.json' && python3 -m bench cost --model llama3-70b --results '$layer70'"
+    step cost_llama3_70b_catalog sh -c "python3 -m bench cost --model llama3-70b --format json > '$out/cost-llama3-70b-catalog.json'"
+fi
 step timing_vs_triton python3 scripts/bench_timing_vs_triton.py
 step pytest_gpu python3 -m pytest -q -m gpu tests
 if [ -f .anchors/mamf-finder.py ]; then

@@ -131,6 +131,10 @@ def test_measured_layer_rates_replace_the_catalog():
     assert plan.assumptions["catalog_parts"] == ["dp_comm"]
     assert "500 TFLOP/s (r.json)" in rates["gemm"] and "300 GB/s" in rates["tp_comm"] and "2500 GB/s" in rates["memory_bound"]
     catalog = plan_training("llama3-70b", "H100-SXM")
+    # each measured rate stands next to the catalog default it replaced
+    for part in plan.assumptions["measured_parts"]:
+        assert rates[part].endswith("; replaces the " + catalog.assumptions["rates"][part]), rates[part]
+    assert "replaces the catalog: 0.8 x bf16 MAMF 794" in rates["gemm"]
     assert plan.step["parts"]["gemm"] > catalog.step["parts"]["gemm"] * 1.1   # 500 < 0.8 x 794
     # The layer figures are this model's: another model priced from the same file uses the MAMF.
     other = plan_training("llama3-8b", "H100-SXM", gpus=1024, throughput=Throughput.from_result(doc, "r.json"))
