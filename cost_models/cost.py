@@ -136,8 +136,10 @@ def device_rates(hw: GpuSpec, net: Network, dtype: str, throughput: Throughput |
             new["a2a_fabric_gbps"] = min(cat.fabric_gbps, a2a)
             origin["ep_comm"] = (f"measured: all-to-all busbw {a2a:g} GB/s across {tp_.nodes} nodes ({src}), capped by "
                                  f"{cat.origin['dp_comm']}")
-        for part in new_parts(new) if hw.name != CPU else ():   # a CPU's "catalog" is its own file; dp/ep name their cap
-            origin[part] += f"; replaces the {cat.origin[part]}"
+        if hw.name != CPU:   # a CPU's "catalog" is its own file; dp_comm and ep_comm name their cap already
+            for part in ("gemm", "attention", "memory_bound", "tp_comm"):
+                if origin[part].startswith("measured"):
+                    origin[part] += f"; replaces the {cat.origin[part]}"
     elif throughput is not None:
         why = f"{throughput.source} is from {throughput.gpu or throughput.device_name or 'an unknown device'}, not {hw.name}"
         origin = {k: f"{v}; {why}" for k, v in origin.items()}
@@ -147,12 +149,6 @@ def device_rates(hw: GpuSpec, net: Network, dtype: str, throughput: Throughput |
         origin["gemm"] = lin.origin["gemm"] + " (fp8 linear layers; attention and the rest bf16)"
     measured = [p for p, o in origin.items() if o.startswith("measured")]   # fp8: the catalog's GEMM rate
     return rates, lin, {"measured": measured, "catalog": [p for p in origin if p not in measured]}
-
-
-def new_parts(new: dict) -> set:
-    """The step parts whose rate a result file replaced, from the Rates fields it set."""
-    fields = {"gemm_tflops": "gemm", "attention_tflops": "attention", "membw_gbps": "memory_bound", "tp_gbps": "tp_comm"}
-    return {part for field, part in fields.items() if field in new}
 
 
 @dataclasses.dataclass(frozen=True)
