@@ -246,7 +246,7 @@ def plan_training(model=DEFAULT_MODEL, gpu: str | GpuSpec = DEFAULT_GPU, gpus: i
     goodput      productive share of wall-clock time (default: training_time.goodput) [--goodput]
     mfu          skip the step model: achieved = peak x mfu over whole steps [--mfu]
     gpu_hours    skip all time modelling: price this figure [--gpu-hours]
-    recipe       step_time.step_parts options for older software (flash_attention, sequence_parallel);
+    recipe       step_time.step_parts options for older software (flash_attention, sequence_parallel, overlap_dp);
                  default today's Megatron recipe (no CLI flag: scripts/calibration.py uses it for 2021 runs)
 
     Each is independent of the others, so a what-if varies one keyword and keeps the rest.
@@ -347,6 +347,8 @@ def plan_training(model=DEFAULT_MODEL, gpu: str | GpuSpec = DEFAULT_GPU, gpus: i
     i = found.best
     layout = found.layouts.pick(i, "given" if {"tp", "pp", "micro_batch", "global_batch", "recompute"} <= set(given)
                                 else "search")
+    if recipe and recipe.get("sequence_parallel") is False:    # an older recipe (no SP) says so in the output
+        layout["sequence_parallel"] = False
     parts = {p: float(found.parts[p][i]) for p in step_time.PARTS}
     seconds = float(found.parts["seconds"][i])
     batch_tokens = layout["global_batch"] * spec.seq_len

@@ -191,7 +191,8 @@ def _mlp_gemms(spec, layouts, t, tp, rates, elem):
     return fwd, bwd
 
 
-def step_parts(spec, layouts, rates, linear_rates=None, flash_attention=True, sequence_parallel=True) -> dict:
+def step_parts(spec, layouts, rates, linear_rates=None, flash_attention=True, sequence_parallel=True,
+               overlap_dp=True) -> dict:
     """{part: seconds per step (array over layouts)} plus "seconds" (their sum) and "stage_mb" (one
     micro-batch of the slowest stage). `linear_rates`: the linear layers' GEMM rates when they run
     in another dtype (fp8); attention and all else use `rates`.
@@ -203,7 +204,10 @@ def step_parts(spec, layouts, rates, linear_rates=None, flash_attention=True, se
     roofline slows them) with the s x s scores written and read by the fused masked softmax and
     dropout (UNFUSED_SCORE_BYTES per score element per pass), dropout on the residual branches, and
     norms, residuals and dropout replicated on every TP rank (no sequence parallelism; TP uses 2
-    all-reduces per layer and pass, the same bytes as the all-gathers + reduce-scatters)."""
+    all-reduces per layer and pass, the same bytes as the all-gathers + reduce-scatters).
+    overlap_dp=False models software that runs the data-parallel collectives after the backward and
+    the optimizer step (Megatron-LM before --overlap-grad-reduce / --overlap-param-gather, 2023;
+    DeepSpeed's pipeline engine): all of dp_comm exposed, nothing beside the compute to slow it."""
     lin_rates = linear_rates or rates
     elem = 1 if linear_rates is not None else 2
     h, s, kv = float(spec.hidden), float(spec.seq_len), spec.kv_heads
@@ -296,9 +300,12 @@ def step_parts(spec, layouts, rates, linear_rates=None, flash_attention=True, se
         optimizer = optimizer + (30 * experts / edp + 4 * experts) / (rates.membw_gbps * 1e9)
     # The last gradient bucket is ready only when the backward ends and the first weight bucket is
     # needed before the forward starts: at least one bucket of each is exposed, whatever the overlap.
-    rs_exposed, rs_slow = overlapped(rs, 2 / 3 * stage_mb, rs / buckets)
-    ag_exposed, ag_slow = overlapped(ag, 1 / 3 * stage_mb, ag / buckets)
-    dp_comm, dp_overlap = rs_exposed + ag_exposed, rs_slow + ag_slow
+    if overlap_dp:
+        rs_exposed, rs_slow = overlapped(rs, 2 / 3 * stage_mb, rs / buckets)
+        ag_exposed, ag_slow = overlapped(ag, 1 / 3 * stage_mb, ag / buckets)
+        dp_comm, dp_overlap = rs_exposed + ag_exposed, rs_slow + ag_slow
+    else:
+        dp_comm, dp_overlap = rs + ag, 0.0 * rs
 
     parts = {"gemm": m * stage[0], "attention": m * stage[1], "memory_bound": m * stage[2],
              "tp_comm": m * stage[3], "ep_comm": m * stage[4], "pp_bubble": bubble, "pp_comm": pp_comm, "dp_comm": dp_comm,

@@ -65,6 +65,36 @@ never set on):
   width rounded up to a multiple of 256 (22,016, as in the released code), vocabulary 32,000; the
   Llama 2 software above (v1 attention) over 200 Gb/s per GPU (the same clusters). Compared in
   tokens/s/GPU, the estimate being the step model's at goodput 1.
+- BLOOM 176B (BigScience tr11, Jean Zay, 384 A100-80GB = 48 nodes), from its own launch script and
+  log (bigscience-workshop/bigscience, train/tr11-176B-ml: tr11-176B-ml.slurm, README.md,
+  chronicles.md): TP 4, PP 12, DP 8, micro-batch 2, global batch 2,048 of 2,048 tokens, 70 layers,
+  hidden 14,336, 112 heads, vocabulary padded to 250,880, bf16, --checkpoint-activations (full
+  recompute), Megatron's fused scale-mask-softmax (no FlashAttention; ALiBi, GeLU), nodes on "4
+  OmniPath links" (100 Gb/s each: networks.csv opa-100). Logged at the end of the first epoch:
+  "elapsed time per iteration (s): 104.70 | ... TFLOPs: 149.77", TFLOPs by the 96*B*s*l*h^2*(...)
+  formula above ("the 4*2 co-efficient", README). Software: Megatron-DeepSpeed's pipeline engine,
+  whose TrainSchedule reduces the gradients only "at the end of the batch" (deepspeed/runtime/pipe/
+  schedule.py: ReduceTiedGrads, ReduceGrads, OptimizerStep after the last step): no DP overlap, no
+  interleaving; the bf16 optimizer shards like ZeRO-1 ("implements its own zero stage 1
+  equivalent"), modelled as the distributed optimizer's reduce-scatter + all-gather.
+- Megatron-Turing NLG 530B (Smith et al. 2022, arXiv 2201.11990; the paper's text as quoted in
+  cli99/llm-analysis examples/megatron-turing-nlg/README.md and third-party notes, not read in the
+  paper itself): 105 layers, hidden 20,480, 128 heads, seq 2,048, global batch 1,920, TP 8 x PP 35
+  (280 GPUs per replica) on DGX A100 (8 x HDR 200 Gb/s per node), bf16, the same DeepSpeed pipeline;
+  "with global batch size 1920 on 280, 350, and 420 DGX A100 servers ... the latency per iteration
+  observed is 60.1, 50.2, and 44.4 seconds ... 126, 121, and 113 TFLOP/s per GPU". Vocabulary 50,272
+  (GPT-2's, padded): with it the same formula gives 125.7 / 120.4 / 113.5 from the iteration times
+  (the paper's figures count the recompute). Micro-batch not published: searched.
+- MegaScale's Megatron-LM baseline (Jiang et al. 2024, arXiv 2402.15627v1, sec. 6.1 and Table 2, read
+  in a text conversion of the paper): a 175B GPT (96 layers, hidden 12,288, 128 heads, seq 2,048,
+  vocabulary 64,000), TP 8, PP 8, interleaved with 6 stages, batch 768 on 256-1,024 GPUs and 6,144 on
+  3,072-12,288; "NVIDIA Ampere GPUs" (A100 assumed: its MFU column is at 312 TFLOP/s) with "eight 200G
+  NICs" per server; iteration times 40.0 / 21.2 / 15.2 / 11.9 s and 29.02 / 14.78 / 12.24 / 8.57 s.
+  Software: Megatron-LM commit 285068c8 (2023). What MegaScale added is, by its own account, absent
+  from the baseline: data-parallel overlap (Table 3, "with DP overlap"), FlashAttention-2 (sec. 3.3,
+  "we adopt FlashAttention-2"), fused LayerNorm/GeLU; so no DP overlap and FlashAttention-1-era
+  attention (that Megatron's --use-flash-attn was FlashAttention-1's interface), with sequence
+  parallelism (sec. 2-3). Micro-batch and recompute not published: searched. Compared in tokens/s.
 
 Run: .venv/bin/python scripts/calibration.py
 """
@@ -144,6 +174,48 @@ def held_out_points():
     yield "Llama 1 65B (held out)", "2048 A100 b2048, step level", tokens_per_s, 380.0, plan
 
 
+# Older software, as documented for each held-out run (module docstring).
+DEEPSPEED_PIPE_2022 = {"flash_attention": False, "sequence_parallel": False, "overlap_dp": False}
+MEGATRON_MID_2023 = {"flash_attention": "v1", "sequence_parallel": True, "overlap_dp": False}
+BLOOM_176B = ModelSpec(name="bloom-176b", params=176.247e9, active_params=176.247e9, tokens=366e9, layers=70,
+                       hidden=14336, seq_len=2048, heads=112, kv_heads=112, ffn=4 * 14336, vocab=250880, mlp="gelu")
+MT_NLG_530B = ModelSpec(name="mt-nlg-530b", params=530e9, active_params=530e9, tokens=270e9, layers=105,
+                        hidden=20480, seq_len=2048, heads=128, kv_heads=128, ffn=4 * 20480, vocab=50272, mlp="gelu")
+MEGASCALE_175B = ModelSpec(name="megascale-175b", params=175e9, active_params=175e9, tokens=300e9, layers=96,
+                           hidden=12288, seq_len=2048, heads=128, kv_heads=128, ffn=4 * 12288, vocab=64000, mlp="gelu")
+BLOOM_SECONDS = 104.70                                                    # tr11 README, iteration 85376
+MT_NLG_SECONDS = [(2240, 60.1), (2800, 50.2), (3360, 44.4)]               # GPUs (280/350/420 DGX), s/iteration
+MEGASCALE_SECONDS = [(256, 768, 40.0), (512, 768, 21.2), (768, 768, 15.2), (1024, 768, 11.9),
+                     (3072, 6144, 29.02), (6144, 6144, 14.78), (8192, 6144, 12.24), (12288, 6144, 8.57)]
+
+
+def paper_tflops(spec, batch, seconds, gpus):
+    """Per-GPU TFLOP/s as Megatron(-DeepSpeed) logs count it: 96*B*s*l*h^2*(1 + s/6h + V/16lh) per
+    iteration (full recompute counted), over `seconds` per iteration."""
+    s, h, layers, v = spec.seq_len, spec.hidden, spec.layers, spec.vocab
+    return 96 * batch * s * layers * h**2 * (1 + s / (6 * h) + v / (16 * layers * h)) / seconds / gpus / 1e12
+
+
+def other_software_points():
+    """Held-out runs on other software stacks (module docstring): (run, setup, estimate, published, plan, unit)."""
+    plan = plan_training(BLOOM_176B, "A100-SXM-80GB", gpus=384, network="opa-100", tp=4, pp=12, vpp=1,
+                         micro_batch=2, global_batch=2048, recompute="full", recipe=DEEPSPEED_PIPE_2022)
+    yield ("BLOOM 176B (held out)", "TP4 PP12 384 A100 b2048", paper_tflops(BLOOM_176B, 2048, plan.step["seconds"], 384),
+           paper_tflops(BLOOM_176B, 2048, BLOOM_SECONDS, 384), plan, "TFLOP/s")
+    for gpus, seconds in MT_NLG_SECONDS:
+        plan = plan_training(MT_NLG_530B, "A100-SXM-80GB", gpus=gpus, network="ib-hdr-200", tp=8, pp=35, vpp=1,
+                             global_batch=1920, recompute="full", recipe=DEEPSPEED_PIPE_2022)
+        yield (f"MT-NLG 530B (held out)", f"TP8 PP35 {gpus} A100 b1920",
+               paper_tflops(MT_NLG_530B, 1920, plan.step["seconds"], gpus),
+               paper_tflops(MT_NLG_530B, 1920, seconds, gpus), plan, "TFLOP/s")
+    for gpus, batch, seconds in MEGASCALE_SECONDS:
+        plan = plan_training(MEGASCALE_175B, "A100-SXM-80GB", gpus=gpus, network="ib-hdr-200", tp=8, pp=8, vpp=6,
+                             global_batch=batch, recipe=MEGATRON_MID_2023)
+        tokens = batch * MEGASCALE_175B.seq_len
+        yield (f"MegaScale base 175B", f"TP8 PP8 {gpus} A100 b{batch}", tokens / plan.step["seconds"] / 1e3,
+               tokens / seconds / 1e3, plan, "k tokens/s")
+
+
 def gpu_count_diagnostic(name, gpu, kw, published):
     """DIAGNOSTIC, not a fit: GPU-hours at other cluster sizes (the count is an assumption), to show
     whether any plausible count would reproduce the published figure."""
@@ -175,6 +247,9 @@ def main():
     print("\nheld out (not calibrated on):")
     for run, setup, est, pub, plan in held_out_points():
         _print_point(run, setup, est, pub, plan, "tokens/s/GPU")
+    print("\nheld out, other software (not calibrated on; each run's own documented recipe):")
+    for run, setup, est, pub, plan, unit in other_software_points():
+        _print_point(run, setup, est, pub, plan, unit)
     print()
     for name, gpu, kw in GPU_HOURS:
         spec = find_model(name)

@@ -133,6 +133,23 @@ def test_dp_overlap_costs_less_than_the_traffic_it_hides_and_nothing_when_the_fa
     assert slow["dp_overlap"][0] == 0.0
 
 
+def test_software_without_dp_overlap_exposes_all_its_dp_traffic_and_slows_nothing():
+    # DeepSpeed's pipeline engine and Megatron-LM before --overlap-grad-reduce reduce the gradients
+    # after the last backward: dp_comm is the whole reduce-scatter + all-gather, dp_overlap nothing.
+    spec = find_model("llama3-70b")
+    lay = _layout(spec, 1024, tp=8, pp=1, micro_batch=1, global_batch=1024, recompute="selective", vpp=1)
+    for bw in (1.0, 20.0, 1000.0):
+        over = step_time.step_parts(spec, lay, _rates(fabric_gbps=bw))
+        after = step_time.step_parts(spec, lay, _rates(fabric_gbps=bw), overlap_dp=False)
+        assert after["dp_comm"][0] == pytest.approx(after["dp_comm_total"][0])
+        assert after["dp_comm_total"][0] == pytest.approx(over["dp_comm_total"][0])
+        assert after["dp_overlap"][0] == 0.0
+        assert after["seconds"][0] >= over["seconds"][0]
+        assert sum(after[p] for p in step_time.PARTS)[0] == pytest.approx(after["seconds"][0])
+        for part in ("gemm", "attention", "memory_bound", "tp_comm", "pp_bubble", "optimizer"):
+            assert after[part][0] == pytest.approx(over[part][0])
+
+
 def test_an_unknown_attention_recipe_is_refused():
     spec = find_model("llama3-8b")
     lay = _layout(spec, 8, tp=1, pp=1, micro_batch=1, global_batch=8, recompute="selective", vpp=1)
