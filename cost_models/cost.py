@@ -347,8 +347,12 @@ def plan_training(model=DEFAULT_MODEL, gpu: str | GpuSpec = DEFAULT_GPU, gpus: i
     i = found.best
     layout = found.layouts.pick(i, "given" if {"tp", "pp", "micro_batch", "global_batch", "recompute"} <= set(given)
                                 else "search")
-    if recipe and recipe.get("sequence_parallel") is False:    # an older recipe (no SP) says so in the output
-        layout["sequence_parallel"] = False
+    if recipe:      # older software (scripts/calibration.py): say which, and what it does not change
+        assumptions["recipe"] = ", ".join(f"{k}={v}" for k, v in sorted(recipe.items())) + (
+            "; memory still estimated with sequence-parallel activation sharding"
+            if recipe.get("sequence_parallel") is False else "")
+        if recipe.get("sequence_parallel") is False:
+            layout["sequence_parallel"] = False
     parts = {p: float(found.parts[p][i]) for p in step_time.PARTS}
     seconds = float(found.parts["seconds"][i])
     batch_tokens = layout["global_batch"] * spec.seq_len
@@ -366,7 +370,9 @@ def plan_training(model=DEFAULT_MODEL, gpu: str | GpuSpec = DEFAULT_GPU, gpus: i
         "overlap": round(1 - parts["dp_comm"] / float(found.parts["dp_comm_total"][i]), 4)
         if found.parts["dp_comm_total"][i] > 0 else 1.0,
         "overlap_slowdown": (f"the hidden DP traffic slows the compute beside it by "
-                             f"{step_time.OVERLAP_COMPUTE_SLOWDOWN:.1%} (Lee et al. 2025, arXiv 2507.03114): the part dp_overlap"),
+                             f"{step_time.OVERLAP_COMPUTE_SLOWDOWN:.1%} (Lee et al. 2025, arXiv 2507.03114): the part dp_overlap"
+                             if (recipe or {}).get("overlap_dp", True) else
+                             "none: the recipe runs the DP collectives after the backward (overlap_dp=False)"),
         "global_batch_tokens": batch_tokens,
         "goodput": round(good, 4),
         "goodput_from": "given (--goodput)" if goodput is not None else
