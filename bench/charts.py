@@ -376,6 +376,10 @@ def whatif_chart(frame, size=(10, 5)):
     ax.yaxis.set_major_formatter(FuncFormatter(_money))
     ax.set_ylabel("cost to train (US$)")
     ax.set_xticks(list(x), labels)
+    ax.set_xlim(-0.6, len(labels) - 0.4)         # keep a value without bars (it cannot run) on the axis
+    for i, missing in enumerate(frame["cost"].isna() & frame.get("days", frame["cost"]).isna()):
+        if missing:
+            ax.text(i, 0, "no layout fits", ha="center", va="bottom", rotation=90, color="0.4")
     ax.set_xlabel(vary)
     handles = ax.get_legend_handles_labels()
     if "days" in frame and frame["days"].notna().any():

@@ -20,7 +20,7 @@ import sys
 
 from bench.cmd_catalog import check_choice, emit, usd
 from bench.table import si
-from cost_models.errors import InputError, unknown_name
+from cost_models.errors import InputError, NoLayoutError, unknown_name
 from cost_models.units import check_plausible
 
 NOT_VARIED = ("help", "format", "vary")   # cost flags that make no sense as a varied input
@@ -119,12 +119,17 @@ def run_whatif(args) -> dict:
         one = argparse.Namespace(**{**vars(args), action.dest: value})
         try:
             cost = cost_document(one, warnings)
+        except NoLayoutError as e:       # a value that cannot run is an answer too: its own row
+            rows.append(whatif.no_layout_row(value, str(e)))
+            continue
         except InputError as e:
             raise InputError(f"--vary {key}={text}: {e}") from None
         if one.results not in measured_gpus:
             measured_gpus[one.results] = _measured_gpu(one.results)
         measured = measured_gpus[one.results] == cost["gpu"]     # None (no file) never equals a GPU name
         rows.append(whatif.row(value, cost, measured, one.results if measured else None))
+    if not any(r["fits"] for r in rows):
+        raise NoLayoutError(f"--vary {key}: no value fits; the first: {rows[0]['note']}")
     for line in dict.fromkeys(warnings):   # each cost warning once, in order
         print(line, file=sys.stderr)
     fixed = {a.dest: getattr(args, a.dest) for a in actions.values()
@@ -144,22 +149,24 @@ def _print_table(doc, out) -> None:
     from bench.table import format_table
     from cost_models.claims import describe
 
-    rows = [{**r, "layout": _layout(r), "figures": "measured" if r["measured"] else "catalog"} for r in doc["rows"]]
-    out.write(f"what if {doc['vary']} = {', '.join(str(r['value']) for r in rows)}; ratios to the first row\n\n")
+    rows = [{**r, "layout": _layout(r), "figures": "no layout fits" if not r.get("fits", True) else
+             "measured" if r["measured"] else "catalog"} for r in doc["rows"]]
+    out.write(f"what if {doc['vary']} = {', '.join(str(r['value']) for r in rows)}; ratios to the first row"
+              f"{' that fits' if not rows[0].get('fits', True) else ''}\n\n")
     out.write(format_table(rows, COLUMNS) + "\n\n")
-    first = doc["rows"][0]
+    first = next(r for r in doc["rows"] if r.get("fits", True))
     out.write(f"model       {first['model']}; cost min/max over {first['price_rows']} price rows "
               f"(cheapest: {first['cheapest'] or 'none'})\n")
-    if len({r.get("network") for r in doc["rows"]}) > 1 or doc["vary"] == "network":
-        for r in doc["rows"]:   # the fabric each row ran on, where rows differ in it
+    fitting = [r for r in doc["rows"] if r.get("fits", True)]
+    if len({r.get("network") for r in fitting}) > 1 or doc["vary"] == "network":
+        for r in fitting:   # the fabric each row ran on, where rows differ in it
             comm = f"; overlap {r['overlap']:g}" if r.get("overlap") is not None else ""
             out.write(f"network     {r['value']}: {r['network']}{comm}\n")
     else:
         out.write(f"network     {first['network']}\n")
     fixed = ", ".join(f"{k}={v}" for k, v in doc["fixed"].items())
     out.write(f"fixed       {fixed or 'all cost defaults'}\n")
-    notes = {r["note"] for r in doc["rows"] if r.get("note")}
-    for note in sorted(notes):
+    for note in dict.fromkeys(r["note"] for r in doc["rows"] if r.get("note")):   # once each, in row order
         out.write(f"note        {note}\n")
     for found in doc["claims"]:
         out.write(f"claim       {describe(found)}\n")

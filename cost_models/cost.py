@@ -18,7 +18,7 @@ import numpy as np
 
 from cost_models import flops as flops_mod
 from cost_models import memory, parallelism, rates as rates_mod, step_time, training_time
-from cost_models.errors import InputError
+from cost_models.errors import InputError, NoLayoutError
 from cost_models.hardware import DTYPES, GpuSpec, find_gpu
 from cost_models.models import ModelSpec, find_model
 from cost_models.networks import DEFAULT_NETWORK, Network, find_network
@@ -342,7 +342,7 @@ def plan_training(model=DEFAULT_MODEL, gpu: str | GpuSpec = DEFAULT_GPU, gpus: i
             why = f"the smallest layout needs {least:.0f} GiB per GPU, {usable:.0f} GiB usable"
         except InputError as e:
             why = str(e)
-        raise InputError(f"--gpus {count}: no layout of {spec.name} fits {count:,} {hw.name} GPUs ({why}); "
+        raise NoLayoutError(f"--gpus {count}: no layout of {spec.name} fits {count:,} {hw.name} GPUs ({why}); "
                          f"it needs at least {need:,} {hw.name} GPUs")
     i = found.best
     layout = found.layouts.pick(i, "given" if {"tp", "pp", "micro_batch", "global_batch", "recompute"} <= set(given)

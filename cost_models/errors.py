@@ -21,6 +21,11 @@ def unknown_name(kind: str, name: str, choices) -> InputError:
     return InputError(f"unknown {kind} {name!r}{hint}")
 
 
+class NoLayoutError(InputError):
+    """Valid inputs, but no parallel layout of the model fits the cluster (memory, divisibility):
+    `costbench cost` exits 2 with it; `costbench whatif` shows it as that value's row and goes on."""
+
+
 class OutputError(Exception):
     """Writing failed (a full disk, a closed or full stdout): one line, exit status 4; the message
     says what the file on disk still holds."""

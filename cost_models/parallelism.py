@@ -30,7 +30,7 @@ import dataclasses
 
 import numpy as np
 
-from cost_models.errors import InputError
+from cost_models.errors import InputError, NoLayoutError
 
 GPUS_PER_NODE = 8      # HGX/DGX: 8 GPUs on one NVLink switch; TP stays inside it
 RECOMPUTE = ("none", "selective", "full")
@@ -156,7 +156,7 @@ def candidates(spec, gpus: int, default_batch: int, tp=None, pp=None, micro_batc
         given = {k: val for k, val in (("tp", tp), ("pp", pp), ("micro-batch", micro_batch),
                                       ("global-batch", global_batch), ("ep", ep)) if val}
         what = ", ".join(f"--{k} {val}" for k, val in given.items()) or "any layout"
-        raise InputError(f"{what}: no layout of {spec.name} fits {gpus:,} GPUs (need DP = GPUs/(TP*PP) whole"
+        raise NoLayoutError(f"{what}: no layout of {spec.name} fits {gpus:,} GPUs (need DP = GPUs/(TP*PP) whole"
                          f"{' and divisible by EP' if spec.moe else ''}, global batch divisible by DP*micro-batch, at least one layer per pipeline stage)")
     return Layouts(tp=t[ok], pp=p[ok], dp=dp[ok], micro_batch=mb[ok], global_batch=gb[ok], recompute=rc[ok], vpp=v[ok],
                    ep=e[ok] if spec.moe else None)

@@ -2,8 +2,9 @@
 
 Each row is built from one cost evaluation's JSON document (what `costbench cost --format json`
 prints for that value), so a what-if row is by construction the same numbers as a separate cost
-call. This module only condenses those documents into rows, adds ratios to the first row and the
-claims that apply (cost_models.claims); bench/cmd_whatif.py runs the evaluations.
+call. This module only condenses those documents into rows, adds ratios to the first row that fits
+and the claims that apply (cost_models.claims); bench/cmd_whatif.py runs the evaluations. A value
+no parallel layout fits (too few GPUs for the model, say) is a row of its own with the reason.
 
 frame(doc) turns a what-if JSON document into a pandas DataFrame (one row per value) for charts
 (`costbench report` draws one from it).
@@ -44,12 +45,21 @@ def row(value, cost: dict, measured: bool = False, measured_from: str | None = N
         "measured": measured, "measured_from": measured_from,
         "network": a.get("network"), "overlap": a.get("overlap"), "exposed_comm_share": _comm_share(cost),
         "parallelism": cost.get("parallelism"), "step": cost.get("step"), "note": cost.get("note"),
+        "fits": True,
     }
 
 
+def no_layout_row(value, reason: str) -> dict:
+    """The row of a value no layout fits (cost_models.errors.NoLayoutError): the row's fields, its
+    figures None and the reason as its note, so the table goes on to the other values."""
+    keys = row(None, {"model": {"name": None}, "gpu": None, "gpus": None, "gpu_hours": None,
+                      "wall_clock_days": None}).keys()
+    return {**dict.fromkeys(keys), "value": value, "measured": False, "fits": False, "note": reason}
+
+
 def add_ratios(rows: list[dict]) -> list[dict]:
-    """ratio_<x> = row's x / the first row's x (None where either is missing or the first is 0)."""
-    first = rows[0]
+    """ratio_<x> = row's x / the first fitting row's x (None where either is missing or that is 0)."""
+    first = next((r for r in rows if r.get("fits", True)), rows[0])
     for r in rows:
         for key in RATIO_OF:
             a, b = r.get(key), first.get(key)
@@ -60,7 +70,8 @@ def add_ratios(rows: list[dict]) -> list[dict]:
 def document(vary: str, rows: list[dict], fixed: dict | None = None) -> dict:
     """The what-if JSON: {"vary", "rows" (with ratios), "claims" (those that apply), "fixed"}."""
     rows = add_ratios(rows)
-    return {"vary": vary, "rows": rows, "claims": claims.evaluate(vary, rows), "fixed": fixed or {}}
+    fitting = [r for r in rows if r.get("fits", True)]      # claims compare only values that can run
+    return {"vary": vary, "rows": rows, "claims": claims.evaluate(vary, fitting), "fixed": fixed or {}}
 
 
 def frame(doc: dict):

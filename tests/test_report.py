@@ -110,3 +110,21 @@ def test_step_parts_are_the_step_models_and_add_up_to_the_step():
     assert origin.startswith("step model") and set(parts) >= {"gemm", "attention", "dp_comm"}
     assert sum(parts.values()) == pytest.approx(plan.step["seconds"])
     assert step_parts(plan_training("llama3-8b", "H100-SXM", gpus=1024, gpu_hours=1e6))[0] == {}
+
+def test_whatif_chart_keeps_a_value_that_cannot_run_on_its_axis():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import pandas as pd
+
+    from bench import charts
+
+    frame = pd.DataFrame({"value": ["8", "64", "2048"], "cost": [float("nan"), 7.0e6, 7.5e6],
+                          "days": [float("nan"), 2527.0, 85.0]})
+    frame.attrs["vary"] = "gpus"
+    fig = charts.whatif_chart(frame)
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["8", "64", "2048"]
+    lo, hi = ax.get_xlim()
+    assert lo < 0 < 2 < hi                                   # the first tick is inside the axes
+    assert [t.get_text() for t in ax.texts] == ["no layout fits"] and ax.texts[0].get_position()[0] == 0

@@ -133,12 +133,34 @@ def test_frame_flattens_layout_and_step():
     (["--vary", "gpu=H100-SXM", "--gpu", "A100-SXM-80GB"], "both given"),
     (["--vary", "virtualization-overhead=0,1"], "virtualization-overhead"),
     (["--vary", "format=json,csv"], "unknown --vary key"),
+    (["--vary", "gpus=8,16", "--model", "llama3-70b"], "--vary gpus: no value fits; the first: --gpus 8: no layout"),
     ([], "--vary"),
 ])
 def test_bad_input_one_line_exit_2(capsys, argv, needle):
     code, out, err = run(capsys, "whatif", *argv)
     assert code == 2 and out == ""
     assert err.count("\n") == 1 and needle in err and "Traceback" not in err
+
+
+def test_a_value_no_layout_fits_is_its_own_row_and_the_rest_still_run(capsys):
+    # Llama 3 70B needs 32 H100s at least: 8 and 16 cannot run, 64 and 2,048 can
+    doc = whatif_json(capsys, "--vary", "gpus=8,64,16,2048", "--model", "llama3-70b")
+    rows = {r["value"]: r for r in doc["rows"]}
+    assert [r["value"] for r in doc["rows"]] == [8, 64, 16, 2048]
+    for small in (8, 16):
+        r = rows[small]
+        assert r["fits"] is False and r["gpu_hours"] is None and r["cost_usd_min"] is None
+        assert f"--gpus {small}: no layout of llama3-70b fits" in r["note"] and "at least 32" in r["note"]
+        assert r["ratio_gpu_hours"] is None
+    # ratios are to the first row that fits (64), and each fitting row is what `cost` prints for it
+    assert rows[64]["fits"] and rows[64]["ratio_gpu_hours"] == 1.0
+    big = cost_json(capsys, "--model", "llama3-70b", "--gpus", "2048")
+    assert rows[2048]["gpu_hours"] == big["gpu_hours"]
+    assert rows[2048]["ratio_gpu_hours"] == pytest.approx(big["gpu_hours"] / rows[64]["gpu_hours"])
+    # the table says which values cannot run, and why, once each
+    code, out, err = run(capsys, "whatif", "--vary", "gpus=8,64", "--model", "llama3-70b")
+    assert code == 0 and "ratios to the first row that fits" in out
+    assert "no layout fits" in out and out.count("--gpus 8: no layout of llama3-70b fits") == 1
 
 
 def test_cost_virtualization_overhead_flag(capsys):
