@@ -120,7 +120,7 @@ def run_whatif(args) -> dict:
         try:
             cost = cost_document(one, warnings)
         except NoLayoutError as e:       # a value that cannot run is an answer too: its own row
-            rows.append(whatif.no_layout_row(value, str(e)))
+            rows.append(whatif.no_layout_row(value, str(e), one.gpu, one.gpus))
             continue
         except InputError as e:
             raise InputError(f"--vary {key}={text}: {e}") from None
@@ -129,7 +129,7 @@ def run_whatif(args) -> dict:
         measured = measured_gpus[one.results] == cost["gpu"]     # None (no file) never equals a GPU name
         rows.append(whatif.row(value, cost, measured, one.results if measured else None))
     if not any(r["fits"] for r in rows):
-        raise NoLayoutError(f"--vary {key}: no value fits; the first: {rows[0]['note']}")
+        raise NoLayoutError(f"--vary {key}: no value fits; the first {rows[0]['note']}")
     for line in dict.fromkeys(warnings):   # each cost warning once, in order
         print(line, file=sys.stderr)
     fixed = {a.dest: getattr(args, a.dest) for a in actions.values()

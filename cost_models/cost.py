@@ -198,6 +198,22 @@ def min_gpus_that_fit(spec: ModelSpec, hw: GpuSpec, batch: int | None = None, **
     return None
 
 
+def fewest_gpus_that_fit(spec: ModelSpec, hw: GpuSpec, upto: int, **given) -> int:
+    """The fewest GPUs, any count up to `upto` (a size known to fit: min_gpus_that_fit), with a layout
+    that fits memory: for messages only (a scan of every count, some ms; min_gpus_that_fit, powers of
+    two, is what the rest uses)."""
+    default_batch = max(1, int(training_time.DEFAULT_BATCH_TOKENS // spec.seq_len))
+    floor = spec.params * memory.REPLICATED_BYTES_PER_PARAM / memory.usable_bytes(hw.memory_gb)
+    for size in range(max(1, int(np.ceil(floor))), upto):
+        try:
+            lay = parallelism.candidates(spec, size, default_batch, **given)
+        except InputError:
+            continue
+        if (memory.gpu_bytes(spec, lay) <= memory.usable_bytes(hw.memory_gb)).any():
+            return size
+    return upto
+
+
 def default_gpus(spec: ModelSpec, gpu: GpuSpec, need: int, hours_at) -> tuple[int, str]:
     """(GPU count, why) for a run given no --gpus: the published count for catalog models trained
     on this GPU type; else the smallest power of two (at least one node) that holds the model and
@@ -294,7 +310,7 @@ def plan_training(model=DEFAULT_MODEL, gpu: str | GpuSpec = DEFAULT_GPU, gpus: i
         return TrainingPlan(spec, hw, count or 0, total_flops, need or 0, None, None, float(gpu_hours), days,
                             assumptions)
     if need is None:
-        raise InputError(f"{spec.name}: no layout fits {hw.name} memory ({hw.memory_gb:g} GiB) on any cluster up to 2^20 GPUs"
+        raise NoLayoutError(f"{spec.name}: no layout fits {hw.name} memory ({hw.memory_gb:g} GiB) on any cluster up to 2^20 GPUs"
                          + (f" with {', '.join(f'{k}={v}' for k, v in given.items())}" if given else ""))
 
     if mfu is not None:
@@ -342,8 +358,9 @@ def plan_training(model=DEFAULT_MODEL, gpu: str | GpuSpec = DEFAULT_GPU, gpus: i
             why = f"the smallest layout needs {least:.0f} GiB per GPU, {usable:.0f} GiB usable"
         except InputError as e:
             why = str(e)
+        fewest = fewest_gpus_that_fit(spec, hw, need, **given) if count < need else need
         raise NoLayoutError(f"--gpus {count}: no layout of {spec.name} fits {count:,} {hw.name} GPUs ({why}); "
-                         f"it needs at least {need:,} {hw.name} GPUs")
+                            f"{'the fewest it fits is' if count < fewest else 'it fits on'} {fewest:,} {hw.name} GPUs")
     i = found.best
     layout = found.layouts.pick(i, "given" if {"tp", "pp", "micro_batch", "global_batch", "recompute"} <= set(given)
                                 else "search")

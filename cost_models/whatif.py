@@ -49,12 +49,14 @@ def row(value, cost: dict, measured: bool = False, measured_from: str | None = N
     }
 
 
-def no_layout_row(value, reason: str) -> dict:
+def no_layout_row(value, reason: str, gpu=None, gpus=None) -> dict:
     """The row of a value no layout fits (cost_models.errors.NoLayoutError): the row's fields, its
-    figures None and the reason as its note, so the table goes on to the other values."""
+    figures None and the reason as its note, so the table goes on to the other values. The note
+    starts with words, not the flag the reason names (a CSV cell starting with '-' is quoted)."""
     keys = row(None, {"model": {"name": None}, "gpu": None, "gpus": None, "gpu_hours": None,
                       "wall_clock_days": None}).keys()
-    return {**dict.fromkeys(keys), "value": value, "measured": False, "fits": False, "note": reason}
+    return {**dict.fromkeys(keys), "value": value, "gpu": gpu, "gpus": gpus, "measured": False, "fits": False,
+            "note": f"does not run: {reason}"}
 
 
 def add_ratios(rows: list[dict]) -> list[dict]:

@@ -187,7 +187,7 @@ def test_print_cost_table_for_the_default_job(capsys, tmp_path):
     (["cost", "--model", "llama3-70b", "--params", "70B", "--tokens", "1T"], "--model and --params/--layers/--hidden are exclusive"),
     (["cost", "--params", "70B"], "--params needs --tokens"),
     (["cost", "--params", "7B", "--active-params", "8B", "--tokens", "1T"], "exceeds --params"),
-    (["cost", "--gpus", "8"], "needs at least 32 H100-SXM GPUs"),
+    (["cost", "--gpus", "8"], "the fewest it fits is 20 H100-SXM GPUs"),
     (["cost", "--prices", "/nonexistent/prices.csv"], "/nonexistent/prices.csv: no such file"),
     (["cost", "--results", "/nonexistent/run.json"], "/nonexistent/run.json: no such result file"),
     (["cost", "--dtype", "int4"], "unknown dtype 'int4'"),

@@ -72,8 +72,9 @@ def test_gpu_bytes_hand_computed():
 
 
 def test_cluster_too_small_says_how_many_gpus():
-    with pytest.raises(InputError, match="needs at least 32 H100-SXM GPUs"):
+    with pytest.raises(InputError, match="the fewest it fits is 20 H100-SXM GPUs"):
         plan_training("llama3-70b", "H100-SXM", gpus=16)
+    assert plan_training("llama3-70b", "H100-SXM", gpus=20).gpus == 20      # and 20 does fit
 
 
 # ---- goodput and hours -------------------------------------------------------------------------

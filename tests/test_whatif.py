@@ -133,7 +133,7 @@ def test_frame_flattens_layout_and_step():
     (["--vary", "gpu=H100-SXM", "--gpu", "A100-SXM-80GB"], "both given"),
     (["--vary", "virtualization-overhead=0,1"], "virtualization-overhead"),
     (["--vary", "format=json,csv"], "unknown --vary key"),
-    (["--vary", "gpus=8,16", "--model", "llama3-70b"], "--vary gpus: no value fits; the first: --gpus 8: no layout"),
+    (["--vary", "gpus=8,16", "--model", "llama3-70b"], "--vary gpus: no value fits; the first does not run: --gpus 8: no layout"),
     ([], "--vary"),
 ])
 def test_bad_input_one_line_exit_2(capsys, argv, needle):
@@ -150,7 +150,8 @@ def test_a_value_no_layout_fits_is_its_own_row_and_the_rest_still_run(capsys):
     for small in (8, 16):
         r = rows[small]
         assert r["fits"] is False and r["gpu_hours"] is None and r["cost_usd_min"] is None
-        assert f"--gpus {small}: no layout of llama3-70b fits" in r["note"] and "at least 32" in r["note"]
+        assert r["note"].startswith(f"does not run: --gpus {small}: no layout of llama3-70b fits")
+        assert "the fewest it fits is 20" in r["note"] and r["gpus"] == small
         assert r["ratio_gpu_hours"] is None
     # ratios are to the first row that fits (64), and each fitting row is what `cost` prints for it
     assert rows[64]["fits"] and rows[64]["ratio_gpu_hours"] == 1.0
@@ -184,3 +185,12 @@ def test_reserved_claim_same_provider_by_hand():
     (found,) = [f for f in claims.evaluate("pricing", rows) if f["claim"] == "reserved vs on-demand"]
     assert found["found"] == pytest.approx([0.2, 0.4])   # lambda 1 - 40/50, aws 1 - 60/100; nebius unmatched
     assert claims.evaluate("network", rows[:1]) == []    # no Ethernet and InfiniBand rows: no claim
+
+
+def test_a_gpu_too_small_at_a_given_layout_is_its_own_row(capsys):
+    # TP1 PP1 fixed: Llama 3 8B's states do not fit a 40 GB A100 at any cluster size; H100 runs
+    doc = whatif_json(capsys, "--vary", "gpu=H100-SXM,A100-SXM-40GB", "--model", "llama3-8b", "--tp", "1", "--pp", "1")
+    h100, a100 = doc["rows"]
+    assert h100["fits"] and h100["gpu_hours"] > 0
+    assert a100["fits"] is False and a100["gpu"] == "A100-SXM-40GB"
+    assert "no layout fits A100-SXM-40GB memory" in a100["note"] and "tp=1, pp=1" in a100["note"]
