@@ -184,11 +184,17 @@ def search_layouts(spec: ModelSpec, hw: GpuSpec, gpus: int, rates, lin_rates=Non
 
 def min_gpus_that_fit(spec: ModelSpec, hw: GpuSpec, batch: int | None = None, **given) -> int | None:
     """Smallest power-of-two cluster (1 .. 2^20; times TP*PP when given) with a layout that fits memory; None if none."""
-    default_batch = batch or max(1, int(training_time.DEFAULT_BATCH_TOKENS // spec.seq_len))
     unit = given.get("tp", 1) * given.get("pp", 1)
+    sizes = sorted({2**k for k in range(21)} | {unit * 2**k for k in range(21)})
+    return _first_that_fits(spec, hw, sizes, batch, given)
+
+
+def _first_that_fits(spec, hw, sizes, batch, given) -> int | None:
+    """The first of `sizes` (ascending) with a layout that fits memory; None if none."""
+    default_batch = batch or max(1, int(training_time.DEFAULT_BATCH_TOKENS // spec.seq_len))
     # every GPU holds at least its share of the replicated 6 bytes per parameter: fewer never fit
     floor = spec.params * memory.REPLICATED_BYTES_PER_PARAM / memory.usable_bytes(hw.memory_gb)
-    for size in sorted(s for s in {2**k for k in range(21)} | {unit * 2**k for k in range(21)} if s >= floor):
+    for size in (s for s in sizes if s >= floor):
         try:
             lay = parallelism.candidates(spec, size, default_batch, **given)
         except InputError:
@@ -202,16 +208,7 @@ def fewest_gpus_that_fit(spec: ModelSpec, hw: GpuSpec, upto: int, **given) -> in
     """The fewest GPUs, any count up to `upto` (a size known to fit: min_gpus_that_fit), with a layout
     that fits memory: for messages only (a scan of every count, some ms; min_gpus_that_fit, powers of
     two, is what the rest uses)."""
-    default_batch = max(1, int(training_time.DEFAULT_BATCH_TOKENS // spec.seq_len))
-    floor = spec.params * memory.REPLICATED_BYTES_PER_PARAM / memory.usable_bytes(hw.memory_gb)
-    for size in range(max(1, int(np.ceil(floor))), upto):
-        try:
-            lay = parallelism.candidates(spec, size, default_batch, **given)
-        except InputError:
-            continue
-        if (memory.gpu_bytes(spec, lay) <= memory.usable_bytes(hw.memory_gb)).any():
-            return size
-    return upto
+    return _first_that_fits(spec, hw, range(1, upto), None, given) or upto
 
 
 def default_gpus(spec: ModelSpec, gpu: GpuSpec, need: int, hours_at) -> tuple[int, str]:
