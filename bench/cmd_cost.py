@@ -173,12 +173,11 @@ def layout_line(plan) -> str:
 
 def _summary_lines(plan, note=None, prices_line=None) -> list[str]:
     m, a = plan.model, plan.assumptions
+    cluster = f"{plan.gpus:,} x {plan.gpu.name} ({a.get('gpus_from', 'given')})" if plan.gpus else plan.gpu.name
     lines = [
         f"model       {m.name}: {si(m.params, 4)} params ({si(m.active_params, 4)} active), "
         f"{si(m.tokens)} tokens, {plan.training_flops:.3g} FLOPs ({a['flops']})",
-        f"cluster     {plan.gpus:,} x {plan.gpu.name} ({a.get('gpus_from', 'given')}); "
-        f"memory fits on {plan.min_gpus:,} GPUs (the fewest of the power-of-two sizes)" if plan.gpus else
-        f"cluster     {plan.gpu.name}; memory fits on {plan.min_gpus:,} GPUs (the fewest of the power-of-two sizes)",
+        f"cluster     {cluster}; memory fits on {plan.min_gpus:,} GPUs (the fewest of the power-of-two sizes)",
     ]
     if plan.step is not None:
         measured = ", ".join(a["measured_parts"]) or "none"

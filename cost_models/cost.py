@@ -362,11 +362,10 @@ def plan_training(model=DEFAULT_MODEL, gpu: str | GpuSpec = DEFAULT_GPU, gpus: i
     layout = found.layouts.pick(i, "given" if {"tp", "pp", "micro_batch", "global_batch", "recompute"} <= set(given)
                                 else "search")
     if recipe:      # older software (scripts/calibration.py): say which, and what it does not change
-        assumptions["recipe"] = ", ".join(f"{k}={v}" for k, v in sorted(recipe.items())) + (
-            "; memory still estimated with sequence-parallel activation sharding"
-            if recipe.get("sequence_parallel") is False else "")
+        assumptions["recipe"] = ", ".join(f"{k}={v}" for k, v in sorted(recipe.items()))
         if recipe.get("sequence_parallel") is False:
             layout["sequence_parallel"] = False
+            assumptions["recipe"] += "; memory still estimated with sequence-parallel activation sharding"
     parts = {p: float(found.parts[p][i]) for p in step_time.PARTS}
     seconds = float(found.parts["seconds"][i])
     batch_tokens = layout["global_batch"] * spec.seq_len

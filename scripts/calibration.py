@@ -142,6 +142,13 @@ GPU_HOURS = [("llama3-70b", "H100-SXM", {}), ("llama3.1-405b", "H100-SXM", {}),
                                                "recipe": {"flash_attention": "v1"}})]
 
 
+def paper_tflops(spec, batch, seconds, gpus):
+    """Per-GPU TFLOP/s as Megatron(-DeepSpeed) logs count it: 96*B*s*l*h^2*(1 + s/6h + V/16lh) per
+    iteration (full recompute counted), over `seconds` per iteration."""
+    s, h, layers, v = spec.seq_len, spec.hidden, spec.layers, spec.vocab
+    return 96 * batch * s * layers * h**2 * (1 + s / (6 * h) + v / (16 * layers * h)) / seconds / gpus / 1e12
+
+
 def narayanan_points():
     for params, heads, h, layers, tp, pp, gpus, batch, published in NARAYANAN_TABLE1:
         spec = ModelSpec(name=f"gpt-{params:g}b", params=params * 1e9, active_params=params * 1e9, tokens=1e12,
@@ -150,9 +157,7 @@ def narayanan_points():
         plan = plan_training(spec, "A100-SXM-80GB", gpus=gpus, network="ib-hdr-200", tp=tp, pp=pp,
                              global_batch=batch, recompute="full", dtype="fp16",
                              recipe={"flash_attention": False, "sequence_parallel": False})
-        s, v = 2048, 51200
-        paper_flops = 96 * batch * s * layers * h**2 * (1 + s / (6 * h) + v / (16 * layers * h))
-        estimate = paper_flops / plan.step["seconds"] / gpus / 1e12
+        estimate = paper_tflops(spec, batch, plan.step["seconds"], gpus)
         yield f"Narayanan T1 {params:g}B", f"TP{tp} PP{pp} {gpus} A100 b{batch}", estimate, published, plan
 
 
@@ -197,13 +202,6 @@ BLOOM_SECONDS = 104.70                                                    # tr11
 MT_NLG_SECONDS = [(2240, 60.1), (2800, 50.2), (3360, 44.4)]               # GPUs (280/350/420 DGX), s/iteration
 MEGASCALE_SECONDS = [(256, 768, 40.0), (512, 768, 21.2), (768, 768, 15.2), (1024, 768, 11.9),
                      (3072, 6144, 29.02), (6144, 6144, 14.78), (8192, 6144, 12.24), (12288, 6144, 8.57)]
-
-
-def paper_tflops(spec, batch, seconds, gpus):
-    """Per-GPU TFLOP/s as Megatron(-DeepSpeed) logs count it: 96*B*s*l*h^2*(1 + s/6h + V/16lh) per
-    iteration (full recompute counted), over `seconds` per iteration."""
-    s, h, layers, v = spec.seq_len, spec.hidden, spec.layers, spec.vocab
-    return 96 * batch * s * layers * h**2 * (1 + s / (6 * h) + v / (16 * layers * h)) / seconds / gpus / 1e12
 
 
 def _mt_nlg_plan(gpus, recipe=DEEPSPEED_PIPE_2022, **kw):
