@@ -87,7 +87,7 @@ _MOE_FLAGS = {"experts": "experts", "top_k": "top_k", "moe_ffn": "moe_ffn"}
 
 
 def _model(args):
-    from cost_models.models import custom_model, find_model
+    from cost_models.models import custom_model, find_model, reshaped
 
     shape = {field: getattr(args, flag) for flag, field in _SHAPE_FLAGS.items()}
     moe = {field: getattr(args, flag) for flag, field in _MOE_FLAGS.items() if getattr(args, flag) is not None}
@@ -98,19 +98,18 @@ def _model(args):
     if args.moe_ffn is not None and args.experts is None:
         raise InputError("--moe-ffn needs --experts and --top-k")
     by_shape = args.layers is not None and args.hidden is not None
-    if args.model and (args.params or by_shape):
-        raise InputError("--model and --params/--layers/--hidden are exclusive: name a catalog model or describe one")
-    if args.params is None and not by_shape:
+    if args.model and args.params:
+        raise InputError("--model and --params are exclusive: name a catalog model (its shape flags change it) "
+                         "or describe one")
+    if args.model or (args.params is None and not by_shape):
         if args.active_params is not None:
             raise InputError("--active-params needs --params (the total)")
         spec = find_model(args.model or "llama3-70b")
         if moe:
             raise InputError("--experts/--top-k/--moe-ffn describe a model by shape (--layers/--hidden or --params), "
                              "not a catalog model")
-        if any(v is not None for v in shape.values()):
-            import dataclasses
-            spec = dataclasses.replace(spec, **{k: v for k, v in shape.items() if v is not None})
-        return spec
+        changed = {k: v for k, v in shape.items() if v is not None and v != getattr(spec, k)}
+        return reshaped(spec, changed, {field: flag for flag, field in _SHAPE_FLAGS.items()}) if changed else spec
     if args.tokens is None:
         raise InputError(f"{'--params' if args.params else '--layers/--hidden'} needs --tokens "
                          f"(e.g. --tokens 15T; Chinchilla-optimal is ~20 per parameter)")

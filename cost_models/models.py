@@ -93,7 +93,29 @@ class ModelSpec:
         return self.moe_ffn or self.ffn
 
     def with_tokens(self, tokens: float) -> "ModelSpec":
-        return dataclasses.replace(self, tokens=tokens)
+        """The same model trained on `tokens`: a published budget was for the catalog's tokens, so it
+        no longer applies (the published cluster still describes the hardware)."""
+        published = self.published_gpu_hours if tokens == self.tokens else None
+        return dataclasses.replace(self, tokens=tokens, published_gpu_hours=published)
+
+
+def reshaped(spec: ModelSpec, changes: dict, flags: dict | None = None) -> ModelSpec:
+    """A catalog model with some of its shape changed (`changes`: field -> value, e.g. layers=40).
+    Its parameters follow the new shape: the catalog's count moved by what params_from_shape says
+    the change adds (so a catalog quirk such as tied embeddings carries over), total and active.
+    It is no longer the published model: renamed after the change, no published budget or cluster."""
+    def count(s, top_k=0):
+        return float(params_from_shape(s.layers, s.hidden, s.heads, s.kv_heads, s.ffn, s.vocab, s.mlp == "swiglu",
+                                       experts=s.experts, top_k=top_k, moe_ffn=s.moe_ffn))
+
+    flags = flags or {}
+    new = dataclasses.replace(spec, **changes)
+    label = ", ".join(f"--{flags.get(k, k).replace('_', '-')} {v}" for k, v in changes.items())
+    params = spec.params + count(new) - count(spec)
+    active = spec.active_params + count(new, new.top_k) - count(spec, spec.top_k) if spec.moe else params
+    return dataclasses.replace(new, name=f"{spec.name} ({label})", params=params, active_params=active,
+                               published_gpu_hours=None, published_gpus=None, published_hardware=None,
+                               source=f"{spec.source}; shape changed on the command line ({label})")
 
 
 def check_experts(experts, top_k, where="") -> None:

@@ -122,6 +122,31 @@ def test_model_by_shape(capsys):
     assert code == 0 and doc["model"]["params"] == pytest.approx(8.03e9, rel=0.001)
 
 
+def test_catalog_model_with_a_shape_flag_is_a_new_model(capsys):
+    """--layers on top of a catalog model: the parameters follow the new shape (half the layers,
+    about half the parameters; the same as describing that shape in full), and the published
+    budget, which was for the catalog model, is no longer shown."""
+    code, out, _ = run(capsys, "cost", "--model", "llama3-70b", "--layers", "40", "--gpus", "2048", "--format", "json")
+    doc = json.loads(out)
+    code2, out2, _ = run(capsys, "cost", "--layers", "40", "--hidden", "8192", "--heads", "64", "--kv-heads", "8",
+                         "--ffn", "28672", "--vocab", "128256", "--tokens", "15T", "--gpus", "2048", "--format", "json")
+    full = json.loads(out2)
+    assert code == code2 == 0
+    assert doc["model"]["name"] == "llama3-70b (--layers 40)"
+    assert doc["model"]["params"] == pytest.approx(full["model"]["params"], rel=2e-3)  # the catalog rounds to 70.6B
+    assert doc["model"]["params"] == pytest.approx(36.37e9, rel=1e-3)
+    assert doc["gpu_hours"] == pytest.approx(full["gpu_hours"], rel=2e-3)
+    code, out, _ = run(capsys, "cost", "--model", "llama3-70b", "--layers", "40", "--gpus", "2048")
+    assert code == 0 and "published" not in out.split("time ", 1)[1].splitlines()[0]
+
+
+def test_catalog_model_with_other_tokens_drops_the_published_budget(capsys):
+    code, out, _ = run(capsys, "cost", "--model", "llama3-70b", "--tokens", "1T")
+    assert code == 0 and "(published:" not in out
+    code, out, _ = run(capsys, "cost", "--model", "llama3-70b")
+    assert code == 0 and "(published: 6.4M" in out
+
+
 def _cpu_result(tmp_path):
     doc = {"schema_version": 1, "run_id": "c", "created_at": "2026-01-01T00:00:00Z", "costbench_version": "0.1.0",
            "tag": None, "machine": {"device": "cpu", "gpu": None, "world_size": 1, "nodes": 1, "host_memory_gb": 32.0},
@@ -184,7 +209,8 @@ def test_print_cost_table_for_the_default_job(capsys, tmp_path):
     (["cost", "--pp", "81"], "--pp 81: more pipeline stages than the model's 80 layers"),
     (["cost", "--gpus", "64", "--tp", "8", "--pp", "4", "--global-batch", "3"], "no layout of llama3-70b fits 64"),
     (["cost", "--gpu", "cpu"], "give --results FILE from a CPU run"),
-    (["cost", "--model", "llama3-70b", "--params", "70B", "--tokens", "1T"], "--model and --params/--layers/--hidden are exclusive"),
+    (["cost", "--model", "llama3-70b", "--params", "70B", "--tokens", "1T"], "--model and --params are exclusive"),
+    (["cost", "--model", "llama3-70b", "--heads", "7"], "model llama3-70b: --hidden 8192 is not a multiple of --heads 7"),
     (["cost", "--params", "70B"], "--params needs --tokens"),
     (["cost", "--params", "7B", "--active-params", "8B", "--tokens", "1T"], "exceeds --params"),
     (["cost", "--gpus", "8"], "the fewest it fits is 20 H100-SXM GPUs"),
