@@ -167,9 +167,11 @@ def alltoall_link(rates, layouts):
             np.where(in_node, rates.tp_latency_us, rates.fabric_latency_us))
 
 
-def _mlp_gemms(spec, layouts, t, tp, rates, elem):
+def _mlp_gemms(spec, layouts, t, tp, rates, elem, router_rates):
     """(forward, backward) seconds of one layer's MLP GEMMs for one micro-batch: the dense MLP
-    split over TP, or the router plus E/EP local experts of m = t*k*EP/E tokens each."""
+    split over TP, or the router (at `router_rates`, bf16: Megatron's router is a plain linear, not a
+    Transformer Engine layer, so fp8 does not reach it) plus E/EP local experts of m = t*k*EP/E
+    tokens each."""
     h = float(spec.hidden)
     if not spec.moe:
         up = (2 if spec.mlp == "swiglu" else 1) * spec.ffn
@@ -186,7 +188,7 @@ def _mlp_gemms(spec, layouts, t, tp, rates, elem):
         f_, b_ = _fwd_bwd(m, n, k, rates, elem)
         fwd, bwd = fwd + count * f_, bwd + count * b_
     if spec.moe:   # the router's logits, bf16, on this GPU's t/TP tokens
-        f_, b_ = _fwd_bwd(t / tp, float(spec.experts), h, rates, 2)
+        f_, b_ = _fwd_bwd(t / tp, float(spec.experts), h, router_rates, 2)
         fwd, bwd = fwd + f_, bwd + b_
     return fwd, bwd
 
@@ -194,8 +196,8 @@ def _mlp_gemms(spec, layouts, t, tp, rates, elem):
 def step_parts(spec, layouts, rates, linear_rates=None, flash_attention=True, sequence_parallel=True,
                overlap_dp=True) -> dict:
     """{part: seconds per step (array over layouts)} plus "seconds" (their sum) and "stage_mb" (one
-    micro-batch of the slowest stage). `linear_rates`: the linear layers' GEMM rates when they run
-    in another dtype (fp8); attention and all else use `rates`.
+    micro-batch of the slowest stage). `linear_rates`: the transformer layers' linear GEMM rates when
+    they run in another dtype (fp8); attention, the LM head, the MoE router and all else use `rates`.
 
     flash_attention="v1" models FlashAttention-1-era kernels (2022-23: the FlashAttention-1
     backward, e.g. in xformers' memory-efficient attention) at FLASH_V1_SPEED x the attention rate.
@@ -221,10 +223,12 @@ def step_parts(spec, layouts, rates, linear_rates=None, flash_attention=True, se
     for n, k in (((h + 2 * kv * d) / tp, h), (h, h / tp)):
         f, b = _fwd_bwd(t, n, k, lin_rates, elem)
         fwd, bwd = fwd + f, bwd + b
-    f, b = _mlp_gemms(spec, layouts, t, tp, lin_rates, elem)
+    f, b = _mlp_gemms(spec, layouts, t, tp, lin_rates, elem, rates)
     fwd, bwd = fwd + f, bwd + b
     gemm = fwd + bwd + full * fwd
-    head_f, head_b = _fwd_bwd(t, spec.vocab / tp, h, lin_rates, elem)
+    # The LM head stays bf16 under fp8: Megatron-Core's output layer is a plain ColumnParallelLinear,
+    # not a Transformer Engine layer, so no fp8 recipe reaches it (DeepSeek-V3 likewise keeps it in BF16).
+    head_f, head_b = _fwd_bwd(t, spec.vocab / tp, h, rates, 2)
     head_gemm = head_f + head_b
 
     if flash_attention not in FLASH_RECIPES:

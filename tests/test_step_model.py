@@ -176,6 +176,21 @@ def test_fp8_speeds_only_the_linear_gemms():
         assert fp8.step["parts"][part] == pytest.approx(bf16.step["parts"][part])
 
 
+def test_fp8_leaves_the_lm_head_in_bf16():
+    """What a larger vocabulary adds to the GEMMs (the LM head, PP 1) is the same in bf16 and fp8:
+    the head is not a Transformer Engine layer, so fp8 recipes do not reach it."""
+    import dataclasses
+    base = find_model("llama3-70b")
+    added = {}
+    for dtype in ("bf16", "fp8"):
+        gemm = [plan_training(dataclasses.replace(base, vocab=v), "H100-SXM", gpus=64, tp=8, pp=1, micro_batch=1,
+                              global_batch=64, recompute="selective", dtype=dtype).step["parts"]["gemm"]
+                for v in (128256, 2 * 128256)]
+        added[dtype] = gemm[1] - gemm[0]
+    assert added["bf16"] > 0
+    assert added["fp8"] == pytest.approx(added["bf16"], rel=1e-9)
+
+
 # ---- the plan as a whole -----------------------------------------------------------------------
 
 @pytest.mark.parametrize("name", ["llama3-8b", "llama3-70b", "llama3.1-405b"])
