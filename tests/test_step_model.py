@@ -180,7 +180,7 @@ def test_fp8_leaves_the_lm_head_in_bf16():
     """What a larger vocabulary adds to the GEMMs (the LM head, PP 1) is the same in bf16 and fp8:
     the head is not a Transformer Engine layer, so fp8 recipes do not reach it."""
     import dataclasses
-    base = find_model("llama3-70b")
+    base = find_model("llama3-8b")
     added = {}
     for dtype in ("bf16", "fp8"):
         gemm = [plan_training(dataclasses.replace(base, vocab=v), "H100-SXM", gpus=64, tp=8, pp=1, micro_batch=1,
