@@ -58,7 +58,8 @@ def add_arguments(parser, command) -> None:
     lay.add_argument("--tp", type=positive_int, help="tensor-parallel degree (within a node of 8; with sequence parallelism)")
     lay.add_argument("--pp", type=positive_int, help="pipeline-parallel stages (1F1B)")
     lay.add_argument("--micro-batch", type=positive_int, help="sequences per micro-batch")
-    lay.add_argument("--global-batch", type=positive_int, help="sequences per step (default 16M tokens' worth)")
+    lay.add_argument("--global-batch", type=positive_int, help="sequences per step (default: the power of two nearest 16M tokens; kept whatever the cluster, "
+                     "which may leave GPUs idle)")
     lay.add_argument("--ep", type=positive_int,
                      help="expert-parallel degree (MoE models; divides DP and the experts)")
     lay.add_argument("--recompute", help="none, selective (FlashAttention's, the default) or full")
@@ -163,11 +164,14 @@ def step_line(plan) -> str:
 
 def layout_line(plan) -> str:
     p = plan.parallelism
-    rc = p["recompute"] + (f" ({p['recompute_layers']} layers/stage)" if p["recompute"] == "full" else "")
+    stage = -(-plan.model.layers // p["pp"])
+    rc = p["recompute"] + (f" ({p['recompute_layers']} of the {stage} layers per stage)" if p["recompute"] == "full" else "")
     interleave = f" (interleaved x{p['virtual_stages']})" if p["virtual_stages"] > 1 else ""
     ep = f" (EP {p['ep']})" if p.get("ep", 1) > 1 else ""
-    return (f"TP {p['tp']}{' (+SP)' if p['sequence_parallel'] else ''} x PP {p['pp']}{interleave} x DP {p['dp']}{ep}, "
-            f"micro-batch {p['micro_batch']}, global batch {p['global_batch']:,} seqs, recompute {rc}")
+    used = p.get("gpus_used", plan.gpus)
+    idle = f" = {used:,} of the {plan.gpus:,} GPUs ({plan.gpus - used:,} idle)" if used < plan.gpus else ""
+    return (f"TP {p['tp']}{' (+SP)' if p['sequence_parallel'] else ''} x PP {p['pp']}{interleave} x DP {p['dp']}{ep}"
+            f"{idle}, micro-batch {p['micro_batch']}, global batch {p['global_batch']:,} seqs, recompute {rc}")
 
 
 def _summary_lines(plan, note=None, prices_line=None) -> list[str]:

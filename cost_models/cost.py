@@ -163,11 +163,12 @@ class Search:
 
 
 def search_layouts(spec: ModelSpec, hw: GpuSpec, gpus: int, rates, lin_rates=None, batch: int | None = None,
-                   recipe: dict | None = None, **given) -> Search:
-    """Every feasible layout (parallelism.candidates, `given` fixing any of tp, pp, micro_batch,
-    global_batch, recompute, vpp, ep), its memory and step time; the fastest per token that fits."""
-    default_batch = batch or max(1, int(training_time.DEFAULT_BATCH_TOKENS // spec.seq_len))
-    lay = parallelism.candidates(spec, gpus, default_batch, **given)
+                   recipe: dict | None = None, goodput: float | None = None, **given) -> Search:
+    """Every feasible layout on at most `gpus` GPUs (parallelism.candidates, `given` fixing any of
+    tp, pp, micro_batch, global_batch, recompute, vpp, ep), its memory and step time; the fastest in
+    wall-clock time per token that fits: step seconds / (batch x goodput of the GPUs it runs on),
+    `goodput` if given, else training_time.goodput (fewer GPUs, fewer interruptions)."""
+    lay = parallelism.candidates(spec, gpus, batch or training_time.default_batch(spec.seq_len), **given)
     usable = memory.usable_bytes(hw.memory_gb)
     if given.get("recompute") != "full":     # searched: recompute only the layers memory needs
         layers = memory.fit_recompute(spec, lay, usable)
@@ -177,7 +178,8 @@ def search_layouts(spec: ModelSpec, hw: GpuSpec, gpus: int, rates, lin_rates=Non
     need = memory.gpu_bytes(spec, lay)
     fits = need <= usable
     parts = step_time.step_parts(spec, lay, rates, lin_rates, **(recipe or {}))
-    per_token = np.where(fits, parts["seconds"] / lay.global_batch, np.inf)
+    good = training_time.goodput(lay.gpus_used) if goodput is None else goodput
+    per_token = np.where(fits, parts["seconds"] / (lay.global_batch * good), np.inf)
     best = int(np.argmin(per_token)) if fits.any() else None
     return Search(lay, parts, fits, need, best)
 
@@ -191,7 +193,7 @@ def min_gpus_that_fit(spec: ModelSpec, hw: GpuSpec, batch: int | None = None, **
 
 def _first_that_fits(spec, hw, sizes, batch, given) -> int | None:
     """The first of `sizes` (ascending) with a layout that fits memory; None if none."""
-    default_batch = batch or max(1, int(training_time.DEFAULT_BATCH_TOKENS // spec.seq_len))
+    default_batch = batch or training_time.default_batch(spec.seq_len)
     # every GPU holds at least its share of the replicated 6 bytes per parameter: fewer never fit
     floor = spec.params * memory.REPLICATED_BYTES_PER_PARAM / memory.usable_bytes(hw.memory_gb)
     for size in (s for s in sizes if s >= floor):
@@ -330,7 +332,7 @@ def plan_training(model=DEFAULT_MODEL, gpu: str | GpuSpec = DEFAULT_GPU, gpus: i
     @functools.cache     # default_gpus's sizes, then the chosen one again: one search each
     def run(size):
         try:
-            found = search_layouts(spec, hw, size, rates, lin_rates, recipe=recipe, **given)
+            found = search_layouts(spec, hw, size, rates, lin_rates, recipe=recipe, goodput=goodput, **given)
         except InputError:
             return None
         return found if found.best is not None else None
@@ -340,8 +342,9 @@ def plan_training(model=DEFAULT_MODEL, gpu: str | GpuSpec = DEFAULT_GPU, gpus: i
         if found is None:
             return float("nan")
         i = found.best
+        good = training_time.goodput(found.layouts.gpus_used[i]) if goodput is None else goodput
         return float(training_time.gpu_hours(spec.tokens, found.layouts.global_batch[i] * spec.seq_len,
-                                             found.parts["seconds"][i], size, goodput)[0])
+                                             found.parts["seconds"][i], size, good)[0])
 
     if gpus is not None:
         count, count_from = gpus, "--gpus"
@@ -350,7 +353,7 @@ def plan_training(model=DEFAULT_MODEL, gpu: str | GpuSpec = DEFAULT_GPU, gpus: i
     found = run(count)
     if found is None:
         try:
-            lay = search_layouts(spec, hw, count, rates, lin_rates, recipe=recipe, **given)
+            lay = search_layouts(spec, hw, count, rates, lin_rates, recipe=recipe, goodput=goodput, **given)
             least = float(np.min(lay.gpu_bytes)) / 2**30
             why = f"the smallest layout needs {least:.0f} GiB per GPU, {usable:.0f} GiB usable"
         except InputError as e:
@@ -369,11 +372,14 @@ def plan_training(model=DEFAULT_MODEL, gpu: str | GpuSpec = DEFAULT_GPU, gpus: i
     parts = {p: float(found.parts[p][i]) for p in step_time.PARTS}
     seconds = float(found.parts["seconds"][i])
     batch_tokens = layout["global_batch"] * spec.seq_len
-    hours, days, good = (float(x) for x in training_time.gpu_hours(spec.tokens, batch_tokens, seconds, count, goodput))
-    achieved = total_flops / spec.tokens * batch_tokens / seconds / count / 1e12
+    used = layout["gpus_used"]
+    # goodput on the GPUs the layout runs (idle spares do not interrupt it); hours on all the cluster's
+    good = training_time.goodput(used) if goodput is None else goodput
+    hours, days, good = (float(x) for x in training_time.gpu_hours(spec.tokens, batch_tokens, seconds, count, good))
+    achieved = total_flops / spec.tokens * batch_tokens / seconds / used / 1e12
     assumptions.update({
         "gpus_from": count_from,
-        "layout": (f"{'searched' if layout['chosen'] == 'search' else 'given'}: fastest per token of "
+        "layout": (f"{'searched' if layout['chosen'] == 'search' else 'given'}: fastest in wall-clock time per token of "
                    f"{int(found.fits.sum()):,} layouts that fit (of {len(found.layouts):,} feasible)"),
         "gpu_memory_gib": round(float(found.gpu_bytes[i]) / 2**30, 1),
         "rates": rates.origin,
@@ -387,9 +393,12 @@ def plan_training(model=DEFAULT_MODEL, gpu: str | GpuSpec = DEFAULT_GPU, gpus: i
                              if (recipe or {}).get("overlap_dp", True) else
                              "none: the recipe runs the DP collectives after the backward (overlap_dp=False)"),
         "global_batch_tokens": batch_tokens,
+        **({"idle_gpus": f"{count - used:,} of the {count:,} GPUs idle (billed): no faster layout uses them "
+                         f"at a global batch of {layout['global_batch']:,} sequences"} if used < count else {}),
         "goodput": round(good, 4),
         "goodput_from": "given (--goodput)" if goodput is not None else
-        "Llama 3: 466 interruptions in 54 days at 16,384 GPUs, 90% effective time",
+        f"Llama 3's interruption rate (466 in 54 days at 16,384 GPUs, 90% effective time) on the {used:,} GPUs "
+        f"the layout runs",
     })
     return TrainingPlan(spec, hw, int(count), total_flops, need, achieved, achieved / peak, hours, days,
                         assumptions, parallelism=layout, step={"seconds": seconds, "parts": parts})

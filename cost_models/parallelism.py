@@ -8,8 +8,12 @@ practitioner searches; here the search is exhaustive over the feasible ones).
 Feasible (candidates()): TP in 1, 2, 4, 8 within a node (GPUS_PER_NODE) and dividing the heads
 and KV heads; PP at most the layers, each stage but the last ceil(L/PP) layers and the last the
 rest (at least one) plus the LM head, documented as Megatron's uneven last stage (Llama 3 405B:
-126 layers on 16 stages); DP = GPUs / (TP*PP) a whole number; the global batch divisible by
-DP*micro-batch; interleaving (v virtual stages per GPU) only with PP > 1, v dividing the layers of
+126 layers on 16 stages); DP dividing the global batch / micro-batch (the batch is the recipe's:
+never changed to suit the cluster); TP*PP*DP at most the cluster's GPUs: a layout may leave GPUs
+idle, as a practitioner with 1,032 GPUs and a 2,048-sequence batch runs 1,024 of them (spares)
+rather than change the batch. So every layout of a cluster is also one of any larger cluster, and
+more GPUs never make the fastest layout slower (the search's sets of PP and DP values do not
+depend on the cluster size). Interleaving (v virtual stages per GPU) only with PP > 1, v dividing the layers of
 the full stages and the micro-batch count a multiple of PP (Megatron's rule). The lighter last
 stage may hold fewer chunks than v: it never sets the pipeline's pace (the bubble is (PP-1)/v of
 the slowest stage's time), as Megatron-LM's flexible asymmetric VPP (MR 2795,
@@ -78,12 +82,27 @@ class Layouts:
                 "ep": int(self.ep_degrees[i]),
                 "recompute": RECOMPUTE[int(self.recompute[i])], "virtual_stages": int(self.vpp[i]),
                 "recompute_layers": int(self.recompute_layers[i]) if self.recompute_layers is not None else 0,
-                "sequence_parallel": bool(self.tp[i] > 1), "chosen": chosen}
+                "sequence_parallel": bool(self.tp[i] > 1), "gpus_used": int(self.gpus_used[i]), "chosen": chosen}
+
+    @property
+    def gpus_used(self) -> np.ndarray:
+        """GPUs each layout runs on: TP x PP x DP (the cluster's others idle)."""
+        return self.tp * self.pp * self.dp
 
 
 def _divisors(n: int) -> np.ndarray:
     small = [d for d in range(1, int(n**0.5) + 1) if n % d == 0]
     return np.array(sorted(set(small) | {n // d for d in small}))
+
+
+def pipeline_depths(layers: int) -> np.ndarray:
+    """The PP values searched, the same for every cluster size: for each stage size c = ceil(L/PP),
+    the smallest PP giving it (a larger PP with the same stage size adds bubble and takes GPUs from
+    DP), plus the powers of two and the divisors of L (even stages; interleaving needs the
+    micro-batch count, a power of two with the default batch, to be a multiple of PP)."""
+    smallest = {-(-layers // c) for c in range(1, layers + 1)}
+    powers = {2**k for k in range(layers.bit_length()) if 2**k <= layers}
+    return np.array(sorted(smallest | powers | set(_divisors(layers).tolist())))
 
 
 def stage_layers(layers, pp):
@@ -122,41 +141,38 @@ def check_given(spec, tp=None, pp=None, recompute=None, ep=None, micro_batch=Non
                              f"micro-batches")
 
 
-def candidates(spec, gpus: int, default_batch: int, tp=None, pp=None, micro_batch=None,
+def candidates(spec, gpus: int, batch: int, tp=None, pp=None, micro_batch=None,
                global_batch=None, recompute=None, vpp=None, ep=None) -> Layouts:
-    """Every feasible layout of `spec` on `gpus` GPUs (memory not yet checked), with any given
-    degree fixed. Without `global_batch`, each layout takes the largest multiple of DP*micro-batch
-    not above `default_batch` sequences; EP runs over the divisors of the experts that divide DP.
-    InputError if a given value is infeasible."""
+    """Every feasible layout of `spec` on at most `gpus` GPUs (memory not yet checked), with any
+    given degree fixed, at a global batch of `global_batch` (else `batch`) sequences; EP runs over
+    the divisors of the experts that divide DP. InputError if a given value is infeasible."""
     check_given(spec, tp, pp, recompute, ep, micro_batch, global_batch)
+    batch = int(global_batch or batch)
     tps = np.array([tp] if tp else [t for t in TP_CHOICES if spec.heads % t == 0 and spec.kv_heads % t == 0])
-    pps = np.array([pp]) if pp else _divisors(gpus)
-    pps = pps[pps <= spec.layers]
+    pps = np.array([pp]) if pp else pipeline_depths(spec.layers)
     mbs = np.array([micro_batch] if micro_batch else MICRO_BATCHES)
     # selective == none with FlashAttention (see memory.py), so the search tries selective and full
     rcs = np.array([RECOMPUTE.index(recompute)] if recompute else [1, 2])
     vs = np.array([vpp] if vpp else VIRTUAL_STAGES)
     eps = np.array([ep] if ep else _divisors(spec.experts) if spec.moe else [1])
-    grid = [a.ravel() for a in np.meshgrid(tps, pps, mbs, rcs, vs, eps, indexing="ij")]
-    t, p, mb, rc, v, e = grid
-    ok = gpus % (t * p) == 0
-    dp = np.where(ok, gpus // np.maximum(t * p, 1), 0)
-    ok &= dp % e == 0
-    if global_batch:
-        gb = np.full_like(dp, int(global_batch))
-    else:
-        unit = np.maximum(dp * mb, 1)
-        gb = (default_batch // unit) * unit
-    ok &= (dp > 0) & (gb > 0) & (gb % np.maximum(dp * mb, 1) == 0)
-    first, last = stage_layers(spec.layers, p)
-    ok &= last >= 1
-    m = np.where(ok, gb // np.maximum(dp * mb, 1), 0)
+    dps = _divisors(batch)
+    # TP x PP x DP first: most combinations exceed the cluster, so the full grid is built on the rest
+    t3, p3, d3 = (a.ravel() for a in np.meshgrid(tps, pps, dps, indexing="ij"))
+    small = (t3 * p3 * d3 <= gpus) & (stage_layers(spec.layers, p3)[1] >= 1)
+    idx = np.flatnonzero(small)
+    grid = [a.ravel() for a in np.meshgrid(idx, mbs, rcs, vs, eps, indexing="ij")]
+    k, mb, rc, v, e = grid
+    t, p, dp = t3[k], p3[k], d3[k]
+    ok = (dp % e == 0) & (batch % (dp * mb) == 0)
+    first, _ = stage_layers(spec.layers, p)
+    m = np.where(ok, batch // (dp * mb), 0)
     ok &= (v == 1) | ((p > 1) & (first % v == 0) & (m % p == 0))  # the last stage may hold fewer chunks
     if not ok.any():
-        given = {k: val for k, val in (("tp", tp), ("pp", pp), ("micro-batch", micro_batch),
-                                      ("global-batch", global_batch), ("ep", ep)) if val}
-        what = ", ".join(f"--{k} {val}" for k, val in given.items()) or "any layout"
-        raise NoLayoutError(f"{what}: no layout of {spec.name} fits {gpus:,} GPUs (need DP = GPUs/(TP*PP) whole"
-                         f"{' and divisible by EP' if spec.moe else ''}, global batch divisible by DP*micro-batch, at least one layer per pipeline stage)")
-    return Layouts(tp=t[ok], pp=p[ok], dp=dp[ok], micro_batch=mb[ok], global_batch=gb[ok], recompute=rc[ok], vpp=v[ok],
-                   ep=e[ok] if spec.moe else None)
+        given = {k_: val for k_, val in (("tp", tp), ("pp", pp), ("micro-batch", micro_batch),
+                                        ("global-batch", global_batch), ("ep", ep)) if val}
+        what = ", ".join(f"--{k_} {val}" for k_, val in given.items()) or "any layout"
+        raise NoLayoutError(f"{what}: no layout of {spec.name} fits {gpus:,} GPUs (need TP*PP*DP <= GPUs, DP "
+                            f"dividing the global batch of {batch:,} sequences / micro-batch"
+                            f"{' and divisible by EP' if spec.moe else ''}, at least one layer per pipeline stage)")
+    return Layouts(tp=t[ok], pp=p[ok], dp=dp[ok], micro_batch=mb[ok], global_batch=np.full(int(ok.sum()), batch),
+                   recompute=rc[ok], vpp=v[ok], ep=e[ok] if spec.moe else None)

@@ -19,12 +19,19 @@ FAILURES_PER_GPU_HOUR = LLAMA3_INTERRUPTIONS / (LLAMA3_DAYS * 24 * LLAMA3_GPUS) 
 HOURS_LOST_PER_FAILURE = (1 / LLAMA3_GOODPUT - 1) / (FAILURES_PER_GPU_HOUR * LLAMA3_GPUS)  # ~0.31 h
 
 # Global batch when none is given: 16M tokens (2048 sequences of 8192), what Llama 3 405B trained
-# with at 8K and 16K H100s (Llama 3 paper Table 4: batch 32 x DP 64 and 16 x DP 128).
+# with at 8K and 16K H100s (Llama 3 paper Table 4: batch 32 x DP 64 and 16 x DP 128); at another
+# sequence length, the power of two of sequences nearest 16M tokens (default_batch).
 DEFAULT_BATCH_TOKENS = 2048 * 8192
 # A cluster a catalog model without a published size gets by default: the smallest power of two
 # that holds the model and finishes within DEFAULT_TARGET_DAYS, capped at MAX_DEFAULT_GPUS.
 DEFAULT_TARGET_DAYS = 30
 MAX_DEFAULT_GPUS = 16384
+
+
+def default_batch(seq_len) -> int:
+    """Sequences per step when none is given: the power of two nearest (in ratio) to
+    DEFAULT_BATCH_TOKENS / seq_len, at least 1 (a power of two divides over any power-of-two DP)."""
+    return int(2 ** max(0, round(np.log2(DEFAULT_BATCH_TOKENS / float(seq_len)))))
 
 
 def goodput(gpus):

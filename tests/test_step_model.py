@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cost_models import memory, parallelism, step_time
+from cost_models import memory, parallelism, step_time, training_time
 from cost_models.cost import plan_training
 from cost_models.hardware import find_gpu
 from cost_models.models import custom_model, find_model
@@ -22,9 +22,12 @@ def _rates(**kw):
 
 
 def _layout(spec, gpus, **kw):
+    """The one layout with the given degrees that runs on all `gpus` (smaller DPs leave GPUs idle)."""
     lay = parallelism.candidates(spec, gpus, 1024, **kw)
-    assert len(lay) == 1, lay
-    return lay
+    full = np.flatnonzero(lay.gpus_used == gpus)
+    assert len(full) == 1, lay
+    return parallelism.Layouts(**{f.name: (None if getattr(lay, f.name) is None else getattr(lay, f.name)[full])
+                                  for f in dataclasses.fields(lay)})
 
 
 # ---- each part by hand -------------------------------------------------------------------------
@@ -210,7 +213,8 @@ def test_given_layout_is_used_and_reported():
                          recompute="full")
     assert plan.parallelism | {"virtual_stages": 0} == {
         "tp": 8, "pp": 16, "dp": 64, "micro_batch": 1, "global_batch": 2048, "recompute": "full",
-        "virtual_stages": 0, "recompute_layers": 8, "sequence_parallel": True, "chosen": "given", "ep": 1}
+        "virtual_stages": 0, "recompute_layers": 8, "sequence_parallel": True, "chosen": "given", "ep": 1,
+        "gpus_used": 8192}
 
 
 def test_405b_on_h100_uses_recompute_only_where_memory_needs_it():
@@ -249,10 +253,44 @@ def test_a_faster_fabric_is_never_slower(name, gpus):
     assert hours == sorted(hours, reverse=True)
 
 
+def _days_never_rise(name, gpu, counts, **kw):
+    days = [plan_training(name, gpu, gpus=g, **kw).wall_clock_days for g in counts]
+    rises = [(a, b, da, db) for (a, da), (b, db) in zip(zip(counts, days), zip(counts[1:], days[1:])) if db > da * (1 + 1e-9)]
+    assert not rises, rises
+
+
 @pytest.mark.parametrize("name", ["llama3-8b", "llama3-70b", "llama3.1-405b"])
 def test_more_gpus_never_take_longer_in_days(name):
-    days = [plan_training(name, "H100-SXM", gpus=g).wall_clock_days for g in (512, 1024, 2048, 4096, 8192, 16384)]
-    assert all(b <= a * (1 + 1e-9) for a, b in zip(days, days[1:])), days
+    _days_never_rise(name, "H100-SXM", [512, 1024, 2048, 4096, 8192, 16384, 32768])
+
+
+@pytest.mark.parametrize("name,gpu,counts", [
+    ("gpt3-175b", "H100-SXM", [192, 200, 208, 216, 256, 264]),      # 208 = 16 x 13 once took 40% longer than 200
+    ("llama3-8b", "H100-SXM", [1016, 1024, 1032, 1040]),            # 1,032 once cut the batch to 1,548 sequences
+    ("llama3-70b", "H100-SXM", [72, 80, 88, 96, 104]),
+    ("mixtral-8x7b", "A100-SXM-80GB", [2048, 4096, 8192]),          # MoE: 8,192 once slower than 4,096
+    ("mixtral-8x7b", "H100-SXM", [4096, 8192, 16384]),
+    ("llama3-70b", "B200", [1000, 1001, 1024, 3000]),
+])
+def test_more_gpus_never_take_longer_in_days_at_any_count(name, gpu, counts):
+    """Any count, not only powers of two: a layout may leave GPUs idle, so a larger cluster can
+    always run what a smaller one ran (parallelism.candidates)."""
+    _days_never_rise(name, gpu, counts)
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.integers(20, 20000), st.integers(1, 3000), st.sampled_from(["llama3-70b", "mixtral-8x7b"]))
+def test_more_gpus_never_take_longer_in_days_property(gpus, more, name):
+    _days_never_rise(name, "H100-SXM", [gpus, gpus + more])
+
+
+def test_idle_gpus_are_reported_and_billed():
+    plan = plan_training("llama3-8b", "H100-SXM", gpus=1032)
+    lay = plan.parallelism
+    assert lay["gpus_used"] == lay["tp"] * lay["pp"] * lay["dp"] == 1024 and lay["global_batch"] == 2048
+    assert "8 of the 1,032 GPUs idle (billed)" in plan.assumptions["idle_gpus"]
+    assert plan.gpu_hours == pytest.approx(plan.wall_clock_days * 24 * 1032)
+    assert plan.assumptions["goodput"] == pytest.approx(float(training_time.goodput(1024)), abs=1e-4)
 
 
 def test_rates_are_checked():
