@@ -182,6 +182,8 @@ def _summary_lines(plan, note=None, prices_line=None) -> list[str]:
         f"{si(m.tokens)} tokens, {plan.training_flops:.3g} FLOPs ({a['flops']})",
         f"cluster     {cluster}; memory fits on {plan.min_gpus:,} GPUs (the fewest of the power-of-two sizes)",
     ]
+    if "shape" in a:
+        lines.insert(1, f"shape       {a['shape']}")
     if plan.step is not None:
         measured = ", ".join(a["measured_parts"]) or "none"
         mfu_of = " of its measured MAMF (a CPU has no datasheet peak)" if plan.gpu.name == "cpu" else ""

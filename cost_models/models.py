@@ -173,6 +173,14 @@ def find_model(name: str) -> ModelSpec:
     raise unknown_name("model", name, [s.name for s in catalog])
 
 
+def _estimated_heads(hidden: float) -> int:
+    """Heads of an estimated width: HEAD_DIM-wide, a multiple of 8 from 8 heads up (so that tensor
+    parallelism up to a node of 8 divides them, as in every large catalog model; 71 heads, prime,
+    would leave TP 1 only), else the nearest power of two."""
+    n = hidden / HEAD_DIM
+    return 8 * round(n / 8) if n >= 8 else 2 ** max(0, round(math.log2(max(n, 1))))
+
+
 def custom_model(params: float | None, tokens: float, active_params: float | None = None,
                  layers: int | None = None, hidden: int | None = None, seq_len: int | None = None,
                  heads: int | None = None, kv_heads: int | None = None, ffn: int | None = None,
@@ -192,15 +200,17 @@ def custom_model(params: float | None, tokens: float, active_params: float | Non
     estimated = layers is None or hidden is None
     if estimated:
         active = params if active_params is None else active_params
-        if hidden is None and layers is None:
-            # N = 12*L*h^2 and L = h/128  =>  h = (128*N/12)^(1/3); the active params set the width.
-            hidden = (ASPECT_RATIO * active / 12) ** (1 / 3)
         if hidden is None:
-            hidden = math.sqrt(active / (12 * layers))
+            # N = 12*L*h^2 and L = h/128  =>  h = (128*N/12)^(1/3); the active params set the width.
+            raw = (ASPECT_RATIO * active / 12) ** (1 / 3) if layers is None else math.sqrt(active / (12 * layers))
+            if heads:                                      # given: whole heads
+                hidden = heads * max(1, round(raw / heads))
+            else:                                          # HEAD_DIM-wide heads, as the catalog's models
+                heads = _estimated_heads(raw)
+                hidden = heads * HEAD_DIM
         if layers is None:
             layers = active / (12 * hidden**2)
-        heads = heads or max(1, round(hidden / HEAD_DIM))
-        hidden = heads * max(1, round(hidden / heads))   # whole heads
+        heads = heads or _estimated_heads(hidden)
         mlp = mlp or "gelu"
     heads = heads or max(1, round(hidden / HEAD_DIM))
     mlp = mlp or "swiglu"

@@ -122,6 +122,19 @@ def test_model_by_shape(capsys):
     assert code == 0 and doc["model"]["params"] == pytest.approx(8.03e9, rel=0.001)
 
 
+@pytest.mark.parametrize("params,shape", [("70B", (69, 9216, 72)), ("405B", (126, 16384, 128)), ("8B", (40, 4096, 32))])
+def test_a_shape_estimated_from_params_can_use_tensor_parallelism(capsys, params, shape):
+    """--params alone: 128-wide heads, a multiple of 8 of them, so TP up to 8 divides them (an
+    estimate of 71 heads, prime, once left TP 1 and a 6% MFU); the table shows the shape."""
+    code, out, _ = run(capsys, "cost", "--params", params, "--tokens", "1T", "--format", "json")
+    doc = json.loads(out)
+    assert code == 0 and doc["assumptions"]["shape"].startswith(
+        f"estimated from params: {shape[0]} layers, hidden {shape[1]}, {shape[2]} heads")
+    assert doc["parallelism"]["tp"] > 1 and doc["mfu"] > 0.3
+    code, out, _ = run(capsys, "cost", "--params", params, "--tokens", "1T")
+    assert code == 0 and "\nshape       estimated from params" in out
+
+
 def test_catalog_model_with_a_shape_flag_is_a_new_model(capsys):
     """--layers on top of a catalog model: the parameters follow the new shape (half the layers,
     about half the parameters; the same as describing that shape in full), and the published
