@@ -243,10 +243,13 @@ def days_vs_cost(df, model: str, prices=None, sizes=CLUSTER_SIZES, size=(10, 6))
     on-demand price (catalog throughput, the cheapest provider), and a dashed line per measured
     GPU run (its own throughput and its provider's price). Points are labelled with the GPU count."""
     from cost_models.cost import estimate_grid, plan_training
+    from cost_models.hardware import gpus as catalog_gpus
     from cost_models.prices import load_prices, select
 
     table = select(prices if isinstance(prices, list) else load_prices(prices), None, "on-demand")
-    gpus = sorted({p.gpu for p in table})
+    # catalog lines for the catalog's GPUs only: a user's "cpu" row prices the measured CPU runs below
+    known = {g.name for g in catalog_gpus()}
+    gpus = sorted({p.gpu for p in table if p.gpu in known})
     grid = estimate_grid([model], gpus, list(sizes), prices=table)
     fig, ax = plt.subplots(figsize=size)
     ax.set_title(f"Training {model}: days against cost\nas the cluster grows from {sizes[0]:,} to {sizes[-1]:,} GPUs")

@@ -128,3 +128,15 @@ def test_whatif_chart_keeps_a_value_that_cannot_run_on_its_axis():
     lo, hi = ax.get_xlim()
     assert lo < 0 < 2 < hi                                   # the first tick is inside the axes
     assert [t.get_text() for t in ax.texts] == ["no layout fits"] and ax.texts[0].get_position()[0] == 0
+
+
+def test_report_with_a_users_cpu_price_row(tmp_path, capsys):
+    """A --prices file with a gpu "cpu" row (how the README prices a CPU run) once made `report`
+    look "cpu" up in the GPU catalog and exit 2; the catalog lines skip it, the runs use it."""
+    paths = [synthetic.write(tmp_path, "a.json", synthetic.result("lambda/x"))]
+    prices = synthetic.write_text(tmp_path, "mine.csv", "provider,gpu,pricing,region,usd_per_gpu_hour,as_of,source\n"
+                                  "me,cpu,on-demand,home,0.05,2026-11,my bill\n"
+                                  "me,H100-SXM,on-demand,home,2.00,2026-11,my bill\n")
+    code, stdout, err = run_cli(capsys, "report", *paths, "--out", str(tmp_path / "r"), "--model", "llama3-8b",
+                                "--prices", prices)
+    assert code == 0 and "index.html" in stdout, err
