@@ -105,14 +105,20 @@ def device_rates(hw: GpuSpec, net: Network, dtype: str, throughput: Throughput |
     new, origin = {}, dict(cat.origin)
     if mine:
         tp_, src = throughput, throughput.source
-        layer_ok = tp_.layer.get("model") in (None, model_name) and tp_.layer.get("dtype") in (None, base_dtype)
-        if tp_.layer.get("gemm_tflops") and layer_ok:
-            new.update(gemm_tflops=tp_.layer["gemm_tflops"], gemm_shaped=False)
-            origin["gemm"] = (f"measured: {model_name} layer GEMMs at TP {tp_.layer.get('tp', '?')}, "
-                              f"{tp_.layer['gemm_tflops']:g} TFLOP/s ({src})")
-        elif base_dtype in tp_.mamf_tflops:
+        layer_ok, layer_why = _layer_matches(tp_.layer, model_name, base_dtype)
+        if base_dtype in tp_.mamf_tflops:
             new.update(gemm_tflops=frac * tp_.mamf_tflops[base_dtype])
-            origin["gemm"] = f"measured: {frac:g} x {base_dtype} MAMF {tp_.mamf_tflops[base_dtype]:g} ({src}), roofline"
+            origin["gemm"] = f"measured: {frac:g} x {base_dtype} MAMF {tp_.mamf_tflops[base_dtype]:.4g} ({src}), roofline"
+        if tp_.layer.get("gemm_tflops"):
+            if layer_ok and sustained is None:
+                new.update(layer_gemm_tflops=tp_.layer["gemm_tflops"], layer_tp=tp_.layer["tp"])
+                origin["gemm"] = (f"measured: {model_name} layer GEMMs at TP {tp_.layer['tp']}, "
+                                  f"{tp_.layer['gemm_tflops']:.4g} TFLOP/s ({src}), for layouts at TP {tp_.layer['tp']}; "
+                                  f"at other TPs {origin['gemm']}")
+            else:
+                why = (f"--efficiency {sustained:g} replaces the file's measured layer GEMM rate" if layer_ok
+                       else f"the file's layer GEMM rate not used: {layer_why}")
+                origin["gemm"] += f" ({why})"
         if tp_.layer.get("attention_tflops") and layer_ok:
             new["attention_tflops"] = tp_.layer["attention_tflops"]
             origin["attention"] = f"measured: {tp_.layer['attention_tflops']:g} TFLOP/s ({src})"
@@ -149,6 +155,23 @@ def device_rates(hw: GpuSpec, net: Network, dtype: str, throughput: Throughput |
         origin["gemm"] = lin.origin["gemm"] + " (fp8 linear layers; attention and the rest bf16)"
     measured = [p for p, o in origin.items() if o.startswith("measured")]   # fp8: the catalog's GEMM rate
     return rates, lin, {"measured": measured, "catalog": [p for p in origin if p not in measured]}
+
+
+def _layer_matches(layer: dict, model_name: str, dtype: str) -> tuple[bool, str]:
+    """(usable, why not) for a result file's summary.layer against the model being priced: the same
+    catalog model (a layer of an unnamed shape cannot be matched to another), the dtype, a known TP."""
+    if not layer.get("gemm_tflops"):
+        return False, "no layer GEMMs measured"
+    name = layer.get("model")
+    if name is None or name == "custom" or model_name == "custom":
+        return False, f"it measured {'an unnamed shape' if name in (None, 'custom') else name}, which cannot be matched to {model_name}"
+    if name != model_name:
+        return False, f"it measured {name}, not {model_name}"
+    if layer.get("dtype") not in (None, dtype):
+        return False, f"it measured {layer['dtype']}, not {dtype}"
+    if not layer.get("tp"):
+        return False, "it does not say at which TP"
+    return True, ""
 
 
 @dataclasses.dataclass(frozen=True)

@@ -7,11 +7,12 @@ which, per part, and goes into the cost output's assumptions.
 - GEMMs: a linear layer's GEMM (m x k) @ (k x n) takes max(2mnk / R, bytes / B) + GEMM_OVERHEAD_S
   (a roofline with a fixed launch-and-tail cost): R is the rate a large GEMM sustains in a training
   step, B the HBM bandwidth, bytes the bf16 operands and result. The achieved rate falls for thin
-  shapes (small m, n or k: bytes dominate) and for small ones (the fixed cost dominates). R is the
-  measured layer-GEMM rate (summary.layer.gemm_tflops, already at the model's shapes, so used flat)
-  or GEMM_SUSTAINED_FRACTION x MAMF: MAMF is a best-of-search burst on a cool GPU (ml-engineering
-  mamf-finder: A100 SXM 271.2, H100 SXM 794.5, B200 1745 TFLOP/s bf16); a training step runs its
-  GEMMs back to back for hours at the power limit, at the model's shapes, with fused epilogues.
+  shapes (small m, n or k: bytes dominate) and for small ones (the fixed cost dominates). R is
+  GEMM_SUSTAINED_FRACTION x MAMF (measured, else the catalog's); a measured layer-GEMM rate
+  (summary.layer.gemm_tflops, of the model being priced, at its TP) is at the model's shapes, so it
+  is used flat for the layouts at the TP it was measured at (Rates.layer_gemm_tflops). MAMF is a
+  best-of-search burst on a cool GPU (ml-engineering mamf-finder: A100 SXM 271.2, H100 SXM 794.5,
+  B200 1745 TFLOP/s bf16); a training step runs its GEMMs back to back for hours at the power limit, at the model's shapes, with fused epilogues.
 - Attention (FlashAttention, causal): the attention's model FLOPs (flops.py: forward 2*s*h per token
   and layer, backward twice that) over summary.layer.attention_tflops or ATTENTION_FRACTION x the
   dtype's peak. FlashAttention-2 reports 50-73% of the A100's peak forward and lower backward
@@ -65,6 +66,10 @@ class Rates:
     origin: dict                # part -> where its rate came from
     a2a_node_gbps: float | None = None     # all-to-all busbw inside a node (None: tp_gbps)
     a2a_fabric_gbps: float | None = None   # all-to-all busbw across nodes (None: fabric_gbps)
+    # A model's layer GEMMs measured at TP layer_tp (summary.layer): the rate at those very shapes,
+    # used flat for layouts at that TP; layouts at another TP have other shapes: the roofline at R.
+    layer_gemm_tflops: float | None = None
+    layer_tp: int | None = None
 
     @property
     def alltoall_node_gbps(self) -> float:
@@ -96,7 +101,7 @@ def catalog_rates(gpu: GpuSpec, net: Network, dtype: str = "bf16", linear_dtype:
         tp_gbps=tp, fabric_gbps=FABRIC_FRACTION * net.gbps_per_gpu,
         tp_latency_us=nvlink.latency_us if has_nvlink else net.latency_us, fabric_latency_us=net.latency_us,
         origin={
-            "gemm": f"catalog: {sustained:g} x {lin} MAMF {gpu.mamf_tflops(lin):.0f} "
+            "gemm": f"catalog: {sustained:g} x {lin} MAMF {gpu.mamf_tflops(lin):.4g} "
                     f"(peak {gpu.peak(lin):g} x {gpu.mamf_tflops(lin) / gpu.peak(lin):.3f}), roofline for thin shapes",
             "attention": f"catalog: {ATTENTION_FRACTION:g} x {dtype} peak {gpu.peak(dtype):g} (FlashAttention)",
             "memory_bound": f"catalog: {HBM_FRACTION:g} x HBM {gpu.hbm_tbps:g} TB/s",

@@ -116,20 +116,25 @@ def overlapped(total, window, floor):
     return floor + over, np.maximum(over, overlap_interference(rest)) - over
 
 
-def gemm_seconds(m, n, k, rates, elem_bytes=2):
+def gemm_seconds(m, n, k, rates, elem_bytes=2, tp=None):
     """One (m x k) @ (k x n) GEMM: roofline at the rates' GEMM rate and memory bandwidth + a fixed cost;
-    a rate measured at the model's shapes is used flat."""
+    a rate measured at the model's shapes is used flat: everywhere (gemm_shaped False), or for the
+    layouts whose `tp` is the one the model's layer was measured at (rates.layer_gemm_tflops)."""
     flops = 2.0 * m * n * k
     if not rates.gemm_shaped:
         return flops / (rates.gemm_tflops * 1e12)
     moved = elem_bytes * (m * k + k * n) + 2.0 * m * n
-    return np.maximum(flops / (rates.gemm_tflops * 1e12), moved / (rates.membw_gbps * 1e9)) + GEMM_OVERHEAD_S
+    roofline = np.maximum(flops / (rates.gemm_tflops * 1e12), moved / (rates.membw_gbps * 1e9)) + GEMM_OVERHEAD_S
+    if rates.layer_gemm_tflops and tp is not None:
+        return np.where(np.asarray(tp) == rates.layer_tp, flops / (rates.layer_gemm_tflops * 1e12), roofline)
+    return roofline
 
 
-def _fwd_bwd(m, n, k, rates, elem_bytes):
-    """(forward, backward) seconds of one linear layer: fprop (m,k)@(k,n); dgrad (m,n)@(n,k); wgrad (k,m)@(m,n)."""
-    fwd = gemm_seconds(m, n, k, rates, elem_bytes)
-    return fwd, gemm_seconds(m, k, n, rates, elem_bytes) + gemm_seconds(k, n, m, rates, elem_bytes)
+def _fwd_bwd(m, n, k, rates, elem_bytes, tp=None):
+    """(forward, backward) seconds of one linear layer: fprop (m,k)@(k,n); dgrad (m,n)@(n,k); wgrad (k,m)@(m,n).
+    `tp`: the layouts' TP when these are the model's layer GEMMs (a measured layer rate may apply)."""
+    fwd = gemm_seconds(m, n, k, rates, elem_bytes, tp)
+    return fwd, gemm_seconds(m, k, n, rates, elem_bytes, tp) + gemm_seconds(k, n, m, rates, elem_bytes, tp)
 
 
 def collective_seconds(size_bytes, ranks, busbw_gbps, latency_us, calls=1):
@@ -185,7 +190,8 @@ def _mlp_gemms(spec, layouts, t, tp, rates, elem, router_rates):
         m = t * spec.top_k * ep / spec.experts
     fwd = bwd = 0.0
     for n, k in shapes:
-        f_, b_ = _fwd_bwd(m, n, k, rates, elem)
+        # a measured layer rate is the dense MLP's shapes: the thinner expert GEMMs take the roofline
+        f_, b_ = _fwd_bwd(m, n, k, rates, elem, None if spec.moe else tp)
         fwd, bwd = fwd + count * f_, bwd + count * b_
     if spec.moe:   # the router's logits, bf16, on this GPU's t/TP tokens
         f_, b_ = _fwd_bwd(t / tp, float(spec.experts), h, router_rates, 2)
@@ -221,14 +227,14 @@ def step_parts(spec, layouts, rates, linear_rates=None, flash_attention=True, se
     # Linear layers of one layer, one micro-batch: (m, n, k) as Megatron splits them over TP.
     fwd = bwd = 0.0
     for n, k in (((h + 2 * kv * d) / tp, h), (h, h / tp)):
-        f, b = _fwd_bwd(t, n, k, lin_rates, elem)
+        f, b = _fwd_bwd(t, n, k, lin_rates, elem, tp)
         fwd, bwd = fwd + f, bwd + b
     f, b = _mlp_gemms(spec, layouts, t, tp, lin_rates, elem, rates)
     fwd, bwd = fwd + f, bwd + b
     gemm = fwd + bwd + full * fwd
     # The LM head stays bf16 under fp8: Megatron-Core's output layer is a plain ColumnParallelLinear,
     # not a Transformer Engine layer, so no fp8 recipe reaches it (DeepSeek-V3 likewise keeps it in BF16).
-    head_f, head_b = _fwd_bwd(t, spec.vocab / tp, h, rates, 2)
+    head_f, head_b = _fwd_bwd(t, spec.vocab / tp, h, rates, 2, tp)
     head_gemm = head_f + head_b
 
     if flash_attention not in FLASH_RECIPES:

@@ -14,6 +14,7 @@ from bench.cmd_cost import print_cost_table
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
+from tests import synthetic
 from tests.conftest import run_cli as run
 
 
@@ -289,3 +290,48 @@ def test_cost_models_never_imports_torch_or_bench():
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == ""
     assert "cost_models.cost" in modules and "cost_models.hardware" in modules
+
+
+def _layer_file(tmp_path, name, tp=8, model="llama3-70b", gemm=500.0):
+    doc = synthetic.result("lambda/x", bf16=750.0)
+    doc["summary"]["layer"].update(tp=tp, model=model, gemm_tflops=gemm)
+    return synthetic.write(tmp_path, name, doc)
+
+
+def _plan(capsys, *argv):
+    code, out, err = run(capsys, "cost", "--gpus", "2048", "--format", "json", *argv)
+    assert code == 0, err
+    return json.loads(out)
+
+
+def test_a_measured_layer_rate_applies_at_the_tp_it_was_measured_at(capsys, tmp_path):
+    """The layer GEMMs' rate is of their shapes at the measured TP: used flat there; at another TP
+    the shapes differ, so the roofline on the measured MAMF times it. A file measured at TP 1 and
+    one at TP 8 once gave the same answer at every TP."""
+    at8, at1 = _layer_file(tmp_path, "tp8.json", tp=8), _layer_file(tmp_path, "tp1.json", tp=1)
+    layout = ("--tp", "8", "--pp", "4", "--micro-batch", "1", "--recompute", "selective")
+    doc8 = _plan(capsys, "--results", at8, *layout)
+    doc1 = _plan(capsys, "--results", at1, *layout)
+    assert doc8["assumptions"]["rates"]["gemm"].startswith(f"measured: llama3-70b layer GEMMs at TP 8, 500 TFLOP/s ({at8})")
+    assert "for layouts at TP 8; at other TPs measured: 0.8 x bf16 MAMF 750" in doc8["assumptions"]["rates"]["gemm"]
+    assert doc8["step"]["parts"]["gemm"] != pytest.approx(doc1["step"]["parts"]["gemm"], rel=1e-3)
+    roofline = _plan(capsys, "--results", _layer_file(tmp_path, "none.json", model="llama3-8b"), *layout)
+    assert doc1["step"]["parts"]["gemm"] == pytest.approx(roofline["step"]["parts"]["gemm"], rel=1e-9)
+    assert "it measured llama3-8b, not llama3-70b" in roofline["assumptions"]["rates"]["gemm"]
+
+
+def test_efficiency_overrides_a_measured_layer_rate(capsys, tmp_path):
+    path = _layer_file(tmp_path, "tp8.json")
+    layout = ("--tp", "8", "--pp", "4", "--micro-batch", "1", "--recompute", "selective")
+    hours = {e: _plan(capsys, "--results", path, *layout, *(("--efficiency", e) if e else ()))["gpu_hours"]
+             for e in (None, "0.5", "0.9")}
+    assert hours["0.5"] > hours["0.9"] and len(set(hours.values())) == 3
+    doc = _plan(capsys, "--results", path, *layout, "--efficiency", "0.5")
+    assert "--efficiency 0.5 replaces the file's measured layer GEMM rate" in doc["assumptions"]["rates"]["gemm"]
+
+
+def test_a_layer_of_an_unnamed_shape_is_not_matched_to_another(capsys, tmp_path):
+    path = _layer_file(tmp_path, "custom.json", model="custom")
+    doc = _plan(capsys, "--results", path, "--gpu", "H100-SXM", "--layers", "40", "--hidden", "8192", "--heads", "64",
+                "--kv-heads", "8", "--ffn", "28672", "--vocab", "128256", "--tokens", "1T")
+    assert "an unnamed shape, which cannot be matched to custom" in doc["assumptions"]["rates"]["gemm"]
