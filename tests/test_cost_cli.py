@@ -335,3 +335,23 @@ def test_a_layer_of_an_unnamed_shape_is_not_matched_to_another(capsys, tmp_path)
     doc = _plan(capsys, "--results", path, "--gpu", "H100-SXM", "--layers", "40", "--hidden", "8192", "--heads", "64",
                 "--kv-heads", "8", "--ffn", "28672", "--vocab", "128256", "--tokens", "1T")
     assert "an unnamed shape, which cannot be matched to custom" in doc["assumptions"]["rates"]["gemm"]
+
+
+def test_cpu_pipeline_end_to_end_a_real_run_file_priced_by_a_cpu_row(capsys, tmp_path):
+    """The CI smoke test of the whole path: measure this CPU (membw and a quick llama3-8b layer),
+    then price a run on it from that very file with a user's gpu "cpu" price row."""
+    out = tmp_path / "runs"
+    code, _, err = run(capsys, "run", "--device", "cpu", "--quick", "--ops", "membw,layer", "--model", "llama3-8b",
+                       "--dtypes", "bf16", "--out", str(out))
+    assert code == 0, err
+    (path,) = [str(out / f) for f in os.listdir(out)]
+    prices = synthetic.write_text(tmp_path, "mine.csv", "provider,gpu,pricing,region,usd_per_gpu_hour,as_of,source\n"
+                                  "me,cpu,on-demand,home,0.05,2026-11,my bill\n")
+    code, stdout, err = run(capsys, "cost", "--results", path, "--prices", prices, "--model", "llama3-8b",
+                            "--tokens", "1B", "--tp", "1", "--format", "json")
+    doc = json.loads(stdout)
+    assert code == 0 and doc["gpu"] == "cpu", err
+    assert {"gemm", "attention", "memory_bound"} <= set(doc["assumptions"]["measured_parts"])
+    assert doc["assumptions"]["rates"]["gemm"].startswith("measured: llama3-8b layer GEMMs at TP 1")
+    (row,) = doc["rows"]
+    assert row["provider"] == "me" and row["cost_usd"] == pytest.approx(doc["gpu_hours"] * 0.05)
