@@ -29,7 +29,10 @@ step_time.py, memory.py and training_time.py):
   PP16, 16M tokens per batch: 8,192 GPUs (DP64, 32 sequences per DP rank) -> 430 TFLOP/s per GPU,
   16,384 GPUs (DP128, 16) -> 400. Checked against a second source: P. Balaji's SC'24 slide as
   transcribed at glennklockwood.com/garden/llama-3.1 (same TP/CP/PP, 16M, 430/400/380). Compared
-  in model FLOPs (6N + causal attention), the count MFU uses.
+  in model FLOPs (6N + causal attention), the count MFU uses. Table 4's third row (16,384 GPUs at
+  CP 16 and sequence 131,072, the long-context stage: 380) is left out: the step model has no
+  context parallelism (the sequence split over GPUs, K and V all-gathered per layer), so it cannot
+  lay that run out; a 131K-token sequence is beyond what costbench prices.
 - GPU-hours: Llama 3 70B (6.4M H100-hours, 15T tokens) and Llama 3.1 405B (30.84M, 15.6T) on
   16,384 H100s (model cards); the paper's sec. 3.3.1: the 405B trained on the RoCE cluster,
   smaller Llama 3 models on Quantum2 InfiniBand, both 400 Gb/s per GPU (ib-ndr-400 here for both).
