@@ -84,6 +84,52 @@ def test_dp_volume_by_hand():
     assert parts["dp_comm"][0] == pytest.approx(rs + ag)
 
 
+def _tiny_parts(**kw):
+    """One layer of a 2-layer model on 8 GPUs (TP 8, PP 1): t = 1024 tokens, h = 1024, 8 heads of
+    128, 8 KV heads, ffn 4096 SwiGLU, vocabulary 1000; the rates of _rates()."""
+    spec = custom_model(None, 1e9, layers=2, hidden=1024, heads=8, ffn=4096, vocab=1000, seq_len=1024)
+    lay = _layout(spec, 8, tp=8, pp=1, micro_batch=1, global_batch=1, recompute="selective", vpp=1)
+    return spec, lay, step_time.step_parts(spec, lay, _rates(), **kw)
+
+
+def test_attention_time_by_hand():
+    # causal forward 2*t*s*h / TP FLOPs = 2 * 1024 * 1024 * 1024 / 8; backward twice: 3x at 50 TFLOP/s, 2 layers
+    _, _, parts = _tiny_parts()
+    fwd = 2 * 1024 * 1024 * 1024 / 8 / 50e12
+    assert parts["attention"][0] == pytest.approx(2 * 3 * fwd)
+    _, _, v1 = _tiny_parts(flash_attention="v1")     # FlashAttention-1-era kernels: half the rate
+    assert v1["attention"][0] == pytest.approx(2 * 3 * fwd / step_time.FLASH_V1_SPEED)
+
+
+def test_memory_bound_bytes_by_hand():
+    # per token and layer, forward, bf16, over TP 8 with sequence parallelism: norms 8h, residuals 12h,
+    # SwiGLU 6*ffn, rotary 4*(h + kv*d) = 8192 + 12288 + 24576 + 8192 = 53,248 bytes; backward twice
+    # that: 3x; 1024 tokens, 2 layers at 1 TB/s; plus the LM head's fp32 softmax, 12 bytes per logit
+    _, _, parts = _tiny_parts()
+    per_token = (8 * 1024 + 12 * 1024 + 6 * 4096 + 4 * (1024 + 8 * 128)) / 8
+    head = 1024 * 1000 / 8 * 12
+    assert parts["memory_bound"][0] == pytest.approx((2 * 3 * 1024 * per_token + head) / 1000e9)
+
+
+def test_optimizer_bytes_by_hand():
+    # Adam on the P/DP shard: 30 bytes per parameter; zeroing the P fp32 gradients: 4 bytes each; at 1 TB/s
+    spec, lay, parts = _tiny_parts()
+    p_gpu = memory.stage_params(spec, lay)[0][0]
+    assert parts["optimizer"][0] == pytest.approx((30 * p_gpu / 1 + 4 * p_gpu) / 1000e9)
+
+
+def test_pipeline_sends_by_hand():
+    # each micro-batch sends its activation forward and its gradient back: t*h*2/TP bytes each, m of them;
+    # TP*DP = 2 < 8: the stages share a node, so NVLink (100 GB/s here, no latency)
+    spec = custom_model(None, 1e9, layers=8, hidden=512, heads=8, ffn=2048, vocab=1000, seq_len=512)
+    lay = _layout(spec, 8, tp=2, pp=4, micro_batch=1, global_batch=8, recompute="selective", vpp=1)
+    parts = step_time.step_parts(spec, lay, _rates())
+    assert parts["pp_comm"][0] == pytest.approx(2 * 8 * 512 * 512 * 2 / 2 / 100e9)
+    across = _layout(spec, 64, tp=2, pp=4, micro_batch=1, global_batch=8, recompute="selective", vpp=1)
+    parts = step_time.step_parts(spec, across, _rates())     # TP*DP = 16: across nodes, 10 GB/s
+    assert parts["pp_comm"][0] == pytest.approx(2 * 1 * 512 * 512 * 2 / 2 / 10e9)
+
+
 def test_dp_buckets_by_hand():
     # Megatron's default bucket: max(40M, 1M x DP) parameters
     assert step_time.dp_buckets(100e6, 4) == 3            # 40M buckets
