@@ -148,9 +148,11 @@ def _layout(row) -> str:
 def _print_table(doc, out) -> None:
     from bench.table import format_table
     from cost_models.claims import describe
+    from cost_models.whatif import value_label
 
-    rows = [{**r, "layout": _layout(r), "figures": "no layout fits" if not r.get("fits", True) else
-             "measured" if r["measured"] else "catalog"} for r in doc["rows"]]
+    rows = [{**r, "value": value_label(r["value"]), "layout": _layout(r),
+             "figures": "no layout fits" if not r.get("fits", True) else "measured" if r["measured"] else "catalog"}
+            for r in doc["rows"]]
     out.write(f"what if {doc['vary']} = {', '.join(str(r['value']) for r in rows)}; ratios to the first row"
               f"{' that fits' if not rows[0].get('fits', True) else ''}\n\n")
     out.write(format_table(rows, COLUMNS) + "\n\n")

@@ -15,6 +15,15 @@ from cost_models import claims
 RATIO_OF = ("gpu_hours", "wall_clock_days", "cost_usd_min", "cost_usd_max")
 
 
+
+def value_label(value) -> str:
+    """A varied value as a person types it: 15T for 15e12 tokens (a number the flags accept back)."""
+    if isinstance(value, float) and value.is_integer() and abs(value) >= 1e4:
+        for scale, suffix in ((1e12, "T"), (1e9, "B"), (1e6, "M"), (1e3, "K")):
+            if abs(value) >= scale:
+                return f"{value / scale:g}{suffix}"
+    return str(value)
+
 def _comm_share(cost: dict):
     """Share of step time spent in exposed communication: from the step model's parts where it ran,
     else the older model's assumptions['exposed_comm_share']."""
@@ -85,7 +94,7 @@ def frame(doc: dict):
     flat = []
     for r in doc["rows"]:
         out = {k: v for k, v in r.items() if k not in ("parallelism", "step", "cost_usd_by_provider")}
-        out["value"] = str(r["value"])
+        out["value"] = value_label(r["value"])
         for k, v in (r.get("parallelism") or {}).items():
             out[k] = v
         step = r.get("step") or {}

@@ -194,3 +194,14 @@ def test_a_gpu_too_small_at_a_given_layout_is_its_own_row(capsys):
     assert h100["fits"] and h100["gpu_hours"] > 0
     assert a100["fits"] is False and a100["gpu"] == "A100-SXM-40GB"
     assert "no layout fits A100-SXM-40GB memory" in a100["note"] and "tp=1, pp=1" in a100["note"]
+
+
+def test_a_large_number_is_shown_as_typed():
+    """--vary tokens=5T,15T once printed 5000000000000.0; the label is what the flags accept back."""
+    assert [whatif.value_label(v) for v in (5e12, 15e12, 6.4e6, 1024, 0.5, "H100-SXM")] == [
+        "5T", "15T", "6.4M", "1024", "0.5", "H100-SXM"]
+
+
+def test_whatif_table_shows_tokens_as_typed(capsys):
+    code, out, _ = run(capsys, "whatif", "--vary", "tokens=5T,15T", "--model", "llama3-8b")
+    assert code == 0 and "what if tokens = 5T, 15T;" in out and "5000000000000" not in out
