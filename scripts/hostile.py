@@ -464,7 +464,7 @@ def new_surface_cases() -> list:
         (["--gpus", "8", "--tp", "8", "--pp", "4"], "--gpus"), (["--kv-heads", "128"], "--kv-heads"),
         (["--params", "7B", "--active-params", "70B", "--tokens", "1T"], "--active-params"),
         (["--heads", "64", "--kv-heads", "3"], "--kv-heads"), (["--hidden", "8190"], "--hidden"),
-        (["--tp", "16"], "--tp"), (["--gpus", "1000", "--tp", "8", "--pp", "8", "--global-batch", "3"], "batch"),
+        (["--tp", "16"], "--tp"), (["--gpus", "1000", "--tp", "8", "--pp", "8", "--global-batch", "3", "--micro-batch", "2"], "batch"),
         (["--gpu", "cpu"], None), (["--dtype", "fp8", "--gpu", "A100-SXM"], "fp8"), (["--dtype", "int4"], "dtype"),
         (["--recompute", "some"], "recompute"), (["--layers", "1", "--pp", "2"], "--pp"),
         (["--model", "llama3-405b", "--gpu", "T4", "--gpus", "8"], None),  # nothing fits: a clear word
