@@ -58,8 +58,9 @@ def add_arguments(parser, command) -> None:
     lay.add_argument("--tp", type=positive_int, help="tensor-parallel degree (within a node of 8; with sequence parallelism)")
     lay.add_argument("--pp", type=positive_int, help="pipeline-parallel stages (1F1B)")
     lay.add_argument("--micro-batch", type=positive_int, help="sequences per micro-batch")
-    lay.add_argument("--global-batch", type=positive_int, help="sequences per step (default: the power of two nearest 16M tokens; kept whatever the cluster, "
-                     "which may leave GPUs idle)")
+    lay.add_argument("--global-batch", type=positive_int,
+                     help="sequences per step (default: the power of two nearest 16M tokens; kept whatever the "
+                          "cluster, which may leave GPUs idle)")
     lay.add_argument("--ep", type=positive_int,
                      help="expert-parallel degree (MoE models; divides DP and the experts)")
     lay.add_argument("--recompute", help="none, selective (FlashAttention's, the default) or full")
@@ -163,8 +164,10 @@ def step_line(plan) -> str:
 
 
 def layout_line(plan) -> str:
+    from cost_models.parallelism import stage_layers
+
     p = plan.parallelism
-    stage = -(-plan.model.layers // p["pp"])
+    stage = int(stage_layers(plan.model.layers, p["pp"])[0])
     rc = p["recompute"] + (f" ({p['recompute_layers']} of the {stage} layers per stage)" if p["recompute"] == "full" else "")
     interleave = f" (interleaved x{p['virtual_stages']})" if p["virtual_stages"] > 1 else ""
     ep = f" (EP {p['ep']})" if p.get("ep", 1) > 1 else ""

@@ -108,13 +108,14 @@ def device_rates(hw: GpuSpec, net: Network, dtype: str, throughput: Throughput |
         layer_ok, layer_why = _layer_matches(tp_.layer, model_name, base_dtype)
         if base_dtype in tp_.mamf_tflops:
             new.update(gemm_tflops=frac * tp_.mamf_tflops[base_dtype])
-            origin["gemm"] = f"measured: {frac:g} x {base_dtype} MAMF {tp_.mamf_tflops[base_dtype]:.4g} ({src}), roofline"
+            mamf = tp_.mamf_tflops[base_dtype]
+            origin["gemm"] = f"measured: {frac:g} x {base_dtype} MAMF {mamf:.4g} ({src}), roofline"
         if tp_.layer.get("gemm_tflops"):
             if layer_ok and sustained is None:
-                new.update(layer_gemm_tflops=tp_.layer["gemm_tflops"], layer_tp=tp_.layer["tp"])
-                origin["gemm"] = (f"measured: {model_name} layer GEMMs at TP {tp_.layer['tp']}, "
-                                  f"{tp_.layer['gemm_tflops']:.4g} TFLOP/s ({src}), for layouts at TP {tp_.layer['tp']}; "
-                                  f"at other TPs {origin['gemm']}")
+                at, rate = tp_.layer["tp"], tp_.layer["gemm_tflops"]
+                new.update(layer_gemm_tflops=rate, layer_tp=at)
+                origin["gemm"] = (f"measured: {model_name} layer GEMMs at TP {at}, {rate:.4g} TFLOP/s ({src}), "
+                                  f"for layouts at TP {at}; at other TPs {origin['gemm']}")
             else:
                 why = (f"--efficiency {sustained:g} replaces the file's measured layer GEMM rate" if layer_ok
                        else f"the file's layer GEMM rate not used: {layer_why}")
@@ -160,11 +161,10 @@ def device_rates(hw: GpuSpec, net: Network, dtype: str, throughput: Throughput |
 def _layer_matches(layer: dict, model_name: str, dtype: str) -> tuple[bool, str]:
     """(usable, why not) for a result file's summary.layer against the model being priced: the same
     catalog model (a layer of an unnamed shape cannot be matched to another), the dtype, a known TP."""
-    if not layer.get("gemm_tflops"):
-        return False, "no layer GEMMs measured"
     name = layer.get("model")
     if name is None or name == "custom" or model_name == "custom":
-        return False, f"it measured {'an unnamed shape' if name in (None, 'custom') else name}, which cannot be matched to {model_name}"
+        what = "an unnamed shape" if name in (None, "custom") else name
+        return False, f"it measured {what}, which cannot be matched to {model_name}"
     if name != model_name:
         return False, f"it measured {name}, not {model_name}"
     if layer.get("dtype") not in (None, dtype):
@@ -201,7 +201,7 @@ def search_layouts(spec: ModelSpec, hw: GpuSpec, gpus: int, rates, lin_rates=Non
     need = memory.gpu_bytes(spec, lay)
     fits = need <= usable
     parts = step_time.step_parts(spec, lay, rates, lin_rates, **(recipe or {}))
-    good = training_time.goodput(lay.gpus_used) if goodput is None else goodput
+    good = training_time.run_goodput(lay.gpus_used, goodput)
     per_token = np.where(fits, parts["seconds"] / (lay.global_batch * good), np.inf)
     best = int(np.argmin(per_token)) if fits.any() else None
     return Search(lay, parts, fits, need, best)
@@ -365,7 +365,7 @@ def plan_training(model=DEFAULT_MODEL, gpu: str | GpuSpec = DEFAULT_GPU, gpus: i
         if found is None:
             return float("nan")
         i = found.best
-        good = training_time.goodput(found.layouts.gpus_used[i]) if goodput is None else goodput
+        good = training_time.run_goodput(found.layouts.gpus_used[i], goodput)
         return float(training_time.gpu_hours(spec.tokens, found.layouts.global_batch[i] * spec.seq_len,
                                              found.parts["seconds"][i], size, good)[0])
 
@@ -396,8 +396,7 @@ def plan_training(model=DEFAULT_MODEL, gpu: str | GpuSpec = DEFAULT_GPU, gpus: i
     seconds = float(found.parts["seconds"][i])
     batch_tokens = layout["global_batch"] * spec.seq_len
     used = layout["gpus_used"]
-    # goodput on the GPUs the layout runs (idle spares do not interrupt it); hours on all the cluster's
-    good = training_time.goodput(used) if goodput is None else goodput
+    good = training_time.run_goodput(used, goodput)    # hours below are billed on all `count` GPUs
     hours, days, good = (float(x) for x in training_time.gpu_hours(spec.tokens, batch_tokens, seconds, count, good))
     achieved = total_flops / spec.tokens * batch_tokens / seconds / used / 1e12
     assumptions.update({

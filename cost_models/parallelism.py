@@ -13,8 +13,8 @@ never changed to suit the cluster); TP*PP*DP at most the cluster's GPUs: a layou
 idle, as a practitioner with 1,032 GPUs and a 2,048-sequence batch runs 1,024 of them (spares)
 rather than change the batch. So every layout of a cluster is also one of any larger cluster, and
 more GPUs never make the fastest layout slower (the search's sets of PP and DP values do not
-depend on the cluster size). Interleaving (v virtual stages per GPU) only with PP > 1, v dividing the layers of
-the full stages and the micro-batch count a multiple of PP (Megatron's rule). The lighter last
+depend on the cluster size). Interleaving (v virtual stages per GPU) only with PP > 1, v dividing
+the layers of the full stages and the micro-batch count a multiple of PP (Megatron's rule). The lighter last
 stage may hold fewer chunks than v: it never sets the pipeline's pace (the bubble is (PP-1)/v of
 the slowest stage's time), as Megatron-LM's flexible asymmetric VPP (MR 2795,
 --pipeline-model-parallel-layout) allows and as Llama 3 405B ran (126 layers on 16 interleaved

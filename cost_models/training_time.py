@@ -39,6 +39,12 @@ def goodput(gpus):
     return 1 / (1 + FAILURES_PER_GPU_HOUR * HOURS_LOST_PER_FAILURE * np.asarray(gpus, dtype=float))
 
 
+def run_goodput(gpus_used, given=None):
+    """The goodput of a run on `gpus_used` GPUs: `given` (--goodput) if set, else goodput() of the
+    GPUs the layout runs (a cluster's idle spares do not interrupt it)."""
+    return goodput(gpus_used) if given is None else given
+
+
 def gpu_hours(tokens, batch_tokens, step_seconds, gpus, goodput_fraction=None):
     """(GPU-hours, wall-clock days, goodput) of a run of `tokens` at `batch_tokens` per step."""
     gpus = np.asarray(gpus, dtype=float)
