@@ -4,6 +4,7 @@
                   [--dtypes bf16,fp16,tf32,fp32,fp8] [--layout TN|NN] [--warmup-s N]
                   [--inplace] [--max-bytes 4G]
                   [--ops ...,layer --model NAME --tp N] [--hidden N --heads N --kv-heads N --ffn N --vocab N --seq N]
+                  [--experts N --top-k N --moe-ffn N]
                   [--quick] [--tag TEXT] [--out DIR]
 
 Prints a summary table at the end: MAMF per dtype (burst and sustained) with its shape, the
@@ -45,7 +46,9 @@ def add_arguments(parser, command):
     parser.add_argument("--tp", type=positive_int, default=1,
                         help="layer op: tensor-parallel degree; shapes are one rank's (default 1)")
     for flag, what in (("hidden", "hidden size"), ("heads", "attention heads"), ("kv-heads", "KV heads"),
-                       ("ffn", "FFN width"), ("vocab", "vocabulary"), ("seq", "sequence length")):
+                       ("ffn", "FFN width"), ("vocab", "vocabulary"), ("seq", "sequence length"),
+                       ("experts", "routed experts per layer (mixture of experts, with --top-k)"),
+                       ("top-k", "experts per token"), ("moe-ffn", "one expert's MLP width (default --ffn)")):
         parser.add_argument(f"--{flag}", type=positive_int, default=None,
                             help=f"layer op: the model's {what} (overrides --model's)")
     parser.add_argument("--quick", action="store_true",

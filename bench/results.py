@@ -366,7 +366,7 @@ def _layer_block(recs: list) -> dict:
     elementwise = [r for r in ok if r["op"] == "elementwise"]
     first = recs[0]
     return {"model": first.get("model"), "tp": first.get("tp"), "tokens": first.get("tokens"),
-            "dtype": first["dtype"], "width_divisor": first.get("width_divisor", 1),
+            "dtype": first["dtype"], "width_divisor": first.get("width_divisor", 1), "shape": first.get("shape"),
             "gemm_tflops": rate(gemm, "flops", 1e12), "attention_tflops": rate(attention, "flops", 1e12),
             "elementwise_gbps": rate(elementwise, "bytes", 1e9),
             "layer_ms": {"gemm": ms([r for r in gemm if r.get("per", "layer") == "layer"]),

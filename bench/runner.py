@@ -34,7 +34,7 @@ from kernels.records import LAYOUTS  # torch-free
 
 DEFAULT_OPS = ("matmul", "membw") + results.COLLECTIVES  # RunConfig's (run_quick's); layer needs a --model
 OPS = DEFAULT_OPS + ("layer",)
-LAYER_SHAPE_FLAGS = ("hidden", "heads", "kv_heads", "ffn", "vocab", "seq")
+LAYER_SHAPE_FLAGS = ("hidden", "heads", "kv_heads", "ffn", "vocab", "seq", "experts", "top_k", "moe_ffn")
 DEVICES = ("auto", "cpu", "cuda")
 
 
@@ -92,10 +92,13 @@ def layer_shape(model: str | None, flags: dict, tp: int):
         raise InputError(f"layer shape: unknown field(s) {', '.join(sorted(unknown))}")
     if model is None and not flags:
         return None
+    if ("experts" in flags) != ("top_k" in flags) and not (model and find_model(model).moe):
+        raise InputError("--experts and --top-k go together (a mixture of experts needs both)")
     if model is not None:
         spec = find_model(model)
         base = {"hidden": spec.hidden, "heads": spec.heads, "kv_heads": spec.kv_heads, "ffn": spec.ffn,
-                "vocab": spec.vocab, "seq": spec.seq_len}
+                "vocab": spec.vocab, "seq": spec.seq_len, "mlp": spec.mlp, "experts": spec.experts,
+                "top_k": spec.top_k, "moe_ffn": spec.moe_ffn}
         missing = [k for k in ("heads", "kv_heads", "ffn") if base[k] is None and k not in flags]
         if missing:
             raise InputError(f"--model {spec.name}: the catalog has no {', '.join(missing)}; give "

@@ -90,7 +90,7 @@ def _device(gpu, throughput):
     return find_gpu(gpu)
 
 
-def device_rates(hw: GpuSpec, net: Network, dtype: str, throughput: Throughput | None, model_name: str,
+def device_rates(hw: GpuSpec, net: Network, dtype: str, throughput: Throughput | None, spec: ModelSpec,
                  sustained: float | None = None) -> tuple[rates_mod.Rates, rates_mod.Rates | None, dict]:
     """(rates, fp8 linear-layer rates or None, {"measured": [...], "catalog": [...]}) for the step model.
 
@@ -105,7 +105,10 @@ def device_rates(hw: GpuSpec, net: Network, dtype: str, throughput: Throughput |
     new, origin = {}, dict(cat.origin)
     if mine:
         tp_, src = throughput, throughput.source
-        layer_ok, layer_why = _layer_matches(tp_.layer, model_name, base_dtype)
+        layer_ok, layer_why = _layer_matches(tp_.layer, spec, base_dtype)
+        measured_name = tp_.layer.get("model") or "a layer"
+        if measured_name != spec.name:
+            measured_name += f" (the shape of {spec.name})"
         if base_dtype in tp_.mamf_tflops:
             new.update(gemm_tflops=frac * tp_.mamf_tflops[base_dtype])
             mamf = tp_.mamf_tflops[base_dtype]
@@ -114,8 +117,9 @@ def device_rates(hw: GpuSpec, net: Network, dtype: str, throughput: Throughput |
             if layer_ok and sustained is None:
                 at, rate = tp_.layer["tp"], tp_.layer["gemm_tflops"]
                 new.update(layer_gemm_tflops=rate, layer_tp=at)
-                origin["gemm"] = (f"measured: {model_name} layer GEMMs at TP {at}, {rate:.4g} TFLOP/s ({src}), "
-                                  f"for layouts at TP {at}; at other TPs {origin['gemm']}")
+                origin["gemm"] = (f"measured: {measured_name} layer GEMMs at TP {at}, {rate:.4g} TFLOP/s ({src}), "
+                                  f"for layouts at TP {at}{' and EP 1' if spec.moe else ''}; "
+                                  f"at other {'layouts' if spec.moe else 'TPs'} {origin['gemm']}")
             else:
                 why = (f"--efficiency {sustained:g} replaces the file's measured layer GEMM rate" if layer_ok
                        else f"the file's layer GEMM rate not used: {layer_why}")
@@ -158,20 +162,39 @@ def device_rates(hw: GpuSpec, net: Network, dtype: str, throughput: Throughput |
     return rates, lin, {"measured": measured, "catalog": [p for p in origin if p not in measured]}
 
 
-def _layer_matches(layer: dict, model_name: str, dtype: str) -> tuple[bool, str]:
-    """(usable, why not) for a result file's summary.layer against the model being priced: the same
-    catalog model (a layer of an unnamed shape cannot be matched to another), the dtype, a known TP."""
-    name = layer.get("model")
-    if name is None or name == "custom" or model_name == "custom":
-        what = "an unnamed shape" if name in (None, "custom") else name
-        return False, f"it measured {what}, which cannot be matched to {model_name}"
-    if name != model_name:
-        return False, f"it measured {name}, not {model_name}"
+def _layer_matches(layer: dict, spec: ModelSpec, dtype: str) -> tuple[bool, str]:
+    """(usable, why not) for a result file's summary.layer against the model being priced: the
+    same shape (summary.layer.shape: every width, the sequence, the MLP kind and experts; the
+    vocabulary where the LM head was measured), whatever either is called; a file without the
+    shape (written before it was recorded) by the catalog name alone. Then the dtype and a known TP."""
+    name, shape = layer.get("model"), layer.get("shape")
+    if shape is not None:
+        differ = [f"{what} {theirs} vs {ours}" for what, theirs, ours in _shape_pairs(shape, spec) if theirs != ours]
+        if differ:
+            return False, f"it measured {name or 'another shape'} ({', '.join(differ)})"
+    elif name is None or name.startswith("custom") or spec.name == "custom":
+        what = "an unnamed shape" if name is None or name.startswith("custom") else name
+        return False, f"it measured {what}, which cannot be matched to {spec.name}"
+    elif name != spec.name:
+        return False, f"it measured {name}, not {spec.name}"
     if layer.get("dtype") not in (None, dtype):
         return False, f"it measured {layer['dtype']}, not {dtype}"
     if not layer.get("tp"):
         return False, "it does not say at which TP"
     return True, ""
+
+
+def _shape_pairs(shape: dict, spec: ModelSpec):
+    """(field, the measured layer's, the priced model's) for each field the layer's work depends on."""
+    moe = bool(shape.get("experts"))
+    yield from (("hidden", shape["hidden"], spec.hidden), ("heads", shape["heads"], spec.heads),
+                ("KV heads", shape["kv_heads"], spec.kv_heads), ("ffn", shape["ffn"], spec.ffn),
+                ("seq", shape["seq"], spec.seq_len), ("MLP", shape["mlp"], spec.mlp),
+                ("experts", shape.get("experts") or 0, spec.experts), ("top-k", shape.get("top_k") or 0, spec.top_k))
+    if moe and spec.moe:
+        yield "expert ffn", shape.get("moe_ffn") or shape["ffn"], spec.expert_ffn
+    if shape.get("vocab") is not None:
+        yield "vocab", shape["vocab"], spec.vocab
 
 
 @dataclasses.dataclass(frozen=True)
@@ -347,7 +370,7 @@ def plan_training(model=DEFAULT_MODEL, gpu: str | GpuSpec = DEFAULT_GPU, gpus: i
                             "gpus_from": count_from, "goodput": round(good, 4)})
         return TrainingPlan(spec, hw, int(count), total_flops, need, achieved, mfu, hours, days, assumptions)
 
-    rates, lin_rates, provenance = device_rates(hw, net, dtype, throughput, spec.name, efficiency)
+    rates, lin_rates, provenance = device_rates(hw, net, dtype, throughput, spec, efficiency)
     if not spec.moe:   # a dense model has no all-to-all to source
         rates = dataclasses.replace(rates, origin={k: v for k, v in rates.origin.items() if k != "ep_comm"})
         provenance = {k: [p for p in v if p != "ep_comm"] for k, v in provenance.items()}

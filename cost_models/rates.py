@@ -9,8 +9,10 @@ which, per part, and goes into the cost output's assumptions.
   step, B the HBM bandwidth, bytes the bf16 operands and result. The achieved rate falls for thin
   shapes (small m, n or k: bytes dominate) and for small ones (the fixed cost dominates). R is
   GEMM_SUSTAINED_FRACTION x MAMF (measured, else the catalog's); a measured layer-GEMM rate
-  (summary.layer.gemm_tflops, of the model being priced, at its TP) is at the model's shapes, so it
-  is used flat for the layouts at the TP it was measured at (Rates.layer_gemm_tflops). MAMF is a
+  (summary.layer.gemm_tflops, of a layer of the priced model's shape, summary.layer.shape, at its
+  TP) is at the model's shapes, so it is used flat for the layouts at the TP it was measured at
+  (and, for a mixture of experts, at expert parallelism 1, where its experts' GEMMs were timed:
+  step_time.measured_layer_at; Rates.layer_gemm_tflops). MAMF is a
   best-of-search burst on a cool GPU (ml-engineering mamf-finder: A100 SXM 271.2, H100 SXM 794.5,
   B200 1745 TFLOP/s bf16); a training step runs its GEMMs back to back for hours at the power limit, at the model's shapes, with fused epilogues.
 - Attention (FlashAttention, causal): the attention's model FLOPs (flops.py: forward 2*s*h per token

@@ -116,25 +116,36 @@ def overlapped(total, window, floor):
     return floor + over, np.maximum(over, overlap_interference(rest)) - over
 
 
-def gemm_seconds(m, n, k, rates, elem_bytes=2, tp=None):
+def gemm_seconds(m, n, k, rates, elem_bytes=2, at=None):
     """One (m x k) @ (k x n) GEMM: roofline at the rates' GEMM rate and memory bandwidth + a fixed cost;
     a rate measured at the model's shapes is used flat: everywhere (gemm_shaped False), or for the
-    layouts whose `tp` is the one the model's layer was measured at (rates.layer_gemm_tflops)."""
+    layouts where `at` (measured_layer_at) is true, when these rates carry a measured layer rate."""
     flops = 2.0 * m * n * k
     if not rates.gemm_shaped:
         return flops / (rates.gemm_tflops * 1e12)
     moved = elem_bytes * (m * k + k * n) + 2.0 * m * n
     roofline = np.maximum(flops / (rates.gemm_tflops * 1e12), moved / (rates.membw_gbps * 1e9)) + GEMM_OVERHEAD_S
-    if rates.layer_gemm_tflops and tp is not None:
-        return np.where(np.asarray(tp) == rates.layer_tp, flops / (rates.layer_gemm_tflops * 1e12), roofline)
+    if rates.layer_gemm_tflops and at is not None:
+        return np.where(at, flops / (rates.layer_gemm_tflops * 1e12), roofline)
     return roofline
 
 
-def _fwd_bwd(m, n, k, rates, elem_bytes, tp=None):
+def _fwd_bwd(m, n, k, rates, elem_bytes, at=None):
     """(forward, backward) seconds of one linear layer: fprop (m,k)@(k,n); dgrad (m,n)@(n,k); wgrad (k,m)@(m,n).
-    `tp`: the layouts' TP when these are the model's layer GEMMs (a measured layer rate may apply)."""
-    fwd = gemm_seconds(m, n, k, rates, elem_bytes, tp)
-    return fwd, gemm_seconds(m, k, n, rates, elem_bytes, tp) + gemm_seconds(k, n, m, rates, elem_bytes, tp)
+    `at`: the layouts whose GEMMs a measured layer rate covers (measured_layer_at), for the model's layer GEMMs."""
+    fwd = gemm_seconds(m, n, k, rates, elem_bytes, at)
+    return fwd, gemm_seconds(m, k, n, rates, elem_bytes, at) + gemm_seconds(k, n, m, rates, elem_bytes, at)
+
+
+def measured_layer_at(spec, layouts, rates):
+    """Over layouts: where a measured layer GEMM rate (rates.layer_gemm_tflops) was measured at these
+    very shapes: the TP it ran at, and for a mixture of experts expert parallelism 1 (kernels.layer
+    times every expert on one GPU: at EP > 1 each of the E/EP experts gets EP times the tokens).
+    None without such a rate."""
+    if not rates.layer_gemm_tflops:
+        return None
+    at = np.asarray(layouts.tp) == rates.layer_tp
+    return at & (np.asarray(layouts.ep_degrees) == 1) if spec.moe else at
 
 
 def collective_seconds(size_bytes, ranks, busbw_gbps, latency_us, calls=1):
@@ -172,11 +183,11 @@ def alltoall_link(rates, layouts):
             np.where(in_node, rates.tp_latency_us, rates.fabric_latency_us))
 
 
-def _mlp_gemms(spec, layouts, t, tp, rates, elem, router_rates):
+def _mlp_gemms(spec, layouts, t, tp, rates, elem, router_rates, at):
     """(forward, backward) seconds of one layer's MLP GEMMs for one micro-batch: the dense MLP
     split over TP, or the router (at `router_rates`, bf16: Megatron's router is a plain linear, not a
     Transformer Engine layer, so fp8 does not reach it) plus E/EP local experts of m = t*k*EP/E
-    tokens each."""
+    tokens each. `at`: where a measured layer rate applies (measured_layer_at)."""
     h = float(spec.hidden)
     if not spec.moe:
         up = (2 if spec.mlp == "swiglu" else 1) * spec.ffn
@@ -190,11 +201,10 @@ def _mlp_gemms(spec, layouts, t, tp, rates, elem, router_rates):
         m = t * spec.top_k * ep / spec.experts
     fwd = bwd = 0.0
     for n, k in shapes:
-        # a measured layer rate is the dense MLP's shapes: the thinner expert GEMMs take the roofline
-        f_, b_ = _fwd_bwd(m, n, k, rates, elem, None if spec.moe else tp)
+        f_, b_ = _fwd_bwd(m, n, k, rates, elem, at)
         fwd, bwd = fwd + count * f_, bwd + count * b_
     if spec.moe:   # the router's logits, bf16, on this GPU's t/TP tokens
-        f_, b_ = _fwd_bwd(t / tp, float(spec.experts), h, router_rates, 2)
+        f_, b_ = _fwd_bwd(t / tp, float(spec.experts), h, router_rates, 2, at)
         fwd, bwd = fwd + f_, bwd + b_
     return fwd, bwd
 
@@ -225,16 +235,17 @@ def step_parts(spec, layouts, rates, linear_rates=None, flash_attention=True, se
     t = layouts.micro_batch * s
 
     # Linear layers of one layer, one micro-batch: (m, n, k) as Megatron splits them over TP.
+    at = measured_layer_at(spec, layouts, rates)
     fwd = bwd = 0.0
     for n, k in (((h + 2 * kv * d) / tp, h), (h, h / tp)):
-        f, b = _fwd_bwd(t, n, k, lin_rates, elem, tp)
+        f, b = _fwd_bwd(t, n, k, lin_rates, elem, at)
         fwd, bwd = fwd + f, bwd + b
-    f, b = _mlp_gemms(spec, layouts, t, tp, lin_rates, elem, rates)
+    f, b = _mlp_gemms(spec, layouts, t, tp, lin_rates, elem, rates, at)
     fwd, bwd = fwd + f, bwd + b
     gemm = fwd + bwd + full * fwd
     # The LM head stays bf16 under fp8: Megatron-Core's output layer is a plain ColumnParallelLinear,
     # not a Transformer Engine layer, so no fp8 recipe reaches it (DeepSeek-V3 likewise keeps it in BF16).
-    head_f, head_b = _fwd_bwd(t, spec.vocab / tp, h, rates, 2, tp)
+    head_f, head_b = _fwd_bwd(t, spec.vocab / tp, h, rates, 2, at)
     head_gemm = head_f + head_b
 
     if flash_attention not in FLASH_RECIPES:

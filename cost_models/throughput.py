@@ -98,6 +98,9 @@ class Throughput:
             tp = field("summary.layer.tp", int)
             if tp is not None:
                 layer["tp"] = tp
+            shape = field("summary.layer.shape", dict)
+            if shape is not None:
+                layer["shape"] = _layer_shape(shape, source)
         device = field("machine.device", str)
         gpu = CPU if device == CPU else field("machine.gpu.normalized", str)
         host = field("machine.host_memory_gb")
@@ -107,3 +110,26 @@ class Throughput:
             source=source, membw_gbps=measured("summary.membw_gbps"), collectives=collectives, layer=layer,
             host_memory_gb=float(host) if host else None, device_name=field("machine.gpu.name", str),
         )
+
+
+# summary.layer.shape (kernels.layer.LayerShape.key()): what the measured layer's work depends on.
+LAYER_SHAPE_INTS = ("hidden", "heads", "kv_heads", "ffn", "seq", "micro_batch", "experts", "top_k")
+
+
+def _layer_shape(shape: dict, source: str) -> dict:
+    """The fields a cost model matches against, checked: whole numbers, mlp a name, vocab and
+    moe_ffn whole numbers or null. Unknown fields are left out (a newer writer's)."""
+    out = {}
+    for key in LAYER_SHAPE_INTS + ("vocab", "moe_ffn"):
+        value = shape.get(key)
+        if value is None and key in ("vocab", "moe_ffn", "micro_batch", "experts", "top_k"):
+            out[key] = value
+            continue
+        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+            raise InputError(f"{source}: field summary.layer.shape.{key}: expected a whole number, got {value!r}")
+        out[key] = value
+    mlp = shape.get("mlp", "swiglu")
+    if not isinstance(mlp, str):
+        raise InputError(f"{source}: field summary.layer.shape.mlp: expected a name, got {mlp!r}")
+    out["mlp"] = mlp
+    return out

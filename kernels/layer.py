@@ -1,16 +1,26 @@
 """One transformer layer's own work, at its real shapes on one tensor-parallel rank, timed piece by piece.
 
-What a Llama-style layer runs in training, as Megatron-LM runs it with tensor parallelism (TP) N
+What a decoder layer runs in training, as Megatron-LM runs it with tensor parallelism (TP) N
 and sequence parallelism (Shoeybi et al. 2019, "Megatron-LM"; Korthikanti et al. 2022, "Reducing
-Activation Recomputation in Large Transformer Models", sec. 4.2.2 for sequence parallelism):
+Activation Recomputation in Large Transformer Models", sec. 4.2.2 for sequence parallelism). The
+MLP is the model's: gated (SwiGLU, Llama) or plain (GeLU, GPT-3), dense or a mixture of experts:
 
 - GEMMs (one nn.Linear each, y = x W^T with W (n, k); m = tokens of one micro-batch, micro-batch
   x seq, because sequence parallelism all-gathers the sequence before each column-parallel layer):
     qkv      n = (heads + 2 kv_heads) head_dim / N, k = hidden       (column-parallel, fused)
     attn_out n = hidden,                            k = hidden / N   (row-parallel)
-    gate_up  n = 2 ffn / N,                         k = hidden       (column-parallel, fused)
+    gate_up  n = 2 ffn / N,                         k = hidden       (column-parallel, fused; SwiGLU)
+    up       n = ffn / N,                           k = hidden       (column-parallel; GeLU instead)
     down     n = hidden,                            k = ffn / N      (row-parallel)
     lm_head  n = padded vocab / N,                  k = hidden       (once per model)
+  A mixture of experts (E experts, top_k = k, expert width f) replaces gate_up/up and down by
+    router       m = tokens / N,  n = E,                 k = hidden  (on the sequence-parallel slice)
+    expert_gate_up (or expert_up), expert_down: the dense pair at width f, E of them ("count"), each
+                 on m = ceil(tokens x k / E) tokens: balanced routing with every expert on this GPU,
+                 i.e. expert parallelism 1 (Megatron-Core's alltoall dispatcher, expert-tensor
+                 parallelism = TP: the rank holds f / N of each expert and all-gathers the TP
+                 group's routed tokens, so it runs tokens x k rows in all). At EP > 1 each GPU holds
+                 E / EP experts of EP times the tokens: thicker GEMMs, not measured here.
   each in three passes, the (M, N, K) of the GEMM as run:
     fwd    Y  = X  W^T : (m, n, k)  layout "TN"
     dgrad  dX = dY W   : (m, k, n)  layout "NN"
@@ -30,8 +40,12 @@ Activation Recomputation in Large Transformer Models", sec. 4.2.2 for sequence p
   but 2.5x for the backward, because its kernel recomputes QK^T there; that recomputation is the
   kernel's cost, not the model's work, so it shows here as a lower backward rate.
 - Element-wise work, sized as it runs: RMSNorm (x2) and the residual adds (x2) on the
-  sequence-parallel slice (tokens / N rows of hidden), SwiGLU on tokens x ffn / N, rotary
-  embeddings on q and k. "bytes" is the least a fused kernel must read and write; gbps is those
+  sequence-parallel slice (tokens / N rows of hidden), SwiGLU on tokens x ffn / N (GeLU, the tanh
+  form Megatron's bias-GeLU fusion uses, for a plain MLP; on tokens x k rows of f / N for experts),
+  rotary embeddings on q and k, and for experts the permutation of the slice's tokens into their k
+  routed copies (x2: the unpermute moves the same bytes the other way). RMSNorm stands in for a
+  GPT's LayerNorm (the same bytes but a bias) and rotary for its learned positions, as the step
+  model (cost_models/step_time.py) counts them. "bytes" is the least a fused kernel must read and write; gbps is those
   bytes over the median time, i.e. the effective bandwidth of what eager torch runs. SwiGLU and
   rotary run as several eager kernels here, where Transformer Engine fuses each into one, so
   their rates are lower bounds of a fused training stack's.
@@ -54,15 +68,16 @@ import torch
 import torch.nn.functional as F
 
 from cost_models.errors import InputError
-from cost_models.models import check_heads
+from cost_models.models import check_experts, check_heads
 from kernels import matmul, torch_device
 from kernels.matmul import rel_err
 from kernels.timing import benchmark
 
-GEMMS = ("qkv", "attn_out", "gate_up", "down", "lm_head")
+GEMMS = ("qkv", "attn_out", "gate_up", "down", "lm_head")  # a dense SwiGLU model's (RankShape.linears)
 PASSES = ("fwd", "dgrad", "wgrad")
 LAYOUTS = {"fwd": "TN", "dgrad": "NN", "wgrad": "NT"}
-ELEMENTWISE = ("rmsnorm", "swiglu", "residual", "rotary")
+ELEMENTWISE = ("rmsnorm", "swiglu", "residual", "rotary")  # a dense SwiGLU model's (elementwise_ops)
+MLP_KINDS = ("swiglu", "gelu")
 VOCAB_MULTIPLE = 128  # Megatron's make_vocab_size_divisible_by default
 RMS_EPS = 1e-5  # Llama 3's rms_norm_eps
 ROPE_THETA = 500000.0  # Llama 3's rope_theta (only the angles' spread depends on it)
@@ -96,24 +111,47 @@ class LayerShape:
     seq: int
     vocab: int | None = None  # None: no LM head measured
     micro_batch: int = 1
+    mlp: str = "swiglu"
+    experts: int = 0  # routed experts per layer (0: dense)
+    top_k: int = 0  # experts per token
+    moe_ffn: int | None = None  # one expert's MLP width (None: ffn)
 
     def __post_init__(self):
         for what in ("hidden", "heads", "kv_heads", "ffn", "seq", "micro_batch"):
             value = getattr(self, what)
             if not (isinstance(value, int) and value > 0):
                 raise InputError(f"model {self.name}: {what} must be a positive whole number, got {value!r}")
-        if self.vocab is not None and not (isinstance(self.vocab, int) and self.vocab > 0):
-            raise InputError(f"model {self.name}: vocab must be a positive whole number, got {self.vocab!r}")
+        for what in ("vocab", "moe_ffn"):
+            value = getattr(self, what)
+            if value is not None and not (isinstance(value, int) and value > 0):
+                raise InputError(f"model {self.name}: {what} must be a positive whole number, got {value!r}")
+        if self.mlp not in MLP_KINDS:
+            raise InputError(f"model {self.name}: mlp must be one of {', '.join(MLP_KINDS)}, got {self.mlp!r}")
+        check_experts(self.experts, self.top_k, f"model {self.name}: ")
+        if self.moe_ffn is not None and not self.experts:
+            raise InputError(f"model {self.name}: moe_ffn needs experts and top_k")
         check_heads(self.name, self.hidden, self.heads, self.kv_heads)
 
     @property
     def head_dim(self) -> int:
         return self.hidden // self.heads
 
+    @property
+    def expert_ffn(self) -> int:
+        return self.moe_ffn or self.ffn
+
+    def key(self) -> dict:
+        """What the measured work depends on (every field but the display name): result files
+        record it so that a cost model of the same shape, named or not, can use the measurement."""
+        out = dataclasses.asdict(self)
+        del out["name"]
+        return out
+
 
 @dataclasses.dataclass(frozen=True)
 class Gemm:
-    """One GEMM C(m, n) = A(m, k) B(k, n) of the layer as run (see the module docstring)."""
+    """One GEMM C(m, n) = A(m, k) B(k, n) of the layer as run (see the module docstring), run
+    `count` times per layer (an expert's GEMM once per expert)."""
 
     name: str
     pass_: str
@@ -121,6 +159,7 @@ class Gemm:
     n: int
     k: int
     per: str = "layer"  # "model" for the LM head
+    count: int = 1
 
     @property
     def layout(self) -> str:
@@ -147,6 +186,11 @@ class RankShape:
     ffn: int  # ffn / tp
     vocab: int | None  # padded vocab / tp
     width_divisor: int = 1
+    mlp: str = "swiglu"
+    experts: int = 0
+    top_k: int = 0
+    expert_ffn: int = 0  # one expert's width / tp (0: dense)
+    model_shape: dict | None = None  # LayerShape.key() of the model this rank's share is of
 
     @property
     def tokens(self) -> int:
@@ -157,22 +201,43 @@ class RankShape:
         """Rows of the sequence-parallel region (norms, residual): the sequence split over TP."""
         return math.ceil(self.tokens / self.tp)
 
-    def linears(self) -> list[tuple[str, int, int, str]]:
-        """(name, out features n, in features k, per) of each linear layer on this rank."""
-        out = [("qkv", (self.heads + 2 * self.kv_heads) * self.head_dim, self.hidden, "layer"),
-               ("attn_out", self.hidden, self.heads * self.head_dim, "layer"),
-               ("gate_up", 2 * self.ffn, self.hidden, "layer"),
-               ("down", self.hidden, self.ffn, "layer")]
+    @property
+    def expert_tokens(self) -> int:
+        """Tokens each expert runs at expert parallelism 1 under balanced routing: tokens x k / E."""
+        return math.ceil(self.tokens * self.top_k / self.experts) if self.experts else 0
+
+    @property
+    def activation_rows(self) -> int:
+        """Rows of the MLP activation: the tokens, or their k routed copies through the experts."""
+        return self.experts * self.expert_tokens if self.experts else self.tokens
+
+    @property
+    def activation_width(self) -> int:
+        return self.expert_ffn if self.experts else self.ffn
+
+    def linears(self) -> list[tuple[str, int, int, int, str, int]]:
+        """(name, m tokens, out features n, in features k, per, count) of each linear layer on this rank."""
+        m = self.tokens
+        out = [("qkv", m, (self.heads + 2 * self.kv_heads) * self.head_dim, self.hidden, "layer", 1),
+               ("attn_out", m, self.hidden, self.heads * self.head_dim, "layer", 1)]
+        up, gated = ("gate_up", 2) if self.mlp == "swiglu" else ("up", 1)
+        if self.experts:
+            e, me, f = self.experts, self.expert_tokens, self.expert_ffn
+            out += [("router", self.sp_tokens, e, self.hidden, "layer", 1),
+                    (f"expert_{up}", me, gated * f, self.hidden, "layer", e),
+                    ("expert_down", me, self.hidden, f, "layer", e)]
+        else:
+            out += [(up, m, gated * self.ffn, self.hidden, "layer", 1),
+                    ("down", m, self.hidden, self.ffn, "layer", 1)]
         if self.vocab:
-            out.append(("lm_head", self.vocab, self.hidden, "model"))
+            out.append(("lm_head", m, self.vocab, self.hidden, "model", 1))
         return out
 
     def gemms(self) -> list[Gemm]:
-        m = self.tokens
         out = []
-        for name, n, k, per in self.linears():
-            out += [Gemm(name, "fwd", m, n, k, per), Gemm(name, "dgrad", m, k, n, per),
-                    Gemm(name, "wgrad", n, k, m, per)]
+        for name, m, n, k, per, count in self.linears():
+            out += [Gemm(name, "fwd", m, n, k, per, count), Gemm(name, "dgrad", m, k, n, per, count),
+                    Gemm(name, "wgrad", n, k, m, per, count)]
         return out
 
 
@@ -193,10 +258,14 @@ def shard(shape: LayerShape, tp: int) -> RankShape:
                          f"{shape.kv_heads} KV heads (each rank needs whole KV heads)")
     if shape.ffn % tp:
         raise InputError(f"--tp {tp}: does not divide {shape.name}'s FFN width {shape.ffn}")
+    if shape.experts and shape.expert_ffn % tp:
+        raise InputError(f"--tp {tp}: does not divide {shape.name}'s expert width {shape.expert_ffn}")
     return RankShape(model=shape.name, tp=tp, batch=shape.micro_batch, seq=shape.seq,
                      hidden=shape.hidden, heads=shape.heads // tp, kv_heads=max(1, shape.kv_heads // tp),
                      head_dim=shape.head_dim, ffn=shape.ffn // tp,
-                     vocab=padded_vocab(shape.vocab, tp) // tp if shape.vocab else None)
+                     vocab=padded_vocab(shape.vocab, tp) // tp if shape.vocab else None,
+                     mlp=shape.mlp, experts=shape.experts, top_k=shape.top_k,
+                     expert_ffn=shape.expert_ffn // tp if shape.experts else 0, model_shape=shape.key())
 
 
 def shrink(rank: RankShape, max_tokens: int | None, max_hidden: int | None) -> RankShape:
@@ -217,7 +286,7 @@ def shrink(rank: RankShape, max_tokens: int | None, max_hidden: int | None) -> R
         kv -= 1
     return dataclasses.replace(out, hidden=rank.hidden // f, heads=heads, kv_heads=kv,
                                ffn=max(1, rank.ffn // f), vocab=rank.vocab and max(1, rank.vocab // f),
-                               width_divisor=f)
+                               expert_ffn=rank.expert_ffn and max(1, rank.expert_ffn // f), width_divisor=f)
 
 
 # ---- how much to measure per device --------------------------------------------------------
@@ -259,8 +328,9 @@ def describe_shrink(shape: LayerShape, rank: RankShape) -> str:
     """One line saying how a shrunk problem differs from the model's (see shrink)."""
     text = f"{rank.tokens} tokens instead of {shape.micro_batch * shape.seq}"
     if rank.width_divisor > 1:
+        ffn = f"expert ffn {rank.expert_ffn}" if rank.experts else f"ffn {rank.ffn}"
         text += (f", widths / {rank.width_divisor} (hidden {rank.hidden}, {rank.heads} heads, "
-                 f"{rank.kv_heads} KV heads, ffn {rank.ffn} per rank)")
+                 f"{rank.kv_heads} KV heads, {ffn} per rank)")
     return text + ": the rates describe these smaller shapes"
 
 
@@ -333,7 +403,7 @@ def measure_gemm(g: Gemm, dtype: str, device: str, plan: Plan) -> dict:
         stats = _time(problem.run, device, plan)
         err = problem.max_rel_err()  # the last timed iteration's output
     return {"op": "gemm", "name": g.name, "pass": g.pass_, "dtype": dtype, "m": g.m, "n": g.n, "k": g.k,
-            "layout": g.layout, "flops": g.flops, "per": g.per, "count": 1, "time_ms": stats.to_dict(),
+            "layout": g.layout, "flops": g.flops, "per": g.per, "count": g.count, "time_ms": stats.to_dict(),
             "tflops": g.flops / (stats.median * 1e-3) / 1e12,
             "correct": err is not None and err <= matmul.TOLERANCE[dtype], "max_rel_err": err}
 
@@ -436,6 +506,16 @@ def swiglu(gate_up):
     return F.silu(gate) * up
 
 
+def gelu(x):
+    """GeLU in the tanh form Megatron's bias-GeLU fusion computes (megatron/core/fusions/fused_bias_gelu.py)."""
+    return F.gelu(x, approximate="tanh")
+
+
+def permute(x, index):
+    """The MoE dispatcher's permutation: each token's row copied once per routed expert, grouped by expert."""
+    return x.index_select(0, index)
+
+
 def residual(x, y):
     return x + y
 
@@ -461,6 +541,14 @@ def swiglu_ref(gate_up):
     half = gate_up.shape[-1] // 2
     gate, up = gate_up[..., :half], gate_up[..., half:]
     return gate * torch.sigmoid(gate) * up
+
+
+def gelu_ref(x):
+    return 0.5 * x * (1 + torch.tanh(math.sqrt(2 / math.pi) * (x + 0.044715 * x**3)))
+
+
+def permute_ref(x, index):
+    return x[index]
 
 
 def rotary_ref(x, cos, sin):
@@ -498,7 +586,8 @@ class _Elementwise:
 def elementwise_ops(rank: RankShape, dtype: str, device: str) -> list[_Elementwise]:
     gen = torch.Generator(device=torch_device(device)).manual_seed(2)
     es = torch.empty((), dtype=_dtype(dtype)).element_size()
-    h, sp, m, f = rank.hidden, rank.sp_tokens, rank.tokens, rank.ffn
+    h, sp, m = rank.hidden, rank.sp_tokens, rank.tokens
+    rows, f = rank.activation_rows, rank.activation_width
     x = _randn((sp, h), dtype, device, gen)
     w = (1 + 0.1 * _randn((h,), "fp32", device, gen)).to(_dtype(dtype))
     cos, sin = rope_tables(rank.seq, rank.batch, rank.head_dim, torch_device(device))
@@ -512,13 +601,19 @@ def elementwise_ops(rank: RankShape, dtype: str, device: str) -> list[_Elementwi
     def rope_qk_ref(q, k, cos, sin):
         return rotary_ref(q, cos, sin), rotary_ref(k, cos, sin)
 
-    return [
+    if rank.mlp == "swiglu":
+        # read gate and up, write the product; backward reads dy, gate, up and writes both grads
+        act = _Elementwise("swiglu", swiglu, swiglu_ref, [_randn((rows, 2 * f), dtype, device, gen)],
+                           3 * rows * f * es, 5 * rows * f * es, count=1, rowwise=(0,))
+    else:
+        # read x, write y; backward reads dy and x, writes dx
+        act = _Elementwise("gelu", gelu, gelu_ref, [_randn((rows, f), dtype, device, gen)],
+                           2 * rows * f * es, 3 * rows * f * es, count=1, rowwise=(0,))
+    ops = [
         # read x, write y (+ the weight); backward reads dy, x, w and writes dx, dw
         _Elementwise("rmsnorm", rmsnorm, rmsnorm_ref, [x, w], (2 * sp * h + h) * es, (3 * sp * h + 2 * h) * es,
                      count=2, grad=2, rowwise=(0,)),
-        # read gate and up, write the product; backward reads dy, gate, up and writes both grads
-        _Elementwise("swiglu", swiglu, swiglu_ref, [_randn((m, 2 * f), dtype, device, gen)], 3 * m * f * es,
-                     5 * m * f * es, count=1, rowwise=(0,)),
+        act,
         # read two, write one; in the backward the skip's and the branch's gradients meet in one add
         _Elementwise("residual", residual, residual, [x, _randn((sp, h), dtype, device, gen)], 3 * sp * h * es,
                      3 * sp * h * es, count=2, grad=2, rowwise=(0, 1)),
@@ -527,6 +622,20 @@ def elementwise_ops(rank: RankShape, dtype: str, device: str) -> list[_Elementwi
                      (2 * qk + 2 * rank.tokens * rank.head_dim) * es,
                      (2 * qk + 2 * rank.tokens * rank.head_dim) * es, count=1, grad=2, rowwise=(0, 1, 2, 3)),
     ]
+    if rank.experts:
+        # the slice's tokens, k copies each in a random order (the routing); read sp rows, write
+        # sp x k; the backward sums the copies' gradients back (read sp x k, write sp). The
+        # unpermute after the experts moves the same bytes the other way: count 2.
+        index = torch.randperm(sp * rank.top_k, generator=torch.Generator().manual_seed(4)).to(x.device) % sp
+        copies = sp * rank.top_k
+        ops.append(_Elementwise("permute", permute, permute_ref, [x, index], (sp + copies) * h * es,
+                                (copies + sp) * h * es, count=2, rowwise=(1,)))
+    return ops
+
+
+def elementwise_names(rank: RankShape) -> list[str]:
+    """The element-wise ops elementwise_ops() builds for this rank, in order."""
+    return ["rmsnorm", rank.mlp, "residual", "rotary"] + (["permute"] if rank.experts else [])
 
 
 def _as_tuple(x):
@@ -539,7 +648,8 @@ def _elementwise_check(op: _Elementwise, outs, grads, douts, rows) -> tuple[floa
     def pick(t, i):
         return t[rows] if i in op.rowwise else t
 
-    ins64 = [pick(t, i).double().requires_grad_(i < op.grad) for i, t in enumerate(op.inputs)]
+    ins64 = [pick(t, i).double().requires_grad_(i < op.grad) if t.is_floating_point() else pick(t, i)
+             for i, t in enumerate(op.inputs)]
     ref = _as_tuple(op.ref(*ins64))
     fwd = _worst(rel_err(o[rows], r) for o, r in zip(outs, ref))
     if grads is None:
@@ -553,6 +663,10 @@ def _elementwise_check(op: _Elementwise, outs, grads, douts, rows) -> tuple[floa
         x, dy = op.inputs[0].double(), douts[0].double()
         dw = (dy * x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + RMS_EPS)).sum(0)
         bwd.append(rel_err(grads[1], dw))
+    if op.name == "permute":  # each row's gradient sums its copies' gradients, over all rows
+        x, index = op.inputs
+        dx = torch.zeros(x.shape, dtype=torch.float64, device=x.device).index_add_(0, index, douts[0].double())
+        bwd.append(rel_err(grads[0], dx))
     return fwd, _worst(bwd)
 
 
@@ -562,7 +676,7 @@ def measure_elementwise(rank: RankShape, dtype: str, device: str, plan: Plan) ->
     work is where the skip's gradient and the branch's meet, one add of the same size."""
     gen = torch.Generator(device=torch_device(device)).manual_seed(3)
     for op in elementwise_ops(rank, dtype, device):
-        ins = [t.requires_grad_(i < op.grad) for i, t in enumerate(op.inputs)]
+        ins = [t.requires_grad_(i < op.grad) if t.is_floating_point() else t for i, t in enumerate(op.inputs)]
         last = {}
 
         def forward():
@@ -608,18 +722,20 @@ def tolerance(record: dict) -> float:
 def count(rank: RankShape, dtype: str, device: str) -> int:
     """How many records measure() yields (for a progress bar)."""
     attention = 0 if attention_skip_reason(dtype, device, rank.head_dim) else 2
-    return len(rank.gemms()) + attention + 2 * len(ELEMENTWISE)
+    return len(rank.gemms()) + attention + 2 * len(elementwise_names(rank))
 
 
 def measure(rank: RankShape, dtype: str, device: str, quick: bool) -> Iterator[dict]:
     """Every record of one layer (and the LM head) in dtype, each as soon as it is measured.
-    Every record carries model, tp, tokens and width_divisor. Raises ValueError for a dtype that
-    cannot run here (see unsupported_reason)."""
+    Every record carries model, tp, tokens, width_divisor and shape (the model's LayerShape.key(),
+    which a cost model matches its own shape against). Raises ValueError for a dtype that cannot
+    run here (see unsupported_reason)."""
     reason = unsupported_reason(dtype, device)
     if reason:
         raise ValueError(f"layer {dtype} on {device}: {reason}")
     plan = PLANS[device, quick]
-    context = {"model": rank.model, "tp": rank.tp, "tokens": rank.tokens, "width_divisor": rank.width_divisor}
+    context = {"model": rank.model, "tp": rank.tp, "tokens": rank.tokens, "width_divisor": rank.width_divisor,
+               "shape": rank.model_shape}
     for g in rank.gemms():
         yield {**measure_gemm(g, dtype, device, plan), **context}
     if not attention_skip_reason(dtype, device, rank.head_dim):

@@ -10,6 +10,16 @@ SIZES = [1 << 20, 16 << 20, 256 << 20, 1 << 30]
 FACTOR = {"allreduce": 2 * 7 / 8, "reducescatter": 7 / 8, "allgather": 7 / 8, "alltoall": 7 / 8}
 
 
+def layer_shape(model="llama3-70b"):
+    """summary.layer.shape (kernels.layer.LayerShape.key()) of a catalog model, as a run writes it."""
+    from cost_models.models import find_model
+
+    spec = find_model(model)
+    return {"hidden": spec.hidden, "heads": spec.heads, "kv_heads": spec.kv_heads, "ffn": spec.ffn,
+            "seq": spec.seq_len, "vocab": spec.vocab, "micro_batch": 1, "mlp": spec.mlp,
+            "experts": spec.experts, "top_k": spec.top_k, "moe_ffn": spec.moe_ffn}
+
+
 def _time(ms):
     return {**STATS, "min": ms, "median": ms, "mean": ms, "p10": ms, "p90": ms}
 
@@ -46,6 +56,7 @@ def result(tag="coreweave/us-east", bf16=750.0, gpu="H100-SXM", world=8, run_id=
         "allreduce_backend": "nccl", "collectives": collectives,
         "membw_gbps": 2700.0, "hbm_gbps_peak": 3350.0, "membw_efficiency": 2700 / 3350,
         "layer": {"model": "llama3-70b", "tp": 8, "tokens": 8192, "dtype": "bf16", "gemm_tflops": bf16 * 0.8,
+                  "shape": layer_shape("llama3-70b"),
                   "attention_tflops": 400.0, "elementwise_gbps": 2000.0,
                   "layer_ms": {"gemm": 5.0, "attention": 2.0, "elementwise": 1.0}},
         "failed_checks": 0, "failures": [], "complete": True,

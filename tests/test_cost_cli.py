@@ -292,9 +292,12 @@ def test_cost_models_never_imports_torch_or_bench():
     assert "cost_models.cost" in modules and "cost_models.hardware" in modules
 
 
-def _layer_file(tmp_path, name, tp=8, model="llama3-70b", gemm=500.0):
+def _layer_file(tmp_path, name, tp=8, model="llama3-70b", gemm=500.0, shape="catalog"):
+    """A result file with a layer of `model` measured at `tp`; shape: the catalog model's
+    (summary.layer.shape as a run writes it), a dict, or None (a file from before shapes were recorded)."""
     doc = synthetic.result("lambda/x", bf16=750.0)
-    doc["summary"]["layer"].update(tp=tp, model=model, gemm_tflops=gemm)
+    doc["summary"]["layer"].update(tp=tp, model=model, gemm_tflops=gemm,
+                                   shape=synthetic.layer_shape(model) if shape == "catalog" else shape)
     return synthetic.write(tmp_path, name, doc)
 
 
@@ -317,7 +320,11 @@ def test_a_measured_layer_rate_applies_at_the_tp_it_was_measured_at(capsys, tmp_
     assert doc8["step"]["parts"]["gemm"] != pytest.approx(doc1["step"]["parts"]["gemm"], rel=1e-3)
     roofline = _plan(capsys, "--results", _layer_file(tmp_path, "none.json", model="llama3-8b"), *layout)
     assert doc1["step"]["parts"]["gemm"] == pytest.approx(roofline["step"]["parts"]["gemm"], rel=1e-9)
-    assert "it measured llama3-8b, not llama3-70b" in roofline["assumptions"]["rates"]["gemm"]
+    assert ("it measured llama3-8b (hidden 4096 vs 8192, heads 32 vs 64, ffn 14336 vs 28672)"
+            in roofline["assumptions"]["rates"]["gemm"])
+    # a file from before the shape was recorded is matched by its catalog name alone
+    old = _plan(capsys, "--results", _layer_file(tmp_path, "old.json", model="llama3-8b", shape=None), *layout)
+    assert "it measured llama3-8b, not llama3-70b" in old["assumptions"]["rates"]["gemm"]
 
 
 def test_efficiency_overrides_a_measured_layer_rate(capsys, tmp_path):
@@ -330,11 +337,43 @@ def test_efficiency_overrides_a_measured_layer_rate(capsys, tmp_path):
     assert "--efficiency 0.5 replaces the file's measured layer GEMM rate" in doc["assumptions"]["rates"]["gemm"]
 
 
-def test_a_layer_of_an_unnamed_shape_is_not_matched_to_another(capsys, tmp_path):
-    path = _layer_file(tmp_path, "custom.json", model="custom")
+def test_a_layer_of_an_unnamed_shape_without_its_shape_is_not_matched_to_another(capsys, tmp_path):
+    path = _layer_file(tmp_path, "custom.json", model="custom", shape=None)
     doc = _plan(capsys, "--results", path, "--gpu", "H100-SXM", "--layers", "40", "--hidden", "8192", "--heads", "64",
                 "--kv-heads", "8", "--ffn", "28672", "--vocab", "128256", "--tokens", "1T")
     assert "an unnamed shape, which cannot be matched to custom" in doc["assumptions"]["rates"]["gemm"]
+
+
+LLAMA3_70B_FLAGS = ("--layers", "40", "--hidden", "8192", "--heads", "64", "--kv-heads", "8", "--ffn", "28672",
+                    "--vocab", "128256", "--seq", "8192", "--tokens", "1T")
+
+
+def test_a_layer_is_matched_by_its_shape_whatever_either_is_called(capsys, tmp_path):
+    """A model given by shape flags uses a layer measured at its very shape (named "custom" or a
+    catalog name); a catalog model uses a layer of its shape run under another name."""
+    layout = ("--tp", "8", "--pp", "4", "--micro-batch", "1", "--recompute", "selective")
+    unnamed = _layer_file(tmp_path, "custom.json", model="custom", shape=synthetic.layer_shape("llama3-70b"))
+    doc = _plan(capsys, "--results", unnamed, *LLAMA3_70B_FLAGS, *layout)
+    assert doc["assumptions"]["rates"]["gemm"].startswith(
+        f"measured: custom layer GEMMs at TP 8, 500 TFLOP/s ({unnamed})")
+    named = _plan(capsys, "--results", _layer_file(tmp_path, "named.json"), *LLAMA3_70B_FLAGS, *layout)
+    assert named["step"]["parts"]["gemm"] == pytest.approx(doc["step"]["parts"]["gemm"], rel=1e-12)
+    # Llama 3.1 70B has Llama 3 70B's shape: the same GEMMs
+    v31 = _plan(capsys, "--results", _layer_file(tmp_path, "v3.json"), "--model", "llama3.1-70b", *layout)
+    assert "measured: llama3-70b (the shape of llama3.1-70b) layer GEMMs" in v31["assumptions"]["rates"]["gemm"]
+    # one width off: not used, and the difference is named
+    other = dict(synthetic.layer_shape("llama3-70b"), ffn=28160)
+    off = _plan(capsys, "--results", _layer_file(tmp_path, "off.json", model="custom", shape=other),
+                *LLAMA3_70B_FLAGS, *layout)
+    assert "the file's layer GEMM rate not used: it measured custom (ffn 28160 vs 28672)" in \
+        off["assumptions"]["rates"]["gemm"]
+
+
+def test_a_malformed_layer_shape_is_one_line_naming_the_field(capsys, tmp_path):
+    path = _layer_file(tmp_path, "bad.json", shape=dict(synthetic.layer_shape("llama3-70b"), hidden="8192"))
+    code, _, err = run(capsys, "cost", "--results", path)
+    assert code == 2 and "summary.layer.shape.hidden: expected a whole number, got '8192'" in err
+    assert err.count("\n") == 1
 
 
 def test_cpu_pipeline_end_to_end_a_real_run_file_priced_by_a_cpu_row(capsys, tmp_path):
@@ -355,3 +394,19 @@ def test_cpu_pipeline_end_to_end_a_real_run_file_priced_by_a_cpu_row(capsys, tmp
     assert doc["assumptions"]["rates"]["gemm"].startswith("measured: llama3-8b layer GEMMs at TP 1")
     (row,) = doc["rows"]
     assert row["provider"] == "me" and row["cost_usd"] == pytest.approx(doc["gpu_hours"] * 0.05)
+
+
+def test_a_measured_moe_layer_rate_applies_at_expert_parallelism_1_only(capsys, tmp_path):
+    """`run --ops layer` times every expert on one GPU (EP 1: t*k/E tokens each); at EP > 1 each
+    GPU's experts get EP times the tokens, thicker GEMMs than were measured, so the roofline times them."""
+    slow = _layer_file(tmp_path, "mixtral.json", tp=1, model="mixtral-8x7b", gemm=5.0)
+    plain = _layer_file(tmp_path, "tp2.json", tp=2, model="mixtral-8x7b", gemm=5.0)   # never used at TP 1
+    layout = ("--model", "mixtral-8x7b", "--tp", "1", "--pp", "8", "--micro-batch", "1", "--recompute", "full",
+              "--gpus", "64")
+    gemm = {(f, ep): _plan(capsys, "--results", f, *layout, "--ep", ep)["step"]["parts"]["gemm"]
+            for f in (slow, plain) for ep in ("1", "8")}
+    assert gemm[slow, "1"] > 10 * gemm[plain, "1"]          # 5 TFLOP/s flat, measured at these very shapes
+    assert gemm[slow, "8"] == pytest.approx(gemm[plain, "8"], rel=1e-12)   # EP 8: not what was measured
+    doc = _plan(capsys, "--results", slow, *layout, "--ep", "1")
+    assert "for layouts at TP 1 and EP 1; at other layouts measured: 0.8 x bf16 MAMF 750" in \
+        doc["assumptions"]["rates"]["gemm"]

@@ -69,6 +69,10 @@ def test_other_tp_degrees_by_hand():
     (None, {"hidden": 256, "heads": 3, "ffn": 512}, 1, "--hidden 256 is not a multiple of --heads 3"),
     (None, {"hidden": 256}, 1, "--ops layer without --model needs --heads, --ffn"),
     ("lama3-8b", {}, 1, "unknown model 'lama3-8b'; did you mean llama3-8b"),
+    (None, {"hidden": 256, "heads": 4, "ffn": 512, "experts": 8}, 1, "--experts and --top-k go together"),
+    ("llama3-8b", {"top_k": 2}, 1, "--experts and --top-k go together"),
+    (None, {"hidden": 256, "heads": 4, "ffn": 512, "experts": 2, "top_k": 4}, 1, "top_k 4 exceeds the 2 experts"),
+    ("mixtral-8x7b", {"moe_ffn": 1000}, 16, "--tp 16: does not divide"),
 ])
 def test_bad_shapes_are_input_errors(model, flags, tp, expect):
     with pytest.raises(InputError, match=expect.replace("(", r"\(").replace(")", r"\)")):
@@ -79,6 +83,9 @@ def test_shape_flags_over_a_catalog_model_rename_it():
     assert layer_shape("llama3-8b", {"seq": 8192}, 1).name == "llama3-8b"  # same value: same model
     shape = layer_shape("llama3-8b", {"seq": 4096, "vocab": None}, 1)
     assert (shape.name, shape.seq, shape.hidden) == ("custom (llama3-8b with seq=4096)", 4096, 4096)
+    moe = layer_shape("mixtral-8x7b", {"top_k": 1}, 1)   # a catalog MoE: one expert flag changes it
+    assert (moe.name, moe.experts, moe.top_k, moe.mlp) == ("custom (mixtral-8x7b with top_k=1)", 8, 1, "swiglu")
+    assert layer_shape("gpt3-175b", {}, 8).mlp == "gelu"
 
 
 def test_gemm_operands_have_the_strides_autograd_gives_them():
@@ -308,3 +315,73 @@ def test_gpu_layer_run_for_llama3_70b_at_tp8(tmp_path):
     s = results.load(str(tmp_path / name))["summary"]["layer"]
     assert (s["model"], s["tp"], s["dtype"], s["tokens"], s["width_divisor"]) == ("llama3-70b", 8, "bf16", 8192, 1)
     assert s["gemm_tflops"] > 0 and s["attention_tflops"] > 0 and s["elementwise_gbps"] > 0
+
+
+def test_a_gelu_model_runs_one_up_gemm_and_gelu():
+    """GPT-3's plain MLP: up (ffn / TP) and down, no gate; its activation is GeLU."""
+    rank = rank_of("gpt3-175b", 8)
+    g = by_name(rank)
+    assert ("gate_up", "fwd") not in g
+    assert (g["up", "fwd"].n, g["up", "fwd"].k) == (49152 // 8, 12288)
+    assert (g["down", "fwd"].n, g["down", "fwd"].k) == (12288, 49152 // 8)
+    assert layer.elementwise_names(rank) == ["rmsnorm", "gelu", "residual", "rotary"]
+
+
+def test_a_mixture_of_experts_runs_the_router_and_every_expert_at_its_tokens():
+    """Mixtral 8x7B at TP 2: 32,768 tokens, top-2 of 8 experts, balanced: 8,192 tokens per expert,
+    each expert 14,336 / 2 wide on this rank; the router on the 16,384-token sequence-parallel slice."""
+    rank = rank_of("mixtral-8x7b", 2)
+    g = by_name(rank)
+    assert ("gate_up", "fwd") not in g and ("down", "fwd") not in g
+    assert rank.expert_tokens == 32768 * 2 // 8 == 8192
+    up, down, router = g["expert_gate_up", "fwd"], g["expert_down", "fwd"], g["router", "fwd"]
+    assert (up.m, up.n, up.k, up.count) == (8192, 2 * 7168, 4096, 8)
+    assert (down.m, down.n, down.k, down.count) == (8192, 4096, 7168, 8)
+    assert (router.m, router.n, router.k, router.count) == (16384, 8, 4096, 1)
+    # balanced routing: the experts' FLOPs are top_k dense MLPs' of the expert width
+    dense_mlp = 2 * 32768 * 3 * 4096 * 7168
+    assert sum(x.count * x.flops for x in (up, down)) == 2 * dense_mlp
+    assert layer.elementwise_names(rank) == ["rmsnorm", "swiglu", "residual", "rotary", "permute"]
+
+
+def test_a_tp_that_does_not_split_the_experts_is_refused():
+    shape = layer.LayerShape("moe", hidden=512, heads=8, kv_heads=8, ffn=1024, seq=64, experts=4, top_k=2,
+                             moe_ffn=300)
+    with pytest.raises(InputError, match="--tp 8: does not divide moe's expert width 300"):
+        layer.shard(shape, 8)
+    with pytest.raises(InputError, match="moe_ffn needs experts"):
+        layer.LayerShape("dense", hidden=512, heads=8, kv_heads=8, ffn=1024, seq=64, moe_ffn=300)
+    with pytest.raises(InputError, match="mlp must be one of swiglu, gelu"):
+        layer.LayerShape("x", hidden=512, heads=8, kv_heads=8, ffn=1024, seq=64, mlp="relu")
+
+
+def test_a_tiny_moe_and_gelu_layer_run_and_pass_their_checks():
+    """Every record of a small MoE (GeLU experts) layer correct on CPU, counts as the layer runs them,
+    and the record stream carries the model's shape for the cost model to match."""
+    shape = layer.LayerShape("moe", hidden=128, heads=4, kv_heads=2, ffn=256, seq=64, vocab=500, mlp="gelu",
+                             experts=4, top_k=2, moe_ffn=96)
+    rank = layer.shard(shape, 2)
+    recs = list(layer.measure(rank, "fp32", "cpu", quick=True))
+    assert len(recs) == layer.count(rank, "fp32", "cpu") and all(r["correct"] for r in recs)
+    counts = {(r.get("name"), r["pass"]): r["count"] for r in recs if r["op"] in ("gemm", "elementwise")}
+    assert counts["expert_up", "fwd"] == counts["expert_down", "wgrad"] == 4 and counts["router", "fwd"] == 1
+    assert counts["permute", "fwd"] == counts["permute", "bwd"] == 2 and counts["gelu", "fwd"] == 1
+    assert {tuple(sorted(r["shape"].items())) for r in recs} == {tuple(sorted(shape.key().items()))}
+    summary = results.summarize_layer(recs)
+    assert summary["shape"] == shape.key()
+
+
+def test_a_wrong_permutation_fails_its_check(monkeypatch):
+    """The permute check is a real one: a kernel that routes one copy to the wrong token fails."""
+    def wrong(x, index):
+        out = x.index_select(0, index)
+        return torch.cat((out[1:2], out[1:]), dim=0)   # row 0 holds row 1's token
+
+    monkeypatch.setattr(layer, "permute", wrong)
+    shape = layer.LayerShape("moe", hidden=128, heads=4, kv_heads=4, ffn=128, seq=32, experts=2, top_k=1)
+    rank = layer.shard(shape, 1)
+    ops = {o.name: o for o in layer.elementwise_ops(rank, "fp32", "cpu")}
+    assert ops["permute"].fn is wrong
+    recs = [r for r in layer.measure_elementwise(rank, "fp32", "cpu", layer.PLANS["cpu", True])
+            if r["name"] == "permute"]
+    assert [r["correct"] for r in recs] == [False, False]
