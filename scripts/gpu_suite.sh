@@ -33,8 +33,9 @@ step run python3 -m bench run --device cuda --tag "$tag" --out "$out"
 # Issue 7 on a real GPU: the model's own layer (GEMMs at their TP shapes, FlashAttention, the
 # element-wise work) and memory bandwidth for llama3-8b at TP 1 and llama3-70b at TP 8 (one rank's
 # shapes), then Llama 3 70B priced from the TP 8 file next to the catalog-only estimate: the cost
-# JSON's assumptions.rates name each measured rate and the catalog default it replaces.
-for spec in "llama3-8b 1" "llama3-70b 8"; do
+# JSON's assumptions.rates name each measured rate and the catalog default it replaces. Mixtral
+# 8x7B at TP 2 runs the mixture-of-experts path (router, every expert, the permutation) on CUDA.
+for spec in "llama3-8b 1" "llama3-70b 8" "mixtral-8x7b 2"; do
     set -- $spec
     step "layer_$1_tp$2" python3 -m bench run --device cuda --ops layer,membw --model "$1" --tp "$2" \
         --tag "$tag/layer-$1-tp$2" --out "$out/layer-$1-tp$2"
