@@ -31,6 +31,15 @@ def usd(value) -> str:
     return f"${value:,.2f}"
 
 
+def choices_help(choices, default=None, notes=None) -> str:
+    """Help text listing exactly `choices` (the tuple check_choice validates against, so the two
+    cannot drift apart): 'a (default), b or c', a choice's note in parentheses after it."""
+    notes = notes or {}
+    words = [c + (" (default" + (", " + notes[c] if c in notes else "") + ")" if c == default
+                  else f" ({notes[c]})" if c in notes else "") for c in choices]
+    return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " or " + words[-1]
+
+
 def check_choice(kind: str, value: str, choices) -> str:
     if value not in choices:
         raise unknown_name(kind, value, choices)

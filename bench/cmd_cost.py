@@ -9,9 +9,11 @@ import argparse
 import sys
 
 from bench.cli import csv_list, fraction, number, positive, positive_int
-from bench.cmd_catalog import FORMATS, add_age_argument, age_text, check_choice, emit, usd, warn_stale
+from bench.cmd_catalog import (FORMATS, add_age_argument, age_text, check_choice, choices_help, emit, usd,
+                               warn_stale)
 from bench.table import si
 from cost_models.errors import InputError
+from cost_models.hardware import TRAINING_DTYPES
 from cost_models.prices import DEFAULT_STALE_MONTHS, PRICING_KINDS
 
 PRICING_CHOICES = (*PRICING_KINDS, "all")
@@ -53,7 +55,9 @@ def add_arguments(parser, command) -> None:
     hw.add_argument("--gpus", type=positive_int, help="cluster size (default: published scale, else sized to ~30 days)")
     hw.add_argument("--network", help="inter-node fabric (costbench networks); default ib-ndr-400")
     hw.add_argument("--results", metavar="FILE", help="a costbench result file: its measured rates for its device")
-    hw.add_argument("--dtype", default="bf16", help="bf16 (default) or fp8 (fp8 speeds the linear layers' GEMMs only)")
+    hw.add_argument("--dtype", default="bf16", help=choices_help(TRAINING_DTYPES, "bf16", {
+        "fp16": "2021-era mixed precision: the fp16 peak, memory as bf16",
+        "fp8": "speeds the linear layers' GEMMs only; not on a CPU"}))
     lay = parser.add_argument_group("parallel layout (searched for the fastest that fits when not given)")
     lay.add_argument("--tp", type=positive_int, help="tensor-parallel degree (within a node of 8; with sequence parallelism)")
     lay.add_argument("--pp", type=positive_int, help="pipeline-parallel stages (1F1B)")
@@ -118,6 +122,16 @@ def _model(args):
     if args.active_params is not None and args.params is not None and args.active_params > args.params:
         raise InputError(f"--active-params {args.active_params:g} exceeds --params {args.params:g}")
     return custom_model(args.params, args.tokens, args.active_params, **shape, **moe)
+
+
+def check_dtype(dtype: str) -> None:
+    """--dtype: one of TRAINING_DTYPES; tf32/fp32 (which `run` measures) are named as not modelled."""
+    from cost_models.hardware import DTYPES
+
+    if dtype in DTYPES and dtype not in TRAINING_DTYPES:
+        raise InputError(f"--dtype {dtype}: training in {dtype} is not modelled (the memory and step models assume "
+                         f"2-byte mixed precision); choose {choices_help(TRAINING_DTYPES)}")
+    check_choice("dtype", dtype, TRAINING_DTYPES)
 
 
 def gpu_to_price(requested: str | None, measured: str | None, source: str | None = None,
@@ -310,7 +324,7 @@ def main(args) -> int:
 
     if args.recompute is not None:
         check_choice("recompute", args.recompute, RECOMPUTE)
-    check_choice("dtype", args.dtype, ("bf16", "fp8", "fp16"))
+    check_dtype(args.dtype)
     spec = _model(args)
     if args.tokens is not None:
         spec = spec.with_tokens(args.tokens)
