@@ -9,8 +9,10 @@ The table shows "-" where a run did not measure something (an op not run, a CPU 
 
 import sys
 
-from bench.cmd_catalog import FORMATS, check_choice, emit, usd
+from bench.cmd_catalog import FORMATS, check_choice, choices_help, emit, usd
+from bench.cmd_cost import PRICING_NOTES
 from bench.compare import COLLECTIVES, DEFAULT_MODEL, DEFAULT_PRICING
+from cost_models.prices import PRICING_KINDS
 
 COLLECTIVE_HEADER = {"allreduce": "all-reduce", "reducescatter": "reduce-scat.",
                      "allgather": "all-gather", "alltoall": "all-to-all"}
@@ -20,9 +22,10 @@ def add_arguments(parser, command) -> None:
     parser.add_argument("paths", nargs="+", metavar="RESULT_FILES_OR_DIRS",
                         help="result files, or directories whose *.json files are read (not recursive)")
     parser.add_argument("--model", default=DEFAULT_MODEL, help=f"model to price training of (default {DEFAULT_MODEL})")
-    parser.add_argument("--format", default="table", help="table (default), json or csv")
+    parser.add_argument("--format", default="table", help=choices_help(FORMATS, "table"))
     parser.add_argument("--prices", metavar="FILE", help="CSV with prices.csv's columns: overrides or adds rows")
-    parser.add_argument("--pricing", default=DEFAULT_PRICING, help="on-demand (default), spot, reserved-1y or reserved-3y")
+    parser.add_argument("--pricing", default=DEFAULT_PRICING,
+                        help="one pricing kind: " + choices_help(PRICING_KINDS, DEFAULT_PRICING, PRICING_NOTES))
 
 
 def _present(value) -> bool:

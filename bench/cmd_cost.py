@@ -17,6 +17,9 @@ from cost_models.hardware import TRAINING_DTYPES
 from cost_models.prices import DEFAULT_STALE_MONTHS, PRICING_KINDS
 
 PRICING_CHOICES = (*PRICING_KINDS, "all")
+PRICING_NOTES = {"spot": "interruptions not modelled: a lower bound",
+                 "reserved-3y": "the whole term is paid: see the commitment column",
+                 "all": "every kind"}
 
 COLUMNS = [("provider", "provider", ""), ("gpu", "GPU", ""), ("pricing", "pricing", ""),
            ("region", "region", ""), ("usd_per_gpu_hour", "$/GPU-h", ".2f"), ("cost_usd", "cost", usd),
@@ -77,14 +80,12 @@ def add_arguments(parser, command) -> None:
     eff.add_argument("--virtualization-overhead", type=overhead, default=0.0,
                      help="share of step time lost on a VM, [0, 1): time / (1 - overhead) (default 0: bare metal)")
     money = parser.add_argument_group("prices")
-    money.add_argument("--pricing", default="on-demand",
-                       help="on-demand (default), spot (interruptions not modelled: a lower bound), reserved-1y, "
-                            "reserved-3y (the whole term is paid: see the commitment column), capacity-block or all")
+    money.add_argument("--pricing", default="on-demand", help=choices_help(PRICING_CHOICES, "on-demand", PRICING_NOTES))
     money.add_argument("--providers", type=csv_list, help="only these providers, comma-separated")
     money.add_argument("--region", help="price this region only (default: each provider's cheapest region, named)")
     money.add_argument("--prices", metavar="FILE", help="CSV with prices.csv's columns: overrides or adds rows (gpu cpu allowed)")
     add_age_argument(money)
-    parser.add_argument("--format", default="table", help="table (default), json or csv")
+    parser.add_argument("--format", default="table", help=choices_help(FORMATS, "table"))
 
 
 _SHAPE_FLAGS = {"layers": "layers", "hidden": "hidden", "heads": "heads", "kv_heads": "kv_heads", "ffn": "ffn",

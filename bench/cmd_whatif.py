@@ -18,7 +18,7 @@ import io
 import json
 import sys
 
-from bench.cmd_catalog import check_choice, emit, usd
+from bench.cmd_catalog import FORMATS, check_choice, emit, usd
 from bench.table import si
 from cost_models.errors import InputError, NoLayoutError, unknown_name
 from cost_models.units import check_plausible
@@ -175,7 +175,7 @@ def _print_table(doc, out) -> None:
 
 
 def main(args) -> int:
-    check_choice("format", args.format, ("table", "json", "csv"))
+    check_choice("format", args.format, FORMATS)
     doc = run_whatif(args)
     if args.format == "table":
         _print_table(doc, sys.stdout)

@@ -2,11 +2,13 @@
 warnings and notes say when a figure is not what it looks like, errors name the flag at fault."""
 
 import json
+import os
 
 import pytest
 
 from tests.conftest import run_cli as run
 
+REFERENCE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "results", "reference")
 SMALL = ["--model", "llama3-8b", "--gpus", "64"]   # a fast layout search
 
 
@@ -40,3 +42,43 @@ def test_fp16_is_priced_at_the_fp16_peak(capsys):
 def test_other_dtypes_are_one_line_exit_2(capsys, dtype, needle):
     code, _, err = run(capsys, "cost", "--dtype", dtype)
     one_error_line(code, err, needle)
+
+
+# ---- 2: help lists exactly what a flag accepts ---------------------------------------------------
+
+def _help(command, flag):
+    from bench.cli import build_parser
+
+    parser, _ = build_parser(command)
+    return next(a.help for a in parser._actions if flag in a.option_strings)
+
+
+def _listed(text, vocabulary):
+    import re
+
+    words = set(re.findall(r"[a-z0-9-]+", text))
+    return {w for w in vocabulary if w in words}
+
+
+KINDS = ("on-demand", "spot", "reserved-1y", "reserved-3y", "capacity-block", "all")
+
+
+@pytest.mark.parametrize("command,flag,accepted", [
+    ("cost", "--pricing", KINDS), ("whatif", "--pricing", KINDS), ("tco", "--pricing", KINDS),
+    ("prices", "--pricing", KINDS), ("compare", "--pricing", KINDS[:-1]),
+    ("cost", "--format", ("table", "json", "csv")), ("whatif", "--format", ("table", "json", "csv")),
+    ("compare", "--format", ("table", "json", "csv")), ("prices", "--format", ("table", "json", "csv")),
+    ("tco", "--format", ("table", "json")),
+    ("cost", "--dtype", ("bf16", "fp16", "fp8")), ("cost", "--recompute", ("none", "selective", "full")),
+])
+def test_help_lists_exactly_the_accepted_choices(command, flag, accepted):
+    vocabulary = set(KINDS) | {"table", "json", "csv", "yaml", "bf16", "fp16", "fp8", "tf32", "fp32", "none",
+                               "selective", "full"}
+    assert _listed(_help(command, flag), vocabulary) == set(accepted)
+
+
+def test_compare_accepts_capacity_block_and_refuses_all(capsys):
+    code, out, err = run(capsys, "compare", REFERENCE, "--pricing", "capacity-block")
+    assert code == 0 and "at capacity-block prices" in out
+    code, _, err = run(capsys, "compare", REFERENCE, "--pricing", "all")
+    one_error_line(code, err, "unknown pricing 'all'")
