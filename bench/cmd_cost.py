@@ -159,6 +159,16 @@ def gpu_to_price(requested: str | None, measured: str | None, source: str | None
     return DEFAULT_GPU
 
 
+def warn_other_device(throughput, gpu: str, command: str = "cost") -> None:
+    """One stderr line when a --results file measured another device than the one priced: its rates
+    are then not used (cost_models.cost.device_rates), which the rates text alone says too quietly."""
+    if throughput is None or throughput.gpu == gpu:
+        return
+    what = throughput.gpu or f"{throughput.device_name or 'a GPU'} (not in the GPU catalog)"
+    print(f"costbench {command}: warning: {throughput.source} measured {what}, not the {gpu} priced: its rates are "
+          f"not used; {gpu} is priced at the catalog's rates", file=sys.stderr)
+
+
 def _throughput(path):
     if path is None:
         return None
@@ -337,6 +347,7 @@ def main(args) -> int:
                    "goodput": args.goodput, "tp": args.tp, "pp": args.pp, "micro_batch": args.micro_batch,
                    "global_batch": args.global_batch, "recompute": args.recompute, "ep": args.ep, "dtype": args.dtype,
                    "gpu_hours": args.gpu_hours}
+    warn_other_device(throughput, gpu)
     run_cost(plan_kwargs, args.pricing, args.providers, args.prices, args.format, region=args.region,
              stale_months=args.stale_months, virtualization_overhead=args.virtualization_overhead)
     return 0

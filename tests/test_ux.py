@@ -82,3 +82,28 @@ def test_compare_accepts_capacity_block_and_refuses_all(capsys):
     assert code == 0 and "at capacity-block prices" in out
     code, _, err = run(capsys, "compare", REFERENCE, "--pricing", "all")
     one_error_line(code, err, "unknown pricing 'all'")
+
+
+# ---- 3: a result file from another device ---------------------------------------------------------
+
+def _h100_file(tmp_path):
+    from tests import synthetic
+
+    return synthetic.write(tmp_path, "h100.json", synthetic.result())
+
+
+def test_cost_warns_once_when_the_file_measured_another_gpu(capsys, tmp_path):
+    path = _h100_file(tmp_path)
+    code, _, err = run(capsys, "cost", *SMALL, "--results", path, "--gpu", "H200-SXM")
+    lines = [line for line in err.splitlines() if path in line]
+    assert code == 0 and lines == [f"costbench cost: warning: {path} measured H100-SXM, not the H200-SXM priced: its "
+                                   f"rates are not used; H200-SXM is priced at the catalog's rates"]
+    code, _, err = run(capsys, "cost", *SMALL, "--results", path)       # its own GPU: no warning
+    assert code == 0 and path not in err
+
+
+def test_whatif_warns_for_each_gpu_the_file_did_not_measure(capsys, tmp_path):
+    path = _h100_file(tmp_path)
+    code, _, err = run(capsys, "whatif", "--vary", "gpu=H100-SXM,H200-SXM", *SMALL, "--results", path)
+    lines = [line for line in err.splitlines() if path in line]
+    assert code == 0 and len(lines) == 1 and "not the H200-SXM priced" in lines[0]
