@@ -65,7 +65,8 @@ def _check_fraction(name, value):
 
 def cpu_device(throughput: Throughput) -> GpuSpec:
     """The device "cpu" from a CPU result file: no datasheet, so its measured MAMF stands in for the
-    peak (MFU is then relative to MAMF) and its measured copy bandwidth for HBM."""
+    peak (MFU is then relative to MAMF) and its measured copy bandwidth for HBM. No fp8: a CPU has no
+    fp8 GEMM (kernels.matmul runs fp8 on NVIDIA GPUs of compute capability 8.9+ only)."""
     if not throughput.mamf_tflops and not throughput.measured_layer:
         raise InputError(f"{throughput.source}: a CPU has no catalog figures and this file measured no matmul "
                          f"(run costbench run --device cpu --ops matmul,membw,layer)")
@@ -74,7 +75,7 @@ def cpu_device(throughput: Throughput) -> GpuSpec:
         raise InputError(f"{throughput.source}: a CPU has no catalog figures and this file has no memory bandwidth "
                          f"(summary.membw_gbps: run costbench run --device cpu --ops membw)")
     best = max([*throughput.mamf_tflops.values(), throughput.layer.get("gemm_tflops") or 0])
-    peaks = {d: throughput.mamf_tflops.get(d, best) for d in DTYPES}
+    peaks = {d: throughput.mamf_tflops.get(d, best) for d in DTYPES if d != "fp8"} | {"fp8": None}
     return GpuSpec(name=CPU, peak_tflops=peaks, memory_gb=throughput.host_memory_gb or 1e6, hbm_tbps=bw / 1000,
                    nvlink_gbps=None, tdp_w=1, mamf_fraction=1.0, source=f"measured: {throughput.source}",
                    as_of="2026")
@@ -297,6 +298,10 @@ def plan_training(model=DEFAULT_MODEL, gpu: str | GpuSpec = DEFAULT_GPU, gpus: i
         raise unknown_name("dtype", dtype, DTYPES)
     spec = _resolve_model(model, tokens)
     hw = _device(gpu, throughput)
+    if hw.name == CPU and dtype == "fp8":
+        raise InputError(f"--dtype fp8: {throughput.source} is a CPU run, and a CPU has no fp8 GEMM rate (costbench "
+                         f"run measures fp8 only on NVIDIA GPUs of compute capability 8.9 or newer); price the CPU "
+                         f"at --dtype bf16 or fp16")
     net = find_network(network or DEFAULT_NETWORK)
     peak = hw.peak(dtype)
     if dtype == "fp8":

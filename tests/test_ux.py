@@ -107,3 +107,36 @@ def test_whatif_warns_for_each_gpu_the_file_did_not_measure(capsys, tmp_path):
     code, _, err = run(capsys, "whatif", "--vary", "gpu=H100-SXM,H200-SXM", *SMALL, "--results", path)
     lines = [line for line in err.splitlines() if path in line]
     assert code == 0 and len(lines) == 1 and "not the H200-SXM priced" in lines[0]
+
+
+# ---- 4: fp8 on a CPU ----------------------------------------------------------------------------
+
+def _cpu_file(tmp_path):
+    from tests import synthetic
+
+    doc = {"schema_version": 1, "run_id": "c", "created_at": "2026-01-01T00:00:00Z", "costbench_version": "0.1.0",
+           "tag": "ci/cpu", "machine": {"device": "cpu", "gpu": None, "world_size": 1, "nodes": 1,
+                                        "host_memory_gb": 32.0},
+           "config": {}, "records": [], "summary": {"mamf_tflops": {"fp32": 1.0, "bf16": 2.0}, "membw_gbps": 15.0}}
+    return synthetic.write(tmp_path, "cpu.json", doc)
+
+
+CPU_SHAPE = ["--layers", "2", "--hidden", "256", "--heads", "4", "--ffn", "1024", "--vocab", "1000", "--seq", "256",
+             "--tokens", "1e9", "--gpus", "1"]
+
+
+@pytest.mark.parametrize("gpu", [[], ["--gpu", "cpu"]])
+def test_fp8_on_a_cpu_is_refused(capsys, tmp_path, gpu):
+    path = _cpu_file(tmp_path)
+    code, _, err = run(capsys, "cost", "--results", path, *gpu, *CPU_SHAPE, "--dtype", "fp8")
+    one_error_line(code, err, f"--dtype fp8: {path} is a CPU run, and a CPU has no fp8 GEMM rate", "--dtype bf16")
+    code, out, err = run(capsys, "cost", "--results", path, *gpu, *CPU_SHAPE, "--dtype", "bf16", "--format", "json")
+    assert code == 0 and json.loads(out)["gpu"] == "cpu", err
+
+
+def test_a_cpu_device_has_no_fp8_peak():
+    from cost_models.cost import cpu_device
+    from cost_models.throughput import Throughput
+
+    hw = cpu_device(Throughput("cpu", {"bf16": 2.0}, None, membw_gbps=15.0))
+    assert hw.peak_tflops["fp8"] is None and hw.peak("bf16") == 2.0
