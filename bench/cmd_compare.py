@@ -64,7 +64,7 @@ def table_rows(df) -> tuple[list[dict], list]:
             best, at = r.get(f"busbw_{op}_gbps"), r.get(f"busbw_{op}_256mib_gbps")
             row[op] = f"{_num(best)} / {_num(at) if _present(at) else '-'}" if _present(best) else None
         row["stragglers"] = r.get("stragglers") or 0
-        for k in ("usd_per_gpu_hour", "usd_per_pflop_hour", "days", "cost_usd", "pflop_dtype", "note"):
+        for k in ("usd_per_gpu_hour", "usd_per_pflop_hour", "cluster_gpus", "days", "cost_usd", "pflop_dtype", "note"):
             row[k] = r.get(k) if _present(r.get(k)) else None
         if row["cost_usd"] is not None:
             row["cost_usd"] = usd(row["cost_usd"]) + _spread(r, "cost_usd")
@@ -75,7 +75,7 @@ def table_rows(df) -> tuple[list[dict], list]:
     columns += [(op, f"{COLLECTIVE_HEADER[op]} GB/s", "") for op in ops]
     columns += [("stragglers", "stragglers", ""), ("usd_per_gpu_hour", "$/GPU-h", ".2f"),
                 ("usd_per_pflop_hour", "$/PFLOP-h", ".2f"), ("pflop_dtype", "of", ""),
-                ("days", "days", ".1f"), ("cost_usd", "cost", ""), ("note", "note", "")]
+                ("cluster_gpus", "GPUs", ","), ("days", "days", ".1f"), ("cost_usd", "cost", ""), ("note", "note", "")]
     return out, columns
 
 
@@ -84,6 +84,11 @@ def footer(df, model: str, pricing: str) -> str:
              "collectives: best busbw GB/s / busbw at 256 MiB",
              f"cost: to train {model} at {pricing} prices from each run's measured figures "
              "(as costbench cost --results FILE); $/PFLOP-h = $/GPU-h / (measured MAMF of the dtype in 'of' / 1000)"]
+    sizes = sorted({(int(r["cluster_gpus"]), r.get("cluster_gpus_from")) for r in df.to_dict("records")
+                    if _present(r.get("cluster_gpus"))})
+    if sizes:
+        lines.append("cluster: days and cost assume " + "; ".join(f"{n:,} GPUs ({why})" for n, why in sizes)
+                     + ": the GPUs column, per run")
     lines += [f"stragglers in {r['tag']}: {r['straggler_detail']}" for r in df.to_dict("records")
               if isinstance(r.get("straggler_detail"), str)]
     if (df["n_runs"] > 1).any():

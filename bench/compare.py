@@ -218,6 +218,7 @@ def run_row(path: str, doc: dict, model: str, prices, pricing: str) -> dict:
     plan, row["_throughput"] = _plan(path, doc, gpu, model, notes)
     row["model"] = model
     row["cluster_gpus"] = plan.gpus if plan else None
+    row["cluster_gpus_from"] = plan.assumptions.get("gpus_from") if plan else None
     row["gpu_hours"] = plan.gpu_hours if plan else None
     row["days"] = plan.wall_clock_days if plan else None
     row["step_s"] = (getattr(plan, "step", None) or {}).get("seconds") if plan else None
@@ -270,6 +271,8 @@ def summarise(rows: list[dict]):
         first = group.iloc[0].to_dict()
         row = {**first, **{c: group[c].median() for c in numeric}}
         row["n_runs"] = len(group)
+        if row.get("cluster_gpus") == row.get("cluster_gpus"):   # a GPU count, not NaN: whole, as planned
+            row["cluster_gpus"] = int(round(row["cluster_gpus"])) if row["cluster_gpus"] is not None else None
         for c in SPREAD_OF:
             if c in group and group[c].notna().sum() > 1 and group[c].median():
                 row[f"{c}_spread"] = (group[c].max() - group[c].min()) / group[c].median()

@@ -140,3 +140,19 @@ def test_a_cpu_device_has_no_fp8_peak():
 
     hw = cpu_device(Throughput("cpu", {"bf16": 2.0}, None, membw_gbps=15.0))
     assert hw.peak_tflops["fp8"] is None and hw.peak("bf16") == 2.0
+
+
+# ---- 5: compare states the cluster size --------------------------------------------------------
+
+def test_compare_shows_the_cluster_size_its_days_assume(capsys, tmp_path):
+    from tests import synthetic
+
+    paths = synthetic.two_providers(tmp_path)
+    code, out, _ = run(capsys, "compare", *paths, "--prices", synthetic.prices(tmp_path))
+    header = out.splitlines()[0].split()
+    assert code == 0 and header[header.index("days") - 1] == "GPUs"
+    assert "cluster: days and cost assume 16,384 GPUs (published)" in out
+    code, out, _ = run(capsys, "compare", *paths, "--prices", synthetic.prices(tmp_path), "--format", "json")
+    runs = json.loads(out)["runs"]
+    assert {(r["cluster_gpus"], r["cluster_gpus_from"]) for r in runs} == {(16384, "published")}
+    assert all(isinstance(r["cluster_gpus"], int) for r in runs)
