@@ -311,6 +311,10 @@ def plan_training(model=DEFAULT_MODEL, gpu: str | GpuSpec = DEFAULT_GPU, gpus: i
     given = {k: v for k, v in dict(tp=tp, pp=pp, micro_batch=micro_batch, global_batch=global_batch,
                                    recompute=recompute, vpp=vpp, ep=ep).items() if v is not None}
     parallelism.check_given(spec, tp, pp, recompute, ep, micro_batch, global_batch)
+    parallelism.check_batch(spec, ep, micro_batch, global_batch or training_time.default_batch(spec.seq_len),
+                            global_batch is not None)
+    if gpus:
+        parallelism.check_cluster(gpus, tp, pp, ep)
     need = min_gpus_that_fit(spec, hw, **given)
     usable = memory.usable_bytes(hw.memory_gb) / 2**30
     assumptions = {
@@ -338,7 +342,7 @@ def plan_training(model=DEFAULT_MODEL, gpu: str | GpuSpec = DEFAULT_GPU, gpus: i
                             assumptions)
     if need is None:
         raise NoLayoutError(f"{spec.name}: no layout fits {hw.name} memory ({hw.memory_gb:g} GiB) on any cluster up to 2^20 GPUs"
-                         + (f" with {', '.join(f'{k}={v}' for k, v in given.items())}" if given else ""))
+                         + (f" with {', '.join(f'--{k} {v}'.replace('_', '-') for k, v in given.items())}" if given else ""))
 
     if mfu is not None:
         achieved = peak * mfu

@@ -156,3 +156,36 @@ def test_compare_shows_the_cluster_size_its_days_assume(capsys, tmp_path):
     runs = json.loads(out)["runs"]
     assert {(r["cluster_gpus"], r["cluster_gpus_from"]) for r in runs} == {(16384, "published")}
     assert all(isinstance(r["cluster_gpus"], int) for r in runs)
+
+
+# ---- 6: layout errors name the flag at fault ----------------------------------------------------------
+
+@pytest.mark.parametrize("argv,needles", [
+    (["--tp", "3"], ["--tp 3: tensor parallelism must divide the 64 heads and 8 KV heads", "(--tp 1, 2, 4, 8 do)"]),
+    (["--tp", "16"], ["--tp 16: tensor parallelism must stay within a node of 8 GPUs"]),
+    (["--pp", "50"], ["--pp 50: 80 layers do not cut into 50 pipeline stages", "--pp 40 or 80 do"]),
+    (["--gpus", "16", "--tp", "8", "--pp", "4"], ["--tp 8 x --pp 4 needs 32 GPUs, more than --gpus 16"]),
+    (["--gpus", "4", "--tp", "8"], ["--tp 8 needs 8 GPUs, more than --gpus 4"]),
+    (["--model", "mixtral-8x7b", "--ep", "3"], ["--ep 3: expert parallelism must divide the 8 experts"]),
+    (["--model", "mixtral-8x7b", "--ep", "8", "--gpus", "4"], ["--ep 8 needs 8 GPUs, more than --gpus 4"]),
+    (["--model", "mixtral-8x7b", "--ep", "8", "--global-batch", "4"],
+     ["--ep 8: expert parallelism runs over data-parallel ranks", "--global-batch 4 is not a multiple of 8"]),
+    (["--model", "mixtral-8x7b", "--ep", "8", "--micro-batch", "4", "--global-batch", "16"],
+     ["--global-batch 16 / --micro-batch 4 = 4 micro-batches is not a multiple of 8"]),
+])
+def test_layout_errors_name_the_flags_at_fault(capsys, argv, needles):
+    code, _, err = run(capsys, "cost", *argv)
+    one_error_line(code, err, *needles)
+    said = err.split("error: ", 1)[1]
+    assert "memory" not in said and said.startswith(("--tp", "--pp", "--ep"))   # not blamed on memory or --gpus
+
+
+def test_a_layout_that_uses_some_gpus_still_runs(capsys):
+    code, out, _ = run(capsys, "cost", "--global-batch", "1000", "--gpus", "64", "--format", "json")
+    assert code == 0 and json.loads(out)["parallelism"]["global_batch"] == 1000
+
+
+def test_whatif_too_small_a_cluster_for_the_given_tp_is_its_own_row(capsys):
+    code, out, _ = run(capsys, "whatif", "--vary", "gpus=4,64", "--model", "llama3-8b", "--tp", "8", "--format", "json")
+    small, big = json.loads(out)["rows"]
+    assert code == 0 and big["fits"] and not small["fits"] and "--tp 8 needs 8 GPUs" in small["note"]
