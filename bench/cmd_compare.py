@@ -10,8 +10,9 @@ The table shows "-" where a run did not measure something (an op not run, a CPU 
 import sys
 
 from bench.cmd_catalog import FORMATS, check_choice, choices_help, emit, usd
-from bench.cmd_cost import PRICING_NOTES
+from bench.cmd_cost import PRICING_NOTES, placeholder_line
 from bench.compare import COLLECTIVES, DEFAULT_MODEL, DEFAULT_PRICING
+from cost_models.models import find_model
 from cost_models.prices import PRICING_KINDS
 
 COLLECTIVE_HEADER = {"allreduce": "all-reduce", "reducescatter": "reduce-scat.",
@@ -89,6 +90,10 @@ def footer(df, model: str, pricing: str) -> str:
     if sizes:
         lines.append("cluster: days and cost assume " + "; ".join(f"{n:,} GPUs ({why})" for n, why in sizes)
                      + ": the GPUs column, per run")
+    spec = find_model(model)
+    if spec.tokens_placeholder:
+        lines.append(placeholder_line(spec.name, spec.tokens, "tokens: ",
+                                      f"costbench cost --model {spec.name} --tokens N prices a real budget"))
     lines += [f"stragglers in {r['tag']}: {r['straggler_detail']}" for r in df.to_dict("records")
               if isinstance(r.get("straggler_detail"), str)]
     if (df["n_runs"] > 1).any():
@@ -108,5 +113,6 @@ def main(args) -> int:
         print(footer(df, args.model, args.pricing))
     else:
         records = df.to_dict("records")
-        emit(records, [], args.format, json_doc={"model": args.model, "pricing": args.pricing, "runs": records})
+        emit(records, [], args.format, json_doc={"model": args.model, "pricing": args.pricing, "runs": records,
+                                                 "tokens_placeholder": find_model(args.model).tokens_placeholder})
     return 0

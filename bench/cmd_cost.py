@@ -202,6 +202,12 @@ def layout_line(plan) -> str:
             f"{idle}, micro-batch {p['micro_batch']}, global batch {p['global_batch']:,} seqs, recompute {rc}")
 
 
+def placeholder_line(name: str, tokens: float, label: str = "tokens      ", hint: str = "give --tokens") -> str:
+    """The line a table prints for a catalog model whose tokens are a unit, not published (Mixtral)."""
+    return (f"{label}{si(tokens)} is a placeholder unit, not {name}'s training tokens (not published): "
+            f"GPU-hours, days and cost are per {si(tokens)} tokens; {hint}")
+
+
 def _summary_lines(plan, note=None, prices_line=None) -> list[str]:
     m, a = plan.model, plan.assumptions
     cluster = f"{plan.gpus:,} x {plan.gpu.name} ({a.get('gpus_from', 'given')})" if plan.gpus else plan.gpu.name
@@ -212,6 +218,8 @@ def _summary_lines(plan, note=None, prices_line=None) -> list[str]:
     ]
     if "shape" in a:
         lines.insert(1, f"shape       {a['shape']}")
+    if "tokens" in a:
+        lines.insert(1, placeholder_line(m.name, m.tokens))
     if plan.step is not None:
         measured = ", ".join(a["measured_parts"]) or "none"
         mfu_of = " of its measured MAMF (a CPU has no datasheet peak)" if plan.gpu.name == "cpu" else ""
@@ -257,7 +265,8 @@ def _no_price_note(plan, prices, pricing, providers, region=None) -> str:
 def json_doc(plan, rows, note=None) -> dict:
     m = plan.model
     return {
-        "model": {"name": m.name, "params": m.params, "active_params": m.active_params, "tokens": m.tokens},
+        "model": {"name": m.name, "params": m.params, "active_params": m.active_params, "tokens": m.tokens,
+                  "tokens_placeholder": m.tokens_placeholder},
         "training_flops": plan.training_flops, "gpu": plan.gpu.name, "gpus": plan.gpus or None,
         "achieved_tflops_per_gpu": plan.achieved_tflops_per_gpu, "mfu": plan.mfu,
         "gpu_hours": plan.gpu_hours, "wall_clock_days": plan.wall_clock_days,

@@ -166,6 +166,12 @@ def _print_table(doc, out) -> None:
             out.write(f"network     {r['value']}: {r['network']}{comm}\n")
     else:
         out.write(f"network     {first['network']}\n")
+    for r in fitting:
+        if r.get("tokens_placeholder"):
+            from bench.cmd_cost import placeholder_line
+
+            out.write(placeholder_line(r["model"], r["tokens"]) + "\n")
+            break
     fixed = ", ".join(f"{k}={v}" for k, v in doc["fixed"].items())
     out.write(f"fixed       {fixed or 'all cost defaults'}\n")
     for note in dict.fromkeys(r["note"] for r in doc["rows"] if r.get("note")):   # once each, in row order

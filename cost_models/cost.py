@@ -327,6 +327,10 @@ def plan_training(model=DEFAULT_MODEL, gpu: str | GpuSpec = DEFAULT_GPU, gpus: i
         assumptions["moe"] = (f"{spec.experts} experts, top-{spec.top_k}, expert MLP {spec.expert_ffn}, every layer; "
                               f"Megatron alltoall dispatcher, dropless and balanced (no capacity factor or load "
                               f"imbalance), expert-tensor-parallel = TP, all-to-all not overlapped")
+    if spec.tokens_placeholder:
+        assumptions["tokens"] = (f"placeholder: {spec.name}'s training tokens are not published; the catalog's "
+                                 f"{spec.tokens / 1e12:g}T tokens is a unit, so GPU-hours, days and cost are per that "
+                                 f"many tokens, not its real budget (give --tokens)")
     if spec.shape_estimated:
         assumptions["shape"] = (f"estimated from params: {spec.layers} layers, hidden {spec.hidden}, "
                                 f"{spec.heads} heads, ffn {spec.ffn}, seq {spec.seq_len}")

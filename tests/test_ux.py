@@ -189,3 +189,30 @@ def test_whatif_too_small_a_cluster_for_the_given_tp_is_its_own_row(capsys):
     code, out, _ = run(capsys, "whatif", "--vary", "gpus=4,64", "--model", "llama3-8b", "--tp", "8", "--format", "json")
     small, big = json.loads(out)["rows"]
     assert code == 0 and big["fits"] and not small["fits"] and "--tp 8 needs 8 GPUs" in small["note"]
+
+
+# ---- 7: Mixtral's placeholder tokens ------------------------------------------------------------
+
+def test_mixtral_tokens_are_marked_a_placeholder_unless_given(capsys):
+    code, out, _ = run(capsys, "cost", "--model", "mixtral-8x7b", "--gpus", "64")
+    assert code == 0 and "tokens      1T is a placeholder unit, not mixtral-8x7b's training tokens" in out
+    _, out, _ = run(capsys, "cost", "--model", "mixtral-8x7b", "--gpus", "64", "--format", "json")
+    doc = json.loads(out)
+    assert doc["model"]["tokens_placeholder"] is True and "not published" in doc["assumptions"]["tokens"]
+    _, out, _ = run(capsys, "cost", "--model", "mixtral-8x7b", "--gpus", "64", "--tokens", "1T", "--format", "json")
+    doc = json.loads(out)
+    assert doc["model"]["tokens_placeholder"] is False and "tokens" not in doc["assumptions"]
+    _, out, _ = run(capsys, "cost", *SMALL)      # a published figure: no such line
+    assert "placeholder" not in out
+
+
+def test_whatif_and_compare_mark_the_placeholder_too(capsys, tmp_path):
+    from tests import synthetic
+
+    _, out, _ = run(capsys, "whatif", "--vary", "gpus=64,128", "--model", "mixtral-8x7b")
+    assert "tokens      1T is a placeholder unit" in out
+    _, out, _ = run(capsys, "whatif", "--vary", "tokens=1T,2T", "--model", "mixtral-8x7b")
+    assert "placeholder" not in out
+    paths = synthetic.two_providers(tmp_path)
+    _, out, _ = run(capsys, "compare", *paths, "--model", "mixtral-8x7b")
+    assert "tokens: 1T is a placeholder unit" in out and "--tokens N prices a real budget" in out
