@@ -10,7 +10,7 @@ The table shows "-" where a run did not measure something (an op not run, a CPU 
 import sys
 
 from bench.cmd_catalog import FORMATS, check_choice, choices_help, emit, usd
-from bench.cmd_cost import PRICING_NOTES, placeholder_line
+from bench.cmd_cost import PRICING_NOTES, TERM_LINE, placeholder_line
 from bench.compare import COLLECTIVES, DEFAULT_MODEL, DEFAULT_PRICING
 from cost_models.models import find_model
 from cost_models.prices import PRICING_KINDS
@@ -69,6 +69,7 @@ def table_rows(df) -> tuple[list[dict], list]:
             row[k] = r.get(k) if _present(r.get(k)) else None
         if row["cost_usd"] is not None:
             row["cost_usd"] = usd(row["cost_usd"]) + _spread(r, "cost_usd")
+        row["commitment_usd"] = usd(r["commitment_usd"]) if _present(r.get("commitment_usd")) else None
         out.append(row)
     columns += [(d, f"{d} TFLOP/s", "") for d in dtypes]
     if "membw_gbps" in df and df["membw_gbps"].notna().any():
@@ -76,8 +77,15 @@ def table_rows(df) -> tuple[list[dict], list]:
     columns += [(op, f"{COLLECTIVE_HEADER[op]} GB/s", "") for op in ops]
     columns += [("stragglers", "stragglers", ""), ("usd_per_gpu_hour", "$/GPU-h", ".2f"),
                 ("usd_per_pflop_hour", "$/PFLOP-h", ".2f"), ("pflop_dtype", "of", ""),
-                ("cluster_gpus", "GPUs", ","), ("days", "days", ".1f"), ("cost_usd", "cost", ""), ("note", "note", "")]
+                ("cluster_gpus", "GPUs", ","), ("days", "days", ".1f"), ("cost_usd", "cost", "")]
+    if _has_term(df):
+        columns.append(("commitment_usd", "term commitment", ""))
+    columns.append(("note", "note", ""))
     return out, columns
+
+
+def _has_term(df) -> bool:
+    return "commitment_usd" in df and df["commitment_usd"].notna().any()
 
 
 def footer(df, model: str, pricing: str) -> str:
@@ -85,6 +93,8 @@ def footer(df, model: str, pricing: str) -> str:
              "collectives: best busbw GB/s / busbw at 256 MiB",
              f"cost: to train {model} at {pricing} prices from each run's measured figures "
              "(as costbench cost --results FILE); $/PFLOP-h = $/GPU-h / (measured MAMF of the dtype in 'of' / 1000)"]
+    if _has_term(df):
+        lines.append(TERM_LINE.replace("term        ", "term: ", 1))
     sizes = sorted({(int(r["cluster_gpus"]), r.get("cluster_gpus_from")) for r in df.to_dict("records")
                     if _present(r.get("cluster_gpus"))})
     if sizes:

@@ -178,6 +178,8 @@ def _throughput(path):
     return Throughput.from_result(load(path), source=path)
 
 
+TERM_LINE = ("term        reserved/capacity-block rows: `cost` is the run's hours at the rate; "
+             "`term commitment` = GPUs x term hours x rate, paid even if the run is shorter")
 PRICES_LINE = ("prices      list prices, cheapest region per provider unless --region; "
                "`costbench prices` for every region, source and age")
 
@@ -307,8 +309,7 @@ def run_cost(plan_kwargs: dict, pricing="on-demand", providers=None, prices_file
         from cost_models.prices import SPOT_NOTE
         prices_line += f"\nspot        {SPOT_NOTE.removeprefix('spot: ')}"
     if any(r["commitment_usd"] is not None for r in rows):
-        prices_line += ("\nterm        reserved/capacity-block rows: `cost` is the run's hours at the rate; "
-                        "`term commitment` = GPUs x term hours x rate, paid even if the run is shorter")
+        prices_line += "\n" + TERM_LINE
     if fmt == "table":
         if rows:
             emit(rows, COLUMNS, fmt, out)

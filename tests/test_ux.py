@@ -216,3 +216,30 @@ def test_whatif_and_compare_mark_the_placeholder_too(capsys, tmp_path):
     paths = synthetic.two_providers(tmp_path)
     _, out, _ = run(capsys, "compare", *paths, "--model", "mixtral-8x7b")
     assert "tokens: 1T is a placeholder unit" in out and "--tokens N prices a real budget" in out
+
+
+# ---- 9: the reserved term's commitment wherever reserved pricing appears -----------------------------
+
+def test_whatif_shows_the_term_commitment_of_reserved_rows(capsys):
+    code, out, _ = run(capsys, "whatif", "--vary", "pricing=on-demand,reserved-3y", *SMALL)
+    header = out.splitlines()[2]
+    assert code == 0 and "term commitment" in header and "(of the cost min row)" in out
+    _, out, _ = run(capsys, "whatif", "--vary", "pricing=on-demand,reserved-3y", *SMALL, "--format", "json")
+    on_demand, reserved = json.loads(out)["rows"]
+    assert on_demand["commitment_usd"] is None
+    assert reserved["commitment_usd"] == pytest.approx(64 * 26280 * reserved["cost_usd_min"] / reserved["gpu_hours"])
+    _, out, _ = run(capsys, "whatif", "--vary", "gpus=64,128", "--model", "llama3-8b")
+    assert "term commitment" not in out          # no term row: no column
+
+
+def test_compare_shows_the_term_commitment_at_reserved_prices(capsys, tmp_path):
+    from tests import synthetic
+
+    paths = synthetic.two_providers(tmp_path)
+    prices = synthetic.write_text(tmp_path, "reserved.csv", synthetic.PRICES.splitlines()[0] +
+                                  "\ncoreweave,H100-SXM,reserved-3y,3.0,,,,2025-01,test row\n")
+    code, out, _ = run(capsys, "compare", *paths, "--prices", prices, "--pricing", "reserved-3y")
+    assert code == 0 and "term commitment" in out.splitlines()[0] and "$1.29B" in out   # 16,384 x 26,280 h x $3
+    assert "term: reserved/capacity-block rows" in out
+    _, out, _ = run(capsys, "compare", *paths, "--prices", synthetic.prices(tmp_path))
+    assert "term commitment" not in out
