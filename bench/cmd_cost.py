@@ -267,8 +267,7 @@ def _no_price_note(plan, prices, pricing, providers, region=None) -> str:
 def json_doc(plan, rows, note=None) -> dict:
     m = plan.model
     return {
-        "model": {"name": m.name, "params": m.params, "active_params": m.active_params, "tokens": m.tokens,
-                  "tokens_placeholder": m.tokens_placeholder},
+        "model": {"name": m.name, "params": m.params, "active_params": m.active_params, "tokens": m.tokens},
         "training_flops": plan.training_flops, "gpu": plan.gpu.name, "gpus": plan.gpus or None,
         "achieved_tflops_per_gpu": plan.achieved_tflops_per_gpu, "mfu": plan.mfu,
         "gpu_hours": plan.gpu_hours, "wall_clock_days": plan.wall_clock_days,

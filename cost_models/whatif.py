@@ -53,7 +53,7 @@ def row(value, cost: dict, measured: bool = False, measured_from: str | None = N
         "cheapest": f"{cheapest['provider']} {cheapest['pricing']}" if cheapest else None,
         "price_rows": len(prices), "cost_usd_by_provider": by_provider,
         "measured": measured, "measured_from": measured_from,
-        "tokens_placeholder": cost["model"].get("tokens_placeholder", False), "tokens": cost["model"].get("tokens"),
+        "tokens_placeholder": "tokens" in a, "tokens": cost["model"].get("tokens"),
         "network": a.get("network"), "overlap": a.get("overlap"), "exposed_comm_share": _comm_share(cost),
         "parallelism": cost.get("parallelism"), "step": cost.get("step"), "note": cost.get("note"),
         "fits": True,
