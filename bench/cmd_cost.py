@@ -25,9 +25,10 @@ COLUMNS = [("provider", "provider", ""), ("gpu", "GPU", ""), ("pricing", "pricin
            ("region", "region", ""), ("usd_per_gpu_hour", "$/GPU-h", ".2f"), ("cost_usd", "cost", usd),
            ("commitment_usd", "term commitment", usd),
            ("cost_usd_low", "low", usd), ("cost_usd_high", "high", usd), ("as_of", "as of", ""),
-           ("_age", "age", "")]
+           ("_age", "age", ""), ("offer", "offer", "")]
 ROW_KEYS = ("provider", "gpu", "pricing", "region", "usd_per_gpu_hour", "cost_usd", "cost_usd_low",
-            "cost_usd_high", "commitment_usd", "as_of", "age_days", "stale", "source", "note")
+            "cost_usd_high", "commitment_usd", "as_of", "age_days", "stale", "source", "note", "instance_gpus",
+            "marketplace", "offer")
 
 
 def overhead(text):
@@ -309,9 +310,12 @@ def run_cost(plan_kwargs: dict, pricing="on-demand", providers=None, prices_file
         prices_line += f"\nspot        {SPOT_NOTE.removeprefix('spot: ')}"
     if any(r["commitment_usd"] is not None for r in rows):
         prices_line += "\n" + TERM_LINE
+    if any(r["offer"] for r in rows):
+        from cost_models.cost import offer_note
+        prices_line += f"\noffer       {offer_note(plan)}"
     if fmt == "table":
         if rows:
-            emit(rows, COLUMNS, fmt, out)
+            emit(rows, [c for c in COLUMNS if c[0] != "offer" or any(r["offer"] for r in rows)], fmt, out)
             out.write("\n")
         out.write("\n".join(_summary_lines(plan, note, prices_line)) + "\n")
     else:

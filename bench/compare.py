@@ -225,6 +225,8 @@ def run_row(path: str, doc: dict, model: str, prices, pricing: str) -> dict:
     priced = price_rows(plan, [price])[0] if plan and price else {}
     for key in ("cost_usd", "cost_usd_low", "cost_usd_high", "commitment_usd", "age_days", "stale"):
         row[key] = priced.get(key)
+    if priced.get("offer"):
+        notes.append(f"offer: {priced['offer']}, not a {plan.gpus:,}-GPU cluster of NVLink nodes on a fabric")
     for end in ("low", "high"):  # no published range: both ends are the list price
         if row[f"cost_usd_{end}"] is None:
             row[f"cost_usd_{end}"] = row["cost_usd"]

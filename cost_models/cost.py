@@ -446,7 +446,8 @@ def price_rows(plan: TrainingPlan, prices: list[Price], ref_date=None,
     Each row also carries its region, its age in days at `ref_date` (default: prices.today())
     and whether it is stale (older than `stale_months`), and for term kinds (reserved-1y/3y,
     capacity-block) commitment_usd: what the term costs whatever the run uses (prices.commitment_usd).
-    A spot row carries a note: interruptions are not modelled (goodput unchanged).
+    A spot row carries a note: interruptions are not modelled (goodput unchanged). `offer` marks a
+    row whose offer is not a cluster of the plan's size (Price.offer; offer_note says why it matters).
     """
     ref = ref_date or today()
     rows = []
@@ -463,8 +464,18 @@ def price_rows(plan: TrainingPlan, prices: list[Price], ref_date=None,
             "commitment_usd": commitment_usd(p, plan.gpus, plan.wall_clock_days),
             "as_of": p.as_of, "age_days": age_days(p, ref), "stale": is_stale(p, ref, stale_months),
             "source": p.source, "note": SPOT_NOTE if p.pricing == "spot" else None,
+            "instance_gpus": p.instance_gpus, "marketplace": p.marketplace, "offer": p.offer(plan.gpus, GPUS_PER_NODE),
         })
     return sorted(rows, key=lambda r: (r["cost_usd"], r["provider"], r["pricing"], r["region"]))
+
+
+def offer_note(plan: TrainingPlan) -> str:
+    """Why a row with an `offer` mark is priced as it is: the time side is a cluster of the plan's size
+    in NVLink nodes on a fabric, which small instances or a marketplace do not sell."""
+    fabric = plan.assumptions.get("network", "the assumed fabric")
+    return (f"rows marked in 'offer' sell instances of fewer than {GPUS_PER_NODE} GPUs or a marketplace host's GPUs: "
+            f"the time is for {plan.gpus:,} GPUs in {GPUS_PER_NODE}-GPU NVLink nodes on {fabric}, which they do not "
+            f"sell; their cost is those GPU-hours at their rate, not a quote for such a cluster")
 
 
 def estimate(model="llama3-70b", gpu: str = DEFAULT_GPU, pricing: str = "on-demand",
@@ -478,7 +489,7 @@ def estimate(model="llama3-70b", gpu: str = DEFAULT_GPU, pricing: str = "on-dema
     rows = price_rows(plan, select(table, plan.gpu.name, pricing, providers))
     df = pd.DataFrame(rows, columns=["provider", "gpu", "pricing", "region", "usd_per_gpu_hour", "cost_usd",
                                      "cost_usd_low", "cost_usd_high", "commitment_usd", "as_of", "age_days",
-                                     "stale", "source", "note"])
+                                     "stale", "source", "note", "instance_gpus", "marketplace", "offer"])
     df["model"] = plan.model.name
     df["gpus"] = plan.gpus
     df["gpu_hours"] = plan.gpu_hours

@@ -243,3 +243,64 @@ def test_compare_shows_the_term_commitment_at_reserved_prices(capsys, tmp_path):
     assert "term: reserved/capacity-block rows" in out
     _, out, _ = run(capsys, "compare", *paths, "--prices", synthetic.prices(tmp_path))
     assert "term commitment" not in out
+
+
+# ---- 8: offers that are not a cluster of the priced size ----------------------------------------------
+
+MARKET = ("provider,gpu,pricing,usd_per_gpu_hour,usd_low,usd_high,region,as_of,source,instance_gpus,marketplace\n"
+          "hostx,H100-SXM,on-demand,1.50,,,,2026-01,test row,1,yes\n"
+          "smallco,H100-SXM,on-demand,2.00,,,,2026-01,test row,4,\n"
+          "bigco,H100-SXM,on-demand,3.00,,,,2026-01,test row,8,\n")
+
+
+def test_price_offer_marks_small_instances_and_marketplaces():
+    from cost_models.prices import Price
+
+    def offer(n, market, gpus):
+        return Price("p", "H100-SXM", "on-demand", 2.0, "", "", instance_gpus=n, marketplace=market).offer(gpus, 8)
+
+    assert offer(1, True, 1024) == "1-GPU instances, marketplace"
+    assert offer(4, False, 1024) == "4-GPU instances" and offer(8, False, 1024) is None
+    assert offer(8, True, 1024) == "marketplace" and offer(None, False, 1024) is None
+    assert offer(1, True, 1) is None and offer(4, False, 4) is None     # the run fits in one instance
+
+
+def test_cost_marks_offers_that_are_not_the_cluster_priced(capsys, tmp_path):
+    from tests import synthetic
+
+    prices = synthetic.write_text(tmp_path, "market.csv", MARKET)
+    args = ["cost", "--gpu-hours", "1M", "--gpus", "1024", "--prices", prices, "--providers", "hostx,smallco,bigco"]
+    code, out, _ = run(capsys, *args, "--format", "json")
+    rows = {r["provider"]: r for r in json.loads(out)["rows"]}
+    assert code == 0 and rows["hostx"]["offer"] == "1-GPU instances, marketplace" and rows["hostx"]["marketplace"]
+    assert rows["smallco"]["offer"] == "4-GPU instances" and rows["bigco"]["offer"] is None
+    assert rows["bigco"]["instance_gpus"] == 8 and rows["hostx"]["cost_usd"] == pytest.approx(1.5e6)   # not deleted
+    code, out, _ = run(capsys, *args)
+    table = out.splitlines()
+    assert table[0].split()[-1] == "offer" and table[2].startswith("hostx") and "1-GPU instances, marketplace" in table[2]
+    assert "offer       rows marked in 'offer' sell instances of fewer than 8 GPUs or a marketplace host's GPUs: " \
+           "the time is for 1,024 GPUs" in out
+    _, out, _ = run(capsys, "cost", "--gpu-hours", "1M", "--gpus", "1024", "--prices", prices, "--providers", "bigco")
+    assert "offer" not in out      # nothing marked: no column, no line
+
+
+def test_the_catalog_records_what_each_offer_sells(capsys):
+    from cost_models.prices import catalog_prices
+
+    prices = catalog_prices()
+    assert all(p.instance_gpus for p in prices)
+    vast = [p for p in prices if p.provider == "vast"]
+    assert vast and all(p.marketplace for p in vast) and not any(p.marketplace for p in prices if p.provider != "vast")
+    assert all(p.instance_gpus == 1 for p in prices if p.provider == "verda" and p.gpu == "H100-SXM")
+
+
+def test_compare_and_whatif_mark_such_offers(capsys, tmp_path):
+    from tests import synthetic
+
+    paths = synthetic.two_providers(tmp_path)
+    prices = synthetic.write_text(tmp_path, "p.csv", MARKET.replace("hostx", "coreweave"))
+    _, out, _ = run(capsys, "compare", *paths, "--prices", prices)
+    assert "offer: 1-GPU instances, marketplace, not a 16,384-GPU cluster" in out
+    _, out, _ = run(capsys, "whatif", "--vary", "gpus=64,128", *SMALL[:2], "--prices", prices,
+                    "--providers", "coreweave,bigco")
+    assert "(cheapest: coreweave on-demand (1-GPU instances, marketplace: not a cluster of this size))" in out
