@@ -31,6 +31,15 @@ def usd(value) -> str:
     return f"${value:,.2f}"
 
 
+def choices_help(choices, default=None, notes=None) -> str:
+    """Help text listing exactly `choices` (the tuple check_choice validates against, so the two
+    cannot drift apart): 'a (default), b or c', a choice's note in parentheses after it."""
+    notes = notes or {}
+    words = [c + (" (default" + (", " + notes[c] if c in notes else "") + ")" if c == default
+                  else f" ({notes[c]})" if c in notes else "") for c in choices]
+    return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " or " + words[-1]
+
+
 def check_choice(kind: str, value: str, choices) -> str:
     if value not in choices:
         raise unknown_name(kind, value, choices)
@@ -79,13 +88,14 @@ def emit(rows: list[dict], columns, fmt: str, out=None, json_doc=None) -> None:
 
 
 def add_arguments(parser, command) -> None:
-    parser.add_argument("--format", default="table", help="table (default), json or csv")
+    parser.add_argument("--format", default="table", help=choices_help(FORMATS, "table"))
     if command == "prices":
+        from cost_models.prices import PRICING_KINDS
+
         parser.add_argument("--gpu", help="only this GPU (e.g. h100, H200-SXM)")
         parser.add_argument("--provider", type=csv_list,
                             help="only these providers, comma-separated (with --from-skypilot: the one cloud the file is for)")
-        parser.add_argument("--pricing", default="all",
-                            help="on-demand, spot, reserved-1y, reserved-3y, capacity-block or all (default)")
+        parser.add_argument("--pricing", default="all", help=choices_help((*PRICING_KINDS, "all"), "all"))
         parser.add_argument("--region", help="only this region (a provider's own name, e.g. us-east-1)")
         parser.add_argument("--prices", metavar="FILE", help="CSV with the same columns: overrides or adds rows")
         add_age_argument(parser)

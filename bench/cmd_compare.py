@@ -9,8 +9,11 @@ The table shows "-" where a run did not measure something (an op not run, a CPU 
 
 import sys
 
-from bench.cmd_catalog import FORMATS, check_choice, emit, usd
+from bench.cmd_catalog import FORMATS, check_choice, choices_help, emit, usd
+from bench.cmd_cost import PRICING_NOTES, TERM_LINE, placeholder_line
 from bench.compare import COLLECTIVES, DEFAULT_MODEL, DEFAULT_PRICING
+from cost_models.models import find_model
+from cost_models.prices import PRICING_KINDS
 
 COLLECTIVE_HEADER = {"allreduce": "all-reduce", "reducescatter": "reduce-scat.",
                      "allgather": "all-gather", "alltoall": "all-to-all"}
@@ -20,9 +23,10 @@ def add_arguments(parser, command) -> None:
     parser.add_argument("paths", nargs="+", metavar="RESULT_FILES_OR_DIRS",
                         help="result files, or directories whose *.json files are read (not recursive)")
     parser.add_argument("--model", default=DEFAULT_MODEL, help=f"model to price training of (default {DEFAULT_MODEL})")
-    parser.add_argument("--format", default="table", help="table (default), json or csv")
+    parser.add_argument("--format", default="table", help=choices_help(FORMATS, "table"))
     parser.add_argument("--prices", metavar="FILE", help="CSV with prices.csv's columns: overrides or adds rows")
-    parser.add_argument("--pricing", default=DEFAULT_PRICING, help="on-demand (default), spot, reserved-1y or reserved-3y")
+    parser.add_argument("--pricing", default=DEFAULT_PRICING,
+                        help="one pricing kind: " + choices_help(PRICING_KINDS, DEFAULT_PRICING, PRICING_NOTES))
 
 
 def _present(value) -> bool:
@@ -61,10 +65,11 @@ def table_rows(df) -> tuple[list[dict], list]:
             best, at = r.get(f"busbw_{op}_gbps"), r.get(f"busbw_{op}_256mib_gbps")
             row[op] = f"{_num(best)} / {_num(at) if _present(at) else '-'}" if _present(best) else None
         row["stragglers"] = r.get("stragglers") or 0
-        for k in ("usd_per_gpu_hour", "usd_per_pflop_hour", "days", "cost_usd", "pflop_dtype", "note"):
+        for k in ("usd_per_gpu_hour", "usd_per_pflop_hour", "cluster_gpus", "days", "cost_usd", "pflop_dtype", "note"):
             row[k] = r.get(k) if _present(r.get(k)) else None
         if row["cost_usd"] is not None:
             row["cost_usd"] = usd(row["cost_usd"]) + _spread(r, "cost_usd")
+        row["commitment_usd"] = usd(r["commitment_usd"]) if _present(r.get("commitment_usd")) else None
         out.append(row)
     columns += [(d, f"{d} TFLOP/s", "") for d in dtypes]
     if "membw_gbps" in df and df["membw_gbps"].notna().any():
@@ -72,8 +77,15 @@ def table_rows(df) -> tuple[list[dict], list]:
     columns += [(op, f"{COLLECTIVE_HEADER[op]} GB/s", "") for op in ops]
     columns += [("stragglers", "stragglers", ""), ("usd_per_gpu_hour", "$/GPU-h", ".2f"),
                 ("usd_per_pflop_hour", "$/PFLOP-h", ".2f"), ("pflop_dtype", "of", ""),
-                ("days", "days", ".1f"), ("cost_usd", "cost", ""), ("note", "note", "")]
+                ("cluster_gpus", "GPUs", ","), ("days", "days", ".1f"), ("cost_usd", "cost", "")]
+    if _has_term(df):
+        columns.append(("commitment_usd", "term commitment", ""))
+    columns.append(("note", "note", ""))
     return out, columns
+
+
+def _has_term(df) -> bool:
+    return "commitment_usd" in df and df["commitment_usd"].notna().any()
 
 
 def footer(df, model: str, pricing: str) -> str:
@@ -81,6 +93,17 @@ def footer(df, model: str, pricing: str) -> str:
              "collectives: best busbw GB/s / busbw at 256 MiB",
              f"cost: to train {model} at {pricing} prices from each run's measured figures "
              "(as costbench cost --results FILE); $/PFLOP-h = $/GPU-h / (measured MAMF of the dtype in 'of' / 1000)"]
+    if _has_term(df):
+        lines.append(TERM_LINE.replace("term        ", "term: ", 1))
+    sizes = sorted({(int(r["cluster_gpus"]), r.get("cluster_gpus_from")) for r in df.to_dict("records")
+                    if _present(r.get("cluster_gpus"))})
+    if sizes:
+        lines.append("cluster: days and cost assume " + "; ".join(f"{n:,} GPUs ({why})" for n, why in sizes)
+                     + ": the GPUs column, per run")
+    spec = find_model(model)
+    if spec.tokens_placeholder:
+        lines.append(placeholder_line(spec.name, spec.tokens, "tokens: ",
+                                      f"costbench cost --model {spec.name} --tokens N prices a real budget"))
     lines += [f"stragglers in {r['tag']}: {r['straggler_detail']}" for r in df.to_dict("records")
               if isinstance(r.get("straggler_detail"), str)]
     if (df["n_runs"] > 1).any():
@@ -100,5 +123,6 @@ def main(args) -> int:
         print(footer(df, args.model, args.pricing))
     else:
         records = df.to_dict("records")
-        emit(records, [], args.format, json_doc={"model": args.model, "pricing": args.pricing, "runs": records})
+        emit(records, [], args.format, json_doc={"model": args.model, "pricing": args.pricing, "runs": records,
+                                                 "tokens_placeholder": find_model(args.model).tokens_placeholder})
     return 0

@@ -9,20 +9,26 @@ import argparse
 import sys
 
 from bench.cli import csv_list, fraction, number, positive, positive_int
-from bench.cmd_catalog import FORMATS, add_age_argument, age_text, check_choice, emit, usd, warn_stale
+from bench.cmd_catalog import (FORMATS, add_age_argument, age_text, check_choice, choices_help, emit, usd,
+                               warn_stale)
 from bench.table import si
 from cost_models.errors import InputError
+from cost_models.hardware import TRAINING_DTYPES
 from cost_models.prices import DEFAULT_STALE_MONTHS, PRICING_KINDS
 
 PRICING_CHOICES = (*PRICING_KINDS, "all")
+PRICING_NOTES = {"spot": "interruptions not modelled: a lower bound",
+                 "reserved-3y": "the whole term is paid: see the commitment column",
+                 "all": "every kind"}
 
 COLUMNS = [("provider", "provider", ""), ("gpu", "GPU", ""), ("pricing", "pricing", ""),
            ("region", "region", ""), ("usd_per_gpu_hour", "$/GPU-h", ".2f"), ("cost_usd", "cost", usd),
            ("commitment_usd", "term commitment", usd),
            ("cost_usd_low", "low", usd), ("cost_usd_high", "high", usd), ("as_of", "as of", ""),
-           ("_age", "age", "")]
+           ("_age", "age", ""), ("offer", "offer", "")]
 ROW_KEYS = ("provider", "gpu", "pricing", "region", "usd_per_gpu_hour", "cost_usd", "cost_usd_low",
-            "cost_usd_high", "commitment_usd", "as_of", "age_days", "stale", "source", "note")
+            "cost_usd_high", "commitment_usd", "as_of", "age_days", "stale", "source", "note", "instance_gpus",
+            "marketplace", "offer")
 
 
 def overhead(text):
@@ -53,7 +59,9 @@ def add_arguments(parser, command) -> None:
     hw.add_argument("--gpus", type=positive_int, help="cluster size (default: published scale, else sized to ~30 days)")
     hw.add_argument("--network", help="inter-node fabric (costbench networks); default ib-ndr-400")
     hw.add_argument("--results", metavar="FILE", help="a costbench result file: its measured rates for its device")
-    hw.add_argument("--dtype", default="bf16", help="bf16 (default) or fp8 (fp8 speeds the linear layers' GEMMs only)")
+    hw.add_argument("--dtype", default="bf16", help=choices_help(TRAINING_DTYPES, "bf16", {
+        "fp16": "2021-era mixed precision: the fp16 peak, memory as bf16",
+        "fp8": "speeds the linear layers' GEMMs only; not on a CPU"}))
     lay = parser.add_argument_group("parallel layout (searched for the fastest that fits when not given)")
     lay.add_argument("--tp", type=positive_int, help="tensor-parallel degree (within a node of 8; with sequence parallelism)")
     lay.add_argument("--pp", type=positive_int, help="pipeline-parallel stages (1F1B)")
@@ -73,14 +81,12 @@ def add_arguments(parser, command) -> None:
     eff.add_argument("--virtualization-overhead", type=overhead, default=0.0,
                      help="share of step time lost on a VM, [0, 1): time / (1 - overhead) (default 0: bare metal)")
     money = parser.add_argument_group("prices")
-    money.add_argument("--pricing", default="on-demand",
-                       help="on-demand (default), spot (interruptions not modelled: a lower bound), reserved-1y, "
-                            "reserved-3y (the whole term is paid: see the commitment column), capacity-block or all")
+    money.add_argument("--pricing", default="on-demand", help=choices_help(PRICING_CHOICES, "on-demand", PRICING_NOTES))
     money.add_argument("--providers", type=csv_list, help="only these providers, comma-separated")
     money.add_argument("--region", help="price this region only (default: each provider's cheapest region, named)")
     money.add_argument("--prices", metavar="FILE", help="CSV with prices.csv's columns: overrides or adds rows (gpu cpu allowed)")
     add_age_argument(money)
-    parser.add_argument("--format", default="table", help="table (default), json or csv")
+    parser.add_argument("--format", default="table", help=choices_help(FORMATS, "table"))
 
 
 _SHAPE_FLAGS = {"layers": "layers", "hidden": "hidden", "heads": "heads", "kv_heads": "kv_heads", "ffn": "ffn",
@@ -120,6 +126,16 @@ def _model(args):
     return custom_model(args.params, args.tokens, args.active_params, **shape, **moe)
 
 
+def check_dtype(dtype: str) -> None:
+    """--dtype: one of TRAINING_DTYPES; tf32/fp32 (which `run` measures) are named as not modelled."""
+    from cost_models.hardware import DTYPES
+
+    if dtype in DTYPES and dtype not in TRAINING_DTYPES:
+        raise InputError(f"--dtype {dtype}: training in {dtype} is not modelled (the memory and step models assume "
+                         f"2-byte mixed precision); choose {choices_help(TRAINING_DTYPES)}")
+    check_choice("dtype", dtype, TRAINING_DTYPES)
+
+
 def gpu_to_price(requested: str | None, measured: str | None, source: str | None = None,
                  device_name: str | None = None) -> str:
     """The device a cost table prices: the one asked for (--gpu; "cpu" too), else the one a result
@@ -144,6 +160,16 @@ def gpu_to_price(requested: str | None, measured: str | None, source: str | None
     return DEFAULT_GPU
 
 
+def warn_other_device(throughput, gpu: str, command: str = "cost") -> None:
+    """One stderr line when a --results file measured another device than the one priced: its rates
+    are then not used (cost_models.cost.device_rates), which the rates text alone says too quietly."""
+    if throughput is None or throughput.gpu == gpu:
+        return
+    what = throughput.gpu or f"{throughput.device_name or 'a GPU'} (not in the GPU catalog)"
+    print(f"costbench {command}: warning: {throughput.source} measured {what}, not the {gpu} priced: its rates are "
+          f"not used; {gpu} is priced at the catalog's rates", file=sys.stderr)
+
+
 def _throughput(path):
     if path is None:
         return None
@@ -153,6 +179,8 @@ def _throughput(path):
     return Throughput.from_result(load(path), source=path)
 
 
+TERM_LINE = ("term        reserved/capacity-block rows: `cost` is the run's hours at the rate; "
+             "`term commitment` = GPUs x term hours x rate, paid even if the run is shorter")
 PRICES_LINE = ("prices      list prices, cheapest region per provider unless --region; "
                "`costbench prices` for every region, source and age")
 
@@ -177,6 +205,12 @@ def layout_line(plan) -> str:
             f"{idle}, micro-batch {p['micro_batch']}, global batch {p['global_batch']:,} seqs, recompute {rc}")
 
 
+def placeholder_line(name: str, tokens: float, label: str = "tokens      ", hint: str = "give --tokens") -> str:
+    """The line a table prints for a catalog model whose tokens are a unit, not published (Mixtral)."""
+    return (f"{label}{si(tokens)} is a placeholder unit, not {name}'s training tokens (not published): "
+            f"GPU-hours, days and cost are per {si(tokens)} tokens; {hint}")
+
+
 def _summary_lines(plan, note=None, prices_line=None) -> list[str]:
     m, a = plan.model, plan.assumptions
     cluster = f"{plan.gpus:,} x {plan.gpu.name} ({a.get('gpus_from', 'given')})" if plan.gpus else plan.gpu.name
@@ -187,6 +221,8 @@ def _summary_lines(plan, note=None, prices_line=None) -> list[str]:
     ]
     if "shape" in a:
         lines.insert(1, f"shape       {a['shape']}")
+    if "tokens" in a:
+        lines.insert(1, placeholder_line(m.name, m.tokens))
     if plan.step is not None:
         measured = ", ".join(a["measured_parts"]) or "none"
         mfu_of = " of its measured MAMF (a CPU has no datasheet peak)" if plan.gpu.name == "cpu" else ""
@@ -273,11 +309,13 @@ def run_cost(plan_kwargs: dict, pricing="on-demand", providers=None, prices_file
         from cost_models.prices import SPOT_NOTE
         prices_line += f"\nspot        {SPOT_NOTE.removeprefix('spot: ')}"
     if any(r["commitment_usd"] is not None for r in rows):
-        prices_line += ("\nterm        reserved/capacity-block rows: `cost` is the run's hours at the rate; "
-                        "`term commitment` = GPUs x term hours x rate, paid even if the run is shorter")
+        prices_line += "\n" + TERM_LINE
+    if any(r["offer"] for r in rows):
+        from cost_models.cost import offer_note
+        prices_line += f"\noffer       {offer_note(plan)}"
     if fmt == "table":
         if rows:
-            emit(rows, COLUMNS, fmt, out)
+            emit(rows, [c for c in COLUMNS if c[0] != "offer" or any(r["offer"] for r in rows)], fmt, out)
             out.write("\n")
         out.write("\n".join(_summary_lines(plan, note, prices_line)) + "\n")
     else:
@@ -310,7 +348,7 @@ def main(args) -> int:
 
     if args.recompute is not None:
         check_choice("recompute", args.recompute, RECOMPUTE)
-    check_choice("dtype", args.dtype, ("bf16", "fp8", "fp16"))
+    check_dtype(args.dtype)
     spec = _model(args)
     if args.tokens is not None:
         spec = spec.with_tokens(args.tokens)
@@ -322,6 +360,7 @@ def main(args) -> int:
                    "goodput": args.goodput, "tp": args.tp, "pp": args.pp, "micro_batch": args.micro_batch,
                    "global_batch": args.global_batch, "recompute": args.recompute, "ep": args.ep, "dtype": args.dtype,
                    "gpu_hours": args.gpu_hours}
+    warn_other_device(throughput, gpu)
     run_cost(plan_kwargs, args.pricing, args.providers, args.prices, args.format, region=args.region,
              stale_months=args.stale_months, virtualization_overhead=args.virtualization_overhead)
     return 0

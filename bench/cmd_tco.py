@@ -11,10 +11,12 @@ import argparse
 import sys
 
 from bench.cli import csv_list, number
-from bench.cmd_catalog import check_choice, emit, usd
+from bench.cmd_catalog import check_choice, choices_help, emit, usd
 from bench.cmd_cost import PRICING_CHOICES
 from bench.table import format_table
 from cost_models.errors import InputError
+
+TCO_FORMATS = ("table", "json")
 
 
 def prices_list(text):
@@ -62,12 +64,12 @@ def add_arguments(parser, command) -> None:
     rent = parser.add_argument_group("renting")
     rent.add_argument("--rental-price", type=prices_list, metavar="USD[,USD...]",
                       help="the provider's side: payback years when renting the GPU out at these $/GPU-hour")
-    rent.add_argument("--pricing", default="on-demand", help="catalog rows to compare with: on-demand (default), "
-                      "spot, reserved-1y, reserved-3y, capacity-block or all")
+    rent.add_argument("--pricing", default="on-demand",
+                      help="catalog rows to compare with: " + choices_help(PRICING_CHOICES, "on-demand"))
     rent.add_argument("--providers", type=csv_list, help="only these providers, comma-separated")
     rent.add_argument("--region", help="compare with this region only (default: each provider's cheapest region)")
     rent.add_argument("--prices", metavar="FILE", help="CSV with prices.csv's columns: overrides or adds rows")
-    parser.add_argument("--format", default="table", help="table (default) or json")
+    parser.add_argument("--format", default="table", help=choices_help(TCO_FORMATS, "table"))
 
 
 def owned_gpu(args):
@@ -203,7 +205,7 @@ def _print(doc, out) -> None:
 
 
 def main(args) -> int:
-    check_choice("format", args.format, ("table", "json"))
+    check_choice("format", args.format, TCO_FORMATS)
     doc = tco_document(args)
     if args.format == "json":
         emit([], [], "json", sys.stdout, doc)

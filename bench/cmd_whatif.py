@@ -18,7 +18,7 @@ import io
 import json
 import sys
 
-from bench.cmd_catalog import check_choice, emit, usd
+from bench.cmd_catalog import FORMATS, check_choice, emit, usd
 from bench.table import si
 from cost_models.errors import InputError, NoLayoutError, unknown_name
 from cost_models.units import check_plausible
@@ -31,7 +31,8 @@ def _ratio(value) -> str:
 
 
 COLUMNS = [("value", "value", ""), ("gpu", "GPU", ""), ("gpus", "GPUs", ","), ("gpu_hours", "GPU-hours", si),
-           ("wall_clock_days", "days", ".1f"), ("cost_usd_min", "cost min", usd), ("cost_usd_max", "cost max", usd),
+           ("wall_clock_days", "days", ".1f"), ("cost_usd_min", "cost min", usd),
+           ("commitment_usd", "term commitment", usd), ("cost_usd_max", "cost max", usd),
            ("ratio_gpu_hours", "x hours", _ratio), ("ratio_wall_clock_days", "x days", _ratio),
            ("ratio_cost_usd_min", "x cost", _ratio), ("layout", "layout", ""),
            ("exposed_comm_share", "exposed comm", ".1%"), ("figures", "figures", "")]
@@ -155,7 +156,9 @@ def _print_table(doc, out) -> None:
             for r in doc["rows"]]
     out.write(f"what if {doc['vary']} = {', '.join(str(r['value']) for r in rows)}; ratios to the first row"
               f"{' that fits' if not rows[0].get('fits', True) else ''}\n\n")
-    out.write(format_table(rows, COLUMNS) + "\n\n")
+    term = any(r.get("commitment_usd") is not None for r in rows)
+    columns = [c for c in COLUMNS if term or c[0] != "commitment_usd"]
+    out.write(format_table(rows, columns) + "\n\n")
     first = next(r for r in doc["rows"] if r.get("fits", True))
     out.write(f"model       {first['model']}; cost min/max over {first['price_rows']} price rows "
               f"(cheapest: {first['cheapest'] or 'none'})\n")
@@ -166,6 +169,16 @@ def _print_table(doc, out) -> None:
             out.write(f"network     {r['value']}: {r['network']}{comm}\n")
     else:
         out.write(f"network     {first['network']}\n")
+    for r in fitting:
+        if r.get("tokens_placeholder"):
+            from bench.cmd_cost import placeholder_line
+
+            out.write(placeholder_line(r["model"], r["tokens"]) + "\n")
+            break
+    if term:
+        from bench.cmd_cost import TERM_LINE
+
+        out.write(TERM_LINE.replace("`term commitment`", "`term commitment` (of the cost min row)") + "\n")
     fixed = ", ".join(f"{k}={v}" for k, v in doc["fixed"].items())
     out.write(f"fixed       {fixed or 'all cost defaults'}\n")
     for note in dict.fromkeys(r["note"] for r in doc["rows"] if r.get("note")):   # once each, in row order
@@ -175,7 +188,7 @@ def _print_table(doc, out) -> None:
 
 
 def main(args) -> int:
-    check_choice("format", args.format, ("table", "json", "csv"))
+    check_choice("format", args.format, FORMATS)
     doc = run_whatif(args)
     if args.format == "table":
         _print_table(doc, sys.stdout)

@@ -218,12 +218,15 @@ def run_row(path: str, doc: dict, model: str, prices, pricing: str) -> dict:
     plan, row["_throughput"] = _plan(path, doc, gpu, model, notes)
     row["model"] = model
     row["cluster_gpus"] = plan.gpus if plan else None
+    row["cluster_gpus_from"] = plan.assumptions.get("gpus_from") if plan else None
     row["gpu_hours"] = plan.gpu_hours if plan else None
     row["days"] = plan.wall_clock_days if plan else None
     row["step_s"] = (getattr(plan, "step", None) or {}).get("seconds") if plan else None
     priced = price_rows(plan, [price])[0] if plan and price else {}
     for key in ("cost_usd", "cost_usd_low", "cost_usd_high", "commitment_usd", "age_days", "stale"):
         row[key] = priced.get(key)
+    if priced.get("offer"):
+        notes.append(f"offer: {priced['offer']}, not a {plan.gpus:,}-GPU cluster of NVLink nodes on a fabric")
     for end in ("low", "high"):  # no published range: both ends are the list price
         if row[f"cost_usd_{end}"] is None:
             row[f"cost_usd_{end}"] = row["cost_usd"]
@@ -270,6 +273,8 @@ def summarise(rows: list[dict]):
         first = group.iloc[0].to_dict()
         row = {**first, **{c: group[c].median() for c in numeric}}
         row["n_runs"] = len(group)
+        if row.get("cluster_gpus") == row.get("cluster_gpus"):   # a GPU count, not NaN: whole, as planned
+            row["cluster_gpus"] = int(round(row["cluster_gpus"])) if row["cluster_gpus"] is not None else None
         for c in SPREAD_OF:
             if c in group and group[c].notna().sum() > 1 and group[c].median():
                 row[f"{c}_spread"] = (group[c].max() - group[c].min()) / group[c].median()

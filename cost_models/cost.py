@@ -65,7 +65,8 @@ def _check_fraction(name, value):
 
 def cpu_device(throughput: Throughput) -> GpuSpec:
     """The device "cpu" from a CPU result file: no datasheet, so its measured MAMF stands in for the
-    peak (MFU is then relative to MAMF) and its measured copy bandwidth for HBM."""
+    peak (MFU is then relative to MAMF) and its measured copy bandwidth for HBM. No fp8: a CPU has no
+    fp8 GEMM (kernels.matmul runs fp8 on NVIDIA GPUs of compute capability 8.9+ only)."""
     if not throughput.mamf_tflops and not throughput.measured_layer:
         raise InputError(f"{throughput.source}: a CPU has no catalog figures and this file measured no matmul "
                          f"(run costbench run --device cpu --ops matmul,membw,layer)")
@@ -74,7 +75,7 @@ def cpu_device(throughput: Throughput) -> GpuSpec:
         raise InputError(f"{throughput.source}: a CPU has no catalog figures and this file has no memory bandwidth "
                          f"(summary.membw_gbps: run costbench run --device cpu --ops membw)")
     best = max([*throughput.mamf_tflops.values(), throughput.layer.get("gemm_tflops") or 0])
-    peaks = {d: throughput.mamf_tflops.get(d, best) for d in DTYPES}
+    peaks = {d: throughput.mamf_tflops.get(d, best) for d in DTYPES if d != "fp8"} | {"fp8": None}
     return GpuSpec(name=CPU, peak_tflops=peaks, memory_gb=throughput.host_memory_gb or 1e6, hbm_tbps=bw / 1000,
                    nvlink_gbps=None, tdp_w=1, mamf_fraction=1.0, source=f"measured: {throughput.source}",
                    as_of="2026")
@@ -320,6 +321,10 @@ def plan_training(model=DEFAULT_MODEL, gpu: str | GpuSpec = DEFAULT_GPU, gpus: i
         raise unknown_name("dtype", dtype, DTYPES)
     spec = _resolve_model(model, tokens)
     hw = _device(gpu, throughput)
+    if hw.name == CPU and dtype == "fp8":
+        raise InputError(f"--dtype fp8: {throughput.source} is a CPU run, and a CPU has no fp8 GEMM rate (costbench "
+                         f"run measures fp8 only on NVIDIA GPUs of compute capability 8.9 or newer); price the CPU "
+                         f"at --dtype bf16 or fp16")
     net = find_network(network or DEFAULT_NETWORK)
     peak = hw.peak(dtype)
     if dtype == "fp8":
@@ -329,6 +334,10 @@ def plan_training(model=DEFAULT_MODEL, gpu: str | GpuSpec = DEFAULT_GPU, gpus: i
     given = {k: v for k, v in dict(tp=tp, pp=pp, micro_batch=micro_batch, global_batch=global_batch,
                                    recompute=recompute, vpp=vpp, ep=ep).items() if v is not None}
     parallelism.check_given(spec, tp, pp, recompute, ep, micro_batch, global_batch)
+    parallelism.check_batch(spec, ep, micro_batch, global_batch or training_time.default_batch(spec.seq_len),
+                            global_batch is not None)
+    if gpus:
+        parallelism.check_cluster(gpus, tp, pp, ep)
     need = min_gpus_that_fit(spec, hw, **given)
     usable = memory.usable_bytes(hw.memory_gb) / 2**30
     assumptions = {
@@ -341,6 +350,10 @@ def plan_training(model=DEFAULT_MODEL, gpu: str | GpuSpec = DEFAULT_GPU, gpus: i
         assumptions["moe"] = (f"{spec.experts} experts, top-{spec.top_k}, expert MLP {spec.expert_ffn}, every layer; "
                               f"Megatron alltoall dispatcher, dropless and balanced (no capacity factor or load "
                               f"imbalance), expert-tensor-parallel = TP, all-to-all not overlapped")
+    if spec.tokens_placeholder:
+        assumptions["tokens"] = (f"placeholder: {spec.name}'s training tokens are not published; the catalog's "
+                                 f"{spec.tokens / 1e12:g}T tokens is a unit, so GPU-hours, days and cost are per that "
+                                 f"many tokens, not its real budget (give --tokens)")
     if spec.shape_estimated:
         assumptions["shape"] = (f"estimated from params: {spec.layers} layers, hidden {spec.hidden}, "
                                 f"{spec.heads} heads, ffn {spec.ffn}, seq {spec.seq_len}")
@@ -356,7 +369,7 @@ def plan_training(model=DEFAULT_MODEL, gpu: str | GpuSpec = DEFAULT_GPU, gpus: i
                             assumptions)
     if need is None:
         raise NoLayoutError(f"{spec.name}: no layout fits {hw.name} memory ({hw.memory_gb:g} GiB) on any cluster up to 2^20 GPUs"
-                         + (f" with {', '.join(f'{k}={v}' for k, v in given.items())}" if given else ""))
+                         + (f" with {', '.join(f'--{k} {v}'.replace('_', '-') for k, v in given.items())}" if given else ""))
 
     if mfu is not None:
         achieved = peak * mfu
@@ -456,7 +469,8 @@ def price_rows(plan: TrainingPlan, prices: list[Price], ref_date=None,
     Each row also carries its region, its age in days at `ref_date` (default: prices.today())
     and whether it is stale (older than `stale_months`), and for term kinds (reserved-1y/3y,
     capacity-block) commitment_usd: what the term costs whatever the run uses (prices.commitment_usd).
-    A spot row carries a note: interruptions are not modelled (goodput unchanged).
+    A spot row carries a note: interruptions are not modelled (goodput unchanged). `offer` marks a
+    row whose offer is not a cluster of the plan's size (Price.offer; offer_note says why it matters).
     """
     ref = ref_date or today()
     rows = []
@@ -473,8 +487,18 @@ def price_rows(plan: TrainingPlan, prices: list[Price], ref_date=None,
             "commitment_usd": commitment_usd(p, plan.gpus, plan.wall_clock_days),
             "as_of": p.as_of, "age_days": age_days(p, ref), "stale": is_stale(p, ref, stale_months),
             "source": p.source, "note": SPOT_NOTE if p.pricing == "spot" else None,
+            "instance_gpus": p.instance_gpus, "marketplace": p.marketplace, "offer": p.offer(plan.gpus, GPUS_PER_NODE),
         })
     return sorted(rows, key=lambda r: (r["cost_usd"], r["provider"], r["pricing"], r["region"]))
+
+
+def offer_note(plan: TrainingPlan) -> str:
+    """Why a row with an `offer` mark is priced as it is: the time side is a cluster of the plan's size
+    in NVLink nodes on a fabric, which small instances or a marketplace do not sell."""
+    fabric = plan.assumptions.get("network", "the assumed fabric")
+    return (f"rows marked in 'offer' sell instances of fewer than {GPUS_PER_NODE} GPUs or a marketplace host's GPUs: "
+            f"the time is for {plan.gpus:,} GPUs in {GPUS_PER_NODE}-GPU NVLink nodes on {fabric}, which they do not "
+            f"sell; their cost is those GPU-hours at their rate, not a quote for such a cluster")
 
 
 def estimate(model="llama3-70b", gpu: str = DEFAULT_GPU, pricing: str = "on-demand",
@@ -488,7 +512,7 @@ def estimate(model="llama3-70b", gpu: str = DEFAULT_GPU, pricing: str = "on-dema
     rows = price_rows(plan, select(table, plan.gpu.name, pricing, providers))
     df = pd.DataFrame(rows, columns=["provider", "gpu", "pricing", "region", "usd_per_gpu_hour", "cost_usd",
                                      "cost_usd_low", "cost_usd_high", "commitment_usd", "as_of", "age_days",
-                                     "stale", "source", "note"])
+                                     "stale", "source", "note", "instance_gpus", "marketplace", "offer"])
     df["model"] = plan.model.name
     df["gpus"] = plan.gpus
     df["gpu_hours"] = plan.gpu_hours

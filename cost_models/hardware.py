@@ -19,6 +19,11 @@ from cost_models.catalog import Column, as_of_date, fraction, load_data, non_neg
 from cost_models.errors import InputError, unknown_name
 
 DTYPES = ("bf16", "fp16", "tf32", "fp32", "fp8")
+# The dtypes a training run is priced in (`costbench cost --dtype`): bf16 and fp16 are the 2-byte
+# mixed precision the memory model (memory.py: 2-byte weights and activations) and the step model
+# assume, fp16 as 2021-era runs trained (Narayanan et al. 2021: scripts/calibration.py); fp8 speeds
+# the linear layers' GEMMs only. tf32/fp32 training (4-byte activations) is not modelled.
+TRAINING_DTYPES = ("bf16", "fp16", "fp8")
 
 _COLUMNS = [
     Column("name"), Column("aliases", text, required=False),

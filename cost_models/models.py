@@ -28,6 +28,7 @@ _COLUMNS = [
     Column("published_hardware", text, required=False),
     Column("experts", positive, required=False), Column("top_k", positive, required=False),
     Column("moe_ffn", positive, required=False), Column("source"), Column("as_of", as_of_date),
+    Column("tokens_placeholder", one_of("yes"), required=False),
 ]
 
 # Without a shape, one is estimated from the parameter count: N ~ 12*L*h^2 (attention 4h^2 + MLP
@@ -64,6 +65,7 @@ class ModelSpec:
     experts: int = 0               # routed experts per layer (0: dense)
     top_k: int = 0                 # experts per token (0: dense)
     moe_ffn: int | None = None     # one expert's MLP width (None: ffn)
+    tokens_placeholder: bool = False   # the catalog's tokens are a unit (not published), not a claim
 
     def __post_init__(self):
         for what in ("params", "active_params", "tokens", "layers", "hidden", "seq_len"):
@@ -94,9 +96,10 @@ class ModelSpec:
 
     def with_tokens(self, tokens: float) -> "ModelSpec":
         """The same model trained on `tokens`: a published budget was for the catalog's tokens, so it
-        no longer applies (the published cluster still describes the hardware)."""
+        no longer applies (the published cluster still describes the hardware). Tokens given are no
+        placeholder."""
         published = self.published_gpu_hours if tokens == self.tokens else None
-        return dataclasses.replace(self, tokens=tokens, published_gpu_hours=published)
+        return dataclasses.replace(self, tokens=tokens, published_gpu_hours=published, tokens_placeholder=False)
 
 
 def reshaped(spec: ModelSpec, changes: dict, flags: dict | None = None) -> ModelSpec:
@@ -155,7 +158,7 @@ def _spec(row: dict) -> ModelSpec:
         **shape, mlp=row["mlp"] or "swiglu", published_gpu_hours=row["published_gpu_hours"],
         published_gpus=int(gpus) if gpus else None, published_hardware=row["published_hardware"],
         source=row["source"], as_of=row["as_of"], experts=_whole(row["experts"]), top_k=_whole(row["top_k"]),
-        moe_ffn=_whole(row["moe_ffn"]) or None,
+        moe_ffn=_whole(row["moe_ffn"]) or None, tokens_placeholder=row["tokens_placeholder"] == "yes",
     )
 
 

@@ -127,11 +127,21 @@ def check_given(spec, tp=None, pp=None, recompute=None, ep=None, micro_batch=Non
     if recompute is not None and recompute not in RECOMPUTE:
         from cost_models.errors import unknown_name
         raise unknown_name("recompute", recompute, RECOMPUTE)
-    if tp is not None and (tp > GPUS_PER_NODE or spec.heads % tp or spec.kv_heads % tp):
-        raise InputError(f"--tp {tp}: tensor parallelism must stay within a node of {GPUS_PER_NODE} GPUs "
-                         f"and divide the {spec.heads} heads and {spec.kv_heads} KV heads")
+    if tp is not None and tp > GPUS_PER_NODE:
+        raise InputError(f"--tp {tp}: tensor parallelism must stay within a node of {GPUS_PER_NODE} GPUs")
+    if tp is not None and (spec.heads % tp or spec.kv_heads % tp):
+        fits = [t for t in TP_CHOICES if spec.heads % t == 0 and spec.kv_heads % t == 0]
+        raise InputError(f"--tp {tp}: tensor parallelism must divide the {spec.heads} heads and {spec.kv_heads} KV "
+                         f"heads of {spec.name} (--tp {', '.join(map(str, fits))} do)")
     if pp is not None and pp > spec.layers:
         raise InputError(f"--pp {pp}: more pipeline stages than the model's {spec.layers} layers")
+    if pp is not None and stage_layers(spec.layers, pp)[1] < 1:
+        first = int(stage_layers(spec.layers, pp)[0])
+        ok = [p for p in range(1, spec.layers + 1) if stage_layers(spec.layers, p)[1] >= 1]
+        below, above = max(p for p in ok if p < pp), min((p for p in ok if p > pp), default=None)
+        raise InputError(f"--pp {pp}: {spec.layers} layers do not cut into {pp} pipeline stages (each stage but the "
+                         f"last holds ceil({spec.layers}/{pp}) = {first} layers, leaving none for the last); "
+                         f"--pp {below}{f' or {above}' if above else ''} do")
     if micro_batch and global_batch:
         if micro_batch > global_batch:
             raise InputError(f"--micro-batch {micro_batch}: more sequences than the whole step's "
@@ -139,6 +149,35 @@ def check_given(spec, tp=None, pp=None, recompute=None, ep=None, micro_batch=Non
         if global_batch % micro_batch:
             raise InputError(f"--global-batch {global_batch}: not a whole number of --micro-batch {micro_batch} "
                              f"micro-batches")
+
+
+def check_batch(spec, ep, micro_batch, batch: int, batch_given: bool) -> None:
+    """InputError for an EP no data-parallel degree can carry at this global batch: EP divides DP,
+    and DP x micro-batch divides the global batch, so some micro-batch size must leave a number of
+    micro-batches that EP divides. Named by the flags at fault, whatever the cluster."""
+    if not ep or ep == 1 or not spec.moe:
+        return
+    mbs = [micro_batch] if micro_batch else list(MICRO_BATCHES)
+    if any(batch % (ep * mb) == 0 for mb in mbs):
+        return
+    what = f"--global-batch {batch:,}" if batch_given else f"the default global batch of {batch:,} sequences"
+    if micro_batch:
+        what += f" / --micro-batch {micro_batch} = {batch / micro_batch:g} micro-batches"
+    raise InputError(f"--ep {ep}: expert parallelism runs over data-parallel ranks (EP divides DP, and DP x "
+                     f"micro-batch divides the global batch), but {what} is not a multiple of {ep} "
+                     f"(change --ep{', --global-batch or --micro-batch' if micro_batch else ' or --global-batch'})")
+
+
+def check_cluster(gpus: int, tp=None, pp=None, ep=None) -> None:
+    """NoLayoutError when the degrees given need more GPUs than the cluster has: one model replica
+    is TP x PP GPUs and EP takes DP ranks, so TP x PP x EP of those given must fit in --gpus."""
+    given = [(f"--{k} {v}", v) for k, v in (("tp", tp), ("pp", pp), ("ep", ep)) if v and v > 1]
+    need = int(np.prod([v for _, v in given])) if given else 1
+    if need > gpus:
+        why = (["TP x PP GPUs hold one model replica"] if tp and tp > 1 or pp and pp > 1 else []) + \
+              ([f"EP spreads the experts over {ep} data-parallel replicas"] if ep and ep > 1 else [])
+        raise NoLayoutError(f"{' x '.join(n for n, _ in given)} needs {need:,} GPUs, more than --gpus {gpus:,} "
+                            f"({'; '.join(why)})")
 
 
 def candidates(spec, gpus: int, batch: int, tp=None, pp=None, micro_batch=None,

@@ -25,7 +25,8 @@ import datetime
 import math
 import os
 
-from cost_models.catalog import Column, as_of_date, at_most, load_csv, load_data, non_negative, one_of, text
+from cost_models.catalog import (Column, as_of_date, at_most, load_csv, load_data, non_negative, one_of, positive,
+                                 text)
 from cost_models.errors import InputError, unknown_name
 from cost_models.hardware import find_gpu
 from cost_models.units import PLAUSIBLE
@@ -38,11 +39,20 @@ TODAY_ENV = "COSTBENCH_TODAY"  # YYYY-MM-DD: the reference "today" for price age
 SPOT_NOTE = "spot: interruptions not modelled (goodput unchanged), so this cost is a lower bound"
 _usd = at_most(non_negative, *PLAUSIBLE["usd_per_gpu_hour"][1:])  # README: What costbench refuses
 
+
+def positive_whole(value: str) -> int:
+    number = positive(value)
+    if number != int(number):
+        raise ValueError("must be a whole number")
+    return int(number)
+
+
 _COLUMNS = [
     Column("provider"), Column("gpu"), Column("pricing", one_of(*PRICING_KINDS)),
     Column("usd_per_gpu_hour", _usd), Column("usd_low", _usd, required=False),
     Column("usd_high", _usd, required=False), Column("region", text, required=False),
     Column("as_of", as_of_date, required=False), Column("source", text, required=False),
+    Column("instance_gpus", positive_whole, required=False), Column("marketplace", one_of("yes", "no"), required=False),
 ]
 CATALOG_PATH = "cost_models/data/prices.csv"
 
@@ -58,6 +68,8 @@ class Price:
     usd_low: float | None = None
     usd_high: float | None = None
     region: str = ""
+    instance_gpus: int | None = None   # GPUs in the instance the price is for (None: not recorded)
+    marketplace: bool = False          # a marketplace host's asking price: no cluster or fabric sold
 
     def __post_init__(self):
         if self.pricing not in PRICING_KINDS:
@@ -87,6 +99,18 @@ class Price:
     def high(self) -> float:
         return self.usd_high if self.usd_high is not None else self.usd_per_gpu_hour
 
+    def offer(self, gpus: int, node_gpus: int) -> str | None:
+        """What this offer is, where a cluster of `gpus` GPUs in nodes of `node_gpus` (the cost model's
+        NVLink node) is not what it sells: instances of fewer GPUs than a node, or a marketplace
+        host's GPUs (no cluster or fabric sold). None where the row records neither, or `gpus` fit
+        in one such instance."""
+        n = self.instance_gpus
+        small = n is not None and n < node_gpus and gpus > n
+        market = self.marketplace and gpus > (n or 1)
+        if not (small or market):
+            return None
+        return ", ".join(([f"{n}-GPU instances"] if small else []) + (["marketplace"] if market else []))
+
     def range_or_none(self) -> tuple:
         """(low, high) $/GPU-hour where the price has a range, else (None, None)."""
         return (self.low, self.high) if self.ranged else (None, None)
@@ -109,7 +133,8 @@ def _rows_to_prices(rows: list[dict], path: str, dated: bool) -> list[Price]:
             prices.append(Price(provider=r["provider"].lower(), gpu=gpu, pricing=r["pricing"],
                                 usd_per_gpu_hour=r["usd_per_gpu_hour"], usd_low=r["usd_low"],
                                 usd_high=r["usd_high"], region=r["region"] or "", as_of=r["as_of"] or "",
-                                source=r["source"] or f"your file {where}"))
+                                source=r["source"] or f"your file {where}", instance_gpus=r.get("instance_gpus"),
+                                marketplace=r.get("marketplace") == "yes"))
         except InputError as e:
             raise InputError(f"{where}: {e}") from None
     return prices

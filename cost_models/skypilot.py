@@ -203,6 +203,7 @@ def import_vms(path: str, provider: str, as_of: str = "", source: str | None = N
                 "usd_low": "", "usd_high": "", "region": region, "as_of": as_of,
                 "source": f"{origin}: {instance} ${total:g}/h {'spot ' if kind == 'spot' else ''}"
                           f"/ {o.count} GPUs, zone {o.zone} (cheapest in {region})",
+                "instance_gpus": o.count,
             })
     rows = [row for _, row in best.values()]
     rows.sort(key=lambda r: (r["gpu"], r["pricing"], r["usd_per_gpu_hour"], r["region"]))

@@ -49,9 +49,13 @@ def row(value, cost: dict, measured: bool = False, measured_from: str | None = N
         "achieved_tflops_per_gpu": cost.get("achieved_tflops_per_gpu"), "mfu": cost.get("mfu"),
         "cost_usd_min": cheapest["cost_usd"] if cheapest else None,
         "cost_usd_max": max(p["cost_usd"] for p in prices) if prices else None,
-        "cheapest": f"{cheapest['provider']} {cheapest['pricing']}" if cheapest else None,
+        "commitment_usd": cheapest.get("commitment_usd") if cheapest else None,   # the cheapest row's term
+        "cheapest": (f"{cheapest['provider']} {cheapest['pricing']}"
+                     + (f" ({cheapest['offer']}: not a cluster of this size)" if cheapest.get("offer") else "")
+                     if cheapest else None),
         "price_rows": len(prices), "cost_usd_by_provider": by_provider,
         "measured": measured, "measured_from": measured_from,
+        "tokens_placeholder": "tokens" in a, "tokens": cost["model"].get("tokens"),
         "network": a.get("network"), "overlap": a.get("overlap"), "exposed_comm_share": _comm_share(cost),
         "parallelism": cost.get("parallelism"), "step": cost.get("step"), "note": cost.get("note"),
         "fits": True,

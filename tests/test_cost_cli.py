@@ -221,7 +221,7 @@ def test_print_cost_table_for_the_default_job(capsys, tmp_path):
     (["cost", "--recompute", "partial"], "unknown recompute 'partial'"),
     (["cost", "--tp", "16"], "--tp 16: tensor parallelism must stay within a node of 8"),
     (["cost", "--pp", "81"], "--pp 81: more pipeline stages than the model's 80 layers"),
-    (["cost", "--gpus", "16", "--tp", "8", "--pp", "4", "--global-batch", "3"], "no layout of llama3-70b fits 16"),
+    (["cost", "--gpus", "16", "--tp", "8", "--pp", "4", "--global-batch", "3"], "--tp 8 x --pp 4 needs 32 GPUs, more than --gpus 16"),
     (["cost", "--gpu", "cpu"], "give --results FILE from a CPU run"),
     (["cost", "--model", "llama3-70b", "--params", "70B", "--tokens", "1T"], "--model and --params are exclusive"),
     (["cost", "--model", "llama3-70b", "--heads", "7"], "model llama3-70b: --hidden 8192 is not a multiple of --heads 7"),

@@ -193,7 +193,7 @@ def test_a_gpu_too_small_at_a_given_layout_is_its_own_row(capsys):
     h100, a100 = doc["rows"]
     assert h100["fits"] and h100["gpu_hours"] > 0
     assert a100["fits"] is False and a100["gpu"] == "A100-SXM-40GB"
-    assert "no layout fits A100-SXM-40GB memory" in a100["note"] and "tp=1, pp=1" in a100["note"]
+    assert "no layout fits A100-SXM-40GB memory" in a100["note"] and "with --tp 1, --pp 1" in a100["note"]
 
 
 def test_a_large_number_is_shown_as_typed():
