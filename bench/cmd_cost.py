@@ -230,7 +230,8 @@ def _summary_lines(plan, note=None, prices_line=None) -> list[str]:
             f"layout      {layout_line(plan)} ({a['layout']}; {a['gpu_memory_gib']:g} GiB per GPU)",
             f"step        {step_line(plan)}",
             f"throughput  {plan.achieved_tflops_per_gpu:.3g} TFLOP/s per GPU, MFU {plan.mfu:.1%}{mfu_of}; "
-            f"measured parts: {measured}; catalog: {', '.join(a['catalog_parts']) or 'none'}",
+            f"measured parts: {measured}; catalog: {', '.join(a['catalog_parts']) or 'none'}"
+            + (f"; layer GEMM rate {a['layer_gemm_rate'].split(':')[0]}" if "layer_gemm_rate" in a else ""),
             f"goodput     {a['goodput']:.1%} ({a['goodput_from']})",
         ]
     elif plan.achieved_tflops_per_gpu is not None:

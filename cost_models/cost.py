@@ -109,7 +109,9 @@ def device_rates(hw: GpuSpec, net: Network, dtype: str, throughput: Throughput |
         layer_ok, layer_why = _layer_matches(tp_.layer, spec, base_dtype)
         measured_name = tp_.layer.get("model") or "a layer"
         if measured_name != spec.name:
-            measured_name += f" (the shape of {spec.name})"
+            measured_name += " (this model's shape)"
+        shrunk = tp_.layer.get("width_divisor") or 1
+        at_shapes = f" (a smaller problem: widths / {shrunk})" if shrunk > 1 else ""
         if base_dtype in tp_.mamf_tflops:
             new.update(gemm_tflops=frac * tp_.mamf_tflops[base_dtype])
             mamf = tp_.mamf_tflops[base_dtype]
@@ -117,10 +119,11 @@ def device_rates(hw: GpuSpec, net: Network, dtype: str, throughput: Throughput |
         if tp_.layer.get("gemm_tflops"):
             if layer_ok and sustained is None:
                 at, rate = tp_.layer["tp"], tp_.layer["gemm_tflops"]
-                new.update(layer_gemm_tflops=rate, layer_tp=at)
-                origin["gemm"] = (f"measured: {measured_name} layer GEMMs at TP {at}, {rate:.4g} TFLOP/s ({src}), "
-                                  f"for layouts at TP {at}{' and EP 1' if spec.moe else ''}; "
-                                  f"at other {'layouts' if spec.moe else 'TPs'} {origin['gemm']}")
+                mb = (tp_.layer.get("shape") or {}).get("micro_batch") or 1
+                new.update(layer_gemm_tflops=rate, layer_tp=at, layer_micro_batch=mb)
+                origin["gemm"] = (f"measured: {measured_name} layer GEMMs at TP {at}{at_shapes}, {rate:.4g} TFLOP/s "
+                                  f"({src}), for layouts at TP {at}, micro-batch {mb}{', EP 1' if spec.moe else ''}; "
+                                  f"other layouts {origin['gemm']}")
             else:
                 why = (f"--efficiency {sustained:g} replaces the file's measured layer GEMM rate" if layer_ok
                        else f"the file's layer GEMM rate not used: {layer_why}")
@@ -165,14 +168,21 @@ def device_rates(hw: GpuSpec, net: Network, dtype: str, throughput: Throughput |
 
 def _layer_matches(layer: dict, spec: ModelSpec, dtype: str) -> tuple[bool, str]:
     """(usable, why not) for a result file's summary.layer against the model being priced: the
-    same shape (summary.layer.shape: every width, the sequence, the MLP kind and experts; the
-    vocabulary where the LM head was measured), whatever either is called; a file without the
-    shape (written before it was recorded) by the catalog name alone. Then the dtype and a known TP."""
+    same shape (summary.layer.shape: every width the layer runs, the sequence, the MLP kind and
+    experts; the vocabulary where the LM head was measured), whatever either is called; a file
+    without the shape (written before it was recorded, when every layer was timed as a dense
+    SwiGLU one) by the catalog name alone, and never for a mixture of experts. Then the dtype and
+    a known TP."""
     name, shape = layer.get("model"), layer.get("shape")
     if shape is not None:
+        if shape.get("unknown"):
+            return False, (f"its shape has fields this version cannot compare ({', '.join(shape['unknown'])}): "
+                           "a newer costbench wrote it")
         differ = [f"{what} {theirs} vs {ours}" for what, theirs, ours in _shape_pairs(shape, spec) if theirs != ours]
         if differ:
             return False, f"it measured {name or 'another shape'} ({', '.join(differ)})"
+    elif spec.moe:
+        return False, "it does not record its shape (an older file, whose layer op timed no experts)"
     elif name is None or name.startswith("custom") or spec.name == "custom":
         what = "an unnamed shape" if name is None or name.startswith("custom") else name
         return False, f"it measured {what}, which cannot be matched to {spec.name}"
@@ -186,15 +196,17 @@ def _layer_matches(layer: dict, spec: ModelSpec, dtype: str) -> tuple[bool, str]
 
 
 def _shape_pairs(shape: dict, spec: ModelSpec):
-    """(field, the measured layer's, the priced model's) for each field the layer's work depends on."""
-    moe = bool(shape.get("experts"))
+    """(field, the measured layer's, the priced model's) for each field the layer's work depends
+    on. A mixture of experts (every layer an MoE layer) runs its experts' width, never the dense one."""
     yield from (("hidden", shape["hidden"], spec.hidden), ("heads", shape["heads"], spec.heads),
-                ("KV heads", shape["kv_heads"], spec.kv_heads), ("ffn", shape["ffn"], spec.ffn),
-                ("seq", shape["seq"], spec.seq_len), ("MLP", shape["mlp"], spec.mlp),
-                ("experts", shape.get("experts") or 0, spec.experts), ("top-k", shape.get("top_k") or 0, spec.top_k))
-    if moe and spec.moe:
-        yield "expert ffn", shape.get("moe_ffn") or shape["ffn"], spec.expert_ffn
-    if shape.get("vocab") is not None:
+                ("KV heads", shape["kv_heads"], spec.kv_heads), ("seq", shape["seq"], spec.seq_len),
+                ("MLP", shape["mlp"], spec.mlp), ("experts", shape["experts"], spec.experts),
+                ("top-k", shape["top_k"], spec.top_k))
+    if shape["experts"] and spec.moe:
+        yield "expert ffn", shape["moe_ffn"] or shape["ffn"], spec.expert_ffn
+    else:
+        yield "ffn", shape["ffn"], spec.ffn
+    if shape["vocab"] is not None:
         yield "vocab", shape["vocab"], spec.vocab
 
 
@@ -428,6 +440,13 @@ def plan_training(model=DEFAULT_MODEL, gpu: str | GpuSpec = DEFAULT_GPU, gpus: i
         if recipe.get("sequence_parallel") is False:
             layout["sequence_parallel"] = False
             assumptions["recipe"] += "; memory still estimated with sequence-parallel activation sharding"
+    if rates.layer_gemm_tflops and lin_rates is None:   # say whether the answer rests on the measured layer
+        runs_at = bool(step_time.measured_layer_at(spec, found.layouts, rates)[i])
+        chosen = f"TP {layout['tp']}, micro-batch {layout['micro_batch']}" + (f", EP {layout['ep']}" if spec.moe else "")
+        assumptions["layer_gemm_rate"] = (
+            f"used: the chosen layout ({chosen}) runs the measured shapes" if runs_at else
+            f"not used: the chosen layout ({chosen}) runs other shapes than the measured ones (TP {rates.layer_tp}, "
+            f"micro-batch {rates.layer_micro_batch}{', EP 1' if spec.moe else ''}): roofline")
     parts = {p: float(found.parts[p][i]) for p in step_time.PARTS}
     seconds = float(found.parts["seconds"][i])
     batch_tokens = layout["global_batch"] * spec.seq_len

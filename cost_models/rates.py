@@ -68,10 +68,12 @@ class Rates:
     origin: dict                # part -> where its rate came from
     a2a_node_gbps: float | None = None     # all-to-all busbw inside a node (None: tp_gbps)
     a2a_fabric_gbps: float | None = None   # all-to-all busbw across nodes (None: fabric_gbps)
-    # A model's layer GEMMs measured at TP layer_tp (summary.layer): the rate at those very shapes,
-    # used flat for layouts at that TP; layouts at another TP have other shapes: the roofline at R.
+    # A model's layer GEMMs measured at TP layer_tp and micro-batch layer_micro_batch (summary.layer):
+    # the rate at those very shapes, used flat for layouts at that TP and micro-batch (and EP 1 for a
+    # mixture of experts); other layouts have other shapes: the roofline at R (step_time.measured_layer_at).
     layer_gemm_tflops: float | None = None
     layer_tp: int | None = None
+    layer_micro_batch: int = 1   # the micro-batch it was timed at (its GEMMs' m)
 
     @property
     def alltoall_node_gbps(self) -> float:

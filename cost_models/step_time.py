@@ -55,7 +55,13 @@ The step of the slowest pipeline stage (Narayanan et al. 2021, sec. 2-3; Korthik
   m = t*k*EP/E each (EP = 1: t*k/E), so the expert GEMMs are (m x h) @ (h x 2f/TP) and
   (m x f/TP) @ (f/TP x h), E/EP of them: the same FLOPs as k dense MLPs of width f, but thinner
   (the roofline slows them). Memory-bound: the activation on k copies plus the permutation (read
-  h, write k*h) and unpermutation (read k*h, write h), bf16: 4h + 4kh bytes per token.
+  h, write k*h) and unpermutation (read k*h, write h), bf16: 4h + 4kh bytes per token of the
+  sequence-parallel slice; and where a GPU holds more than one expert (E/EP > 1), the dispatcher's
+  second permutation (sort_chunks_by_idxs, megatron/core/transformer/moe/token_dispatcher.py:
+  "permute->A2A(EP)->AG(TP)->sort_chunk(if num_local_experts>1)") reads and writes the t*k routed
+  rows after the TP all-gather, and combine_preprocess undoes it: 8kh bytes per token of the whole
+  micro-batch (not / TP), its backward the same copies again (x2, not x3: a gather's gradient is
+  one more gather).
   Gradients and optimizer: dense parameters over DP as above; expert parameters (E/EP experts /
   TP per GPU) over the expert-data-parallel group of DP/EP ranks, in their own buckets.
 - Optimizer: Adam on the GPU's P/DP shard reads fp32 master, momentum, variance and gradient and
@@ -139,12 +145,12 @@ def _fwd_bwd(m, n, k, rates, elem_bytes, at=None):
 
 def measured_layer_at(spec, layouts, rates):
     """Over layouts: where a measured layer GEMM rate (rates.layer_gemm_tflops) was measured at these
-    very shapes: the TP it ran at, and for a mixture of experts expert parallelism 1 (kernels.layer
-    times every expert on one GPU: at EP > 1 each of the E/EP experts gets EP times the tokens).
-    None without such a rate."""
+    very shapes: the TP and micro-batch it ran at (a GEMM's m is micro-batch x seq), and for a
+    mixture of experts expert parallelism 1 (kernels.layer times every expert on one GPU: at EP > 1
+    each of the E/EP experts gets EP times the tokens). None without such a rate."""
     if not rates.layer_gemm_tflops:
         return None
-    at = np.asarray(layouts.tp) == rates.layer_tp
+    at = (np.asarray(layouts.tp) == rates.layer_tp) & (np.asarray(layouts.micro_batch) == rates.layer_micro_batch)
     return at & (np.asarray(layouts.ep_degrees) == 1) if spec.moe else at
 
 
@@ -271,6 +277,9 @@ def step_parts(spec, layouts, rates, linear_rates=None, flash_attention=True, se
     else:   # norms, residual adds and their dropouts (read h + write h + 1-byte mask, twice) on every rank
         fwd_bytes = t * (8 * h + 12 * h + 10 * h) + t * (act + 4 * (h + kv * d)) / tp
     membound = fwd_bytes * (3 + full) / (rates.membw_gbps * 1e9)
+    if spec.moe:   # the second permutation, on every GPU holding more than one expert (module docstring)
+        sort_bytes = np.where(spec.experts / layouts.ep_degrees > 1, t * 8.0 * spec.top_k * h, 0.0)
+        membound = membound + sort_bytes * (2 + full) / (rates.membw_gbps * 1e9)
     head_mem = t * spec.vocab / tp * 12 / (rates.membw_gbps * 1e9)
 
     one = collective_seconds(t * h * 2, tp, rates.tp_gbps, rates.tp_latency_us)

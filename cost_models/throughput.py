@@ -113,23 +113,42 @@ class Throughput:
 
 
 # summary.layer.shape (kernels.layer.LayerShape.key()): what the measured layer's work depends on.
-LAYER_SHAPE_INTS = ("hidden", "heads", "kv_heads", "ffn", "seq", "micro_batch", "experts", "top_k")
+LAYER_SHAPE_POSITIVE = ("hidden", "heads", "kv_heads", "ffn", "seq", "micro_batch")
+LAYER_SHAPE_OPTIONAL = ("vocab", "moe_ffn")       # positive, or null
+LAYER_SHAPE_KEYS = LAYER_SHAPE_POSITIVE + LAYER_SHAPE_OPTIONAL + ("experts", "top_k", "mlp")
 
 
 def _layer_shape(shape: dict, source: str) -> dict:
-    """The fields a cost model matches against, checked: whole numbers, mlp a name, vocab and
-    moe_ffn whole numbers or null. Unknown fields are left out (a newer writer's)."""
+    """The fields a cost model matches against, checked (positive whole numbers, experts and top_k
+    both 0 or both set, mlp a name); fields this version does not know (a newer writer's) are listed
+    under "unknown": a layer that may differ in them is not matched (cost._layer_matches)."""
+    def bad(key, value, what):
+        return InputError(f"{source}: field summary.layer.shape.{key}: expected {what}, got {value!r}")
+
+    def whole(value):
+        return isinstance(value, int) and not isinstance(value, bool)
+
     out = {}
-    for key in LAYER_SHAPE_INTS + ("vocab", "moe_ffn"):
+    for key in LAYER_SHAPE_POSITIVE + LAYER_SHAPE_OPTIONAL:
         value = shape.get(key)
-        if value is None and key in ("vocab", "moe_ffn", "micro_batch", "experts", "top_k"):
+        if value is None and key in LAYER_SHAPE_OPTIONAL:
+            out[key] = None
+        elif not (whole(value) and value > 0):
+            raise bad(key, value, "a positive whole number")
+        else:
             out[key] = value
-            continue
-        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-            raise InputError(f"{source}: field summary.layer.shape.{key}: expected a whole number, got {value!r}")
+    for key in ("experts", "top_k"):
+        value = shape.get(key, 0)
+        if not (whole(value) and value >= 0):
+            raise bad(key, value, "a whole number (0: dense)")
         out[key] = value
+    if bool(out["experts"]) != bool(out["top_k"]) or out["top_k"] > out["experts"]:
+        raise bad("top_k", out["top_k"], f"1 to experts ({out['experts']}) for a mixture of experts, 0 for a dense model")
     mlp = shape.get("mlp", "swiglu")
     if not isinstance(mlp, str):
-        raise InputError(f"{source}: field summary.layer.shape.mlp: expected a name, got {mlp!r}")
+        raise bad("mlp", mlp, "a name")
     out["mlp"] = mlp
+    unknown = sorted(set(shape) - set(LAYER_SHAPE_KEYS))
+    if unknown:
+        out["unknown"] = unknown
     return out

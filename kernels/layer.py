@@ -20,7 +20,9 @@ MLP is the model's: gated (SwiGLU, Llama) or plain (GeLU, GPT-3), dense or a mix
                  i.e. expert parallelism 1 (Megatron-Core's alltoall dispatcher, expert-tensor
                  parallelism = TP: the rank holds f / N of each expert and all-gathers the TP
                  group's routed tokens, so it runs tokens x k rows in all). At EP > 1 each GPU holds
-                 E / EP experts of EP times the tokens: thicker GEMMs, not measured here.
+                 E / EP experts of EP times the tokens: thicker GEMMs, not measured here. The experts
+                 run one after another, as Megatron's SequentialMLP; its TEGroupedMLP
+                 (--moe-grouped-gemm) runs them as one grouped GEMM, which may be faster for small m.
   each in three passes, the (M, N, K) of the GEMM as run:
     fwd    Y  = X  W^T : (m, n, k)  layout "TN"
     dgrad  dX = dY W   : (m, k, n)  layout "NN"
@@ -42,8 +44,10 @@ MLP is the model's: gated (SwiGLU, Llama) or plain (GeLU, GPT-3), dense or a mix
 - Element-wise work, sized as it runs: RMSNorm (x2) and the residual adds (x2) on the
   sequence-parallel slice (tokens / N rows of hidden), SwiGLU on tokens x ffn / N (GeLU, the tanh
   form Megatron's bias-GeLU fusion uses, for a plain MLP; on tokens x k rows of f / N for experts),
-  rotary embeddings on q and k, and for experts the permutation of the slice's tokens into their k
-  routed copies (x2: the unpermute moves the same bytes the other way). RMSNorm stands in for a
+  rotary embeddings on q and k, and for experts the two permutations Megatron-Core's alltoall
+  dispatcher runs (moe/token_dispatcher.py): the slice's tokens into their k routed copies, and
+  after the TP all-gather the routed rows sorted from [TP rank][expert] chunks to [expert][TP rank]
+  (sort_chunks_by_idxs, run when a GPU holds more than one expert), each x2 (undone on the way back). RMSNorm stands in for a
   GPT's LayerNorm (the same bytes but a bias) and rotary for its learned positions, as the step
   model (cost_models/step_time.py) counts them. "bytes" is the least a fused kernel must read and write; gbps is those
   bytes over the median time, i.e. the effective bandwidth of what eager torch runs. SwiGLU and
@@ -78,6 +82,7 @@ PASSES = ("fwd", "dgrad", "wgrad")
 LAYOUTS = {"fwd": "TN", "dgrad": "NN", "wgrad": "NT"}
 ELEMENTWISE = ("rmsnorm", "swiglu", "residual", "rotary")  # a dense SwiGLU model's (elementwise_ops)
 MLP_KINDS = ("swiglu", "gelu")
+GATHERS = ("permute", "sort_chunks")  # a mixture of experts' token permutations (elementwise_ops)
 VOCAB_MULTIPLE = 128  # Megatron's make_vocab_size_divisible_by default
 RMS_EPS = 1e-5  # Llama 3's rms_norm_eps
 ROPE_THETA = 500000.0  # Llama 3's rope_theta (only the angles' spread depends on it)
@@ -256,10 +261,10 @@ def shard(shape: LayerShape, tp: int) -> RankShape:
     if shape.kv_heads % tp and tp % shape.kv_heads:
         raise InputError(f"--tp {tp}: neither divides nor is a multiple of {shape.name}'s "
                          f"{shape.kv_heads} KV heads (each rank needs whole KV heads)")
-    if shape.ffn % tp:
-        raise InputError(f"--tp {tp}: does not divide {shape.name}'s FFN width {shape.ffn}")
-    if shape.experts and shape.expert_ffn % tp:
+    if shape.experts and shape.expert_ffn % tp:   # every layer an MoE layer: the dense width is never run
         raise InputError(f"--tp {tp}: does not divide {shape.name}'s expert width {shape.expert_ffn}")
+    if not shape.experts and shape.ffn % tp:
+        raise InputError(f"--tp {tp}: does not divide {shape.name}'s FFN width {shape.ffn}")
     return RankShape(model=shape.name, tp=tp, batch=shape.micro_batch, seq=shape.seq,
                      hidden=shape.hidden, heads=shape.heads // tp, kv_heads=max(1, shape.kv_heads // tp),
                      head_dim=shape.head_dim, ffn=shape.ffn // tp,
@@ -609,33 +614,48 @@ def elementwise_ops(rank: RankShape, dtype: str, device: str) -> list[_Elementwi
         # read x, write y; backward reads dy and x, writes dx
         act = _Elementwise("gelu", gelu, gelu_ref, [_randn((rows, f), dtype, device, gen)],
                            2 * rows * f * es, 3 * rows * f * es, count=1, rowwise=(0,))
-    ops = [
+    ops = {
         # read x, write y (+ the weight); backward reads dy, x, w and writes dx, dw
-        _Elementwise("rmsnorm", rmsnorm, rmsnorm_ref, [x, w], (2 * sp * h + h) * es, (3 * sp * h + 2 * h) * es,
-                     count=2, grad=2, rowwise=(0,)),
-        act,
+        "rmsnorm": _Elementwise("rmsnorm", rmsnorm, rmsnorm_ref, [x, w], (2 * sp * h + h) * es,
+                                (3 * sp * h + 2 * h) * es, count=2, grad=2, rowwise=(0,)),
+        act.name: act,
         # read two, write one; in the backward the skip's and the branch's gradients meet in one add
-        _Elementwise("residual", residual, residual, [x, _randn((sp, h), dtype, device, gen)], 3 * sp * h * es,
-                     3 * sp * h * es, count=2, grad=2, rowwise=(0, 1)),
+        "residual": _Elementwise("residual", residual, residual, [x, _randn((sp, h), dtype, device, gen)],
+                                 3 * sp * h * es, 3 * sp * h * es, count=2, grad=2, rowwise=(0, 1)),
         # read q, k and the cos/sin tables, write q, k; the backward rotates the gradients back
-        _Elementwise("rotary", rope_qk, rope_qk_ref, [q, k, cos.to(_dtype(dtype)), sin.to(_dtype(dtype))],
-                     (2 * qk + 2 * rank.tokens * rank.head_dim) * es,
-                     (2 * qk + 2 * rank.tokens * rank.head_dim) * es, count=1, grad=2, rowwise=(0, 1, 2, 3)),
-    ]
+        "rotary": _Elementwise("rotary", rope_qk, rope_qk_ref, [q, k, cos.to(_dtype(dtype)), sin.to(_dtype(dtype))],
+                               (2 * qk + 2 * rank.tokens * rank.head_dim) * es,
+                               (2 * qk + 2 * rank.tokens * rank.head_dim) * es, count=1, grad=2, rowwise=(0, 1, 2, 3)),
+    }
     if rank.experts:
-        # the slice's tokens, k copies each in a random order (the routing); read sp rows, write
-        # sp x k; the backward sums the copies' gradients back (read sp x k, write sp). The
-        # unpermute after the experts moves the same bytes the other way: count 2.
+        # Permutation 1: the slice's tokens, k copies each in a random order (the routing); read sp
+        # rows, write sp x k; the backward sums the copies' gradients back (read sp x k, write sp).
+        # The unpermute after the experts moves the same bytes the other way: count 2.
         index = torch.randperm(sp * rank.top_k, generator=torch.Generator().manual_seed(4)).to(x.device) % sp
         copies = sp * rank.top_k
-        ops.append(_Elementwise("permute", permute, permute_ref, [x, index], (sp + copies) * h * es,
-                                (copies + sp) * h * es, count=2, rowwise=(1,)))
-    return ops
+        ops["permute"] = _Elementwise("permute", permute, permute_ref, [x, index], (sp + copies) * h * es,
+                                      (copies + sp) * h * es, count=2)
+        # Permutation 2 (Megatron's sort_chunks_by_idxs, with more than one local expert): the TP
+        # group's routed tokens, all-gathered, reordered from [TP rank][expert] chunks to
+        # [expert][TP rank]; read and write every row, the backward the same; undone before the
+        # reduce-scatter (combine_preprocess): count 2.
+        routed = _randn((rows, h), dtype, device, gen)
+        ops["sort_chunks"] = _Elementwise("sort_chunks", permute, permute_ref,
+                                          [routed, chunk_order(rows, rank.tp, rank.experts).to(x.device)],
+                                          2 * rows * h * es, 2 * rows * h * es, count=2)
+    return [ops[name] for name in elementwise_names(rank)]
+
+
+def chunk_order(rows: int, tp: int, experts: int) -> torch.Tensor:
+    """Rows in TP x E chunks ([TP rank][expert], as the TP all-gather leaves them), reordered by
+    expert ([expert][TP rank]): the index sort_chunks_by_idxs gathers with."""
+    chunks = torch.arange(rows).tensor_split(tp * experts)
+    return torch.cat([chunks[r * experts + e] for e in range(experts) for r in range(tp)])
 
 
 def elementwise_names(rank: RankShape) -> list[str]:
-    """The element-wise ops elementwise_ops() builds for this rank, in order."""
-    return ["rmsnorm", rank.mlp, "residual", "rotary"] + (["permute"] if rank.experts else [])
+    """The element-wise ops of this rank's layer, in the order they are measured."""
+    return ["rmsnorm", rank.mlp, "residual", "rotary"] + (list(GATHERS) if rank.experts else [])
 
 
 def _as_tuple(x):
@@ -645,6 +665,9 @@ def _as_tuple(x):
 def _elementwise_check(op: _Elementwise, outs, grads, douts, rows) -> tuple[float | None, float | None]:
     """Float64 errors of the forward outputs and of the gradients, on the sampled rows (and on all
     rows for gradients that sum over rows: RMSNorm's weight)."""
+    if op.name in GATHERS:
+        return _gather_check(op, outs, grads, douts)
+
     def pick(t, i):
         return t[rows] if i in op.rowwise else t
 
@@ -663,11 +686,20 @@ def _elementwise_check(op: _Elementwise, outs, grads, douts, rows) -> tuple[floa
         x, dy = op.inputs[0].double(), douts[0].double()
         dw = (dy * x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + RMS_EPS)).sum(0)
         bwd.append(rel_err(grads[1], dw))
-    if op.name == "permute":  # each row's gradient sums its copies' gradients, over all rows
-        x, index = op.inputs
-        dx = torch.zeros(x.shape, dtype=torch.float64, device=x.device).index_add_(0, index, douts[0].double())
-        bwd.append(rel_err(grads[0], dx))
     return fwd, _worst(bwd)
+
+
+def _gather_check(op: _Elementwise, outs, grads, douts) -> tuple[float | None, float | None]:
+    """A gather is exact, so every row is checked: the output against x[index] (advanced indexing,
+    another kernel than the timed index_select), each input row's gradient against the float64 sum
+    of its copies' gradients."""
+    x, index = op.inputs
+    ref = op.ref(x.detach(), index)
+    fwd = 0.0 if torch.equal(outs[0], ref) else rel_err(outs[0], ref)
+    if grads is None:
+        return fwd, None
+    dx = torch.zeros(x.shape, dtype=torch.float64, device=x.device).index_add_(0, index, douts[0].double())
+    return fwd, rel_err(grads[0], dx)
 
 
 def measure_elementwise(rank: RankShape, dtype: str, device: str, plan: Plan) -> Iterator[dict]:

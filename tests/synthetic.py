@@ -11,13 +11,10 @@ FACTOR = {"allreduce": 2 * 7 / 8, "reducescatter": 7 / 8, "allgather": 7 / 8, "a
 
 
 def layer_shape(model="llama3-70b"):
-    """summary.layer.shape (kernels.layer.LayerShape.key()) of a catalog model, as a run writes it."""
-    from cost_models.models import find_model
+    """summary.layer.shape of a catalog model, as `run --ops layer --model MODEL` writes it."""
+    from bench.runner import layer_shape as shape_of
 
-    spec = find_model(model)
-    return {"hidden": spec.hidden, "heads": spec.heads, "kv_heads": spec.kv_heads, "ffn": spec.ffn,
-            "seq": spec.seq_len, "vocab": spec.vocab, "micro_batch": 1, "mlp": spec.mlp,
-            "experts": spec.experts, "top_k": spec.top_k, "moe_ffn": spec.moe_ffn}
+    return shape_of(model, {}, 1).key()
 
 
 def _time(ms):

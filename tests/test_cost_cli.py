@@ -316,7 +316,14 @@ def test_a_measured_layer_rate_applies_at_the_tp_it_was_measured_at(capsys, tmp_
     doc8 = _plan(capsys, "--results", at8, *layout)
     doc1 = _plan(capsys, "--results", at1, *layout)
     assert doc8["assumptions"]["rates"]["gemm"].startswith(f"measured: llama3-70b layer GEMMs at TP 8, 500 TFLOP/s ({at8})")
-    assert "for layouts at TP 8; at other TPs measured: 0.8 x bf16 MAMF 750" in doc8["assumptions"]["rates"]["gemm"]
+    assert "for layouts at TP 8, micro-batch 1; other layouts measured: 0.8 x bf16 MAMF 750" in \
+        doc8["assumptions"]["rates"]["gemm"]
+    assert doc8["assumptions"]["layer_gemm_rate"] == "used: the chosen layout (TP 8, micro-batch 1) runs the measured shapes"
+    assert doc1["assumptions"]["layer_gemm_rate"] == ("not used: the chosen layout (TP 8, micro-batch 1) runs other shapes "
+                                                      "than the measured ones (TP 1, micro-batch 1): roofline")
+    code, table, _ = run(capsys, "cost", "--results", at1, "--gpus", "2048", *layout)
+    assert code == 0 and "measured parts: gemm, attention, memory_bound, tp_comm; catalog: dp_comm; layer GEMM " \
+        "rate not used" in table
     assert doc8["step"]["parts"]["gemm"] != pytest.approx(doc1["step"]["parts"]["gemm"], rel=1e-3)
     roofline = _plan(capsys, "--results", _layer_file(tmp_path, "none.json", model="llama3-8b"), *layout)
     assert doc1["step"]["parts"]["gemm"] == pytest.approx(roofline["step"]["parts"]["gemm"], rel=1e-9)
@@ -360,20 +367,13 @@ def test_a_layer_is_matched_by_its_shape_whatever_either_is_called(capsys, tmp_p
     assert named["step"]["parts"]["gemm"] == pytest.approx(doc["step"]["parts"]["gemm"], rel=1e-12)
     # Llama 3.1 70B has Llama 3 70B's shape: the same GEMMs
     v31 = _plan(capsys, "--results", _layer_file(tmp_path, "v3.json"), "--model", "llama3.1-70b", *layout)
-    assert "measured: llama3-70b (the shape of llama3.1-70b) layer GEMMs" in v31["assumptions"]["rates"]["gemm"]
+    assert "measured: llama3-70b (this model's shape) layer GEMMs" in v31["assumptions"]["rates"]["gemm"]
     # one width off: not used, and the difference is named
     other = dict(synthetic.layer_shape("llama3-70b"), ffn=28160)
     off = _plan(capsys, "--results", _layer_file(tmp_path, "off.json", model="custom", shape=other),
                 *LLAMA3_70B_FLAGS, *layout)
     assert "the file's layer GEMM rate not used: it measured custom (ffn 28160 vs 28672)" in \
         off["assumptions"]["rates"]["gemm"]
-
-
-def test_a_malformed_layer_shape_is_one_line_naming_the_field(capsys, tmp_path):
-    path = _layer_file(tmp_path, "bad.json", shape=dict(synthetic.layer_shape("llama3-70b"), hidden="8192"))
-    code, _, err = run(capsys, "cost", "--results", path)
-    assert code == 2 and "summary.layer.shape.hidden: expected a whole number, got '8192'" in err
-    assert err.count("\n") == 1
 
 
 def test_cpu_pipeline_end_to_end_a_real_run_file_priced_by_a_cpu_row(capsys, tmp_path):
@@ -408,5 +408,61 @@ def test_a_measured_moe_layer_rate_applies_at_expert_parallelism_1_only(capsys, 
     assert gemm[slow, "1"] > 10 * gemm[plain, "1"]          # 5 TFLOP/s flat, measured at these very shapes
     assert gemm[slow, "8"] == pytest.approx(gemm[plain, "8"], rel=1e-12)   # EP 8: not what was measured
     doc = _plan(capsys, "--results", slow, *layout, "--ep", "1")
-    assert "for layouts at TP 1 and EP 1; at other layouts measured: 0.8 x bf16 MAMF 750" in \
+    assert "for layouts at TP 1, micro-batch 1, EP 1; other layouts measured: 0.8 x bf16 MAMF 750" in \
         doc["assumptions"]["rates"]["gemm"]
+
+
+def test_a_measured_layer_rate_applies_at_its_micro_batch_only(capsys, tmp_path):
+    """A GEMM's m is micro-batch x seq: a rate timed at micro-batch 1 is not the rate of micro-batch 4's
+    thicker GEMMs, which take the roofline on the measured MAMF."""
+    slow, other = _layer_file(tmp_path, "slow.json", gemm=5.0), _layer_file(tmp_path, "tp4.json", tp=4, gemm=5.0)
+    layout = ("--tp", "8", "--pp", "4", "--recompute", "full")
+    gemm = {(f, mb): _plan(capsys, "--results", f, *layout, "--micro-batch", mb)["step"]["parts"]["gemm"]
+            for f in (slow, other) for mb in ("1", "2")}
+    assert gemm[slow, "1"] > 10 * gemm[other, "1"]
+    assert gemm[slow, "2"] == pytest.approx(gemm[other, "2"], rel=1e-12)
+
+
+def test_an_old_file_without_a_shape_is_never_used_for_a_mixture_of_experts(capsys, tmp_path):
+    """Before shapes were recorded, the layer op timed every model as a dense SwiGLU layer: a
+    Mixtral file of then holds no expert GEMMs, so its rate must not time them."""
+    old = _layer_file(tmp_path, "old.json", tp=1, model="mixtral-8x7b", gemm=5.0, shape=None)
+    doc = _plan(capsys, "--results", old, "--model", "mixtral-8x7b", "--tp", "1", "--pp", "8", "--ep", "1",
+                "--micro-batch", "1", "--gpus", "64")
+    assert ("the file's layer GEMM rate not used: it does not record its shape (an older file, whose layer op "
+            "timed no experts)") in doc["assumptions"]["rates"]["gemm"]
+
+
+def test_a_mixture_of_experts_is_matched_on_its_expert_width_not_the_unused_dense_one(capsys, tmp_path):
+    shape = {"hidden": 256, "heads": 4, "kv_heads": 4, "ffn": 512, "seq": 128, "vocab": None, "micro_batch": 1,
+             "mlp": "swiglu", "experts": 4, "top_k": 2, "moe_ffn": None}
+    path = _layer_file(tmp_path, "moe.json", tp=1, model="custom", shape=shape)
+    flags = ("--layers", "2", "--hidden", "256", "--heads", "4", "--experts", "4", "--top-k", "2", "--seq", "128",
+             "--tokens", "1B", "--gpus", "8", "--tp", "1")
+    same = _plan(capsys, "--results", path, *flags, "--ffn", "1024", "--moe-ffn", "512")   # experts 512 wide
+    assert same["assumptions"]["rates"]["gemm"].startswith("measured: custom layer GEMMs at TP 1")
+    wider = _plan(capsys, "--results", path, *flags, "--ffn", "512", "--moe-ffn", "1024")
+    assert "it measured custom (expert ffn 512 vs 1024)" in wider["assumptions"]["rates"]["gemm"]
+
+
+def test_a_shape_with_fields_this_version_does_not_know_is_not_matched(capsys, tmp_path):
+    shape = dict(synthetic.layer_shape("llama3-70b"), head_dim=128, window=4096)
+    doc = _plan(capsys, "--results", _layer_file(tmp_path, "new.json", shape=shape))
+    assert ("not used: its shape has fields this version cannot compare (head_dim, window): a newer costbench "
+            "wrote it") in doc["assumptions"]["rates"]["gemm"]
+
+
+@pytest.mark.parametrize("field, value, needle", [
+    ("hidden", "8192", "summary.layer.shape.hidden: expected a positive whole number, got '8192'"),
+    ("hidden", 0, "summary.layer.shape.hidden: expected a positive whole number, got 0"),
+    ("heads", True, "summary.layer.shape.heads: expected a positive whole number, got True"),
+    ("seq", None, "summary.layer.shape.seq: expected a positive whole number, got None"),
+    ("vocab", -5, "summary.layer.shape.vocab: expected a positive whole number, got -5"),
+    ("experts", 4, "summary.layer.shape.top_k: expected 1 to experts (4) for a mixture of experts"),
+    ("top_k", 2.0, "summary.layer.shape.top_k: expected a whole number (0: dense), got 2.0"),
+    ("mlp", 3, "summary.layer.shape.mlp: expected a name, got 3"),
+])
+def test_malformed_layer_shape_fields_are_one_line_exit_2(capsys, tmp_path, field, value, needle):
+    path = _layer_file(tmp_path, "bad.json", shape=dict(synthetic.layer_shape("llama3-70b"), **{field: value}))
+    code, _, err = run(capsys, "cost", "--results", path)
+    assert code == 2 and needle in err and err.count("\n") == 1

@@ -341,7 +341,9 @@ def test_a_mixture_of_experts_runs_the_router_and_every_expert_at_its_tokens():
     # balanced routing: the experts' FLOPs are top_k dense MLPs' of the expert width
     dense_mlp = 2 * 32768 * 3 * 4096 * 7168
     assert sum(x.count * x.flops for x in (up, down)) == 2 * dense_mlp
-    assert layer.elementwise_names(rank) == ["rmsnorm", "swiglu", "residual", "rotary", "permute"]
+    assert layer.elementwise_names(rank) == ["rmsnorm", "swiglu", "residual", "rotary", "permute", "sort_chunks"]
+    # after the TP all-gather: [TP rank][expert] chunks sorted by expert
+    assert layer.chunk_order(8, 2, 2).tolist() == [0, 1, 4, 5, 2, 3, 6, 7]
 
 
 def test_a_tp_that_does_not_split_the_experts_is_refused():
@@ -366,22 +368,28 @@ def test_a_tiny_moe_and_gelu_layer_run_and_pass_their_checks():
     counts = {(r.get("name"), r["pass"]): r["count"] for r in recs if r["op"] in ("gemm", "elementwise")}
     assert counts["expert_up", "fwd"] == counts["expert_down", "wgrad"] == 4 and counts["router", "fwd"] == 1
     assert counts["permute", "fwd"] == counts["permute", "bwd"] == 2 and counts["gelu", "fwd"] == 1
+    assert counts["sort_chunks", "fwd"] == 2
     assert {tuple(sorted(r["shape"].items())) for r in recs} == {tuple(sorted(shape.key().items()))}
     summary = results.summarize_layer(recs)
     assert summary["shape"] == shape.key()
 
 
-def test_a_wrong_permutation_fails_its_check(monkeypatch):
-    """The permute check is a real one: a kernel that routes one copy to the wrong token fails."""
+@pytest.mark.parametrize("wrong_row", ["copy", "swap"])
+def test_a_wrong_permutation_fails_its_check(monkeypatch, wrong_row):
+    """The gathers' checks are real ones, over every row: a kernel that routes one copy to the
+    wrong token fails, and so does one that swaps two output rows (a sampled check could miss it)."""
     def wrong(x, index):
         out = x.index_select(0, index)
-        return torch.cat((out[1:2], out[1:]), dim=0)   # row 0 holds row 1's token
+        if wrong_row == "copy":
+            return torch.cat((out[1:2], out[1:]), dim=0)   # row 0 holds row 1's token
+        order = torch.arange(out.shape[0])
+        order[5], order[6] = 6, 5
+        return out[order]
 
     monkeypatch.setattr(layer, "permute", wrong)
     shape = layer.LayerShape("moe", hidden=128, heads=4, kv_heads=4, ffn=128, seq=32, experts=2, top_k=1)
     rank = layer.shard(shape, 1)
-    ops = {o.name: o for o in layer.elementwise_ops(rank, "fp32", "cpu")}
-    assert ops["permute"].fn is wrong
     recs = [r for r in layer.measure_elementwise(rank, "fp32", "cpu", layer.PLANS["cpu", True])
-            if r["name"] == "permute"]
-    assert [r["correct"] for r in recs] == [False, False]
+            if r["name"] in layer.GATHERS]
+    assert [r["name"] for r in recs] == ["permute", "permute", "sort_chunks", "sort_chunks"]
+    assert recs[0]["correct"] is False and recs[2]["correct"] is False   # forward, every row checked

@@ -44,6 +44,20 @@ def test_alltoall_bytes_and_time_by_hand():
     assert step_time.alltoall_send_bytes(find_model("llama3-70b"), lay)[0] == 0
 
 
+def test_second_permutation_bytes_by_hand():
+    """Megatron's sort_chunks_by_idxs: where a GPU holds more than one expert it reads and writes
+    its t*k routed rows (after the TP all-gather: not / TP) to sort them by expert and again to
+    undo it, forward and backward; with one expert per GPU (EP = E) it does not run."""
+    spec, rates = tiny_moe(), catalog_rates(H100, find_network("ib-ndr-400"))
+    shared = step_time.step_parts(spec, one_layout(ep=4), rates)["memory_bound"][0]   # 4 experts / EP 4 = 1
+    sorted_ = step_time.step_parts(spec, one_layout(ep=2), rates)["memory_bound"][0]  # 2 local experts
+    t = 2 * 16                                      # micro-batch 2 x seq 16, the whole micro-batch
+    per_layer = t * 8 * 2 * 64                      # 8 k h bytes per token: sort + unsort, read + write, bf16
+    micro_batches = 16 // 4 // 2                    # global 16 / DP 4 / micro-batch 2
+    expected = per_layer * 2 * 2 * micro_batches    # forward + backward, 2 layers
+    assert sorted_ - shared == pytest.approx(expected / (rates.membw_gbps * 1e9), rel=1e-9)
+
+
 def test_expert_gemms_have_the_flops_of_top_k_mlps_and_thinner_shapes_are_slower():
     spec = tiny_moe(hidden=1024, heads=8, kv_heads=8, ffn=2048, seq_len=1024, experts=8, top_k=2)
     dense = dataclasses.replace(spec, experts=0, top_k=0, ffn=2 * 2048)     # two experts' width, one MLP
