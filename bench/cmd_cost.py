@@ -225,7 +225,12 @@ def _summary_lines(plan, note=None, prices_line=None) -> list[str]:
         lines.insert(1, placeholder_line(m.name, m.tokens))
     if plan.step is not None:
         measured = ", ".join(a["measured_parts"]) or "none"
-        mfu_of = " of its measured MAMF (a CPU has no datasheet peak)" if plan.gpu.name == "cpu" else ""
+        mfu_of = ""
+        if plan.gpu.name == "cpu":
+            from cost_models.cost import CPU_PEAK_LAYER, CPU_PEAK_MAMF
+
+            peak = CPU_PEAK_LAYER if CPU_PEAK_LAYER in plan.gpu.source else CPU_PEAK_MAMF
+            mfu_of = f" of {peak} (a CPU has no datasheet peak)"
         lines += [
             f"layout      {layout_line(plan)} ({a['layout']}; {a['gpu_memory_gib']:g} GiB per GPU)",
             f"step        {step_line(plan)}",

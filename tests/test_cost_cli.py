@@ -394,6 +394,10 @@ def test_cpu_pipeline_end_to_end_a_real_run_file_priced_by_a_cpu_row(capsys, tmp
     assert doc["assumptions"]["rates"]["gemm"].startswith("measured: llama3-8b layer GEMMs at TP 1")
     (row,) = doc["rows"]
     assert row["provider"] == "me" and row["cost_usd"] == pytest.approx(doc["gpu_hours"] * 0.05)
+    # no matmul in this file: the MFU is relative to the layer's GEMM rate, and the table says so
+    code, table, _ = run(capsys, "cost", "--results", path, "--prices", prices, "--model", "llama3-8b",
+                         "--tokens", "1B", "--tp", "1")
+    assert code == 0 and "of its measured layer GEMM rate (no matmul was measured)" in table
 
 
 def test_a_measured_moe_layer_rate_applies_at_expert_parallelism_1_only(capsys, tmp_path):
