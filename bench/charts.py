@@ -71,8 +71,8 @@ def cost_by_provider(df, model: str, prices=None, size=(10, 6)):
     """Horizontal bars: cost to train `model` per provider x pricing kind, for each catalog GPU the
     runs measured (plan from the best-ranked run of that GPU) or, with no GPU run, the default GPU
     on catalog figures. Error bars: the price's published low/high."""
-    from cost_models.cost import DEFAULT_GPU, plan_training, price_rows
-    from cost_models.prices import load_prices
+    from cost_models.cost import DEFAULT_GPU, GPUS_PER_NODE, plan_training, price_rows
+    from cost_models.prices import cheapest_regions, load_prices
 
     table = prices if isinstance(prices, list) else load_prices(prices)
     plans = []
@@ -84,10 +84,8 @@ def cost_by_provider(df, model: str, prices=None, size=(10, 6)):
         plans = [(plan_training(model, DEFAULT_GPU), "catalog throughput: no run measured a catalog GPU")]
     bars = []
     for plan, origin in plans:
-        cheapest = {}  # one bar per provider x pricing kind: its cheapest region, as `costbench cost` prices it
-        for r in price_rows(plan, table):
-            cheapest.setdefault((r["provider"], r["pricing"]), r)
-        bars += [{**r, "origin": origin} for r in cheapest.values()]
+        chosen = cheapest_regions(table, plan.gpus, GPUS_PER_NODE)   # as `costbench cost` prices a provider
+        bars += [{**r, "origin": origin} for r in price_rows(plan, chosen)]
     fig, ax = plt.subplots(figsize=(size[0], max(size[1], 0.32 * len(bars) + 1.5)))
     title = f"Cost to train {model} per provider and pricing kind"
     ax.set_title(title)

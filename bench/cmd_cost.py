@@ -181,7 +181,7 @@ def _throughput(path):
 
 TERM_LINE = ("term        reserved/capacity-block rows: `cost` is the run's hours at the rate; "
              "`term commitment` = GPUs x term hours x rate, paid even if the run is shorter")
-PRICES_LINE = ("prices      list prices, cheapest region per provider unless --region; "
+PRICES_LINE = ("prices      list prices, cheapest region per provider (one that sells the cluster first) unless --region; "
                "`costbench prices` for every region, source and age")
 
 
@@ -301,9 +301,11 @@ def run_cost(plan_kwargs: dict, pricing="on-demand", providers=None, prices_file
     check_choice("pricing", pricing, PRICING_CHOICES)
     prices = load_prices(prices_file)
     chosen = select(prices, None, pricing, providers, region)   # validates names before the slower part
-    if region is None:
-        chosen = cheapest_regions(chosen)
     plan = with_overhead(plan_training(**plan_kwargs), virtualization_overhead)
+    if region is None:
+        from cost_models.cost import GPUS_PER_NODE
+
+        chosen = cheapest_regions(chosen, plan.gpus, GPUS_PER_NODE)
     ref = today()
     rows = price_rows(plan, chosen, ref, stale_months)
     warn_stale([p for p in chosen if p.gpu == plan.gpu.name], ref, stale_months, "cost")

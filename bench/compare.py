@@ -156,10 +156,14 @@ def collective_figures(doc: dict, op: str) -> tuple[float | None, float | None]:
     return best, at256
 
 
-def _price(prices, provider, region, gpu, pricing):
+def _price(prices, provider, region, gpu, pricing, gpus=None):
     """(Price or None, note): the tag's provider's row for this GPU and pricing kind: in the tag's
     region where the catalog lists it, else a row for every region ("all" or none), else the
-    provider's cheapest region (as `costbench cost` prices a provider)."""
+    provider's cheapest region for a cluster of `gpus` (cheapest_regions, as `costbench cost`
+    prices a provider)."""
+    from cost_models.cost import GPUS_PER_NODE
+    from cost_models.prices import cheapest_regions
+
     rows = [p for p in prices if p.provider == provider and p.gpu == gpu and p.pricing == pricing]
     if not rows:
         return None, f"no {pricing} price for {provider}/{gpu}"
@@ -167,7 +171,7 @@ def _price(prices, provider, region, gpu, pricing):
     if exact:
         return exact[0], None
     everywhere = [p for p in rows if p.region in ("", "all")]
-    best = everywhere[0] if everywhere else min(rows, key=lambda p: p.usd_per_gpu_hour)
+    best = everywhere[0] if everywhere else cheapest_regions(rows, gpus, GPUS_PER_NODE)[0]
     note = (f"region {region} not priced; {best.region} used" if region and best.region not in ("", "all")
             else None)
     return best, note
@@ -199,11 +203,12 @@ def run_row(path: str, doc: dict, model: str, prices, pricing: str) -> dict:
 
     dtype = next((d for d in PER_PFLOP_DTYPES if row.get(f"mamf_{d}")), None)
     row["pflop_dtype"] = dtype
+    plan, row["_throughput"] = _plan(path, doc, gpu, model, notes)
     price = None
     if provider is None:
         notes.append("no tag: no provider to price")
     else:
-        price, why = _price(prices, provider, region, gpu, pricing)
+        price, why = _price(prices, provider, region, gpu, pricing, plan.gpus if plan else None)
         if price is None and gpu == "cpu":
             why = f"CPU run: no price (a --prices row with gpu cpu and provider {provider} prices it)"
         notes += [why] if why else []
@@ -215,7 +220,6 @@ def run_row(path: str, doc: dict, model: str, prices, pricing: str) -> dict:
     row["usd_per_pflop_hour"] = (price.usd_per_gpu_hour / (row[f"mamf_{dtype}"] / 1000)
                                  if price and dtype else None)
 
-    plan, row["_throughput"] = _plan(path, doc, gpu, model, notes)
     row["model"] = model
     row["cluster_gpus"] = plan.gpus if plan else None
     row["cluster_gpus_from"] = plan.assumptions.get("gpus_from") if plan else None

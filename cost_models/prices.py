@@ -104,12 +104,16 @@ class Price:
         NVLink node) is not what it sells: instances of fewer GPUs than a node, or a marketplace
         host's GPUs (no cluster or fabric sold). None where the row records neither, or `gpus` fit
         in one such instance."""
-        n = self.instance_gpus
-        small = n is not None and n < node_gpus and gpus > n
-        market = self.marketplace and gpus > (n or 1)
+        small, market = self.cluster_gaps(gpus, node_gpus)
         if not (small or market):
             return None
-        return ", ".join(([f"{n}-GPU instances"] if small else []) + (["marketplace"] if market else []))
+        return ", ".join(([f"{self.instance_gpus}-GPU instances"] if small else []) + (["marketplace"] if market else []))
+
+    def cluster_gaps(self, gpus: int, node_gpus: int) -> tuple[bool, bool]:
+        """(instances smaller than a node, a marketplace listing), each where `gpus` GPUs do not fit
+        in one instance (see offer)."""
+        n = self.instance_gpus
+        return n is not None and n < node_gpus and gpus > n, self.marketplace and gpus > (n or 1)
 
     def range_or_none(self) -> tuple:
         """(low, high) $/GPU-hour where the price has a range, else (None, None)."""
@@ -175,11 +179,18 @@ def select(prices: list[Price], gpu: str | None = None, pricing: str = "all",
             and (wanted is None or p.provider in wanted) and (region is None or p.region == region)]
 
 
-def cheapest_regions(prices: list[Price]) -> list[Price]:
+def cheapest_regions(prices: list[Price], gpus: int | None = None, node_gpus: int = 8) -> list[Price]:
     """One row per provider x GPU x pricing kind: its cheapest region (ties: the first region by
-    name, so the choice is stable)."""
+    name, so the choice is stable). With `gpus`, a region whose offer comes closer to a cluster of
+    that many GPUs in nodes of `node_gpus` (Price.cluster_gaps: whole nodes first, then a
+    marketplace's) comes before a cheaper one (a 1-GPU listing beside the same provider's 8-GPU
+    one): a cluster is what is priced."""
+    def key(p):   # whole nodes before a marketplace's nodes before single GPUs, then the price
+        small, market = p.cluster_gaps(gpus, node_gpus) if gpus is not None else (False, False)
+        return (small, market, p.usd_per_gpu_hour, p.region)
+
     best = {}
-    for p in sorted(prices, key=lambda p: (p.usd_per_gpu_hour, p.region)):
+    for p in sorted(prices, key=key):
         best.setdefault((p.provider, p.gpu, p.pricing), p)
     return list(best.values())
 

@@ -304,3 +304,19 @@ def test_compare_and_whatif_mark_such_offers(capsys, tmp_path):
     _, out, _ = run(capsys, "whatif", "--vary", "gpus=64,128", *SMALL[:2], "--prices", prices,
                     "--providers", "coreweave,bigco")
     assert "(cheapest: coreweave on-demand (1-GPU instances, marketplace: not a cluster of this size))" in out
+
+
+def test_cheapest_region_prefers_an_offer_that_sells_the_cluster():
+    """A provider's cheapest region for a cluster: whole 8-GPU nodes before a marketplace's 8-GPU
+    listing before a cheaper 1-GPU one; for a run that fits one GPU, simply the cheapest."""
+    from cost_models.prices import Price, cheapest_regions
+
+    def row(region, usd, n, market=False):
+        return Price("p", "H100-SXM", "on-demand", usd, "2026-07", "s", region=region, instance_gpus=n,
+                     marketplace=market)
+
+    single, market8, node = row("a", 1.0, 1, True), row("b", 1.5, 8, True), row("c", 2.0, 8)
+    assert cheapest_regions([single, market8, node], gpus=1024) == [node]
+    assert cheapest_regions([single, market8], gpus=1024) == [market8]
+    assert cheapest_regions([single, market8, node], gpus=1) == [single]
+    assert cheapest_regions([single, market8, node]) == [single]   # no cluster given: the list price
