@@ -6,7 +6,9 @@ A claim speaks to one what-if key (`vary`). Two kinds:
   --gpus it is also the wall-clock ratio).
 - "cheaper": within rows, how much cheaper one group of price rows is than another, as the range
   over every pair (1 - cheaper group's cost / dearer group's cost), from each row's
-  cost_usd_by_provider (groups by provider) or between two rows (groups by row).
+  cost_usd_by_provider (groups by provider) or between two rows (groups by row). Those costs are
+  of offers that sell a cluster of the row's size (whatif.row leaves out single-GPU instances and
+  marketplace listings for a larger cluster): the claims are about training runs.
 
 Sources are those the project's reference notes cite for each claim.
 """

@@ -38,9 +38,10 @@ def _comm_share(cost: dict):
 def row(value, cost: dict, measured: bool = False, measured_from: str | None = None) -> dict:
     """One what-if row from one cost JSON document. cost_usd_min/max: over its price rows."""
     prices = cost.get("rows") or []
-    by_provider = {}
+    by_provider = {}   # what each provider charges for this cluster (the claims compare these)
     for p in prices:
-        by_provider[p["provider"]] = min(p["cost_usd"], by_provider.get(p["provider"], float("inf")))
+        if not p.get("offer"):   # a listing that does not sell a cluster of this size is no such price
+            by_provider[p["provider"]] = min(p["cost_usd"], by_provider.get(p["provider"], float("inf")))
     cheapest = min(prices, key=lambda p: p["cost_usd"]) if prices else None
     a = cost.get("assumptions", {})
     return {
