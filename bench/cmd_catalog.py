@@ -201,12 +201,14 @@ def _price_rows(args):
     for p in chosen:
         low, high = p.range_or_none()   # the same rule as the cost table's low/high
         days, stale = age_days(p, ref), is_stale(p, ref, args.stale_months)
+        sells = (f"{p.instance_gpus}-GPU" if p.instance_gpus else "") + (" marketplace" if p.marketplace else "")
         rows.append({**p.__dict__, "usd_low": low, "usd_high": high, "age_days": days, "stale": stale,
-                     "_age": age_text(days, stale)})
+                     "_age": age_text(days, stale), "_sells": sells.strip() or "-"})
     rows.sort(key=lambda r: (r["gpu"], r["usd_per_gpu_hour"], r["provider"], r["region"]))
     cols = [("provider", "provider", ""), ("gpu", "GPU", ""), ("pricing", "pricing", ""),
             ("usd_per_gpu_hour", "$/GPU-h", ".2f"), ("usd_low", "low", ".2f"), ("usd_high", "high", ".2f"),
-            ("region", "region", ""), ("as_of", "as of", ""), ("_age", "age", ""), ("source", "source", "")]
+            ("_sells", "instance", ""), ("region", "region", ""), ("as_of", "as of", ""), ("_age", "age", ""),
+            ("source", "source", "")]
     return rows, cols
 
 

@@ -320,3 +320,11 @@ def test_cheapest_region_prefers_an_offer_that_sells_the_cluster():
     assert cheapest_regions([single, market8], gpus=1024) == [market8]
     assert cheapest_regions([single, market8, node], gpus=1) == [single]
     assert cheapest_regions([single, market8, node]) == [single]   # no cluster given: the list price
+
+
+def test_prices_table_says_what_each_offer_sells(capsys):
+    code, out, _ = run(capsys, "prices", "--gpu", "H100", "--provider", "vast,aws", "--pricing", "on-demand")
+    lines = out.splitlines()
+    assert code == 0 and "instance" in lines[0]
+    assert any(line.startswith("vast") and "1-GPU marketplace" in line for line in lines)
+    assert any(line.startswith("aws") and "8-GPU" in line and "marketplace" not in line for line in lines)
