@@ -71,7 +71,7 @@ def add_arguments(parser, command) -> None:
                           "cluster, which may leave GPUs idle)")
     lay.add_argument("--ep", type=positive_int,
                      help="expert-parallel degree (MoE models; divides DP and the experts)")
-    lay.add_argument("--recompute", help="none, selective (FlashAttention's, the default) or full")
+    lay.add_argument("--recompute", help="none, selective (Megatron's: the core attention re-run in the backward; with FlashAttention it saves no memory) or full; default: searched over none and full (as many layers as memory needs)")
     eff = parser.add_argument_group("overrides")
     eff.add_argument("--mfu", type=fraction, help="model FLOPs utilisation over whole steps; skips the step model")
     eff.add_argument("--efficiency", type=fraction,

@@ -11,8 +11,11 @@
   4*kv*d, the attention output 2h; MLP: its input 2h, then gated 6*ffn (gate and up outputs, the
   SwiGLU output) or plain 4*ffn (the GeLU input and output). (A GPT layer with 4h MLP gives 32h,
   Korthikanti's 34h less the two dropout masks.) Sequence parallelism with TP divides all of it by
-  TP. FlashAttention never stores the s x s scores (Korthikanti's 5*a*s/h term): their
-  recomputation, "selective recompute", is what it does anyway, so none and selective coincide.
+  TP. FlashAttention never stores the s x s scores (Korthikanti's 5*a*s/h term), the memory that
+  selective recompute (re-running the core attention in the backward) exists to save: with it none
+  and selective take the same memory (the core attention's inputs Q, K, V and its output, the
+  output projection's input, are stored either way), selective costing one more attention
+  forward (step_time.py).
   Full recompute keeps only each layer's input (2h per token, / TP) plus one layer's working set.
   As Megatron's --recompute-method block --recompute-num-layers N, the search recomputes only as
   many layers per stage as memory needs (fit_recompute); --recompute full recomputes them all.

@@ -190,8 +190,9 @@ def candidates(spec, gpus: int, batch: int, tp=None, pp=None, micro_batch=None,
     tps = np.array([tp] if tp else [t for t in TP_CHOICES if spec.heads % t == 0 and spec.kv_heads % t == 0])
     pps = np.array([pp]) if pp else pipeline_depths(spec.layers)
     mbs = np.array([micro_batch] if micro_batch else MICRO_BATCHES)
-    # selective == none with FlashAttention (see memory.py), so the search tries selective and full
-    rcs = np.array([RECOMPUTE.index(recompute)] if recompute else [1, 2])
+    # With FlashAttention selective recompute saves no memory over none and re-runs the core attention
+    # (memory.py, step_time.py): never faster, so the search tries none and full (as many layers as needed)
+    rcs = np.array([RECOMPUTE.index(recompute)] if recompute else [0, 2])
     vs = np.array([vpp] if vpp else VIRTUAL_STAGES)
     eps = np.array([ep] if ep else _divisors(spec.experts) if spec.moe else [1])
     dps = _divisors(batch)

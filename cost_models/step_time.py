@@ -11,7 +11,10 @@ The step of the slowest pipeline stage (Narayanan et al. 2021, sec. 2-3; Korthik
   timed by Rates' roofline (rates.py). Full recompute runs the forward again. The LM head runs
   once per micro-batch on the last stage.
 - Attention: model FLOPs (flops.py; forward 2*t*s*h / TP, backward twice that) at the attention
-  rate; full recompute adds a forward.
+  rate; full recompute adds a forward, and so does selective recompute, which re-runs only the core
+  attention in the backward (Korthikanti et al. 2022 sec. 5; Megatron-Core checkpoints it whenever
+  recompute_granularity is "selective", FlashAttention or not: transformer/attention.py,
+  checkpoint_core_attention).
 - Memory-bound bytes per token and layer, forward, bf16: two RMSNorms (read + write h each: 8h),
   two residual adds (read 2h, write h: 12h), the MLP activation (SwiGLU reads 2*ffn, writes ffn:
   6*ffn bytes; GeLU 4*ffn), rotary on Q and K (4*(h + kv*d)); all / TP with sequence parallelism.
@@ -72,7 +75,7 @@ The step of the slowest pipeline stage (Narayanan et al. 2021, sec. 2-3; Korthik
 import numpy as np
 
 from cost_models.memory import mlp_activation_bytes, stage_param_split
-from cost_models.parallelism import GPUS_PER_NODE, stage_layers
+from cost_models.parallelism import GPUS_PER_NODE, RECOMPUTE, stage_layers
 from cost_models.rates import GEMM_OVERHEAD_S
 
 # 2021 Megatron's fused scale-mask-softmax + dropout on the fp16 s x s scores, bytes per score
@@ -238,6 +241,7 @@ def step_parts(spec, layouts, rates, linear_rates=None, flash_attention=True, se
     d = h / spec.heads
     tp, pp, dp, v = (np.asarray(a, dtype=float) for a in (layouts.tp, layouts.pp, layouts.dp, layouts.vpp))
     full = layouts.recompute_share(spec.layers)     # share of layers whose forward runs again
+    selective = (layouts.recompute == RECOMPUTE.index("selective")).astype(float)   # core attention again
     t = layouts.micro_batch * s
 
     # Linear layers of one layer, one micro-batch: (m, n, k) as Megatron splits them over TP.
@@ -259,14 +263,14 @@ def step_parts(spec, layouts, rates, linear_rates=None, flash_attention=True, se
     if flash_attention:
         speed = FLASH_V1_SPEED if flash_attention == "v1" else 1.0
         attn_fwd = 2 * t * s * h / tp / (speed * rates.attention_tflops * 1e12)
-        attention = attn_fwd * (3 + full)
+        attention = attn_fwd * (3 + full + selective)
     else:
         heads = layouts.micro_batch * spec.heads / tp     # per GPU, one micro-batch
         qk_f, qk_b = _fwd_bwd(s, s, d, rates, 2)          # QK^T per head, unmasked (2021 kernels)
         pv_f, pv_b = _fwd_bwd(s, d, s, rates, 2)          # probabilities @ V
         score_bytes = [heads * s * s * nbytes / (rates.membw_gbps * 1e9) for nbytes in UNFUSED_SCORE_BYTES]
         f, b = heads * (qk_f + pv_f) + score_bytes[0], heads * (qk_b + pv_b) + score_bytes[1]
-        attention = f + b + full * f
+        attention = f + b + (full + selective) * f
 
     if spec.moe:   # k routed copies through the experts, plus permute and unpermute
         act = spec.top_k * mlp_activation_bytes(spec, spec.expert_ffn) + 4 * h + 4 * spec.top_k * h

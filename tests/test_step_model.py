@@ -51,7 +51,7 @@ def test_tp_collective_bytes_by_hand():
     assert step_time.collective_seconds(1e9, 1, 100, 2) == 0
     # per layer and micro-batch with sequence parallelism: 8 of them (4 forward, 4 backward) of t*h*2 bytes
     spec = custom_model(None, 1e9, layers=2, hidden=1024, heads=8, ffn=4096, vocab=1000, seq_len=1024)
-    lay = _layout(spec, 8, tp=8, pp=1, micro_batch=1, global_batch=1, recompute="selective", vpp=1)
+    lay = _layout(spec, 8, tp=8, pp=1, micro_batch=1, global_batch=1, recompute="none", vpp=1)
     parts = step_time.step_parts(spec, lay, _rates())
     one = 7 / 8 * 1024 * 1024 * 2 / 100e9
     assert parts["tp_comm"][0] == pytest.approx(2 * 8 * one + 2 * one)   # 2 layers + the LM head's 2
@@ -59,20 +59,20 @@ def test_tp_collective_bytes_by_hand():
 
 def test_pipeline_bubble_by_hand():
     spec = custom_model(None, 1e9, layers=8, hidden=512, heads=8, ffn=2048, vocab=1000, seq_len=512)
-    lay = _layout(spec, 4, tp=1, pp=4, micro_batch=1, global_batch=8, recompute="selective", vpp=1)
+    lay = _layout(spec, 4, tp=1, pp=4, micro_batch=1, global_batch=8, recompute="none", vpp=1)
     parts = step_time.step_parts(spec, lay, _rates())
     # (pp - 1) / m of the compute: 3 micro-batch-times of the slowest stage against m = 8
     assert parts["pp_bubble"][0] == pytest.approx(3 * parts["stage_mb"][0])
     compute = sum(parts[p][0] for p in ("gemm", "attention", "memory_bound", "tp_comm"))
     assert parts["pp_bubble"][0] / compute == pytest.approx(3 / 8)
-    inter = _layout(spec, 4, tp=1, pp=4, micro_batch=1, global_batch=8, recompute="selective", vpp=2)
+    inter = _layout(spec, 4, tp=1, pp=4, micro_batch=1, global_batch=8, recompute="none", vpp=2)
     assert step_time.step_parts(spec, inter, _rates())["pp_bubble"][0] == pytest.approx(1.5 * parts["stage_mb"][0])
 
 
 def test_dp_volume_by_hand():
     # DP 4 of one GPU's P params: reduce-scatter 4P bytes and all-gather 2P bytes, each x 3/4, at 10 GB/s.
     spec = custom_model(None, 1e9, layers=2, hidden=256, heads=8, ffn=1024, vocab=1000, seq_len=256)
-    lay = _layout(spec, 32, tp=8, pp=1, micro_batch=1, global_batch=4, recompute="selective", vpp=1)
+    lay = _layout(spec, 32, tp=8, pp=1, micro_batch=1, global_batch=4, recompute="none", vpp=1)
     p_gpu = memory.stage_params(spec, lay)[0][0]
     assert p_gpu == pytest.approx(spec.params / 8)
     rs, ag = 4 * p_gpu * 3 / 4 / 10e9, 2 * p_gpu * 3 / 4 / 10e9
@@ -88,7 +88,7 @@ def _tiny_parts(**kw):
     """One layer of a 2-layer model on 8 GPUs (TP 8, PP 1): t = 1024 tokens, h = 1024, 8 heads of
     128, 8 KV heads, ffn 4096 SwiGLU, vocabulary 1000; the rates of _rates()."""
     spec = custom_model(None, 1e9, layers=2, hidden=1024, heads=8, ffn=4096, vocab=1000, seq_len=1024)
-    lay = _layout(spec, 8, tp=8, pp=1, micro_batch=1, global_batch=1, recompute="selective", vpp=1)
+    lay = _layout(spec, 8, tp=8, pp=1, micro_batch=1, global_batch=1, recompute="none", vpp=1)
     return spec, lay, step_time.step_parts(spec, lay, _rates(), **kw)
 
 
@@ -100,6 +100,29 @@ def test_attention_time_by_hand():
     _, _, v1 = _tiny_parts(flash_attention="v1")     # FlashAttention-1-era kernels: half the rate
     assert v1["attention"][0] == pytest.approx(2 * 3 * fwd / step_time.FLASH_V1_SPEED)
 
+
+def test_selective_recompute_reruns_only_the_core_attention_and_saves_no_memory():
+    spec, none_lay, none = _tiny_parts()
+    sel_lay = dataclasses.replace(none_lay, recompute=np.array([parallelism.RECOMPUTE.index("selective")]))
+    sel = step_time.step_parts(spec, sel_lay, _rates())
+    fwd = 2 * 1024 * 1024 * 1024 / 8 / 50e12                     # one attention forward per layer
+    assert sel["attention"][0] == pytest.approx(none["attention"][0] + 2 * fwd)
+    for part in set(step_time.PARTS) - {"attention"}:
+        assert sel[part][0] == pytest.approx(none[part][0]), part
+    # FlashAttention stores no scores: the same bytes either way, so selective is never the faster choice
+    assert memory.gpu_bytes(spec, sel_lay)[0] == memory.gpu_bytes(spec, none_lay)[0]
+    # without FlashAttention (2021 kernels) the re-run is the QK^T, softmax and PV forward
+    old = dict(flash_attention=False, sequence_parallel=False)
+    assert step_time.step_parts(spec, sel_lay, _rates(), **old)["attention"][0] > \
+        step_time.step_parts(spec, none_lay, _rates(), **old)["attention"][0]
+
+
+def test_the_search_picks_no_recompute_over_selective_when_it_fits():
+    plan = plan_training("llama3-8b", "H100-SXM", gpus=64)
+    assert plan.parallelism["recompute"] in ("none", "full")
+    given = plan_training("llama3-8b", "H100-SXM", gpus=64, **{k: plan.parallelism[k] for k in
+                          ("tp", "pp", "micro_batch", "global_batch")}, recompute="selective")
+    assert given.step["seconds"] > plan.step["seconds"]
 
 def test_memory_bound_bytes_by_hand():
     # per token and layer, forward, bf16, over TP 8 with sequence parallelism: norms 8h, residuals 12h,
@@ -122,10 +145,10 @@ def test_pipeline_sends_by_hand():
     # each micro-batch sends its activation forward and its gradient back: t*h*2/TP bytes each, m of them;
     # TP*DP = 2 < 8: the stages share a node, so NVLink (100 GB/s here, no latency)
     spec = custom_model(None, 1e9, layers=8, hidden=512, heads=8, ffn=2048, vocab=1000, seq_len=512)
-    lay = _layout(spec, 8, tp=2, pp=4, micro_batch=1, global_batch=8, recompute="selective", vpp=1)
+    lay = _layout(spec, 8, tp=2, pp=4, micro_batch=1, global_batch=8, recompute="none", vpp=1)
     parts = step_time.step_parts(spec, lay, _rates())
     assert parts["pp_comm"][0] == pytest.approx(2 * 8 * 512 * 512 * 2 / 2 / 100e9)
-    across = _layout(spec, 64, tp=2, pp=4, micro_batch=1, global_batch=8, recompute="selective", vpp=1)
+    across = _layout(spec, 64, tp=2, pp=4, micro_batch=1, global_batch=8, recompute="none", vpp=1)
     parts = step_time.step_parts(spec, across, _rates())     # TP*DP = 16: across nodes, 10 GB/s
     assert parts["pp_comm"][0] == pytest.approx(2 * 1 * 512 * 512 * 2 / 2 / 10e9)
 
@@ -141,7 +164,7 @@ def test_dp_buckets_by_hand():
 
 def test_dp_comm_never_hides_the_last_bucket():
     spec = find_model("llama3-70b")
-    lay = _layout(spec, 1024, tp=8, pp=1, micro_batch=1, global_batch=1024, recompute="selective", vpp=1)
+    lay = _layout(spec, 1024, tp=8, pp=1, micro_batch=1, global_batch=1024, recompute="none", vpp=1)
     parts = step_time.step_parts(spec, lay, _rates(fabric_gbps=1000.0))   # fast fabric: overlap hides all but the floor
     p_gpu = memory.stage_params(spec, lay)[0][0]
     n = step_time.dp_buckets(p_gpu, 128)[()]
@@ -172,7 +195,7 @@ def test_overlapped_collective_by_hand():
 
 def test_dp_overlap_costs_less_than_the_traffic_it_hides_and_nothing_when_the_fabric_sets_the_pace():
     spec = find_model("llama3-70b")
-    lay = _layout(spec, 1024, tp=8, pp=1, micro_batch=1, global_batch=1024, recompute="selective", vpp=1)
+    lay = _layout(spec, 1024, tp=8, pp=1, micro_batch=1, global_batch=1024, recompute="none", vpp=1)
     for bw in (1.0, 20.0, 1000.0):
         parts = step_time.step_parts(spec, lay, _rates(fabric_gbps=bw))
         hidden = parts["dp_comm_total"][0] - parts["dp_comm"][0]
@@ -186,7 +209,7 @@ def test_software_without_dp_overlap_exposes_all_its_dp_traffic_and_slows_nothin
     # DeepSpeed's pipeline engine and Megatron-LM before --overlap-grad-reduce reduce the gradients
     # after the last backward: dp_comm is the whole reduce-scatter + all-gather, dp_overlap nothing.
     spec = find_model("llama3-70b")
-    lay = _layout(spec, 1024, tp=8, pp=1, micro_batch=1, global_batch=1024, recompute="selective", vpp=1)
+    lay = _layout(spec, 1024, tp=8, pp=1, micro_batch=1, global_batch=1024, recompute="none", vpp=1)
     for bw in (1.0, 20.0, 1000.0):
         over = step_time.step_parts(spec, lay, _rates(fabric_gbps=bw))
         after = step_time.step_parts(spec, lay, _rates(fabric_gbps=bw), overlap_dp=False)
@@ -201,14 +224,14 @@ def test_software_without_dp_overlap_exposes_all_its_dp_traffic_and_slows_nothin
 
 def test_an_unknown_attention_recipe_is_refused():
     spec = find_model("llama3-8b")
-    lay = _layout(spec, 8, tp=1, pp=1, micro_batch=1, global_batch=8, recompute="selective", vpp=1)
+    lay = _layout(spec, 8, tp=1, pp=1, micro_batch=1, global_batch=8, recompute="none", vpp=1)
     with pytest.raises(ValueError, match="flash_attention"):
         step_time.step_parts(spec, lay, _rates(), flash_attention="V1")
 
 
 def test_flash_attention_v1_halves_only_the_attention_rate():
     spec = find_model("llama2-70b")
-    lay = _layout(spec, 2048, tp=8, pp=1, micro_batch=2, global_batch=1024, recompute="selective", vpp=1)
+    lay = _layout(spec, 2048, tp=8, pp=1, micro_batch=2, global_batch=1024, recompute="none", vpp=1)
     v2 = step_time.step_parts(spec, lay, _rates())
     v1 = step_time.step_parts(spec, lay, _rates(), flash_attention="v1")
     assert v1["attention"][0] == pytest.approx(v2["attention"][0] / step_time.FLASH_V1_SPEED)
@@ -218,8 +241,8 @@ def test_flash_attention_v1_halves_only_the_attention_rate():
 
 
 def test_fp8_speeds_only_the_linear_gemms():
-    bf16 = plan_training("llama3-70b", "H100-SXM", tp=8, pp=4, micro_batch=1, recompute="selective")
-    fp8 = plan_training("llama3-70b", "H100-SXM", tp=8, pp=4, micro_batch=1, recompute="selective", dtype="fp8")
+    bf16 = plan_training("llama3-70b", "H100-SXM", tp=8, pp=4, micro_batch=1, recompute="none")
+    fp8 = plan_training("llama3-70b", "H100-SXM", tp=8, pp=4, micro_batch=1, recompute="none", dtype="fp8")
     assert fp8.step["parts"]["gemm"] < 0.75 * bf16.step["parts"]["gemm"]
     for part in ("attention", "memory_bound", "tp_comm"):
         assert fp8.step["parts"][part] == pytest.approx(bf16.step["parts"][part])
@@ -233,7 +256,7 @@ def test_fp8_leaves_the_lm_head_in_bf16():
     added = {}
     for dtype in ("bf16", "fp8"):
         gemm = [plan_training(dataclasses.replace(base, vocab=v), "H100-SXM", gpus=64, tp=8, pp=1, micro_batch=1,
-                              global_batch=64, recompute="selective", dtype=dtype).step["parts"]["gemm"]
+                              global_batch=64, recompute="none", dtype=dtype).step["parts"]["gemm"]
                 for v in (128256, 2 * 128256)]
         added[dtype] = gemm[1] - gemm[0]
     assert added["bf16"] > 0
