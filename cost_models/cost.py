@@ -273,9 +273,17 @@ def _first_that_fits(spec, hw, sizes, batch, given) -> int | None:
 
 def fewest_gpus_that_fit(spec: ModelSpec, hw: GpuSpec, upto: int, **given) -> int:
     """The fewest GPUs, any count up to `upto` (a size known to fit: min_gpus_that_fit), with a layout
-    that fits memory: for messages only (a scan of every count, some ms; min_gpus_that_fit, powers of
-    two, is what the rest uses)."""
-    return _first_that_fits(spec, hw, range(1, upto), None, given) or upto
+    that fits memory: for messages only (min_gpus_that_fit, powers of two, is what the rest uses).
+    Fitting is monotone in the count (the layouts of n GPUs are among those of n + 1: TP*PP*DP <= GPUs),
+    so a bisection finds it in log2(upto) layout checks, not one per count."""
+    lo, hi = 1, upto                    # the answer lies in [lo, hi]; hi fits
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if _first_that_fits(spec, hw, [mid], None, given) is None:
+            lo = mid + 1
+        else:
+            hi = mid
+    return hi
 
 
 def default_gpus(spec: ModelSpec, gpu: GpuSpec, need: int, hours_at) -> tuple[int, str]:

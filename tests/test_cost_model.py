@@ -77,6 +77,21 @@ def test_cluster_too_small_says_how_many_gpus():
     assert plan_training("llama3-70b", "H100-SXM", gpus=20).gpus == 20      # and 20 does fit
 
 
+@pytest.mark.parametrize("name,gpu", [("llama3-70b", "H100-SXM"), ("llama3-8b", "A100-SXM-40GB"),
+                                      ("llama3.1-405b", "A100-SXM-80GB")])
+def test_the_fewest_gpus_bisection_agrees_with_a_scan_of_every_count(name, gpu):
+    from cost_models.cost import _first_that_fits, fewest_gpus_that_fit, min_gpus_that_fit
+    from cost_models.hardware import find_gpu
+    spec, hw = find_model(name), find_gpu(gpu)
+    upto = min_gpus_that_fit(spec, hw)
+    scan = _first_that_fits(spec, hw, range(1, upto), None, {}) or upto
+    assert fewest_gpus_that_fit(spec, hw, upto) == scan
+    # fits there, and not one GPU fewer
+    assert plan_training(spec, hw.name, gpus=scan).gpus == scan
+    with pytest.raises(InputError):
+        plan_training(spec, hw.name, gpus=scan - 1)
+
+
 # ---- goodput and hours -------------------------------------------------------------------------
 
 def test_goodput_calibration_point():
