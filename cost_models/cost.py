@@ -143,14 +143,16 @@ def device_rates(hw: GpuSpec, net: Network, dtype: str, throughput: Throughput |
             origin["memory_bound"] = f"measured: {bw:g} GB/s ({src})"
         intra = [tp_.collectives[o] for o in ("allgather", "reducescatter") if o in tp_.collectives]
         link = min(intra) if intra else tp_.busbw_gbps
-        if link and tp_.nodes <= 1 and hw.nvlink_gbps:
+        # A one-node run measured the link TP uses inside a node: NVLink, or PCIe / shared memory on a
+        # device without NVLink (a PCIe GPU, a CPU's gloo ranks), which the catalog can only guess.
+        if link and tp_.nodes <= 1:
             new["tp_gbps"] = link
             origin["tp_comm"] = f"measured: busbw {link:g} GB/s in one node ({src})"
         if link and tp_.nodes > 1:
             new["fabric_gbps"] = min(cat.fabric_gbps, link)
             origin["dp_comm"] = f"measured: busbw {link:g} GB/s across {tp_.nodes} nodes ({src}), capped by {cat.origin['dp_comm']}"
         a2a = tp_.collectives.get("alltoall")
-        if a2a and tp_.nodes <= 1 and hw.nvlink_gbps:
+        if a2a and tp_.nodes <= 1:
             new["a2a_node_gbps"] = a2a
             origin["ep_comm"] = f"measured: all-to-all busbw {a2a:g} GB/s in one node ({src}); across nodes {cat.origin['dp_comm']}"
         elif a2a and tp_.nodes > 1:
@@ -286,13 +288,19 @@ def fewest_gpus_that_fit(spec: ModelSpec, hw: GpuSpec, upto: int, **given) -> in
     return hi
 
 
+def catalog_gpus_label(spec: ModelSpec) -> str:
+    """Where a catalog model's GPU count comes from: "published", or, where models.csv's source says the
+    count was assumed (Llama 2 70B's 2,048, Llama 3 70B's 16,384), that it is an assumption."""
+    return "assumed: models.csv, not published" if "assumed" in (spec.source or "") else "published"
+
+
 def default_gpus(spec: ModelSpec, gpu: GpuSpec, need: int, hours_at) -> tuple[int, str]:
     """(GPU count, why) for a run given no --gpus: the published count for catalog models trained
     on this GPU type; else the smallest power of two (at least one node) that holds the model and
     trains within DEFAULT_TARGET_DAYS, capped at MAX_DEFAULT_GPUS (but never below what memory
     needs). `hours_at(size)` -> GPU-hours, NaN where no layout fits."""
     if spec.published_gpus and (spec.published_hardware or "") == gpu.name:
-        return max(spec.published_gpus, need), "published"
+        return max(spec.published_gpus, need), catalog_gpus_label(spec)
     days_rule = f"default: smallest power of two within {training_time.DEFAULT_TARGET_DAYS} days"
     sizes = [2**k for k in range(3, int(math.log2(training_time.MAX_DEFAULT_GPUS)) + 1) if 2**k >= need]
     if not sizes:
@@ -389,7 +397,7 @@ def plan_training(model=DEFAULT_MODEL, gpu: str | GpuSpec = DEFAULT_GPU, gpus: i
         days = gpu_hours / count / 24 if count else float("nan")
         implied = total_flops / (gpu_hours * 3600 * peak * 1e12)
         assumptions.update({"gpu_hours_from": "given (--gpu-hours); time model skipped",
-                            "gpus_from": "--gpus" if gpus else "published" if count else "unknown",
+                            "gpus_from": "--gpus" if gpus else catalog_gpus_label(spec) if count else "unknown",
                             "implied_mfu_end_to_end": round(implied, 4)})
         return TrainingPlan(spec, hw, count or 0, total_flops, need or 0, None, None, float(gpu_hours), days,
                             assumptions)

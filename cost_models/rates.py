@@ -28,7 +28,8 @@ which, per part, and goes into the cost output's assumptions.
   busbw from a one-node run, else NVLINK_FRACTION x half the GPU's both-directions NVLink figure);
   data and pipeline parallelism across nodes over the fabric (networks.csv per-GPU line rate x
   FABRIC_FRACTION, capped by a measured multi-node busbw). A GPU without NVLink (PCIe) does its
-  tensor-parallel traffic over the fabric too.
+  tensor-parallel traffic over the fabric too in the catalog's figures; a one-node run on such a
+  device (a PCIe GPU, a CPU's gloo ranks) measured its in-node link, which replaces that guess.
 - Expert-parallel token all-to-alls (mixture of experts): over NVLink at the tensor-parallel rate
   when the EP x TP ranks they span fit in a node, else over the fabric at the data-parallel rate;
   a measured all-to-all busbw (summary.collectives.alltoall: one node, or across nodes capped by

@@ -470,3 +470,19 @@ def test_malformed_layer_shape_fields_are_one_line_exit_2(capsys, tmp_path, fiel
     path = _layer_file(tmp_path, "bad.json", shape=dict(synthetic.layer_shape("llama3-70b"), **{field: value}))
     code, _, err = run(capsys, "cost", "--results", path)
     assert code == 2 and needle in err and err.count("\n") == 1
+
+
+def test_a_cpu_files_collectives_price_its_tensor_parallel_traffic(capsys):
+    """A CPU has no NVLink: its one-node gloo all-gather / reduce-scatter busbw is the link its TP
+    traffic takes, measured, in place of the catalog's guess (the fabric's line rate)."""
+    path = os.path.join(os.path.dirname(os.path.dirname(__file__)), "results", "reference",
+                        "20261123T165838Z-cpu-gloo2-cpu-d437.json")
+    with open(path) as f:
+        coll = json.load(f)["summary"]["collectives"]
+    code, stdout, err = run(capsys, "cost", "--results", path, "--model", "llama3-8b", "--gpus", "64",
+                            "--tp", "2", "--tokens", "1B", "--format", "json")
+    doc = json.loads(stdout)
+    assert code == 0 and doc["gpu"] == "cpu", err
+    assert "tp_comm" in doc["assumptions"]["measured_parts"]
+    slowest = min(coll["allgather"]["busbw_gbps_max"], coll["reducescatter"]["busbw_gbps_max"])
+    assert doc["assumptions"]["rates"]["tp_comm"].startswith(f"measured: busbw {slowest:g} GB/s in one node")

@@ -257,7 +257,9 @@ def test_grid_matches_the_single_scenario_path():
 
 
 def test_cluster_size_says_where_it_came_from():
-    assert plan_training("llama3-70b", "H100-SXM").assumptions["gpus_from"] == "published"
+    # Llama 3 70B's 16,384 is the catalog's assumption (models.csv source), the 405B's is published
+    assert plan_training("llama3-70b", "H100-SXM").assumptions["gpus_from"] == "assumed: models.csv, not published"
+    assert plan_training("llama3.1-405b", "H100-SXM").assumptions["gpus_from"] == "published"
     small = plan_training(custom_model(7e9, 2e12), "H200-SXM")
     assert small.wall_clock_days <= training_time.DEFAULT_TARGET_DAYS
     assert "within 30 days" in small.assumptions["gpus_from"]

@@ -151,10 +151,10 @@ def test_compare_shows_the_cluster_size_its_days_assume(capsys, tmp_path):
     code, out, _ = run(capsys, "compare", *paths, "--prices", synthetic.prices(tmp_path))
     header = out.splitlines()[0].split()
     assert code == 0 and header[header.index("days") - 1] == "GPUs"
-    assert "cluster: days and cost assume 16,384 GPUs (published)" in out
+    assert "cluster: days and cost assume 16,384 GPUs (assumed: models.csv, not published)" in out
     code, out, _ = run(capsys, "compare", *paths, "--prices", synthetic.prices(tmp_path), "--format", "json")
     runs = json.loads(out)["runs"]
-    assert {(r["cluster_gpus"], r["cluster_gpus_from"]) for r in runs} == {(16384, "published")}
+    assert {(r["cluster_gpus"], r["cluster_gpus_from"]) for r in runs} == {(16384, "assumed: models.csv, not published")}
     assert all(isinstance(r["cluster_gpus"], int) for r in runs)
 
 
