@@ -70,7 +70,7 @@ def cpu_device(throughput: Throughput) -> GpuSpec:
     if not throughput.mamf_tflops and not throughput.measured_layer:
         raise InputError(f"{throughput.source}: a CPU has no catalog figures and this file measured no matmul "
                          f"(run costbench run --device cpu --ops matmul,membw,layer)")
-    bw = throughput.layer.get("elementwise_gbps") or throughput.membw_gbps
+    bw = throughput.membw_gbps or throughput.layer.get("elementwise_gbps")   # the copy: its "HBM"
     if bw is None:
         raise InputError(f"{throughput.source}: a CPU has no catalog figures and this file has no memory bandwidth "
                          f"(summary.membw_gbps: run costbench run --device cpu --ops membw)")
@@ -122,25 +122,33 @@ def device_rates(hw: GpuSpec, net: Network, dtype: str, throughput: Throughput |
             new.update(gemm_tflops=frac * tp_.mamf_tflops[base_dtype])
             mamf = tp_.mamf_tflops[base_dtype]
             origin["gemm"] = f"measured: {frac:g} x {base_dtype} MAMF {mamf:.4g} ({src}), roofline"
+        ew = tp_.layer.get("elementwise_gbps")
+        if tp_.membw_gbps:
+            new["membw_gbps"] = tp_.membw_gbps
+        if ew or tp_.membw_gbps:
+            new["elementwise_gbps"] = ew or tp_.membw_gbps
+            origin["memory_bound"] = (f"measured: element-wise kernels {ew:g} GB/s ({src})" if ew else
+                                      f"measured: copy {tp_.membw_gbps:g} GB/s ({src})")
+            if ew and tp_.membw_gbps:
+                origin["memory_bound"] += f"; the optimizer and GEMM operands at the copy's {tp_.membw_gbps:g} GB/s"
         if tp_.layer.get("gemm_tflops"):
-            if layer_ok and sustained is None:
+            gemms, seconds, not_used = _measured_layer_gemms(tp_.layer, spec) if layer_ok else (None, 0, layer_why)
+            if gemms is not None and sustained is None:
                 at, rate = tp_.layer["tp"], tp_.layer["gemm_tflops"]
                 mb = (tp_.layer.get("shape") or {}).get("micro_batch") or 1
-                new.update(layer_gemm_tflops=rate, layer_tp=at, layer_micro_batch=mb)
-                origin["gemm"] = (f"measured: {measured_name} layer GEMMs at TP {at}{at_shapes}, {rate:.4g} TFLOP/s "
-                                  f"({src}), for layouts at TP {at}, micro-batch {mb}{', EP 1' if spec.moe else ''}; "
-                                  f"other layouts {origin['gemm']}")
+                scale = step_time.layer_gemm_scale(gemms, seconds, dataclasses.replace(cat, **new), frac)
+                new["gemm_scale"] = scale
+                origin["gemm"] = (f"measured: {measured_name} layer GEMMs at TP {at}, micro-batch {mb}{at_shapes}, "
+                                  f"{rate:.4g} TFLOP/s ({src}), {scale:.3g} x the time of the roofline on "
+                                  f"{_roofline_basis(origin['gemm'])} at those shapes (burst derated by {frac:g}): "
+                                  f"every layout's GEMMs x {scale:.3g}")
             else:
-                why = (f"--efficiency {sustained:g} replaces the file's measured layer GEMM rate" if layer_ok
-                       else f"the file's layer GEMM rate not used: {layer_why}")
+                why = (f"--efficiency {sustained:g} replaces the file's measured layer GEMM rate" if gemms is not None
+                       else f"the file's layer GEMM rate not used: {not_used}")
                 origin["gemm"] += f" ({why})"
         if tp_.layer.get("attention_tflops") and layer_ok:
             new["attention_tflops"] = tp_.layer["attention_tflops"]
             origin["attention"] = f"measured: {tp_.layer['attention_tflops']:g} TFLOP/s ({src})"
-        bw = tp_.layer.get("elementwise_gbps") or tp_.membw_gbps
-        if bw:
-            new["membw_gbps"] = bw
-            origin["memory_bound"] = f"measured: {bw:g} GB/s ({src})"
         intra = [tp_.collectives[o] for o in ("allgather", "reducescatter") if o in tp_.collectives]
         link = min(intra) if intra else tp_.busbw_gbps
         # A one-node run measured the link TP uses inside a node: NVLink, or PCIe / shared memory on a
@@ -168,10 +176,45 @@ def device_rates(hw: GpuSpec, net: Network, dtype: str, throughput: Throughput |
         origin = {k: f"{v}; {why}" for k, v in origin.items()}
     rates = dataclasses.replace(cat, **new, origin=origin)
     if lin is not None:
-        lin = dataclasses.replace(lin, membw_gbps=rates.membw_gbps)
-        origin["gemm"] = lin.origin["gemm"] + " (fp8 linear layers; attention and the rest bf16)"
+        lin = dataclasses.replace(lin, membw_gbps=rates.membw_gbps, elementwise_gbps=rates.elementwise_gbps)
+        lin_origin = lin.origin["gemm"]
+        if mine and "fp8" in throughput.mamf_tflops:
+            lin = dataclasses.replace(lin, gemm_tflops=frac * throughput.mamf_tflops["fp8"])
+            lin_origin = f"measured: {frac:g} x fp8 MAMF {throughput.mamf_tflops['fp8']:.4g} ({throughput.source}), roofline"
+        origin["gemm"] = lin_origin + " (fp8 linear layers; attention and the rest bf16)"
+        if rates.gemm_scale != 1:
+            origin["gemm"] += f"; the LM head and router bf16, x {rates.gemm_scale:.3g} from the measured bf16 layer"
     measured = [p for p, o in origin.items() if o.startswith("measured")]   # fp8: the catalog's GEMM rate
     return rates, lin, {"measured": measured, "catalog": [p for p in origin if p not in measured]}
+
+
+def _roofline_basis(gemm_origin: str) -> str:
+    """'0.8 x bf16 MAMF 750 (file)' from a GEMM origin line (measured or catalog, roofline noted)."""
+    text = gemm_origin.removeprefix("measured: ").removeprefix("catalog: ")
+    return text.removesuffix(", roofline for thin shapes").removesuffix(", roofline")
+
+
+def _measured_layer_gemms(layer: dict, spec: ModelSpec) -> tuple[list | None, float, str]:
+    """(GEMMs (m, n, k, count) as timed, their measured seconds, why not) for a usable summary.layer:
+    its GEMM records' shapes and times; for a file without them (summary only), the priced model's
+    layer at the measured TP and micro-batch (step_time.layer_linears, the LM head where the layer
+    timed it) at the summary's rate, unless the run timed a smaller problem (--quick), whose shapes
+    only its records hold."""
+    if layer.get("gemms"):
+        gemms = [g[:4] for g in layer["gemms"]]
+        return gemms, sum(g[3] * g[4] for g in layer["gemms"]), ""
+    shape = layer.get("shape") or {}
+    mb = shape.get("micro_batch") or 1
+    shrunk, tokens = layer.get("width_divisor") or 1, layer.get("tokens")
+    if shrunk > 1 or (tokens is not None and tokens != mb * spec.seq_len):
+        return None, 0.0, (f"it timed a smaller problem ({tokens or '?'} tokens, widths / {shrunk}) and holds no "
+                           "GEMM records to say which shapes")
+    linears = step_time.layer_linears(spec, layer["tp"], mb)
+    if "vocab" in shape and not shape["vocab"]:
+        linears = linears[:-1]          # the layer op timed no LM head
+    gemms = step_time.passes(linears)
+    flops = sum(2.0 * m * n * k * c for m, n, k, c in gemms)
+    return gemms, flops / (layer["gemm_tflops"] * 1e12), ""
 
 
 def _layer_matches(layer: dict, spec: ModelSpec, dtype: str) -> tuple[bool, str]:
@@ -462,13 +505,10 @@ def plan_training(model=DEFAULT_MODEL, gpu: str | GpuSpec = DEFAULT_GPU, gpus: i
         if recipe.get("sequence_parallel") is False:
             layout["sequence_parallel"] = False
             assumptions["recipe"] += "; memory still estimated with sequence-parallel activation sharding"
-    if rates.layer_gemm_tflops and lin_rates is None:   # say whether the answer rests on the measured layer
-        runs_at = bool(step_time.measured_layer_at(spec, found.layouts, rates)[i])
-        chosen = f"TP {layout['tp']}, micro-batch {layout['micro_batch']}" + (f", EP {layout['ep']}" if spec.moe else "")
+    if rates.gemm_scale != 1:   # say that the answer rests on the measured layer
         assumptions["layer_gemm_rate"] = (
-            f"used: the chosen layout ({chosen}) runs the measured shapes" if runs_at else
-            f"not used: the chosen layout ({chosen}) runs other shapes than the measured ones (TP {rates.layer_tp}, "
-            f"micro-batch {rates.layer_micro_batch}{', EP 1' if spec.moe else ''}): roofline")
+            f"used: every layout's roofline GEMM time x {rates.gemm_scale:.3g}, the measured layer's distance from it"
+            + ("; the fp8 linear layers at the fp8 roofline" if lin_rates is not None else ""))
     parts = {p: float(found.parts[p][i]) for p in step_time.PARTS}
     seconds = float(found.parts["seconds"][i])
     batch_tokens = layout["global_batch"] * spec.seq_len

@@ -8,11 +8,14 @@ which, per part, and goes into the cost output's assumptions.
   (a roofline with a fixed launch-and-tail cost): R is the rate a large GEMM sustains in a training
   step, B the HBM bandwidth, bytes the bf16 operands and result. The achieved rate falls for thin
   shapes (small m, n or k: bytes dominate) and for small ones (the fixed cost dominates). R is
-  GEMM_SUSTAINED_FRACTION x MAMF (measured, else the catalog's); a measured layer-GEMM rate
-  (summary.layer.gemm_tflops, of a layer of the priced model's shape, summary.layer.shape, at its
-  TP) is at the model's shapes, so it is used flat for the layouts at the TP it was measured at
-  (and, for a mixture of experts, at expert parallelism 1, where its experts' GEMMs were timed:
-  step_time.measured_layer_at; Rates.layer_gemm_tflops). MAMF is a
+  GEMM_SUSTAINED_FRACTION x MAMF (measured, else the catalog's). A measured layer (summary.layer
+  and its GEMM records, of a layer of the priced model's shape at some TP and micro-batch) says how
+  far this device's GEMMs at the model's own shapes fall from that roofline: Rates.gemm_scale =
+  (measured time / GEMM_SUSTAINED_FRACTION) / the roofline's time for those very GEMMs, and every
+  layout's GEMMs take the roofline x gemm_scale (step_time.layer_gemm_scale). So the measurement
+  informs every TP, micro-batch and expert-parallel degree, the roofline carrying it from the shapes
+  timed to the shapes run, and the burst it was timed in is derated to a training step's like MAMF
+  is. MAMF is a
   best-of-search burst on a cool GPU (ml-engineering mamf-finder: A100 SXM 271.2, H100 SXM 794.5,
   B200 1745 TFLOP/s bf16); a training step runs its GEMMs back to back for hours at the power limit, at the model's shapes, with fused epilogues.
 - Attention (FlashAttention, causal): the attention's model FLOPs (flops.py: forward 2*s*h per token
@@ -20,10 +23,12 @@ which, per part, and goes into the cost output's assumptions.
   dtype's peak. FlashAttention-2 reports 50-73% of the A100's peak forward and lower backward
   (Dao 2023, "FlashAttention-2", abstract and sec. 4.1); FlashAttention-3 on H100 1.5-2x FA-2 at up
   to 75% of peak forward in BF16 (Shah et al. 2024, abstract).
-- Memory-bound work (norms, activations, residuals, rotary, the optimizer): bytes over the
-  measured copy bandwidth (summary.layer.elementwise_gbps, else summary.membw_gbps), else over
-  HBM_FRACTION x the datasheet bandwidth: a device copy reaches about 3.0 of the H100's 3.35 TB/s
-  and 4.3 of the H200's 4.8 (single-GPU readings with torch 2.11, 2026-11).
+- Memory-bound work (norms, activations, residuals, rotary): bytes over the measured element-wise
+  rate of the model's own kernels (summary.layer.elementwise_gbps: eager, unfused, so below a copy),
+  else the measured copy bandwidth (summary.membw_gbps), else HBM_FRACTION x the datasheet bandwidth:
+  a device copy reaches about 3.0 of the H100's 3.35 TB/s and 4.3 of the H200's 4.8 (single-GPU
+  readings with torch 2.11, 2026-11). The optimizer's streaming update and the GEMM roofline's
+  operand traffic run at the copy bandwidth (membw_gbps), not at the element-wise kernels' rate.
 - Collectives: tensor parallelism inside a node over NVLink (measured all-gather/reduce-scatter
   busbw from a one-node run, else NVLINK_FRACTION x half the GPU's both-directions NVLink figure);
   data and pipeline parallelism across nodes over the fabric (networks.csv per-GPU line rate x
@@ -61,7 +66,7 @@ class Rates:
     gemm_tflops: float          # R: a large GEMM's sustained rate
     gemm_shaped: bool           # True: R is a large-GEMM rate, apply the roofline; False: measured at the shapes
     attention_tflops: float
-    membw_gbps: float           # memory-bound kernels and the GEMM roofline's B
+    membw_gbps: float           # copy bandwidth: the GEMM roofline's B, the optimizer
     tp_gbps: float              # tensor-parallel busbw (all-gather / reduce-scatter) inside a node
     fabric_gbps: float          # per-GPU busbw across nodes (data- and pipeline-parallel traffic)
     tp_latency_us: float
@@ -69,12 +74,14 @@ class Rates:
     origin: dict                # part -> where its rate came from
     a2a_node_gbps: float | None = None     # all-to-all busbw inside a node (None: tp_gbps)
     a2a_fabric_gbps: float | None = None   # all-to-all busbw across nodes (None: fabric_gbps)
-    # A model's layer GEMMs measured at TP layer_tp and micro-batch layer_micro_batch (summary.layer):
-    # the rate at those very shapes, used flat for layouts at that TP and micro-batch (and EP 1 for a
-    # mixture of experts); other layouts have other shapes: the roofline at R (step_time.measured_layer_at).
-    layer_gemm_tflops: float | None = None
-    layer_tp: int | None = None
-    layer_micro_batch: int = 1   # the micro-batch it was timed at (its GEMMs' m)
+    # Time multiplier on every roofline GEMM: how far a measured layer's GEMMs fell from the roofline
+    # at the shapes it timed (step_time.layer_gemm_scale); 1 without one.
+    gemm_scale: float = 1.0
+    elementwise_gbps: float | None = None   # the memory-bound kernels' rate (None: membw_gbps)
+
+    @property
+    def memory_bound_gbps(self) -> float:
+        return self.elementwise_gbps or self.membw_gbps
 
     @property
     def alltoall_node_gbps(self) -> float:
@@ -85,7 +92,7 @@ class Rates:
         return self.a2a_fabric_gbps or self.fabric_gbps
 
     def __post_init__(self):
-        for f in ("gemm_tflops", "attention_tflops", "membw_gbps", "tp_gbps", "fabric_gbps"):
+        for f in ("gemm_tflops", "attention_tflops", "membw_gbps", "tp_gbps", "fabric_gbps", "gemm_scale"):
             if not getattr(self, f) > 0:
                 raise ValueError(f"Rates.{f} must be positive, got {getattr(self, f)!r}")
 

@@ -72,6 +72,8 @@ The step of the slowest pipeline stage (Narayanan et al. 2021, sec. 2-3; Korthik
   are zeroed (4 bytes each): bytes over memory bandwidth.
 """
 
+import dataclasses
+
 import numpy as np
 
 from cost_models.memory import mlp_activation_bytes, stage_param_split
@@ -125,36 +127,54 @@ def overlapped(total, window, floor):
     return floor + over, np.maximum(over, overlap_interference(rest)) - over
 
 
-def gemm_seconds(m, n, k, rates, elem_bytes=2, at=None):
-    """One (m x k) @ (k x n) GEMM: roofline at the rates' GEMM rate and memory bandwidth + a fixed cost;
-    a rate measured at the model's shapes is used flat: everywhere (gemm_shaped False), or for the
-    layouts where `at` (measured_layer_at) is true, when these rates carry a measured layer rate."""
+def gemm_seconds(m, n, k, rates, elem_bytes=2):
+    """One (m x k) @ (k x n) GEMM: roofline at the rates' GEMM rate and copy bandwidth + a fixed cost,
+    times rates.gemm_scale (a measured layer's distance from this roofline: layer_gemm_scale); a
+    rate measured at the very shapes (gemm_shaped False) is used flat."""
     flops = 2.0 * m * n * k
     if not rates.gemm_shaped:
         return flops / (rates.gemm_tflops * 1e12)
     moved = elem_bytes * (m * k + k * n) + 2.0 * m * n
     roofline = np.maximum(flops / (rates.gemm_tflops * 1e12), moved / (rates.membw_gbps * 1e9)) + GEMM_OVERHEAD_S
-    if rates.layer_gemm_tflops and at is not None:
-        return np.where(at, flops / (rates.layer_gemm_tflops * 1e12), roofline)
-    return roofline
+    return roofline * rates.gemm_scale
 
 
-def _fwd_bwd(m, n, k, rates, elem_bytes, at=None):
-    """(forward, backward) seconds of one linear layer: fprop (m,k)@(k,n); dgrad (m,n)@(n,k); wgrad (k,m)@(m,n).
-    `at`: the layouts whose GEMMs a measured layer rate covers (measured_layer_at), for the model's layer GEMMs."""
-    fwd = gemm_seconds(m, n, k, rates, elem_bytes, at)
-    return fwd, gemm_seconds(m, k, n, rates, elem_bytes, at) + gemm_seconds(k, n, m, rates, elem_bytes, at)
+def _fwd_bwd(m, n, k, rates, elem_bytes):
+    """(forward, backward) seconds of one linear layer: fprop (m,k)@(k,n); dgrad (m,n)@(n,k); wgrad (k,m)@(m,n)."""
+    fwd = gemm_seconds(m, n, k, rates, elem_bytes)
+    return fwd, gemm_seconds(m, k, n, rates, elem_bytes) + gemm_seconds(k, n, m, rates, elem_bytes)
 
 
-def measured_layer_at(spec, layouts, rates):
-    """Over layouts: where a measured layer GEMM rate (rates.layer_gemm_tflops) was measured at these
-    very shapes: the TP and micro-batch it ran at (a GEMM's m is micro-batch x seq), and for a
-    mixture of experts expert parallelism 1 (kernels.layer times every expert on one GPU: at EP > 1
-    each of the E/EP experts gets EP times the tokens). None without such a rate."""
-    if not rates.layer_gemm_tflops:
-        return None
-    at = (np.asarray(layouts.tp) == rates.layer_tp) & (np.asarray(layouts.micro_batch) == rates.layer_micro_batch)
-    return at & (np.asarray(layouts.ep_degrees) == 1) if spec.moe else at
+def layer_linears(spec, tp, micro_batch):
+    """(m, n, k, count) of the forward GEMM of each linear layer of one layer of `spec` on one TP rank,
+    at expert parallelism 1, plus the LM head (once), as step_parts runs them and kernels.layer
+    times them (`run --ops layer`): QKV, attention output, the MLP (or the router and E experts of
+    t*k/E tokens each)."""
+    h, t, d = float(spec.hidden), float(micro_batch * spec.seq_len), spec.hidden / spec.heads
+    out = [(t, (h + 2 * spec.kv_heads * d) / tp, h, 1), (t, h, h / tp, 1)]
+    gated = 2 if spec.mlp == "swiglu" else 1
+    if spec.moe:
+        m, f = t * spec.top_k / spec.experts, spec.expert_ffn
+        out += [(t / tp, float(spec.experts), h, 1), (m, gated * f / tp, h, spec.experts),
+                (m, h, f / tp, spec.experts)]
+    else:
+        out += [(t, gated * spec.ffn / tp, h, 1), (t, h, spec.ffn / tp, 1)]
+    return out + [(t, spec.vocab / tp, h, 1)]
+
+
+def passes(linears):
+    """(m, n, k, count) of every GEMM of these linear layers' forward and backward (fprop, dgrad, wgrad)."""
+    return [g for m, n, k, c in linears for g in ((m, n, k, c), (m, k, n, c), (k, n, m, c))]
+
+
+def layer_gemm_scale(gemms, measured_seconds, rates, sustained):
+    """Rates.gemm_scale from a measured layer: its GEMMs `gemms` ((m, n, k, count), as run) took
+    `measured_seconds` in all, in a burst; a training step sustains `sustained` of a burst's rate
+    (rates.GEMM_SUSTAINED_FRACTION, as for MAMF), so the step's time for them is measured /
+    sustained, against the roofline's prediction at `rates` (unscaled): their ratio."""
+    unscaled = dataclasses.replace(rates, gemm_scale=1.0)
+    predicted = sum(c * float(gemm_seconds(m, n, k, unscaled)) for m, n, k, c in gemms)
+    return measured_seconds / sustained / predicted
 
 
 def collective_seconds(size_bytes, ranks, busbw_gbps, latency_us, calls=1):
@@ -192,11 +212,11 @@ def alltoall_link(rates, layouts):
             np.where(in_node, rates.tp_latency_us, rates.fabric_latency_us))
 
 
-def _mlp_gemms(spec, layouts, t, tp, rates, elem, router_rates, at):
+def _mlp_gemms(spec, layouts, t, tp, rates, elem, router_rates):
     """(forward, backward) seconds of one layer's MLP GEMMs for one micro-batch: the dense MLP
     split over TP, or the router (at `router_rates`, bf16: Megatron's router is a plain linear, not a
     Transformer Engine layer, so fp8 does not reach it) plus E/EP local experts of m = t*k*EP/E
-    tokens each. `at`: where a measured layer rate applies (measured_layer_at)."""
+    tokens each."""
     h = float(spec.hidden)
     if not spec.moe:
         up = (2 if spec.mlp == "swiglu" else 1) * spec.ffn
@@ -210,10 +230,10 @@ def _mlp_gemms(spec, layouts, t, tp, rates, elem, router_rates, at):
         m = t * spec.top_k * ep / spec.experts
     fwd = bwd = 0.0
     for n, k in shapes:
-        f_, b_ = _fwd_bwd(m, n, k, rates, elem, at)
+        f_, b_ = _fwd_bwd(m, n, k, rates, elem)
         fwd, bwd = fwd + count * f_, bwd + count * b_
     if spec.moe:   # the router's logits, bf16, on this GPU's t/TP tokens
-        f_, b_ = _fwd_bwd(t / tp, float(spec.experts), h, router_rates, 2, at)
+        f_, b_ = _fwd_bwd(t / tp, float(spec.experts), h, router_rates, 2)
         fwd, bwd = fwd + f_, bwd + b_
     return fwd, bwd
 
@@ -245,17 +265,16 @@ def step_parts(spec, layouts, rates, linear_rates=None, flash_attention=True, se
     t = layouts.micro_batch * s
 
     # Linear layers of one layer, one micro-batch: (m, n, k) as Megatron splits them over TP.
-    at = measured_layer_at(spec, layouts, rates)
     fwd = bwd = 0.0
     for n, k in (((h + 2 * kv * d) / tp, h), (h, h / tp)):
-        f, b = _fwd_bwd(t, n, k, lin_rates, elem, at)
+        f, b = _fwd_bwd(t, n, k, lin_rates, elem)
         fwd, bwd = fwd + f, bwd + b
-    f, b = _mlp_gemms(spec, layouts, t, tp, lin_rates, elem, rates, at)
+    f, b = _mlp_gemms(spec, layouts, t, tp, lin_rates, elem, rates)
     fwd, bwd = fwd + f, bwd + b
     gemm = fwd + bwd + full * fwd
     # The LM head stays bf16 under fp8: Megatron-Core's output layer is a plain ColumnParallelLinear,
     # not a Transformer Engine layer, so no fp8 recipe reaches it (DeepSeek-V3 likewise keeps it in BF16).
-    head_f, head_b = _fwd_bwd(t, spec.vocab / tp, h, rates, 2, at)
+    head_f, head_b = _fwd_bwd(t, spec.vocab / tp, h, rates, 2)
     head_gemm = head_f + head_b
 
     if flash_attention not in FLASH_RECIPES:
@@ -268,7 +287,7 @@ def step_parts(spec, layouts, rates, linear_rates=None, flash_attention=True, se
         heads = layouts.micro_batch * spec.heads / tp     # per GPU, one micro-batch
         qk_f, qk_b = _fwd_bwd(s, s, d, rates, 2)          # QK^T per head, unmasked (2021 kernels)
         pv_f, pv_b = _fwd_bwd(s, d, s, rates, 2)          # probabilities @ V
-        score_bytes = [heads * s * s * nbytes / (rates.membw_gbps * 1e9) for nbytes in UNFUSED_SCORE_BYTES]
+        score_bytes = [heads * s * s * nbytes / (rates.memory_bound_gbps * 1e9) for nbytes in UNFUSED_SCORE_BYTES]
         f, b = heads * (qk_f + pv_f) + score_bytes[0], heads * (qk_b + pv_b) + score_bytes[1]
         attention = f + b + (full + selective) * f
 
@@ -280,11 +299,11 @@ def step_parts(spec, layouts, rates, linear_rates=None, flash_attention=True, se
         fwd_bytes = t * (8 * h + 12 * h + act + 4 * (h + kv * d)) / tp
     else:   # norms, residual adds and their dropouts (read h + write h + 1-byte mask, twice) on every rank
         fwd_bytes = t * (8 * h + 12 * h + 10 * h) + t * (act + 4 * (h + kv * d)) / tp
-    membound = fwd_bytes * (3 + full) / (rates.membw_gbps * 1e9)
+    membound = fwd_bytes * (3 + full) / (rates.memory_bound_gbps * 1e9)
     if spec.moe:   # the second permutation, on every GPU holding more than one expert (module docstring)
         sort_bytes = np.where(spec.experts / layouts.ep_degrees > 1, t * 8.0 * spec.top_k * h, 0.0)
-        membound = membound + sort_bytes * (2 + full) / (rates.membw_gbps * 1e9)
-    head_mem = t * spec.vocab / tp * 12 / (rates.membw_gbps * 1e9)
+        membound = membound + sort_bytes * (2 + full) / (rates.memory_bound_gbps * 1e9)
+    head_mem = t * spec.vocab / tp * 12 / (rates.memory_bound_gbps * 1e9)
 
     one = collective_seconds(t * h * 2, tp, rates.tp_gbps, rates.tp_latency_us)
     if spec.moe:   # the MLP's all-gather / reduce-scatter carry the k routed copies

@@ -6,7 +6,8 @@ only matmul gives only MAMF; `costbench run --ops layer,membw,allgather,...` giv
 step model needs. A bad field raises InputError naming the file and the field.
 
 Fields read (summary unless noted): mamf_tflops.{dtype}; busbw_gbps_max; membw_gbps;
-layer.{model, tp, dtype, gemm_tflops, attention_tflops, elementwise_gbps};
+layer.{model, tp, dtype, gemm_tflops, attention_tflops, elementwise_gbps, shape, width_divisor, tokens};
+records[] of op "gemm" (the layer's GEMM shapes and median times);
 collectives.{op}.busbw_gbps_max; machine.device ("cpu" makes the device "cpu"),
 machine.gpu.normalized, machine.host_memory_gb, machine.world_size, machine.nodes.
 """
@@ -95,12 +96,18 @@ class Throughput:
                 value = field(f"summary.layer.{key}", str)
                 if value is not None:
                     layer[key] = value
-            tp = field("summary.layer.tp", int)
-            if tp is not None:
-                layer["tp"] = tp
+            for key in ("tp", "width_divisor", "tokens"):
+                value = field(f"summary.layer.{key}", int)
+                if value is not None and value < 1:
+                    raise InputError(f"{source}: field summary.layer.{key}: must be a positive whole number, got {value}")
+                if value is not None:
+                    layer[key] = value
             shape = field("summary.layer.shape", dict)
             if shape is not None:
                 layer["shape"] = _layer_shape(shape, source)
+            gemms = _layer_gemms(result.get("records"), layer.get("dtype"), source)
+            if gemms:
+                layer["gemms"] = gemms
         device = field("machine.device", str)
         gpu = CPU if device == CPU else field("machine.gpu.normalized", str)
         host = field("machine.host_memory_gb")
@@ -110,6 +117,29 @@ class Throughput:
             source=source, membw_gbps=measured("summary.membw_gbps"), collectives=collectives, layer=layer,
             host_memory_gb=float(host) if host else None, device_name=field("machine.gpu.name", str),
         )
+
+
+def _layer_gemms(records, dtype, source) -> tuple:
+    """((m, n, k, count, seconds), ...) of the layer's correct GEMM records in the summary's dtype
+    (op "gemm", kernels.layer): the shapes it timed and their median times, which say how far the
+    device fell from the step model's roofline at those shapes (step_time.layer_gemm_scale)."""
+    if not isinstance(records, list):
+        return ()
+    out = []
+    for i, r in enumerate(records):
+        if not (isinstance(r, dict) and r.get("op") == "gemm" and r.get("correct") is True and r.get("dtype") == dtype):
+            continue
+        values = [r.get(key) for key in ("m", "n", "k", "count")]
+        median = (r.get("time_ms") or {}).get("median") if isinstance(r.get("time_ms"), dict) else None
+        if r.get("count") is None:
+            values[3] = 1
+        if not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in values):
+            raise InputError(f"{source}: records[{i}] (a layer GEMM): m, n, k and count must be positive whole numbers")
+        if not (isinstance(median, (int, float)) and not isinstance(median, bool) and math.isfinite(median)
+                and median > 0):
+            raise InputError(f"{source}: records[{i}].time_ms.median: must be a positive number")
+        out.append((*values, median * 1e-3))
+    return tuple(out)
 
 
 # summary.layer.shape (kernels.layer.LayerShape.key()): what the measured layer's work depends on.

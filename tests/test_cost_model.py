@@ -2,6 +2,7 @@
 cost arithmetic; the grid. The step model's parts and properties: tests/test_step_model.py."""
 
 import math
+import re
 
 import numpy as np
 import pytest
@@ -153,6 +154,69 @@ def test_measured_layer_rates_replace_the_catalog():
     # The layer figures are this model's: another model priced from the same file uses the MAMF.
     other = plan_training("llama3-8b", "H100-SXM", gpus=1024, throughput=Throughput.from_result(doc, "r.json"))
     assert other.assumptions["rates"]["gemm"].startswith("measured: 0.8 x bf16 MAMF 700")
+
+
+def _layer_doc(gemm_tflops=600.0, records=None, **summary):
+    layer = {"model": "llama3-70b", "tp": 8, "dtype": "bf16", "gemm_tflops": gemm_tflops,
+             "shape": {"hidden": 8192, "heads": 64, "kv_heads": 8, "ffn": 28672, "seq": 8192, "vocab": 128256,
+                       "micro_batch": 1, "mlp": "swiglu", "experts": 0, "top_k": 0, "moe_ffn": None}}
+    doc = _result(layer=layer, **summary)
+    if records is not None:
+        doc["records"] = records
+    return doc
+
+
+def _gemm_records(spec, seconds_each):
+    from cost_models import step_time
+    return [{"op": "gemm", "dtype": "bf16", "m": int(m), "n": int(n), "k": int(k), "count": c, "correct": True,
+             "time_ms": {"median": seconds_each * 1e3}}
+            for m, n, k, c in step_time.passes(step_time.layer_linears(spec, 8, 1))]
+
+
+def test_a_layers_gemm_records_and_its_summary_rate_give_the_same_scale():
+    """The records say which shapes ran and how long each took; a file without them (summary only)
+    is read as the priced model's layer at the measured TP: for the same GEMMs, the same answer."""
+    spec = find_model("llama3-70b")
+    records = _gemm_records(spec, 1e-3)
+    flops_ = sum(2 * r["m"] * r["n"] * r["k"] for r in records)
+    rate = flops_ / (len(records) * 1e-3) / 1e12
+    with_records = plan_training("llama3-70b", "H100-SXM", gpus=2048,
+                                 throughput=Throughput.from_result(_layer_doc(1.0, records), "r.json"))
+    summary_only = plan_training("llama3-70b", "H100-SXM", gpus=2048,
+                                 throughput=Throughput.from_result(_layer_doc(rate), "s.json"))
+    assert with_records.step["parts"]["gemm"] == pytest.approx(summary_only.step["parts"]["gemm"], rel=1e-9)
+    # records of another dtype, or failed, are not the layer's
+    other = [dict(r, dtype="fp32") for r in records] + [dict(r, correct=False, time_ms={"median": 1e9}) for r in records]
+    tp = Throughput.from_result(_layer_doc(rate, other), "o.json")
+    assert "gemms" not in tp.layer
+
+
+@pytest.mark.parametrize("change, needle", [
+    ({"m": 0}, "records[0] (a layer GEMM): m, n, k and count must be positive whole numbers"),
+    ({"count": 1.5}, "records[0] (a layer GEMM): m, n, k and count must be positive whole numbers"),
+    ({"time_ms": {"median": -1}}, "records[0].time_ms.median: must be a positive number"),
+    ({"time_ms": None}, "records[0].time_ms.median: must be a positive number"),
+])
+def test_a_malformed_layer_gemm_record_is_named(change, needle):
+    records = _gemm_records(find_model("llama3-70b"), 1e-3)
+    records[0] = {**records[0], **change}
+    with pytest.raises(InputError, match=re.escape(f"r.json: {needle}")):
+        Throughput.from_result(_layer_doc(600.0, records), "r.json")
+
+
+def test_fp8_uses_the_files_measured_fp8_mamf():
+    doc = _result(bf16=700.0)
+    doc["summary"]["mamf_tflops"]["fp8"] = 1100.0
+    fp8 = plan_training("llama3-70b", "H100-SXM", gpus=2048, dtype="fp8", tp=8, pp=4, micro_batch=1,
+                        recompute="selective", throughput=Throughput.from_result(doc, "r.json"))
+    catalog = plan_training("llama3-70b", "H100-SXM", gpus=2048, dtype="fp8", tp=8, pp=4, micro_batch=1,
+                            recompute="selective")
+    assert fp8.assumptions["rates"]["gemm"].startswith("measured: 0.8 x fp8 MAMF 1100 (r.json), roofline (fp8 linear")
+    assert "gemm" in fp8.assumptions["measured_parts"]
+    assert fp8.step["parts"]["gemm"] > catalog.step["parts"]["gemm"]    # 1100 below the catalog's fp8 MAMF
+    without = plan_training("llama3-70b", "H100-SXM", gpus=2048, dtype="fp8", throughput=Throughput.from_result(
+        _result(bf16=700.0), "b.json"))
+    assert without.assumptions["rates"]["gemm"].startswith("catalog: 0.8 x fp8 MAMF")
 
 
 def test_a_result_from_another_gpu_is_not_used():

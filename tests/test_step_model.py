@@ -44,6 +44,45 @@ def test_gemm_time_roofline_by_hand():
     assert step_time.gemm_seconds(8, 1024, 1024, flat) == pytest.approx(2 * 8 * 1024**2 / 100e12)
 
 
+def test_layer_gemm_scale_by_hand():
+    """A measured layer's GEMMs against the roofline at the shapes they ran: measured / sustained
+    over predicted. GEMMs that ran at the burst roofline (R / sustained) give 1: the catalog answer."""
+    r = _rates()
+    gemms = [(1024, 1024, 1024, 1), (8, 1024, 1024, 2)]    # one compute-bound, two thin (bytes-bound)
+    predicted = step_time.gemm_seconds(1024, 1024, 1024, r) + 2 * step_time.gemm_seconds(8, 1024, 1024, r)
+    assert step_time.layer_gemm_scale(gemms, 0.8 * predicted, r, 0.8) == pytest.approx(1.0)
+    assert step_time.layer_gemm_scale(gemms, 0.01, r, 0.8) == pytest.approx(0.01 / 0.8 / predicted)
+    # a rates object already scaled is not scaled twice
+    assert step_time.layer_gemm_scale(gemms, 0.01, _rates(gemm_scale=3.0), 0.8) == pytest.approx(0.01 / 0.8 / predicted)
+    # the scale multiplies every GEMM, of any shape
+    assert step_time.gemm_seconds(8, 1024, 1024, _rates(gemm_scale=2.5)) == pytest.approx(
+        2.5 * step_time.gemm_seconds(8, 1024, 1024, r))
+    # layer_linears: the step model's own shapes at TP 8 (the tiny model of _tiny_parts), LM head last
+    spec = custom_model(None, 1e9, layers=2, hidden=1024, heads=8, ffn=4096, vocab=1000, seq_len=1024)
+    assert step_time.layer_linears(spec, 8, 1) == [(1024, 384, 1024, 1), (1024, 1024, 128, 1), (1024, 1024, 1024, 1),
+                                                   (1024, 1024, 512, 1), (1024, 125, 1024, 1)]
+    assert step_time.passes([(1, 2, 3, 4)]) == [(1, 2, 3, 4), (1, 3, 2, 4), (3, 2, 1, 4)]
+
+
+def test_the_gemm_scale_scales_only_the_gemms():
+    _, _, base = _tiny_parts()
+    spec, lay, _ = _tiny_parts()
+    scaled = step_time.step_parts(spec, lay, _rates(gemm_scale=2.0))
+    assert scaled["gemm"][0] == pytest.approx(2 * base["gemm"][0])
+    for part in ("attention", "memory_bound", "tp_comm", "optimizer"):
+        assert scaled[part][0] == pytest.approx(base[part][0]), part
+
+
+def test_memory_bound_kernels_run_at_the_element_wise_rate_the_optimizer_at_the_copys():
+    """A measured element-wise rate (eager, unfused kernels) times the norms and activations; the
+    optimizer's streaming update and the GEMMs' operand traffic stay at the copy bandwidth."""
+    spec, lay, base = _tiny_parts()
+    slow = step_time.step_parts(spec, lay, _rates(elementwise_gbps=250.0))
+    assert slow["memory_bound"][0] == pytest.approx(4 * base["memory_bound"][0])
+    assert slow["optimizer"][0] == pytest.approx(base["optimizer"][0])
+    assert slow["gemm"][0] == pytest.approx(base["gemm"][0])
+
+
 def test_tp_collective_bytes_by_hand():
     # all-gather of a 1 GB buffer over 8 ranks moves 7/8 GB per GPU: at 100 GB/s, 8.75 ms (+7 hops)
     assert step_time.collective_seconds(1e9, 8, 100, 0) == pytest.approx(7 / 8 * 1e9 / 100e9)
