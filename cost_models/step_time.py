@@ -327,7 +327,10 @@ def step_parts(spec, layouts, rates, linear_rates=None, flash_attention=True, se
     m = layouts.micro_batches.astype(float)
 
     bubble = np.where(pp > 1, (pp - 1) / v * stage_mb, 0.0)
-    cross_node = tp * dp >= GPUS_PER_NODE
+    # Megatron orders ranks TP, then DP, then PP: a stage is a block of TP*DP ranks, so once the
+    # pipeline group spans more than one node some stage boundary crosses it, and in 1F1B's lock
+    # step the slowest hop sets every micro-batch's pace.
+    cross_node = tp * dp * pp > GPUS_PER_NODE
     p2p_bw = np.where(cross_node, rates.fabric_gbps, rates.tp_gbps)
     p2p_lat = np.where(cross_node, rates.fabric_latency_us, rates.tp_latency_us)
     p2p = t * h * 2 / tp / (p2p_bw * 1e9) + p2p_lat * 1e-6

@@ -190,6 +190,10 @@ def test_pipeline_sends_by_hand():
     across = _layout(spec, 64, tp=2, pp=4, micro_batch=1, global_batch=8, recompute="none", vpp=1)
     parts = step_time.step_parts(spec, across, _rates())     # TP*DP = 16: across nodes, 10 GB/s
     assert parts["pp_comm"][0] == pytest.approx(2 * 1 * 512 * 512 * 2 / 2 / 10e9)
+    # TP*DP = 4 fits a node, but the 4 stages of 4 ranks span 2 nodes: stage 1 -> 2 crosses the fabric
+    straddle = _layout(spec, 16, tp=2, pp=4, micro_batch=1, global_batch=8, recompute="none", vpp=1)
+    parts = step_time.step_parts(spec, straddle, _rates())
+    assert parts["pp_comm"][0] == pytest.approx(2 * 4 * 512 * 512 * 2 / 2 / 10e9)
 
 
 def test_dp_buckets_by_hand():
