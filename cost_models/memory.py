@@ -28,6 +28,9 @@
   expert-data-parallel group of DP/EP ranks (their 12 bytes per parameter / (DP/EP)). A token's
   MoE MLP keeps its input 2h and, for each of its top_k experts, the dispatched copy 2h and the
   expert's activations (6 or 4 x moe_ffn): balanced routing gives every GPU t*top_k routed tokens.
+  The dispatcher all-gathers the routed tokens over TP (each TP rank holds a slice of every local
+  expert, so each needs whole tokens), so the dispatched copies are not divided by TP; the rest
+  of the layer is, the experts' activations being slices of moe_ffn.
 - Only USABLE_FRACTION of the GPU's memory counts (CUDA context, NCCL buffers, allocator
   fragmentation take the rest).
 """
@@ -48,14 +51,16 @@ def mlp_activation_bytes(spec, ffn):
     return 6 * ffn if spec.mlp == "swiglu" else 4 * ffn
 
 
-def activation_bytes_per_token(spec):
-    """One layer's stored activations per token, bf16, no parallelism (module docstring)."""
+def activation_bytes_per_token(spec, tp=1):
+    """One layer's stored activations per token of the micro-batch on one GPU at tensor-parallel
+    degree `tp` with sequence parallelism, bf16 (module docstring): all of it / TP but an MoE's
+    dispatched token copies, which every TP rank holds whole."""
     h, d = spec.hidden, spec.hidden / spec.heads
     if spec.moe:
-        mlp = spec.top_k * (2 * h + mlp_activation_bytes(spec, spec.expert_ffn))
+        mlp, dispatched = spec.top_k * mlp_activation_bytes(spec, spec.expert_ffn), spec.top_k * 2 * h
     else:
-        mlp = mlp_activation_bytes(spec, spec.ffn)
-    return 4 * h + (6 * h + 4 * spec.kv_heads * d) + (2 * h + mlp)
+        mlp, dispatched = mlp_activation_bytes(spec, spec.ffn), 0
+    return (4 * h + (6 * h + 4 * spec.kv_heads * d) + (2 * h + mlp)) / tp + dispatched
 
 
 def expert_layer_params(spec):
@@ -114,7 +119,7 @@ def gpu_bytes(spec, layouts, recompute_layers=None):
     (d_first, e_first), (d_last, e_last) = stage_param_split(spec, layouts)
     states_first, states_last = model_state_bytes(d_first, e_first, layouts), model_state_bytes(d_last, e_last, layouts)
     tokens = layouts.micro_batch * spec.seq_len
-    layer = tokens * activation_bytes_per_token(spec) / tp          # one layer, one micro-batch
+    layer = tokens * activation_bytes_per_token(spec, tp)            # one layer, one micro-batch
     kept_full = tokens * 2 * spec.hidden / tp
     first, last = stage_layers(spec.layers, pp)
     r = (layouts.recompute_share(spec.layers) * first if recompute_layers is None

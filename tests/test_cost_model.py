@@ -60,6 +60,17 @@ def test_activation_bytes_hand_computed():
     # GPT with a 4h MLP: 4h + 10h + 2h + 16h = 32h (Korthikanti's 34h without the two dropout masks)
     gpt = custom_model(None, 1e9, layers=2, hidden=1024, heads=8, mlp="gelu", ffn=4096, vocab=1000)
     assert memory.activation_bytes_per_token(gpt) == 32 * 1024
+    assert memory.activation_bytes_per_token(gpt, 4) == 32 * 1024 / 4
+
+
+def test_moe_activation_bytes_keep_the_dispatched_copies_whole_under_tp():
+    # h 1024, 8 heads = 8 KV heads of 128, top 2 of 8 SwiGLU experts of 512: per token 4h + (6h + 4h)
+    # + 2h + 2 * 6 * 512 divided over TP, plus the 2 dispatched copies of 2h that every TP rank holds
+    moe = custom_model(None, 1e9, layers=2, hidden=1024, heads=8, kv_heads=8, ffn=4096, vocab=1000,
+                       experts=8, top_k=2, moe_ffn=512)
+    sharded = 16 * 1024 + 2 * 6 * 512
+    assert memory.activation_bytes_per_token(moe) == sharded + 2 * 2 * 1024
+    assert memory.activation_bytes_per_token(moe, 4) == sharded / 4 + 2 * 2 * 1024
 
 
 def test_gpu_bytes_hand_computed():
