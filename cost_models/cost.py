@@ -153,7 +153,12 @@ def device_rates(hw: GpuSpec, net: Network, dtype: str, throughput: Throughput |
         link = min(intra) if intra else tp_.busbw_gbps
         # A one-node run measured the link TP uses inside a node: NVLink, or PCIe / shared memory on a
         # device without NVLink (a PCIe GPU, a CPU's gloo ranks), which the catalog can only guess.
-        if link and tp_.nodes <= 1:
+        fit = step_time.fit_tp_collectives(tp_.tp_collective_times) if tp_.nodes <= 1 else None
+        if fit:
+            new["tp_gbps"], new["tp_latency_us"], sizes = fit
+            origin["tp_comm"] = (f"measured: all-gather/reduce-scatter over {sizes} sizes in one node fitted to "
+                                 f"busbw {fit[0]:.4g} GB/s + {fit[1]:.3g} us a hop (the slower op's best size alone: {link:g} GB/s) ({src})")
+        elif link and tp_.nodes <= 1:
             new["tp_gbps"] = link
             origin["tp_comm"] = f"measured: busbw {link:g} GB/s in one node ({src})"
         if link and tp_.nodes > 1:

@@ -29,8 +29,10 @@ which, per part, and goes into the cost output's assumptions.
   a device copy reaches about 3.0 of the H100's 3.35 TB/s and 4.3 of the H200's 4.8 (single-GPU
   readings with torch 2.11, 2026-11). The optimizer's streaming update and the GEMM roofline's
   operand traffic run at the copy bandwidth (membw_gbps), not at the element-wise kernels' rate.
-- Collectives: tensor parallelism inside a node over NVLink (measured all-gather/reduce-scatter
-  busbw from a one-node run, else NVLINK_FRACTION x half the GPU's both-directions NVLink figure);
+- Collectives: tensor parallelism inside a node over NVLink (a one-node run's all-gather and
+  reduce-scatter records fitted to a busbw and a per-hop latency, step_time.fit_tp_collectives, or
+  its best busbw where the sweep cannot tell them apart; else NVLINK_FRACTION x half the GPU's
+  both-directions NVLink figure and the catalog's NVLink latency);
   data and pipeline parallelism across nodes over the fabric (networks.csv per-GPU line rate x
   FABRIC_FRACTION, capped by a measured multi-node busbw). A GPU without NVLink (PCIe) does its
   tensor-parallel traffic over the fabric too in the catalog's figures; a one-node run on such a

@@ -186,6 +186,38 @@ def collective_seconds(size_bytes, ranks, busbw_gbps, latency_us, calls=1):
     return size_bytes * frac / (np.asarray(busbw_gbps) * 1e9) + hops * latency_us * 1e-6
 
 
+def fit_collective(points):
+    """(busbw GB/s, latency us per hop) of collective_seconds fitted to measured all-gathers and
+    reduce-scatters `points` ((bytes, ranks, seconds), nccl-tests' size: the full buffer), or None
+    when they cannot tell the two apart (one size) or never leave the latency-bound sizes. Least squares on
+    relative error, so that the small sizes, which set the latency, count as much as the large ones,
+    which set the bandwidth; a negative latency (a curve flatter than alpha-beta) is refitted as 0.
+    The sweep's best busbw alone would price a small TP message as if it ran at a large one's rate."""
+    if len({b for b, _, _ in points}) < 2:
+        return None
+    size, ranks, secs = (np.array(col, dtype=float) for col in zip(*points))
+    gb, hops, w = size * (ranks - 1) / ranks / 1e9, ranks - 1, 1 / secs
+    (inv_bw, lat), *_ = np.linalg.lstsq(np.column_stack([gb * w, hops * w]), np.ones_like(secs), rcond=None)
+    if lat < 0:
+        inv_bw, lat = float(np.sum(gb * w) / np.sum((gb * w) ** 2)), 0.0
+    # the bandwidth must explain a tenth of the largest size's time, else the sweep never left the
+    # latency-bound sizes and says nothing of the bandwidth
+    largest = np.argmax(gb)
+    return (1 / inv_bw, lat * 1e6) if inv_bw * gb[largest] >= 0.1 * secs[largest] else None
+
+
+def fit_tp_collectives(times):
+    """(busbw GB/s, latency us a hop, sizes) of sequence-parallel TP traffic from measured
+    all-gathers and reduce-scatters (op -> points, fit_collective), or None if neither fits: SP runs
+    as many of each on equal bytes, so their times add: the harmonic mean of the busbws, the mean
+    of the latencies."""
+    fits = [f for f in (fit_collective(p) for p in times.values()) if f]
+    if not fits:
+        return None
+    sizes = len({b for p in times.values() for b, _, _ in p})
+    return len(fits) / sum(1 / bw for bw, _ in fits), sum(lat for _, lat in fits) / len(fits), sizes
+
+
 def dp_buckets(params, dp):
     """Megatron's gradient buckets for `params` parameters on a GPU at data-parallel degree `dp`:
     ceil(params / bucket), bucket = max(40M, 1M x DP) parameters (Megatron-LM

@@ -7,7 +7,8 @@ step model needs. A bad field raises InputError naming the file and the field.
 
 Fields read (summary unless noted): mamf_tflops.{dtype}; busbw_gbps_max; membw_gbps;
 layer.{model, tp, dtype, gemm_tflops, attention_tflops, elementwise_gbps, shape, width_divisor, tokens};
-records[] of op "gemm" (the layer's GEMM shapes and median times);
+records[] of op "gemm" (the layer's GEMM shapes and median times); records[] of op "allgather" and
+"reducescatter" (bytes, world_size, median time: the TP collectives' latency and bandwidth);
 collectives.{op}.busbw_gbps_max; machine.device ("cpu" makes the device "cpu"),
 machine.gpu.normalized, machine.host_memory_gb, machine.world_size, machine.nodes.
 """
@@ -31,6 +32,8 @@ class Throughput:
     membw_gbps: float | None = None
     collectives: dict = dataclasses.field(default_factory=dict)   # op -> best busbw GB/s
     layer: dict = dataclasses.field(default_factory=dict)         # summary.layer's numbers and labels
+    # The TP collectives' correct records: op -> ((bytes, world_size, seconds), ...), for a latency fit
+    tp_collective_times: dict = dataclasses.field(default_factory=dict)
     host_memory_gb: float | None = None
     device_name: str | None = None   # machine.gpu.name, for errors about GPUs the catalog lacks
 
@@ -116,7 +119,38 @@ class Throughput:
             world_size=int(field("machine.world_size", int) or 1), nodes=int(field("machine.nodes", int) or 1),
             source=source, membw_gbps=measured("summary.membw_gbps"), collectives=collectives, layer=layer,
             host_memory_gb=float(host) if host else None, device_name=field("machine.gpu.name", str),
+            tp_collective_times=_collective_times(result.get("records"), TP_COLLECTIVES, source),
         )
+
+
+TP_COLLECTIVES = ("allgather", "reducescatter")   # what sequence-parallel TP runs (step_time)
+
+
+def _collective_times(records, ops, source) -> dict:
+    """op -> ((bytes, world_size, seconds), ...) of the correct records (wrong == 0) of the ops `ops`
+    (kernels.collectives: bytes is nccl-tests' size, the full buffer; the median time)."""
+    if not isinstance(records, list):
+        return {}
+    out = {}
+    for i, r in enumerate(records):
+        if not (isinstance(r, dict) and r.get("op") in ops and r.get("wrong") == 0):
+            continue
+        size, world = r.get("bytes"), r.get("world_size")
+        if not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in (size, world)):
+            raise InputError(f"{source}: records[{i}] ({r['op']}): bytes and world_size must be positive whole numbers")
+        seconds = _median_seconds(r, i, source)
+        if world > 1:
+            out[r["op"]] = out.get(r["op"], ()) + ((size, world, seconds),)
+    return out
+
+
+def _median_seconds(record, i, source) -> float:
+    """records[i].time_ms.median in seconds, checked positive."""
+    median = record["time_ms"].get("median") if isinstance(record.get("time_ms"), dict) else None
+    if not (isinstance(median, (int, float)) and not isinstance(median, bool) and math.isfinite(median)
+            and median > 0):
+        raise InputError(f"{source}: records[{i}].time_ms.median: must be a positive number")
+    return median * 1e-3
 
 
 def _layer_gemms(records, dtype, source) -> tuple:
@@ -130,15 +164,11 @@ def _layer_gemms(records, dtype, source) -> tuple:
         if not (isinstance(r, dict) and r.get("op") == "gemm" and r.get("correct") is True and r.get("dtype") == dtype):
             continue
         values = [r.get(key) for key in ("m", "n", "k", "count")]
-        median = (r.get("time_ms") or {}).get("median") if isinstance(r.get("time_ms"), dict) else None
         if r.get("count") is None:
             values[3] = 1
         if not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in values):
             raise InputError(f"{source}: records[{i}] (a layer GEMM): m, n, k and count must be positive whole numbers")
-        if not (isinstance(median, (int, float)) and not isinstance(median, bool) and math.isfinite(median)
-                and median > 0):
-            raise InputError(f"{source}: records[{i}].time_ms.median: must be a positive number")
-        out.append((*values, median * 1e-3))
+        out.append((*values, _median_seconds(r, i, source)))
     return tuple(out)
 
 

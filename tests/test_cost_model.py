@@ -146,6 +146,30 @@ def test_from_result_reads_every_spec_field_all_optional():
         Throughput.from_result(_result(layer={"gemm_tflops": "fast"}), "r.json")
 
 
+def test_measured_collective_records_fit_the_tp_link():
+    def rec(op, size, ms, wrong=0, world=8):
+        return {"op": op, "bytes": size, "world_size": world, "time_ms": {"median": ms}, "wrong": wrong}
+    # 100 GB/s + 5 us a hop over 8 ranks: 7/8 x bytes / 100 GB/s + 35 us
+    sizes = (1 << 16, 1 << 22, 1 << 28)
+    ms = {b: (7 / 8 * b / 100e9 + 35e-6) * 1e3 for b in sizes}
+    records = [rec(op, b, ms[b]) for op in ("allgather", "reducescatter") for b in sizes]
+    records += [rec("allgather", 1 << 20, 99.0, wrong=3), rec("reducescatter", 1 << 20, 99.0, world=1),
+                rec("allreduce", 1 << 20, 99.0)]    # a failed check, one rank, another op: not read
+    doc = {**_result(collectives={"allgather": {"busbw_gbps_max": 90.0}, "reducescatter": {"busbw_gbps_max": 90.0}}),
+           "records": records}
+    t = Throughput.from_result(doc, "r.json")
+    assert {op: len(p) for op, p in t.tp_collective_times.items()} == {"allgather": 3, "reducescatter": 3}
+    plan = plan_training("llama3-70b", "H100-SXM", throughput=t)
+    assert "fitted to busbw 100 GB/s + 5 us a hop (the slower op's best size alone: 90 GB/s) (r.json)" \
+        in plan.assumptions["rates"]["tp_comm"]
+    bad = {**doc, "records": [rec("allgather", "big", 1.0)]}
+    with pytest.raises(InputError, match=r"r.json: records\[0\] \(allgather\): bytes and world_size must be"):
+        Throughput.from_result(bad, "r.json")
+    bad = {**doc, "records": [rec("reducescatter", 1024, float("nan"))]}
+    with pytest.raises(InputError, match=r"r.json: records\[0\].time_ms.median: must be a positive number"):
+        Throughput.from_result(bad, "r.json")
+
+
 def test_measured_layer_rates_replace_the_catalog():
     doc = _result(membw_gbps=3000.0, collectives={"allgather": {"busbw_gbps_max": 300.0},
                                                   "reducescatter": {"busbw_gbps_max": 320.0}},

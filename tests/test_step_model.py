@@ -96,6 +96,33 @@ def test_tp_collective_bytes_by_hand():
     assert parts["tp_comm"][0] == pytest.approx(2 * 8 * one + 2 * one)   # 2 layers + the LM head's 2
 
 
+def test_collective_fit_recovers_bandwidth_and_latency():
+    # times from collective_seconds itself at 100 GB/s + 5 us a hop, 8 ranks, 1 KiB .. 1 GiB
+    sizes = [1 << p for p in range(10, 31, 2)]
+    points = [(b, 8, float(step_time.collective_seconds(b, 8, 100, 5))) for b in sizes]
+    bw, lat = step_time.fit_collective(points)
+    assert bw == pytest.approx(100) and lat == pytest.approx(5)
+    # by hand: 1 MiB over 8 ranks at 100 GB/s and 5 us a hop = 7/8 x 1 MiB / 100 GB/s + 35 us
+    assert dict((b, t) for b, _, t in points)[1 << 20] == pytest.approx(7 / 8 * (1 << 20) / 100e9 + 35e-6)
+    # a curve flatter than alpha-beta (the small sizes faster than any positive latency allows):
+    # latency 0, the bandwidth fitted alone
+    flat = [(b, 8, 7 / 8 * b / 50e9 * (0.5 if b < 1 << 20 else 1)) for b in sizes]
+    bw, lat = step_time.fit_collective(flat)
+    assert lat == 0 and 50 < bw < 100
+    assert step_time.fit_collective(points[:1]) is None          # one size: latency and bandwidth inseparable
+    assert step_time.fit_collective([(b, 8, 1e-3) for b in sizes]) is None   # time does not rise with size
+
+
+def test_tp_collective_fit_adds_the_two_ops():
+    def points(bw, lat):
+        return tuple((b, 8, float(step_time.collective_seconds(b, 8, bw, lat))) for b in (1 << 16, 1 << 24, 1 << 30))
+    # as many all-gathers as reduce-scatters on equal bytes: 1/bw adds, latency averages
+    bw, lat, sizes = step_time.fit_tp_collectives({"allgather": points(100, 4), "reducescatter": points(50, 6)})
+    assert bw == pytest.approx(2 / (1 / 100 + 1 / 50)) and lat == pytest.approx(5) and sizes == 3
+    assert step_time.fit_tp_collectives({"allgather": points(100, 4)})[:2] == pytest.approx((100, 4))
+    assert step_time.fit_tp_collectives({}) is None
+
+
 def test_pipeline_bubble_by_hand():
     spec = custom_model(None, 1e9, layers=8, hidden=512, heads=8, ffn=2048, vocab=1000, seq_len=512)
     lay = _layout(spec, 4, tp=1, pp=4, micro_batch=1, global_batch=8, recompute="none", vpp=1)
