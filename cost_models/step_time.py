@@ -23,11 +23,17 @@ The step of the slowest pipeline stage (Narayanan et al. 2021, sec. 2-3; Korthik
 - TP with sequence parallelism (Korthikanti et al. 2022, sec. 4.2.2): per layer, forward 2
   all-gathers and 2 reduce-scatters of the t x h bf16 activation, backward the same; full
   recompute adds the forward's 4. Each moves S*(TP-1)/TP bytes per GPU (nccl-tests' busbw
-  definition) plus (TP-1) hops of latency, not overlapped with compute.
+  definition) plus (TP-1) hops of latency, not overlapped with compute. Not counted: the backward's
+  re-all-gather of a column-parallel layer's input for its weight gradient (Megatron-LM's
+  LinearWithGradAccumulationAndAsyncCommunication re-gathers rather than keep the gathered input),
+  which Megatron issues asynchronously beside the input-gradient GEMM, so it hides behind it.
+  Counted exposed though Megatron overlaps it with the weight-gradient GEMM: the backward's
+  reduce-scatter of that layer's input gradient (a bound, conservative by at most a quarter of
+  tp_comm; the calibration table, scripts/calibration.py, counts it so).
 - PP: the 1F1B bubble is (PP-1)/v micro-batch-times of the stage (Narayanan et al. eq. 1 and
   sec. 2.2.2, v virtual stages); each micro-batch sends its activation (t*h*2/TP bytes with the
-  scatter/gather optimisation) forward and its gradient back, across nodes unless TP*DP < 8,
-  v times when interleaved.
+  scatter/gather optimisation) forward and its gradient back, across nodes once the pipeline
+  group's TP*DP*PP ranks outgrow a node, v times when interleaved.
 - DP, distributed optimizer: per step a reduce-scatter of the fp32 gradients and an all-gather
   of the bf16 weights of the GPU's P parameters: 4P and 2P bytes x (DP-1)/DP / busbw, issued in
   Megatron's buckets of max(40M, 1M x DP) parameters (dp_buckets), each paying the ring's (DP-1)
