@@ -32,7 +32,8 @@ MLP is the model's: gated (SwiGLU, Llama) or plain (GeLU, GPT-3), dense or a mix
   activation gradient transposed. The vocabulary is padded as Megatron pads it
   (make_vocab_size_divisible_by = 128, times N: megatron/training/tokenizer/tokenizer.py,
   _vocab_size_with_padding), so Llama 3's 128256 at TP 8 is 129024, 16128 per rank.
-  KV heads per rank are kv_heads / N, at least 1: when N > kv_heads each rank keeps a replica.
+  KV heads per rank are kv_heads / N: N must divide them, as Megatron-Core's attention requires
+  (num_query_groups_per_partition = divide(num_query_groups, N)) and the cost model assumes.
 - Attention: torch.nn.functional.scaled_dot_product_attention, causal, heads / N query heads and
   the KV heads above (GQA through enable_gqa, torch >= 2.5), FlashAttention's kernel forced on CUDA.
   FLOPs are model FLOPs, as MFU and the step model (cost_models) count them: the forward is the two
@@ -258,15 +259,15 @@ def shard(shape: LayerShape, tp: int) -> RankShape:
         raise InputError(f"--tp {tp!r}: must be a positive whole number")
     if shape.heads % tp:
         raise InputError(f"--tp {tp}: does not divide {shape.name}'s {shape.heads} attention heads")
-    if shape.kv_heads % tp and tp % shape.kv_heads:
-        raise InputError(f"--tp {tp}: neither divides nor is a multiple of {shape.name}'s "
-                         f"{shape.kv_heads} KV heads (each rank needs whole KV heads)")
+    if shape.kv_heads % tp:   # Megatron-Core divides the query groups over TP (divide(): no replicas)
+        raise InputError(f"--tp {tp}: does not divide {shape.name}'s {shape.kv_heads} KV heads "
+                         f"(Megatron splits the KV heads over TP, whole on each rank)")
     if shape.experts and shape.expert_ffn % tp:   # every layer an MoE layer: the dense width is never run
         raise InputError(f"--tp {tp}: does not divide {shape.name}'s expert width {shape.expert_ffn}")
     if not shape.experts and shape.ffn % tp:
         raise InputError(f"--tp {tp}: does not divide {shape.name}'s FFN width {shape.ffn}")
     return RankShape(model=shape.name, tp=tp, batch=shape.micro_batch, seq=shape.seq,
-                     hidden=shape.hidden, heads=shape.heads // tp, kv_heads=max(1, shape.kv_heads // tp),
+                     hidden=shape.hidden, heads=shape.heads // tp, kv_heads=shape.kv_heads // tp,
                      head_dim=shape.head_dim, ffn=shape.ffn // tp,
                      vocab=padded_vocab(shape.vocab, tp) // tp if shape.vocab else None,
                      mlp=shape.mlp, experts=shape.experts, top_k=shape.top_k,

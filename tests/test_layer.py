@@ -53,17 +53,18 @@ def test_other_tp_degrees_by_hand():
     g = by_name(rank_of("llama3-8b", 2))
     assert [(g[n, "fwd"].n, g[n, "fwd"].k) for n in layer.GEMMS] == [
         (3072, 4096), (4096, 2048), (14336, 4096), (4096, 7168), (64128, 4096)]
-    # 405B at TP 16: 128 / 16 = 8 query heads, 8 KV heads / 16 -> one replicated KV head per rank
-    rank = rank_of("llama3.1-405b", 16)
-    assert (rank.heads, rank.kv_heads) == (8, 1)
-    assert by_name(rank)["qkv", "fwd"].n == (8 + 2) * 128
+    # 405B at TP 8: 128 / 8 = 16 query heads, 8 KV heads / 8 = 1 per rank
+    rank = rank_of("llama3.1-405b", 8)
+    assert (rank.heads, rank.kv_heads) == (16, 1)
+    assert by_name(rank)["qkv", "fwd"].n == (16 + 2) * 128
 
 
 @pytest.mark.parametrize("model, flags, tp, expect", [
     ("llama3-8b", {}, 3, "--tp 3: does not divide llama3-8b's 32 attention heads"),
     ("llama3-70b", {}, 128, "--tp 128: does not divide llama3-70b's 64 attention heads"),
     (None, {"hidden": 384, "heads": 24, "kv_heads": 3, "ffn": 512}, 2,
-     "--tp 2: neither divides nor is a multiple of custom's 3 KV heads"),
+     "--tp 2: does not divide custom's 3 KV heads (Megatron splits the KV heads over TP"),
+    ("llama3.1-405b", {}, 16, "--tp 16: does not divide llama3.1-405b's 8 KV heads"),
     (None, {"hidden": 256, "heads": 4, "ffn": 1000}, 16, "does not divide custom's 4 attention heads"),
     (None, {"hidden": 256, "heads": 4, "ffn": 1001}, 2, "--tp 2: does not divide custom's FFN width 1001"),
     (None, {"hidden": 256, "heads": 3, "ffn": 512}, 1, "--hidden 256 is not a multiple of --heads 3"),
