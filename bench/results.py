@@ -410,6 +410,14 @@ _TOP = {"schema_version": "int", "run_id": "str", "created_at": "str", "costbenc
         "tag": "str|null", "machine": "dict", "config": "dict", "records": "list"}
 # "summary" may be missing (SIGKILL, power loss before the last write): load computes it.
 _MACHINE = {"device": "str", "gpu": "dict|null", "world_size": "int"}
+_MACHINE_OPTIONAL = {"nodes": "int", "host_memory_gb": "number|null", "gpus": "list"}
+# The summary's fields that readers (cost, compare, report) walk: checked when present, so that a
+# hand-edited file fails here with its field named, not deep inside a reader.
+_SUMMARY_OPTIONAL = {**{k: "dict|null" for k in ("mamf_tflops", "mamf_tflops_sustained", "mamf_shape",
+                                                  "peak_tflops", "efficiency", "collectives", "layer")},
+                     **{k: "number|null" for k in ("membw_gbps", "hbm_gbps_peak", "membw_efficiency",
+                                                   "busbw_gbps_max")},
+                     "complete": "bool", "stragglers": "list", "failures": "list"}
 _TIME = {"min": "number", "median": "number", "mean": "number", "p10": "number", "p90": "number",
          "stdev": "number|null", "n": "int"}
 _RECORD = {"op": "str", "dtype": "str", "time_ms": "dict"}
@@ -445,6 +453,11 @@ def _check(path: str, obj: dict, fields: dict, where: str) -> None:
             raise InputError(f"{path}: {field}: expected {expected}, got {_show(obj[name])}")
 
 
+def _check_present(path: str, obj: dict, fields: dict, where: str) -> None:
+    """_check for the fields of `fields` that obj has (optional ones)."""
+    _check(path, obj, {k: v for k, v in fields.items() if k in obj}, where)
+
+
 def validate(doc, path: str = "<result>") -> dict:
     """Check a parsed result document; returns it, or raises InputError naming path and field."""
     if not isinstance(doc, dict):
@@ -455,6 +468,11 @@ def validate(doc, path: str = "<result>") -> dict:
     _check(path, doc, _TOP, "")
     _check(path, doc, {"summary": "dict|null"} if "summary" in doc else {}, "")
     _check(path, doc["machine"], _MACHINE, "machine")
+    _check_present(path, doc["machine"], _MACHINE_OPTIONAL, "machine")
+    summary = doc.get("summary") or {}
+    _check_present(path, summary, _SUMMARY_OPTIONAL, "summary")
+    for op, block in (summary.get("collectives") or {}).items():
+        _check(path, {op: block}, {op: "dict"}, "summary.collectives")
     for i, rec in enumerate(doc["records"]):
         where = f"records[{i}]"
         if not isinstance(rec, dict):

@@ -88,11 +88,15 @@ def test_cli_warns_about_bad_files_and_compares_the_rest(tmp_path, capsys):
     (tmp_path / "truncated.json").write_text(good[: len(good) // 2])
     (tmp_path / "foreign.json").write_text(json.dumps({"schema_version": 7, "tag": "x"}))
     (tmp_path / "bench.json").write_text(json.dumps({"machine_info": {}, "benchmarks": []}))  # pytest-benchmark's
+    edited = synthetic.result("gcp/y")
+    edited["summary"]["mamf_tflops"] = [1, 2]      # a hand edit: once a crash (exit 70) in compare's reader
+    (tmp_path / "edited.json").write_text(json.dumps(edited))
     prices = synthetic.prices(tmp_path)  # a .csv: the directory scan reads only *.json
     code, out, err = run(capsys, "compare", str(tmp_path), "--model", "llama3-8b", "--prices", prices)
     assert code == 0
     warnings = err.splitlines()
-    assert len(warnings) == 3 and all(w.startswith("costbench compare: warning: skipped ") for w in warnings)
+    assert len(warnings) == 4 and all(w.startswith("costbench compare: warning: skipped ") for w in warnings)
+    assert any("edited.json" in w and "summary.mamf_tflops: expected an object" in w for w in warnings)
     assert any("truncated.json" in w and "not valid JSON" in w for w in warnings)
     assert any("foreign.json" in w and "schema_version" in w for w in warnings)
     assert "coreweave/us-east" in out and "aws/us-east-1" in out and "gcp/x" not in out

@@ -99,6 +99,11 @@ def test_report_bad_whatif_and_nothing_readable_are_one_line_errors(tmp_path, ca
     (tmp_path / "bad.json").write_text("[]")
     code, _, err = run_cli(capsys, "report", str(tmp_path / "bad.json"), "--out", str(tmp_path / "o"))
     assert code == 2 and err.splitlines()[-1].startswith("costbench report: error: no readable result files")
+    edited = synthetic.result("lambda/y")
+    edited["summary"]["collectives"] = "fast"      # a hand edit: once a crash (exit 70) in report's reader
+    path = synthetic.write(tmp_path, "edited.json", edited)
+    code, _, err = run_cli(capsys, "report", path, "--out", str(tmp_path / "o2"))
+    assert code == 2 and "summary.collectives: expected an object or null, got 'fast'" in err
 
 
 def test_step_parts_are_the_step_models_and_add_up_to_the_step():

@@ -209,6 +209,14 @@ def mutate(path_keys, value):
     (["machine", "device"], KeyError, "machine.device: missing"),
     (["records"], {}, "records: expected a list"),
     (["run_id"], KeyError, "run_id: missing"),
+    # the summary fields that cost, compare and report walk (each crashed compare and report once)
+    (["summary", "mamf_tflops"], [1, 2], "summary.mamf_tflops: expected an object or null, got [1, 2]"),
+    (["summary", "efficiency"], "zz", "summary.efficiency: expected an object or null, got 'zz'"),
+    (["summary", "collectives"], -1, "summary.collectives: expected an object or null, got -1"),
+    (["summary", "collectives"], {"allgather": [1]}, "summary.collectives.allgather: expected an object, got [1]"),
+    (["summary", "complete"], "yes", "summary.complete: expected true or false, got 'yes'"),
+    (["summary", "membw_gbps"], "fast", "summary.membw_gbps: expected a number or null, got 'fast'"),
+    (["machine", "nodes"], "zz", "machine.nodes: expected an integer, got 'zz'"),
 ])
 def test_load_names_the_bad_field(tmp_path, keys, value, expect):
     msg = load_error(write_doc(tmp_path, mutate(keys, value)))
