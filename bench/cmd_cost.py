@@ -145,7 +145,9 @@ def gpu_to_price(requested: str | None, measured: str | None, source: str | None
     from cost_models.hardware import find_gpu
     from cost_models.throughput import CPU
 
-    if requested:
+    if requested is not None:   # --gpu '' is a mistake (an empty shell variable), not "the default"
+        if not requested.strip():
+            raise InputError("--gpu '': empty; name a GPU (costbench gpus lists them) or cpu")
         return CPU if requested.strip().lower() == CPU else find_gpu(requested).name
     if measured == CPU:
         return CPU

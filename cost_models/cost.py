@@ -440,6 +440,12 @@ def plan_training(model=DEFAULT_MODEL, gpu: str | GpuSpec = DEFAULT_GPU, gpus: i
         assumptions["shape"] = (f"estimated from params: {spec.layers} layers, hidden {spec.hidden}, "
                                 f"{spec.heads} heads, ffn {spec.ffn}, seq {spec.seq_len}")
 
+    skipped = mfu is not None or gpu_hours is not None   # the step-model path says why itself, below
+    if skipped and gpus and need and gpus < need:        # --mfu and --gpu-hours skip the step model, not memory
+        fewest = fewest_gpus_that_fit(spec, hw, need, **given)
+        if gpus < fewest:
+            raise NoLayoutError(f"--gpus {gpus}: {spec.name} does not fit in the memory of {gpus:,} {hw.name} GPUs "
+                                f"({usable:.0f} GiB usable each); the fewest it fits is {fewest:,}")
     if gpu_hours is not None:
         count = gpus or spec.published_gpus
         days = gpu_hours / count / 24 if count else float("nan")

@@ -37,7 +37,17 @@ TERM_HOURS = {"reserved-1y": HOURS_PER_YEAR, "reserved-3y": 3 * HOURS_PER_YEAR}
 DEFAULT_STALE_MONTHS = 6
 TODAY_ENV = "COSTBENCH_TODAY"  # YYYY-MM-DD: the reference "today" for price ages (tests, reruns)
 SPOT_NOTE = "spot: interruptions not modelled (goodput unchanged), so this cost is a lower bound"
-_usd = at_most(non_negative, *PLAUSIBLE["usd_per_gpu_hour"][1:])  # README: What costbench refuses
+_MIN_USD, _MAX_USD, _WHY_MAX = PLAUSIBLE["usd_per_gpu_hour"]
+_at_most_usd = at_most(non_negative, _MAX_USD, _WHY_MAX)
+
+
+def _usd(value: str) -> float:
+    """A price per GPU-hour within PLAUSIBLE (README: What costbench refuses): a price of 0 would
+    make any run free and win every comparison."""
+    x = _at_most_usd(value)
+    if x < _MIN_USD:
+        raise ValueError(f"is below ${_MIN_USD:g} an hour (a free GPU has no price to compare)")
+    return x
 
 
 def positive_whole(value: str) -> int:
@@ -121,7 +131,7 @@ class Price:
 
 
 def _rows_to_prices(rows: list[dict], path: str, dated: bool) -> list[Price]:
-    prices = []
+    prices, lines = [], {}
     for r in rows:
         where = f"{path}:{r['_line']}"
         if dated:
@@ -141,6 +151,12 @@ def _rows_to_prices(rows: list[dict], path: str, dated: bool) -> list[Price]:
                                 marketplace=r.get("marketplace") == "yes"))
         except InputError as e:
             raise InputError(f"{where}: {e}") from None
+        # two prices for one offer: which is meant cannot be guessed (the last would win silently)
+        key = prices[-1].key
+        if key in lines:
+            raise InputError(f"{where}: repeats line {lines[key]}'s provider, gpu, pricing and region "
+                             f"({', '.join(k or '(none)' for k in key)}); keep one, or give each its region")
+        lines[key] = r["_line"]
     return prices
 
 

@@ -108,7 +108,7 @@ PLAUSIBLE = {
     "mfu": (1e-3, 1, "an MFU below 0.1% is not a training run"),
     "efficiency": (1e-3, 1, "below 0.1% of MAMF is not a training run"),
     "goodput": (1e-2, 1, "below 1% of wall-clock time productive is not a training run"),
-    "usd_per_gpu_hour": (0, 1000, "no GPU rents for more than $1000 an hour"),
+    "usd_per_gpu_hour": (1e-3, 1000, "no GPU rents for more than $1000 an hour"),
     "capex": (0, 1e12, "a trillion dollars"),
     "life_years": (0.1, 100, ""),
     "utilization": (1e-3, 1, "below 0.1% of the year (9 hours) is not a cluster that is run"),

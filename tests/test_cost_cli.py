@@ -229,6 +229,10 @@ def test_print_cost_table_for_the_default_job(capsys, tmp_path):
     (["cost", "--params", "70B"], "--params needs --tokens"),
     (["cost", "--params", "7B", "--active-params", "8B", "--tokens", "1T"], "exceeds --params"),
     (["cost", "--gpus", "8"], "the fewest it fits is 20 H100-SXM GPUs"),
+    # --mfu and --gpu-hours skip the step model, not the memory check
+    (["cost", "--gpus", "1", "--mfu", "0.5"], "--gpus 1: llama3-70b does not fit in the memory of 1 H100-SXM GPUs"),
+    (["cost", "--gpus", "16", "--gpu-hours", "1000"], "(72 GiB usable each); the fewest it fits is 20"),
+    (["cost", "--gpu", ""], "--gpu '': empty; name a GPU"),
     (["cost", "--prices", "/nonexistent/prices.csv"], "/nonexistent/prices.csv: no such file"),
     (["cost", "--results", "/nonexistent/run.json"], "/nonexistent/run.json: no such result file"),
     (["cost", "--dtype", "int4"], "unknown dtype 'int4'"),
@@ -247,6 +251,12 @@ def test_bad_input_is_one_line_exit_2(capsys, argv, needle):
     ("--prices", "provider,gpu,pricing,usd_per_gpu_hour,as_of,source\naws,h100,on-demand,-2,2025,x\n",
      ":2: column usd_per_gpu_hour: '-2' must not be negative"),
     ("--prices", "provider,gpu,pricing,usd_per_gpu_hour,as_of,source\naws,h100,on-dem", ":2: 3 of 6 columns (truncated row?)"),
+    # a free GPU would win every comparison; a repeated offer would let the last row win silently
+    ("--prices", "provider,gpu,pricing,usd_per_gpu_hour,region\nmyco,h100,on-demand,0,us-x\n",
+     ":2: column usd_per_gpu_hour: '0' is below $0.001 an hour"),
+    ("--prices", "provider,gpu,pricing,usd_per_gpu_hour,region\nmyco,h100,on-demand,1.5,us-x\n"
+                 "myco,H100-SXM,on-demand,2.5,us-x\n",
+     ":3: repeats line 2's provider, gpu, pricing and region (myco, H100-SXM, on-demand, us-x)"),
     ("--results", '{"schema_version": 1, "run_id": ', "not valid JSON (truncated?)"),
     ("--results", '{"schema_version": 7}', "schema_version"),
     ("--results", "", "empty file"),
