@@ -471,8 +471,8 @@ def validate(doc, path: str = "<result>") -> dict:
     _check_present(path, doc["machine"], _MACHINE_OPTIONAL, "machine")
     summary = doc.get("summary") or {}
     _check_present(path, summary, _SUMMARY_OPTIONAL, "summary")
-    for op, block in (summary.get("collectives") or {}).items():
-        _check(path, {op: block}, {op: "dict"}, "summary.collectives")
+    collectives = summary.get("collectives") or {}
+    _check(path, collectives, dict.fromkeys(collectives, "dict"), "summary.collectives")
     for i, rec in enumerate(doc["records"]):
         where = f"records[{i}]"
         if not isinstance(rec, dict):
