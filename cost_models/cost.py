@@ -280,7 +280,7 @@ class Search:
 def search_layouts(spec: ModelSpec, hw: GpuSpec, gpus: int, rates, lin_rates=None, batch: int | None = None,
                    recipe: dict | None = None, goodput: float | None = None, **given) -> Search:
     """Every feasible layout on at most `gpus` GPUs (parallelism.candidates, `given` fixing any of
-    tp, pp, micro_batch, global_batch, recompute, vpp, ep), its memory and step time; the fastest in
+    tp, pp, micro_batch, global_batch, recompute, vpp, ep, cp), its memory and step time; the fastest in
     wall-clock time per token that fits: step seconds / (batch x goodput of the GPUs it runs on),
     `goodput` if given, else training_time.goodput (fewer GPUs, fewer interruptions)."""
     lay = parallelism.candidates(spec, gpus, batch or training_time.default_batch(spec.seq_len), **given)
@@ -300,8 +300,8 @@ def search_layouts(spec: ModelSpec, hw: GpuSpec, gpus: int, rates, lin_rates=Non
 
 
 def min_gpus_that_fit(spec: ModelSpec, hw: GpuSpec, batch: int | None = None, **given) -> int | None:
-    """Smallest power-of-two cluster (1 .. 2^20; times TP*PP when given) with a layout that fits memory; None if none."""
-    unit = given.get("tp", 1) * given.get("pp", 1)
+    """Smallest power-of-two cluster (1 .. 2^20; times TP*PP*CP when given) with a layout that fits memory; None if none."""
+    unit = given.get("tp", 1) * given.get("pp", 1) * given.get("cp", 1)
     sizes = sorted({2**k for k in range(21)} | {unit * 2**k for k in range(21)})
     return _first_that_fits(spec, hw, sizes, batch, given)
 
@@ -324,7 +324,7 @@ def _first_that_fits(spec, hw, sizes, batch, given) -> int | None:
 def fewest_gpus_that_fit(spec: ModelSpec, hw: GpuSpec, upto: int, **given) -> int:
     """The fewest GPUs, any count up to `upto` (a size known to fit: min_gpus_that_fit), with a layout
     that fits memory: for messages only (min_gpus_that_fit, powers of two, is what the rest uses).
-    Fitting is monotone in the count (the layouts of n GPUs are among those of n + 1: TP*PP*DP <= GPUs),
+    Fitting is monotone in the count (the layouts of n GPUs are among those of n + 1: TP*CP*PP*DP <= GPUs),
     so a bisection finds it in log2(upto) layout checks, not one per count."""
     lo, hi = 1, upto                    # the answer lies in [lo, hi]; hi fits
     while lo < hi:
@@ -372,7 +372,7 @@ def plan_training(model=DEFAULT_MODEL, gpu: str | GpuSpec = DEFAULT_GPU, gpus: i
                   efficiency: float | None = None, goodput: float | None = None,
                   tp: int | None = None, pp: int | None = None, micro_batch: int | None = None,
                   global_batch: int | None = None, recompute: str | None = None, vpp: int | None = None,
-                  ep: int | None = None, dtype: str = "bf16", gpu_hours: float | None = None,
+                  ep: int | None = None, cp: int | None = None, dtype: str = "bf16", gpu_hours: float | None = None,
                   recipe: dict | None = None) -> TrainingPlan:
     """The time model for one scenario. Keywords (all optional; the CLI flag in brackets):
 
@@ -383,8 +383,8 @@ def plan_training(model=DEFAULT_MODEL, gpu: str | GpuSpec = DEFAULT_GPU, gpus: i
     network      inter-node fabric, networks.csv [--network]
     throughput   measured rates from a result file (Throughput.from_result) [--results]
     tp, pp, micro_batch, global_batch (sequences), recompute ("none"|"selective"|"full"), vpp
-                 (virtual pipeline stages), ep (expert parallelism, MoE models): fix that part of the
-                 layout; the rest is searched [--tp ... --ep]
+                 (virtual pipeline stages), ep (expert parallelism, MoE models), cp (context
+                 parallelism): fix that part of the layout; the rest is searched [--tp ... --cp]
     dtype        "bf16" or "fp8" (fp8: the linear layers' GEMMs only) [--dtype]
     efficiency   fraction of MAMF a training GEMM sustains (rates.GEMM_SUSTAINED_FRACTION) [--efficiency]
     goodput      productive share of wall-clock time (default: training_time.goodput) [--goodput]
@@ -414,12 +414,12 @@ def plan_training(model=DEFAULT_MODEL, gpu: str | GpuSpec = DEFAULT_GPU, gpus: i
     total_flops = float(flops_mod.training_flops(spec.active_params, spec.tokens, spec.layers, spec.hidden,
                                                  spec.seq_len))
     given = {k: v for k, v in dict(tp=tp, pp=pp, micro_batch=micro_batch, global_batch=global_batch,
-                                   recompute=recompute, vpp=vpp, ep=ep).items() if v is not None}
-    parallelism.check_given(spec, tp, pp, recompute, ep, micro_batch, global_batch)
+                                   recompute=recompute, vpp=vpp, ep=ep, cp=cp).items() if v is not None}
+    parallelism.check_given(spec, tp, pp, recompute, ep, micro_batch, global_batch, cp)
     parallelism.check_batch(spec, ep, micro_batch, global_batch or training_time.default_batch(spec.seq_len),
                             global_batch is not None)
     if gpus:
-        parallelism.check_cluster(gpus, tp, pp, ep)
+        parallelism.check_cluster(gpus, tp, pp, ep, cp)
     need = min_gpus_that_fit(spec, hw, **given)
     usable = memory.usable_bytes(hw.memory_gb) / 2**30
     assumptions = {
@@ -521,6 +521,12 @@ def plan_training(model=DEFAULT_MODEL, gpu: str | GpuSpec = DEFAULT_GPU, gpus: i
             f"used: every layout's roofline GEMM time x {rates.gemm_scale:.3g}, the measured layer's distance from it"
             + ("; the fp8 linear layers at the fp8 roofline" if lin_rates is not None else ""))
     parts = {p: float(found.parts[p][i]) for p in step_time.PARTS}
+    if layout["cp"] > 1:   # the K/V all-gathers ride the TP link inside a node, else the fabric
+        link = "tp_comm" if layout["tp"] * layout["cp"] <= GPUS_PER_NODE else "dp_comm"
+        kind = "measured" if link in provenance["measured"] else "catalog"
+        rates = dataclasses.replace(rates, origin={**rates.origin, "cp_comm": f"{kind}: K/V all-gathers over CP "
+                                                   f"{layout['cp']} at the {link} rate ({rates.origin[link]})"})
+        provenance = {**provenance, kind: [*provenance[kind], "cp_comm"]}
     seconds = float(found.parts["seconds"][i])
     batch_tokens = layout["global_batch"] * spec.seq_len
     used = layout["gpus_used"]

@@ -31,6 +31,12 @@
   The dispatcher all-gathers the routed tokens over TP (each TP rank holds a slice of every local
   expert, so each needs whole tokens), so the dispatched copies are not divided by TP; the rest
   of the layer is, the experts' activations being slices of moe_ffn.
+- Context parallelism CP (parallelism.py): a GPU holds 1/CP of each sequence's tokens, so the
+  activations and logits above are of micro_batch x seq / CP tokens; the weights are replicated
+  over CP and the optimizer's 12 bytes sharded over the DP x CP ranks (DP x CP / EP for experts).
+  The layer being run also holds the K and V all-gathered over CP, whole-sequence (micro_batch x
+  seq x 2 x kv_heads/TP x head size x 2 bytes), and in its backward their gradient before the
+  reduce-scatter: twice that, transient, for one layer (step_time.py).
 - Only USABLE_FRACTION of the GPU's memory counts (CUDA context, NCCL buffers, allocator
   fragmentation take the rest).
 """
@@ -61,6 +67,13 @@ def activation_bytes_per_token(spec, tp=1):
     else:
         mlp, dispatched = mlp_activation_bytes(spec, spec.ffn), 0
     return (4 * h + (6 * h + 4 * spec.kv_heads * d) + (2 * h + mlp)) / tp + dispatched
+
+
+def gathered_kv_bytes(spec, layouts):
+    """One layer's K and V all-gathered over CP on one GPU, bf16: the whole micro-batch's sequences
+    (micro_batch x seq tokens) x 2 x kv_heads/TP x head size x 2 bytes: the all-gather's full buffer."""
+    d = spec.hidden / spec.heads
+    return layouts.micro_batch * float(spec.seq_len) * 2 * spec.kv_heads / layouts.tp * d * 2
 
 
 def expert_layer_params(spec):
@@ -103,12 +116,13 @@ def stage_params(spec, layouts):
 
 
 def model_state_bytes(dense, expert, layouts):
-    """Distributed-optimizer model states of one GPU: 6 B per parameter, plus 12 B sharded over DP
-    (dense) or over the DP/EP expert-data-parallel ranks (experts)."""
-    per_dense = REPLICATED_BYTES_PER_PARAM + SHARDED_BYTES_PER_PARAM / layouts.dp
+    """Distributed-optimizer model states of one GPU: 6 B per parameter, plus 12 B sharded over DP x CP
+    (dense) or over the DP x CP / EP expert-data-parallel ranks (experts)."""
+    shards = layouts.dp * layouts.cp_degrees
+    per_dense = REPLICATED_BYTES_PER_PARAM + SHARDED_BYTES_PER_PARAM / shards
     if not np.any(expert):
         return dense * per_dense
-    edp = layouts.dp / layouts.ep_degrees
+    edp = shards / layouts.ep_degrees
     return dense * per_dense + expert * (REPLICATED_BYTES_PER_PARAM + SHARDED_BYTES_PER_PARAM / edp)
 
 
@@ -118,13 +132,15 @@ def gpu_bytes(spec, layouts, recompute_layers=None):
     tp, pp, v = layouts.tp, layouts.pp, layouts.vpp
     (d_first, e_first), (d_last, e_last) = stage_param_split(spec, layouts)
     states_first, states_last = model_state_bytes(d_first, e_first, layouts), model_state_bytes(d_last, e_last, layouts)
-    tokens = layouts.micro_batch * spec.seq_len
+    cp = layouts.cp_degrees
+    tokens = layouts.micro_batch * spec.seq_len / cp                 # this GPU's share of the micro-batch
     layer = tokens * activation_bytes_per_token(spec, tp)            # one layer, one micro-batch
     kept_full = tokens * 2 * spec.hidden / tp
     first, last = stage_layers(spec.layers, pp)
     r = (layouts.recompute_share(spec.layers) * first if recompute_layers is None
          else np.asarray(recompute_layers, dtype=float))
     working = np.where(r > 0, layer, 0)                              # the layer being recomputed
+    working = working + np.where(cp > 1, 2 * gathered_kv_bytes(spec, layouts), 0)
     in_flight = np.minimum(pp, layouts.micro_batches) * np.where(v > 1, 1 + (pp - 1) / (pp * v), 1)
     logits = tokens * spec.vocab / tp * 8
 

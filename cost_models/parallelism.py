@@ -9,7 +9,7 @@ Feasible (candidates()): TP in 1, 2, 4, 8 within a node (GPUS_PER_NODE) and divi
 and KV heads; PP at most the layers, each stage but the last ceil(L/PP) layers and the last the
 rest (at least one) plus the LM head, documented as Megatron's uneven last stage (Llama 3 405B:
 126 layers on 16 stages); DP dividing the global batch / micro-batch (the batch is the recipe's:
-never changed to suit the cluster); TP*PP*DP at most the cluster's GPUs: a layout may leave GPUs
+never changed to suit the cluster); TP*CP*PP*DP at most the cluster's GPUs: a layout may leave GPUs
 idle, as a practitioner with 1,032 GPUs and a 2,048-sequence batch runs 1,024 of them (spares)
 rather than change the batch. So every layout of a cluster is also one of any larger cluster, and
 more GPUs never make the fastest layout slower (the search's sets of PP and DP values do not
@@ -28,6 +28,19 @@ experts, whole experts per rank); attention and everything else stays data-paral
 expert weights are data-parallel over DP/EP. EP is 1 for a dense model. Expert-tensor parallelism
 is not modelled separately: the experts are split over TP like the dense MLP (Megatron's default
 --expert-tensor-parallel-size = TP), and MoE parallel folding (EP across TP ranks) is not searched.
+
+Context parallelism (CP), as Llama 3 ran its 131K-token stage ("The Llama 3 Herd of Models" sec.
+3.3.2; Megatron-Core --context-parallel-size): each sequence is cut into 2 x CP chunks and CP rank
+i holds chunks i and 2CP-1-i (so each rank's share of the causal attention is the same), so CP
+divides the sequence into 2 x CP equal chunks. Ranks are ordered TP, then CP (Llama 3's
+[TP, CP, PP, DP], Megatron's tp-cp-ep-dp-pp): a CP group stays in a node while TP x CP <= 8. The
+weights are replicated over CP like over DP, and gradients and the distributed optimizer's shards
+run over the DP x CP ranks (Megatron's data-parallel group with context parallelism); the number
+of micro-batches is unchanged (every CP rank works on the same sequences). The search tries CP
+while each rank keeps at least CP_MIN_TOKENS of the sequence: Llama 3 kept 8,192 (its 8K stage at
+CP 1, its 131K stage at CP 16); shorter chunks thin every GEMM and the per-layer K/V all-gathers
+stop being small beside the attention. So CP is 1 at 8K tokens and below, and the set searched
+depends on the sequence alone, never on the cluster.
 """
 
 import dataclasses
@@ -41,6 +54,7 @@ RECOMPUTE = ("none", "selective", "full")
 TP_CHOICES = (1, 2, 4, 8)
 MICRO_BATCHES = (1, 2, 4, 8)
 VIRTUAL_STAGES = (1, 2, 4, 8)
+CP_MIN_TOKENS = 8192     # the least of a sequence one CP rank keeps, as the search tries CP (docstring)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -54,6 +68,7 @@ class Layouts:
     vpp: np.ndarray             # virtual pipeline stages per GPU (1: plain 1F1B)
     recompute_layers: np.ndarray | None = None   # full: layers per stage recomputed (memory.fit_recompute)
     ep: np.ndarray | None = None                 # expert-parallel degree (None: 1, a dense model)
+    cp: np.ndarray | None = None                 # context-parallel degree (None: 1)
 
     def __len__(self):
         return len(self.tp)
@@ -62,6 +77,11 @@ class Layouts:
     def ep_degrees(self) -> np.ndarray:
         """EP of each layout (1 where not given)."""
         return self.ep if self.ep is not None else np.ones_like(self.tp)
+
+    @property
+    def cp_degrees(self) -> np.ndarray:
+        """CP of each layout (1 where not given)."""
+        return self.cp if self.cp is not None else np.ones_like(self.tp)
 
     def recompute_share(self, layers):
         """Share of each stage's layers whose forward runs twice (full recompute), 0..1."""
@@ -79,15 +99,15 @@ class Layouts:
         """Layout i as the cost output's `parallelism` dict."""
         return {"tp": int(self.tp[i]), "pp": int(self.pp[i]), "dp": int(self.dp[i]),
                 "micro_batch": int(self.micro_batch[i]), "global_batch": int(self.global_batch[i]),
-                "ep": int(self.ep_degrees[i]),
+                "ep": int(self.ep_degrees[i]), "cp": int(self.cp_degrees[i]),
                 "recompute": RECOMPUTE[int(self.recompute[i])], "virtual_stages": int(self.vpp[i]),
                 "recompute_layers": int(self.recompute_layers[i]) if self.recompute_layers is not None else 0,
                 "sequence_parallel": bool(self.tp[i] > 1), "gpus_used": int(self.gpus_used[i]), "chosen": chosen}
 
     @property
     def gpus_used(self) -> np.ndarray:
-        """GPUs each layout runs on: TP x PP x DP (the cluster's others idle)."""
-        return self.tp * self.pp * self.dp
+        """GPUs each layout runs on: TP x CP x PP x DP (the cluster's others idle)."""
+        return self.tp * self.cp_degrees * self.pp * self.dp
 
 
 def _divisors(n: int) -> np.ndarray:
@@ -112,11 +132,31 @@ def stage_layers(layers, pp):
     return first, np.asarray(layers) - (np.asarray(pp) - 1) * first
 
 
-def check_given(spec, tp=None, pp=None, recompute=None, ep=None, micro_batch=None, global_batch=None) -> None:
+def context_degrees(seq_len: int) -> np.ndarray:
+    """The CP values searched for sequences of `seq_len` tokens: powers of two that cut it into
+    2 x CP equal chunks and leave each rank at least CP_MIN_TOKENS (module docstring); 1 always."""
+    cps = [c for c in (2**k for k in range(1, 21)) if seq_len % (2 * c) == 0 and seq_len // c >= CP_MIN_TOKENS]
+    return np.array([1, *cps])
+
+
+def check_context(spec, cp) -> None:
+    """InputError for a --cp that cannot cut the model's sequence into 2 x CP equal chunks."""
+    if cp is None:
+        return
+    if not (isinstance(cp, int) and not isinstance(cp, bool) and cp > 0):
+        raise InputError(f"--cp {cp!r}: context parallelism must be a positive whole number")
+    if cp > 1 and spec.seq_len % (2 * cp):
+        raise InputError(f"--cp {cp}: context parallelism cuts each sequence into 2 x CP = {2 * cp} equal chunks, "
+                         f"and {spec.name}'s sequence of {spec.seq_len:,} tokens does not divide into them")
+
+
+def check_given(spec, tp=None, pp=None, recompute=None, ep=None, micro_batch=None, global_batch=None,
+                cp=None) -> None:
     """InputError for a given degree no cluster can use: TP beyond a node or not dividing the
     heads, PP beyond the layers, an unknown recompute, EP on a dense model or not dividing the
-    experts, a micro-batch the global batch cannot be cut into (named as such, not left to the
-    layout search's "no layout fits")."""
+    experts, a CP that does not cut the sequence, a micro-batch the global batch cannot be cut into
+    (named as such, not left to the layout search's "no layout fits")."""
+    check_context(spec, cp)
     if ep is not None:
         if not (isinstance(ep, int) and not isinstance(ep, bool) and ep > 0):
             raise InputError(f"--ep {ep!r}: expert parallelism must be a positive whole number")
@@ -168,24 +208,27 @@ def check_batch(spec, ep, micro_batch, batch: int, batch_given: bool) -> None:
                      f"(change --ep{', --global-batch or --micro-batch' if micro_batch else ' or --global-batch'})")
 
 
-def check_cluster(gpus: int, tp=None, pp=None, ep=None) -> None:
+def check_cluster(gpus: int, tp=None, pp=None, ep=None, cp=None) -> None:
     """NoLayoutError when the degrees given need more GPUs than the cluster has: one model replica
-    is TP x PP GPUs and EP takes DP ranks, so TP x PP x EP of those given must fit in --gpus."""
-    given = [(f"--{k} {v}", v) for k, v in (("tp", tp), ("pp", pp), ("ep", ep)) if v and v > 1]
+    is TP x PP GPUs, CP ranks share its sequences and EP takes DP ranks, so TP x CP x PP x EP of
+    those given must fit in --gpus."""
+    given = [(f"--{k} {v}", v) for k, v in (("tp", tp), ("cp", cp), ("pp", pp), ("ep", ep)) if v and v > 1]
     need = int(np.prod([v for _, v in given])) if given else 1
     if need > gpus:
         why = (["TP x PP GPUs hold one model replica"] if tp and tp > 1 or pp and pp > 1 else []) + \
+              ([f"CP splits each sequence over {cp} of them"] if cp and cp > 1 else []) + \
               ([f"EP spreads the experts over {ep} data-parallel replicas"] if ep and ep > 1 else [])
         raise NoLayoutError(f"{' x '.join(n for n, _ in given)} needs {need:,} GPUs, more than --gpus {gpus:,} "
                             f"({'; '.join(why)})")
 
 
 def candidates(spec, gpus: int, batch: int, tp=None, pp=None, micro_batch=None,
-               global_batch=None, recompute=None, vpp=None, ep=None) -> Layouts:
+               global_batch=None, recompute=None, vpp=None, ep=None, cp=None) -> Layouts:
     """Every feasible layout of `spec` on at most `gpus` GPUs (memory not yet checked), with any
     given degree fixed, at a global batch of `global_batch` (else `batch`) sequences; EP runs over
-    the divisors of the experts that divide DP. InputError if a given value is infeasible."""
-    check_given(spec, tp, pp, recompute, ep, micro_batch, global_batch)
+    the divisors of the experts that divide DP, CP over context_degrees. InputError if a given
+    value is infeasible."""
+    check_given(spec, tp, pp, recompute, ep, micro_batch, global_batch, cp)
     batch = int(global_batch or batch)
     tps = np.array([tp] if tp else [t for t in TP_CHOICES if spec.heads % t == 0 and spec.kv_heads % t == 0])
     pps = np.array([pp]) if pp else pipeline_depths(spec.layers)
@@ -196,23 +239,25 @@ def candidates(spec, gpus: int, batch: int, tp=None, pp=None, micro_batch=None,
     vs = np.array([vpp] if vpp else VIRTUAL_STAGES)
     eps = np.array([ep] if ep else _divisors(spec.experts) if spec.moe else [1])
     dps = _divisors(batch)
-    # TP x PP x DP first: most combinations exceed the cluster, so the full grid is built on the rest
-    t3, p3, d3 = (a.ravel() for a in np.meshgrid(tps, pps, dps, indexing="ij"))
-    small = (t3 * p3 * d3 <= gpus) & (stage_layers(spec.layers, p3)[1] >= 1)
+    cps = np.array([cp]) if cp else context_degrees(spec.seq_len)
+    # TP x CP x PP x DP first: most combinations exceed the cluster, so the full grid is built on the rest
+    t4, c4, p4, d4 = (a.ravel() for a in np.meshgrid(tps, cps, pps, dps, indexing="ij"))
+    small = (t4 * c4 * p4 * d4 <= gpus) & (stage_layers(spec.layers, p4)[1] >= 1)
     idx = np.flatnonzero(small)
     grid = [a.ravel() for a in np.meshgrid(idx, mbs, rcs, vs, eps, indexing="ij")]
     k, mb, rc, v, e = grid
-    t, p, dp = t3[k], p3[k], d3[k]
+    t, c, p, dp = t4[k], c4[k], p4[k], d4[k]
     ok = (dp % e == 0) & (batch % (dp * mb) == 0)
     first, _ = stage_layers(spec.layers, p)
     m = np.where(ok, batch // (dp * mb), 0)
     ok &= (v == 1) | ((p > 1) & (first % v == 0) & (m % p == 0))  # the last stage may hold fewer chunks
     if not ok.any():
         given = {k_: val for k_, val in (("tp", tp), ("pp", pp), ("micro-batch", micro_batch),
-                                        ("global-batch", global_batch), ("ep", ep)) if val}
+                                        ("global-batch", global_batch), ("ep", ep), ("cp", cp)) if val}
         what = ", ".join(f"--{k_} {val}" for k_, val in given.items()) or "any layout"
-        raise NoLayoutError(f"{what}: no layout of {spec.name} fits {gpus:,} GPUs (need TP*PP*DP <= GPUs, DP "
+        raise NoLayoutError(f"{what}: no layout of {spec.name} fits {gpus:,} GPUs (need TP*CP*PP*DP <= GPUs, DP "
                             f"dividing the global batch of {batch:,} sequences / micro-batch"
                             f"{' and divisible by EP' if spec.moe else ''}, at least one layer per pipeline stage)")
     return Layouts(tp=t[ok], pp=p[ok], dp=dp[ok], micro_batch=mb[ok], global_batch=np.full(int(ok.sum()), batch),
-                   recompute=rc[ok], vpp=v[ok], ep=e[ok] if spec.moe else None)
+                   recompute=rc[ok], vpp=v[ok], ep=e[ok] if spec.moe else None,
+                   cp=c[ok])

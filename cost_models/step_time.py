@@ -2,7 +2,7 @@
 
 The step of the slowest pipeline stage (Narayanan et al. 2021, sec. 2-3; Korthikanti et al. 2022):
 
-    seconds = gemm + attention + memory_bound + tp_comm + ep_comm   (m micro-batches of the stage's work)
+    seconds = gemm + attention + memory_bound + tp_comm + cp_comm + ep_comm   (m micro-batches of the stage's work)
             + pp_bubble + pp_comm + dp_comm + dp_overlap + optimizer
 
 - Per micro-batch of t = micro_batch * seq tokens, each layer runs its linear layers as Megatron
@@ -73,6 +73,18 @@ The step of the slowest pipeline stage (Narayanan et al. 2021, sec. 2-3; Korthik
   one more gather).
   Gradients and optimizer: dense parameters over DP as above; expert parameters (E/EP experts /
   TP per GPU) over the expert-data-parallel group of DP/EP ranks, in their own buckets.
+- Context parallelism CP (parallelism.py), Llama 3's all-gather-based attention ("The Llama 3 Herd
+  of Models" sec. 3.3.2): a GPU holds t/CP of the micro-batch's tokens (two load-balanced chunks of
+  each sequence), so every part above that is per token (the GEMMs' m, memory-bound bytes, TP
+  collectives, PP sends, the all-to-all) is of t/CP tokens; attention computes its t/CP queries
+  against the whole sequence's keys, 1/CP of the causal FLOPs. Before it the GPU all-gathers K and
+  V over the CP ranks (the full buffer: micro_batch x seq x 2 x kv_heads/TP x head size x 2 bytes,
+  memory.gathered_kv_bytes), exposed ("the all-gather communication latency is exposed in the
+  critical path", small beside the attention thanks to GQA's few KV heads); the backward gathers
+  them again and reduce-scatters their gradient, and each recomputed forward (full, or the core
+  attention of selective) gathers them once more: (3 + recomputes) collectives per layer and
+  micro-batch (cp_comm), over NVLink while TP x CP <= 8, else the fabric. Gradients reduce over
+  the DP x CP ranks (the weights are replicated over CP), the optimizer steps a 1/(DP x CP) shard.
 - Optimizer: Adam on the GPU's P/DP shard reads fp32 master, momentum, variance and gradient and
   writes the first three plus bf16 weights (30 bytes per parameter), and the P fp32 gradients
   are zeroed (4 bytes each): bytes over memory bandwidth.
@@ -82,7 +94,7 @@ import dataclasses
 
 import numpy as np
 
-from cost_models.memory import mlp_activation_bytes, stage_param_split
+from cost_models.memory import gathered_kv_bytes, mlp_activation_bytes, stage_param_split
 from cost_models.parallelism import GPUS_PER_NODE, RECOMPUTE, stage_layers
 from cost_models.rates import GEMM_OVERHEAD_S
 
@@ -106,8 +118,8 @@ FLASH_V1_SPEED = 0.5
 FLASH_RECIPES = (True, "v2", "v1", False)   # True = "v2" (today's); False: 2021 Megatron's unfused softmax
 DDP_BUCKET_MIN_PARAMS = 40e6             # Megatron-LM DDP default bucket: max(40M, 1M x DP) parameters
 DDP_BUCKET_PARAMS_PER_DP_RANK = 1e6
-PARTS = ("gemm", "attention", "memory_bound", "tp_comm", "ep_comm", "pp_bubble", "pp_comm", "dp_comm", "dp_overlap",
-         "optimizer")
+PARTS = ("gemm", "attention", "memory_bound", "tp_comm", "cp_comm", "ep_comm", "pp_bubble", "pp_comm", "dp_comm",
+         "dp_overlap", "optimizer")
 
 
 def overlap_interference(hidden_seconds):
@@ -235,11 +247,11 @@ def dp_buckets(params, dp):
 
 def alltoall_send_bytes(spec, layouts):
     """One GPU's send buffer in one token all-to-all (dispatch or combine) of one MoE layer and
-    micro-batch: (micro_batch * seq / TP) tokens x top_k x hidden x 2 bytes (bf16); the share
+    micro-batch: (micro_batch * seq / (CP x TP)) tokens x top_k x hidden x 2 bytes (bf16); the share
     (EP-1)/EP of it crosses to other GPUs (module docstring). 0 for a dense model."""
     if not spec.moe:
         return np.zeros(len(layouts))
-    tokens = layouts.micro_batch * float(spec.seq_len) / layouts.tp
+    tokens = layouts.micro_batch * float(spec.seq_len) / (layouts.cp_degrees * layouts.tp)
     return tokens * spec.top_k * spec.hidden * 2.0
 
 
@@ -297,10 +309,11 @@ def step_parts(spec, layouts, rates, linear_rates=None, flash_attention=True, se
     elem = 1 if linear_rates is not None else 2
     h, s, kv = float(spec.hidden), float(spec.seq_len), spec.kv_heads
     d = h / spec.heads
-    tp, pp, dp, v = (np.asarray(a, dtype=float) for a in (layouts.tp, layouts.pp, layouts.dp, layouts.vpp))
+    tp, pp, dp, v, cp = (np.asarray(a, dtype=float) for a in (layouts.tp, layouts.pp, layouts.dp, layouts.vpp,
+                                                              layouts.cp_degrees))
     full = layouts.recompute_share(spec.layers)     # share of layers whose forward runs again
     selective = (layouts.recompute == RECOMPUTE.index("selective")).astype(float)   # core attention again
-    t = layouts.micro_batch * s
+    t = layouts.micro_batch * s / cp                # this GPU's tokens of one micro-batch (1/CP of each sequence)
 
     # Linear layers of one layer, one micro-batch: (m, n, k) as Megatron splits them over TP.
     fwd = bwd = 0.0
@@ -323,9 +336,9 @@ def step_parts(spec, layouts, rates, linear_rates=None, flash_attention=True, se
         attention = attn_fwd * (3 + full + selective)
     else:
         heads = layouts.micro_batch * spec.heads / tp     # per GPU, one micro-batch
-        qk_f, qk_b = _fwd_bwd(s, s, d, rates, 2)          # QK^T per head, unmasked (2021 kernels)
-        pv_f, pv_b = _fwd_bwd(s, d, s, rates, 2)          # probabilities @ V
-        score_bytes = [heads * s * s * nbytes / (rates.memory_bound_gbps * 1e9) for nbytes in UNFUSED_SCORE_BYTES]
+        qk_f, qk_b = _fwd_bwd(s / cp, s, d, rates, 2)     # QK^T per head, unmasked (2021 kernels)
+        pv_f, pv_b = _fwd_bwd(s / cp, d, s, rates, 2)     # probabilities @ V
+        score_bytes = [heads * s / cp * s * nbytes / (rates.memory_bound_gbps * 1e9) for nbytes in UNFUSED_SCORE_BYTES]
         f, b = heads * (qk_f + pv_f) + score_bytes[0], heads * (qk_b + pv_b) + score_bytes[1]
         attention = f + b + (full + selective) * f
 
@@ -350,25 +363,30 @@ def step_parts(spec, layouts, rates, linear_rates=None, flash_attention=True, se
     else:
         tp_comm = one * (8 + 4 * full)
     head_tp = 2 * one
+    cp_in_node = tp * cp <= GPUS_PER_NODE
+    cp_one = collective_seconds(gathered_kv_bytes(spec, layouts), cp, np.where(cp_in_node, rates.tp_gbps, rates.fabric_gbps),
+                                np.where(cp_in_node, rates.tp_latency_us, rates.fabric_latency_us))
+    cp_comm = cp_one * (3 + full + selective)
     a2a_bw, a2a_lat = alltoall_link(rates, layouts)
     ep_comm = collective_seconds(alltoall_send_bytes(spec, layouts), layouts.ep_degrees, a2a_bw, a2a_lat) * (4 + 2 * full)
 
     # The slowest stage: ceil(L/PP) layers, or the last stage's rest plus the LM head.
     first, last = stage_layers(spec.layers, layouts.pp)
-    per_layer = np.stack([gemm, attention + 0 * gemm, membound + 0 * gemm, tp_comm + 0 * gemm, ep_comm + 0 * gemm])
-    head = np.stack([head_gemm + 0 * gemm, 0 * gemm, head_mem + 0 * gemm, head_tp + 0 * gemm, 0 * gemm])
+    per_layer = np.stack([gemm, attention + 0 * gemm, membound + 0 * gemm, tp_comm + 0 * gemm, cp_comm + 0 * gemm,
+                          ep_comm + 0 * gemm])
+    head = np.stack([head_gemm + 0 * gemm, 0 * gemm, head_mem + 0 * gemm, head_tp + 0 * gemm, 0 * gemm, 0 * gemm])
     first_stage = per_layer * first + np.where(pp == 1, head, 0)
     last_stage = per_layer * last + head
     use_last = (pp > 1) & (last_stage.sum(0) > first_stage.sum(0))
-    stage = np.where(use_last, last_stage, first_stage)     # (5, layouts): one micro-batch
+    stage = np.where(use_last, last_stage, first_stage)     # (6, layouts): one micro-batch
     stage_mb = stage.sum(0)
     m = layouts.micro_batches.astype(float)
 
     bubble = np.where(pp > 1, (pp - 1) / v * stage_mb, 0.0)
-    # Megatron orders ranks TP, then DP, then PP: a stage is a block of TP*DP ranks, so once the
-    # pipeline group spans more than one node some stage boundary crosses it, and in 1F1B's lock
-    # step the slowest hop sets every micro-batch's pace.
-    cross_node = tp * dp * pp > GPUS_PER_NODE
+    # Megatron orders ranks TP, then CP, then DP, then PP: a stage is a block of TP*CP*DP ranks, so
+    # once the pipeline group spans more than one node some stage boundary crosses it, and in 1F1B's
+    # lock step the slowest hop sets every micro-batch's pace.
+    cross_node = tp * cp * dp * pp > GPUS_PER_NODE
     p2p_bw = np.where(cross_node, rates.fabric_gbps, rates.tp_gbps)
     p2p_lat = np.where(cross_node, rates.fabric_latency_us, rates.tp_latency_us)
     p2p = t * h * 2 / tp / (p2p_bw * 1e9) + p2p_lat * 1e-6
@@ -377,16 +395,17 @@ def step_parts(spec, layouts, rates, linear_rates=None, flash_attention=True, se
     (d_first, e_first), (d_last, e_last) = stage_param_split(spec, layouts)
     first_fuller = d_first + e_first >= d_last + e_last
     params = np.where(first_fuller, d_first, d_last)         # dense parameters of the fuller stage
-    dp_in_node = tp * dp <= GPUS_PER_NODE
+    dpc = dp * cp                                            # the gradients' ranks: DP x CP
+    dp_in_node = tp * dpc <= GPUS_PER_NODE
     dp_bw = np.where(dp_in_node, rates.tp_gbps, rates.fabric_gbps)
     dp_lat = np.where(dp_in_node, rates.tp_latency_us, rates.fabric_latency_us)
-    buckets = dp_buckets(params, dp)
-    rs = collective_seconds(4 * params, dp, dp_bw, dp_lat, buckets)
-    ag = collective_seconds(2 * params, dp, dp_bw, dp_lat, buckets)
-    optimizer = (30 * params / dp + 4 * params) / (rates.membw_gbps * 1e9)
+    buckets = dp_buckets(params, dpc)
+    rs = collective_seconds(4 * params, dpc, dp_bw, dp_lat, buckets)
+    ag = collective_seconds(2 * params, dpc, dp_bw, dp_lat, buckets)
+    optimizer = (30 * params / dpc + 4 * params) / (rates.membw_gbps * 1e9)
     if spec.moe:   # expert parameters: their own buckets over the DP/EP expert-data-parallel ranks
         experts = np.where(first_fuller, e_first, e_last)
-        edp = dp / layouts.ep_degrees
+        edp = dpc / layouts.ep_degrees
         e_buckets = dp_buckets(experts, edp)
         rs = rs + collective_seconds(4 * experts, edp, dp_bw, dp_lat, e_buckets)
         ag = ag + collective_seconds(2 * experts, edp, dp_bw, dp_lat, e_buckets)
@@ -402,7 +421,7 @@ def step_parts(spec, layouts, rates, linear_rates=None, flash_attention=True, se
         dp_comm, dp_overlap = rs + ag, 0.0 * rs
 
     parts = {"gemm": m * stage[0], "attention": m * stage[1], "memory_bound": m * stage[2],
-             "tp_comm": m * stage[3], "ep_comm": m * stage[4], "pp_bubble": bubble, "pp_comm": pp_comm, "dp_comm": dp_comm,
+             "tp_comm": m * stage[3], "cp_comm": m * stage[4], "ep_comm": m * stage[5], "pp_bubble": bubble, "pp_comm": pp_comm, "dp_comm": dp_comm,
              "dp_overlap": dp_overlap, "optimizer": optimizer}
     parts["seconds"] = sum(parts[p] for p in PARTS)
     parts["stage_mb"] = stage_mb

@@ -127,7 +127,7 @@ def test_mixtral_catalog_row_matches_its_shape():
 def test_searched_moe_layout_divides_dp_and_experts():
     plan = plan_training("mixtral-8x7b", "H100-SXM", gpus=1024)
     p = plan.parallelism
-    assert p["dp"] % p["ep"] == 0 and 8 % p["ep"] == 0 and p["tp"] * p["pp"] * p["dp"] == 1024
+    assert p["dp"] % p["ep"] == 0 and 8 % p["ep"] == 0 and p["tp"] * p["cp"] * p["pp"] * p["dp"] == 1024
     with pytest.raises(InputError, match="--ep 3: expert parallelism must divide the 8 experts"):
         plan_training("mixtral-8x7b", "H100-SXM", gpus=1024, ep=3)
 

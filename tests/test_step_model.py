@@ -340,7 +340,7 @@ def test_parts_add_up_and_the_layout_fits_and_multiplies_out(name):
     plan = plan_training(name, "H100-SXM", gpus=2048)
     lay, step = plan.parallelism, plan.step
     assert sum(step["parts"].values()) == pytest.approx(step["seconds"], rel=1e-12)
-    assert lay["tp"] * lay["pp"] * lay["dp"] == plan.gpus
+    assert lay["tp"] * lay["cp"] * lay["pp"] * lay["dp"] == plan.gpus
     assert lay["global_batch"] % (lay["dp"] * lay["micro_batch"]) == 0
     assert plan.assumptions["gpu_memory_gib"] <= memory.USABLE_FRACTION * plan.gpu.memory_gb
     spec = find_model(name)
@@ -353,7 +353,7 @@ def test_given_layout_is_used_and_reported():
     assert plan.parallelism | {"virtual_stages": 0} == {
         "tp": 8, "pp": 16, "dp": 64, "micro_batch": 1, "global_batch": 2048, "recompute": "full",
         "virtual_stages": 0, "recompute_layers": 8, "sequence_parallel": True, "chosen": "given", "ep": 1,
-        "gpus_used": 8192}
+        "cp": 1, "gpus_used": 8192}
 
 
 def test_405b_on_h100_uses_recompute_only_where_memory_needs_it():
@@ -426,7 +426,7 @@ def test_more_gpus_never_take_longer_in_days_property(gpus, more, name):
 def test_idle_gpus_are_reported_and_billed():
     plan = plan_training("llama3-8b", "H100-SXM", gpus=1032)
     lay = plan.parallelism
-    assert lay["gpus_used"] == lay["tp"] * lay["pp"] * lay["dp"] == 1024 and lay["global_batch"] == 2048
+    assert lay["gpus_used"] == lay["tp"] * lay["cp"] * lay["pp"] * lay["dp"] == 1024 and lay["global_batch"] == 2048
     assert "8 of the 1,032 GPUs idle (billed)" in plan.assumptions["idle_gpus"]
     assert plan.gpu_hours == pytest.approx(plan.wall_clock_days * 24 * 1032)
     assert plan.assumptions["goodput"] == pytest.approx(float(training_time.goodput(1024)), abs=1e-4)
