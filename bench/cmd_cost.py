@@ -69,6 +69,9 @@ def add_arguments(parser, command) -> None:
     lay.add_argument("--global-batch", type=positive_int,
                      help="sequences per step (default: the power of two nearest 16M tokens; kept whatever the "
                           "cluster, which may leave GPUs idle)")
+    lay.add_argument("--cp", type=positive_int,
+                     help="context-parallel degree: splits each sequence over CP GPUs (2 x CP load-balanced chunks, "
+                          "K/V all-gathered per layer); default: searched for sequences above 8K tokens")
     lay.add_argument("--ep", type=positive_int,
                      help="expert-parallel degree (MoE models; divides DP and the experts)")
     lay.add_argument("--recompute", help="none, selective (Megatron's: the core attention re-run in the backward; with FlashAttention it saves no memory) or full; default: searched over none and full (as many layers as memory needs)")
@@ -203,7 +206,8 @@ def layout_line(plan) -> str:
     ep = f" (EP {p['ep']})" if p.get("ep", 1) > 1 else ""
     used = p.get("gpus_used", plan.gpus)
     idle = f" = {used:,} of the {plan.gpus:,} GPUs ({plan.gpus - used:,} idle)" if used < plan.gpus else ""
-    return (f"TP {p['tp']}{' (+SP)' if p['sequence_parallel'] else ''} x PP {p['pp']}{interleave} x DP {p['dp']}{ep}"
+    cp = f" x CP {p['cp']}" if p.get("cp", 1) > 1 else ""
+    return (f"TP {p['tp']}{' (+SP)' if p['sequence_parallel'] else ''}{cp} x PP {p['pp']}{interleave} x DP {p['dp']}{ep}"
             f"{idle}, micro-batch {p['micro_batch']}, global batch {p['global_batch']:,} seqs, recompute {rc}")
 
 
@@ -368,7 +372,7 @@ def main(args) -> int:
     plan_kwargs = {"model": spec, "gpu": gpu, "gpus": args.gpus, "network": args.network,
                    "throughput": throughput, "mfu": args.mfu, "efficiency": args.efficiency,
                    "goodput": args.goodput, "tp": args.tp, "pp": args.pp, "micro_batch": args.micro_batch,
-                   "global_batch": args.global_batch, "recompute": args.recompute, "ep": args.ep, "dtype": args.dtype,
+                   "global_batch": args.global_batch, "recompute": args.recompute, "ep": args.ep, "cp": args.cp, "dtype": args.dtype,
                    "gpu_hours": args.gpu_hours}
     warn_other_device(throughput, gpu)
     run_cost(plan_kwargs, args.pricing, args.providers, args.prices, args.format, region=args.region,

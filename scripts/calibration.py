@@ -29,10 +29,11 @@ step_time.py, memory.py and training_time.py):
   PP16, 16M tokens per batch: 8,192 GPUs (DP64, 32 sequences per DP rank) -> 430 TFLOP/s per GPU,
   16,384 GPUs (DP128, 16) -> 400. Checked against a second source: P. Balaji's SC'24 slide as
   transcribed at glennklockwood.com/garden/llama-3.1 (same TP/CP/PP, 16M, 430/400/380). Compared
-  in model FLOPs (6N + causal attention), the count MFU uses. Table 4's third row (16,384 GPUs at
-  CP 16 and sequence 131,072, the long-context stage: 380) is left out: the step model has no
-  context parallelism (the sequence split over GPUs, K and V all-gathered per layer), so it cannot
-  lay that run out; a 131K-token sequence is beyond what costbench prices.
+  in model FLOPs (6N + causal attention), the count MFU uses. Table 4's third row is the
+  long-context stage: 16,384 GPUs at TP8 CP16 PP16, sequence 131,072, 16M tokens per batch (128
+  sequences, DP8) -> 380. Laid out as given (cp=16, the 405B reshaped to --seq 131072); its
+  attention FLOPs per token are 16x the 8K rows', so the row checks the causal-attention term and
+  the CP K/V all-gathers (parallelism.py, step_time.py), not the GEMMs alone.
 - GPU-hours: Llama 3 70B (6.4M H100-hours, 15T tokens) and Llama 3.1 405B (30.84M, 15.6T) on
   16,384 H100s (model cards); the paper's sec. 3.3.1: the 405B trained on the RoCE cluster,
   smaller Llama 3 models on Quantum2 InfiniBand, both 400 Gb/s per GPU (ib-ndr-400 here for both).
@@ -127,7 +128,7 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from cost_models.cost import plan_training  # noqa: E402
-from cost_models.models import ModelSpec, find_model  # noqa: E402
+from cost_models.models import ModelSpec, find_model, reshaped  # noqa: E402
 
 # Narayanan et al. 2021 Table 1: params (B), heads, hidden, layers, TP, PP, GPUs, batch, TFLOP/s per GPU.
 # Verified (module docstring): every row's shape (its params follow from it; tests/test_calibration_inputs.py)
@@ -146,7 +147,8 @@ NARAYANAN_TABLE1 = [
     (529.6, 128, 20480, 105, 8, 35, 2520, 2520, 163),
     (1008.0, 160, 25600, 128, 8, 64, 3072, 3072, 163),
 ]
-LLAMA3_TABLE4 = [(8192, 430), (16384, 400)]   # GPUs (TP8 PP16), TFLOP/s per GPU
+# GPUs, CP, sequence, TFLOP/s per GPU (TP8 PP16, 16M tokens per batch)
+LLAMA3_TABLE4 = [(8192, 1, 8192, 430), (16384, 1, 8192, 400), (16384, 16, 131072, 380)]
 # GPU counts: the 405B's 16,384 is published (Table 4); the 70B's 16,384 and Llama 2 70B's 2,048 are
 # assumptions (catalog models.csv), hence the diagnostic lines main() prints for them.
 GPU_HOURS = [("llama3-70b", "H100-SXM", {}), ("llama3.1-405b", "H100-SXM", {}),
@@ -174,11 +176,13 @@ def narayanan_points():
 
 
 def llama3_points():
-    spec = find_model("llama3.1-405b")
-    for gpus, published in LLAMA3_TABLE4:
-        plan = plan_training(spec, "H100-SXM", gpus=gpus, tp=8, pp=16, global_batch=2048)
-        estimate = plan.training_flops / spec.tokens * 2048 * spec.seq_len / plan.step["seconds"] / gpus / 1e12
-        yield f"Llama 3 T4 405B", f"TP8 PP16 {gpus} H100 b2048", estimate, published, plan
+    base = find_model("llama3.1-405b")
+    for gpus, cp, seq, published in LLAMA3_TABLE4:
+        spec = base if seq == base.seq_len else reshaped(base, {"seq_len": seq}, {"seq_len": "seq"})
+        batch = 16 * 2**20 // seq
+        plan = plan_training(spec, "H100-SXM", gpus=gpus, tp=8, cp=cp, pp=16, global_batch=batch)
+        estimate = plan.training_flops / spec.tokens * batch * seq / plan.step["seconds"] / gpus / 1e12
+        yield f"Llama 3 T4 405B", f"TP8 CP{cp} PP16 {gpus} H100 seq {seq // 1024}K b{batch}", estimate, published, plan
 
 
 def gpu_hour_points():
@@ -270,14 +274,15 @@ def gpu_count_diagnostic(name, gpu, kw, published):
 
 def _print_point(run, setup, est, pub, plan, unit):
     lay = plan.parallelism
-    print(f"{run:<22} {setup:<28} {est:>9.1f} {pub:>9.1f} {est / pub:>6.3f}  "
-          f"TP{lay['tp']} PP{lay['pp']} DP{lay['dp']} mb{lay['micro_batch']} v{lay['virtual_stages']} "
+    cp = f" CP{lay['cp']}" if lay["cp"] > 1 else ""
+    print(f"{run:<22} {setup:<40} {est:>9.1f} {pub:>9.1f} {est / pub:>6.3f}  "
+          f"TP{lay['tp']}{cp} PP{lay['pp']} DP{lay['dp']} mb{lay['micro_batch']} v{lay['virtual_stages']} "
           f"{lay['recompute']}{'(' + str(lay['recompute_layers']) + ')' if lay['recompute_layers'] else ''} "
           f"{plan.step['seconds']:.2f}s ({unit})")
 
 
 def main():
-    print(f"{'run':<22} {'setup':<28} {'estimate':>9} {'published':>9} {'ratio':>6}  layout (searched parts) / step")
+    print(f"{'run':<22} {'setup':<40} {'estimate':>9} {'published':>9} {'ratio':>6}  layout (searched parts) / step")
     ratios = []
     for gen, unit in ((narayanan_points, "TFLOP/s"), (llama3_points, "TFLOP/s"), (gpu_hour_points, "M GPU-h")):
         for run, setup, est, pub, plan in gen():

@@ -100,7 +100,7 @@ def test_results_file_drives_the_gpu_and_its_measured_parts(capsys, tmp_path):
     assert set(doc["assumptions"]["measured_parts"]) == {"gemm", "tp_comm"}
     assert sum(doc["step"]["parts"].values()) == pytest.approx(doc["step"]["seconds"])
     p = doc["parallelism"]
-    assert p["tp"] * p["pp"] * p["dp"] == doc["gpus"] and p["chosen"] == "search"
+    assert p["tp"] * p["cp"] * p["pp"] * p["dp"] == doc["gpus"] and p["chosen"] == "search"
 
 
 def test_json_has_parallelism_and_step_and_table_has_one_step_line(capsys):
@@ -441,7 +441,7 @@ def test_a_measured_moe_layer_rate_reaches_every_expert_parallel_degree(capsys, 
     factor there, so a slow layer is slow at every EP and micro-batch, by the same factor."""
     slow = _layer_file(tmp_path, "mixtral.json", tp=1, model="mixtral-8x7b", gemm=5.0)
     fast = _layer_file(tmp_path, "fast.json", tp=1, model="mixtral-8x7b", gemm=500.0)
-    layout = ("--model", "mixtral-8x7b", "--tp", "1", "--pp", "8", "--recompute", "full", "--gpus", "128")
+    layout = ("--model", "mixtral-8x7b", "--tp", "1", "--cp", "1", "--pp", "8", "--recompute", "full", "--gpus", "128")
     gemm = {(f, ep, mb): _plan(capsys, "--results", f, *layout, "--ep", ep, "--micro-batch", mb)["step"]["parts"]["gemm"]
             for f in (slow, fast) for ep in ("1", "8") for mb in ("1", "2")}
     for ep in ("1", "8"):
