@@ -40,6 +40,11 @@ DEFAULT_SEQ_LEN = 8192
 # plain 4h MLP, which is what N = 12*L*h^2 assumes; Llama 3's 128,256-token vocabulary.
 HEAD_DIM = 128
 DEFAULT_VOCAB = 128256
+# --params (--active-params) beside a whole shape: the count sets the FLOPs (6ND), the shape the
+# step's work, so the two must agree. 10% admits a rounded name ("7B" for Llama 2 7B's 6.74B: 3.8%)
+# and what the shape formula leaves out (biases, tied embeddings); more is a contradiction that would
+# price work the step never runs (an MFU above 100%).
+SHAPE_PARAMS_TOLERANCE = 0.10
 
 
 @dataclasses.dataclass(frozen=True)
@@ -184,6 +189,24 @@ def _estimated_heads(hidden: float) -> int:
     return 8 * round(n / 8) if n >= 8 else 2 ** max(0, round(math.log2(max(n, 1))))
 
 
+def _check_count(flag, given, derived, shape, seq_len) -> None:
+    """InputError for a parameter count that contradicts the whole shape given beside it."""
+    if given is None or abs(given / derived - 1) <= SHAPE_PARAMS_TOLERANCE:
+        return
+    dims = " ".join(f"--{k.replace('_', '-')} {v}" for k, v in shape.items() if k != "mlp")
+    raise InputError(f"{flag} {_count(given)}: the shape given ({dims}) has {_count(derived)} parameters; the "
+                     f"count sets the FLOPs and the shape the step's work, so they must agree within "
+                     f"{SHAPE_PARAMS_TOLERANCE:.0%}: drop {flag} (it is derived from the shape) or fix the shape")
+
+
+def _count(n: float) -> str:
+    """70B, 35.6M: a parameter count as people write it."""
+    for scale, unit in ((1e12, "T"), (1e9, "B"), (1e6, "M"), (1e3, "K")):
+        if n >= scale:
+            return f"{n / scale:.3g}{unit}"
+    return f"{n:.3g}"
+
+
 def custom_model(params: float | None, tokens: float, active_params: float | None = None,
                  layers: int | None = None, hidden: int | None = None, seq_len: int | None = None,
                  heads: int | None = None, kv_heads: int | None = None, ffn: int | None = None,
@@ -224,9 +247,13 @@ def custom_model(params: float | None, tokens: float, active_params: float | Non
             mlp == "swiglu")
     moe = dict(experts=experts, moe_ffn=moe_ffn)
     derived = float(params_from_shape(*dims, **moe))
+    derived_active = float(params_from_shape(*dims, top_k=top_k, **moe)) if experts else derived
+    if not estimated:
+        _check_count("--params", params, derived, shape, seq_len)
+        _check_count("--active-params", active_params, derived_active, shape, seq_len)
     total = params if params is not None else derived
     if active_params is None:
-        active_params = float(params_from_shape(*dims, top_k=top_k, **moe)) if experts and params is None else total
+        active_params = derived_active if experts and params is None else total
     return ModelSpec(name=name, params=total, active_params=active_params, tokens=tokens,
                      seq_len=seq_len or DEFAULT_SEQ_LEN, shape_estimated=estimated, experts=experts, top_k=top_k,
                      moe_ffn=moe_ffn, **shape)

@@ -228,6 +228,14 @@ def test_print_cost_table_for_the_default_job(capsys, tmp_path):
     (["cost", "--model", "llama3-70b", "--heads", "7"], "model llama3-70b: --hidden 8192 is not a multiple of --heads 7"),
     (["cost", "--params", "70B"], "--params needs --tokens"),
     (["cost", "--params", "7B", "--active-params", "8B", "--tokens", "1T"], "exceeds --params"),
+    # a count that contradicts the whole shape beside it would price work the step never runs
+    (["cost", "--params", "70B", "--tokens", "1B", "--layers", "2", "--hidden", "1024", "--heads", "8", "--ffn", "4096",
+      "--vocab", "1000"], "--params 70B: the shape given (--layers 2 --hidden 1024 --heads 8 --kv-heads 8 --ffn 4096 "
+                          "--vocab 1000) has 35.6M parameters"),
+    (["cost", "--experts", "8", "--top-k", "2", "--params", "46.7B", "--active-params", "40B", "--tokens", "1T",
+      "--layers", "32", "--hidden", "4096", "--heads", "32", "--kv-heads", "8", "--ffn", "14336", "--vocab", "32000"],
+     "--active-params 40B: the shape given (--layers 32 --hidden 4096 --heads 32 --kv-heads 8 --ffn 14336 --vocab "
+     "32000) has 12.9B parameters"),
     (["cost", "--gpus", "8"], "the fewest it fits is 20 H100-SXM GPUs"),
     # --mfu and --gpu-hours skip the step model, not the memory check
     (["cost", "--gpus", "1", "--mfu", "0.5"], "--gpus 1: llama3-70b does not fit in the memory of 1 H100-SXM GPUs"),

@@ -40,6 +40,16 @@ def test_params_from_shape_match_the_catalog():
     assert by_shape.params == pytest.approx(70.5537e9, rel=1e-4) and not by_shape.shape_estimated
 
 
+def test_a_rounded_params_beside_a_shape_is_kept_a_contradicting_one_refused():
+    shape = dict(layers=80, hidden=8192, heads=64, kv_heads=8, ffn=28672, vocab=128256)   # 70.55B
+    assert custom_model(70e9, 1e12, **shape).params == 70e9          # "70B": 0.8% off, the user's count
+    assert custom_model(64e9, 1e12, **shape).params == 64e9          # 9.3%: within the 10%
+    for params in (63e9, 78e9):
+        with pytest.raises(InputError, match=f"--params {params / 1e9:g}B: the shape given .* has 70.6B parameters"):
+            custom_model(params, 1e12, **shape)
+    assert custom_model(70e9, 1e12, layers=80).params == 70e9        # a partial shape is estimated, not checked
+
+
 def test_estimated_shape_keeps_12_L_h2():
     spec = custom_model(7e9, 1e12)
     assert spec.shape_estimated and spec.mlp == "gelu" and spec.ffn == 4 * spec.hidden
@@ -277,7 +287,7 @@ def test_cpu_device_from_a_cpu_result():
 
 
 def test_mfu_override_is_peak_times_mfu():
-    spec = custom_model(1e9, 1e12, layers=16, hidden=2048, seq_len=2048)
+    spec = custom_model(1e9, 1e12, layers=16, hidden=2048, seq_len=2048, vocab=32000)   # 0.95B by shape
     plan = plan_training(spec, "H100-SXM", gpus=8, mfu=0.5, goodput=1.0)
     per_token = 6e9 + 6 * 16 * 2048 * 2048
     assert plan.achieved_tflops_per_gpu == pytest.approx(494.5) and plan.step is None and plan.parallelism is None
