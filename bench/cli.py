@@ -188,6 +188,20 @@ _signalled = []  # SIGTERMs received: torch's C start-up imports numpy and swall
 # in that window (found by scripts/hostile.py: SIGTERM 1.3 s into `run` was lost), so the record is kept
 
 
+def _interrupt_behind(e: BaseException) -> bool:
+    """True for an exception a signal caused: a KeyboardInterrupt raised inside code that wraps what
+    it catches (class creation turns one raised in __set_name__ into "RuntimeError: Error calling
+    __set_name__", found by SIGTERM 0.55 s into `run`, in torch's import), or any error after a
+    signal was received: the user's interrupt, not a bug."""
+    seen = set()
+    while e is not None and id(e) not in seen:
+        if isinstance(e, KeyboardInterrupt):
+            return True
+        seen.add(id(e))
+        e = e.__cause__ or e.__context__
+    return bool(_signalled)
+
+
 def _import_measurement_stack() -> None:
     """Import numpy, then torch, before a measuring command starts, and honour a SIGTERM that
     arrived meanwhile even if torch's initialisation swallowed its KeyboardInterrupt."""
@@ -250,6 +264,9 @@ def main(argv=None) -> int:
         print(f"{_prog(command)}: error: input nested too deeply", file=sys.stderr)
         return EXIT_BAD_INPUT
     except Exception as e:  # a bug: still one line, the traceback on request
+        if _interrupt_behind(e):
+            print("costbench: interrupted", file=sys.stderr)
+            return EXIT_INTERRUPTED
         if os.environ.get("COSTBENCH_DEBUG"):
             raise
         print(f"{_prog(command)}: internal error (a bug in costbench; COSTBENCH_DEBUG=1 shows the "

@@ -340,6 +340,23 @@ def test_sigterm_during_start_up():  # 17
     assert p.returncode == 130 and "interrupted" in err and "Traceback" not in err, (p.returncode, err)
 
 
+def test_an_interrupt_wrapped_by_other_code_is_an_interrupt_not_a_bug(monkeypatch, capsys):
+    """SIGTERM 0.55 s into `run` landed in torch's import inside a class's __set_name__, which
+    Python wraps: 'RuntimeError: Error calling __set_name__' (cause: the KeyboardInterrupt)."""
+    import bench.cmd_catalog as mod
+
+    class Field:
+        def __set_name__(self, owner, name):
+            raise KeyboardInterrupt("signal 15")
+
+    def job(args):
+        type("LogRegistry", (), {"log_alias_to_log_qnames": Field()})
+
+    monkeypatch.setattr(mod, "main", job)
+    code, out, err = cli(capsys, "gpus")
+    assert (code, out, err) == (130, "", "costbench: interrupted\n")
+
+
 def test_internal_error_is_one_line(monkeypatch, capsys):
     import bench.cmd_catalog as mod
     monkeypatch.setattr(mod, "main", lambda args: 1 / 0)
