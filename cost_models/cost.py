@@ -425,7 +425,7 @@ def plan_training(model=DEFAULT_MODEL, gpu: str | GpuSpec = DEFAULT_GPU, gpus: i
     assumptions = {
         "flops": "model FLOPs 6*N*D + causal attention 6*L*s*h per token (no recompute counted)",
         "dtype": dtype, "peak_tflops": peak, "min_gpus_for_memory": need,
-        "memory": f"Megatron distributed optimizer (6 B/param + 12 B/param over DP) + activations "
+        "memory": f"Megatron distributed optimizer (6 B/param + 12 B/param over DP x CP) + activations "
                   f"(Korthikanti 2022), {memory.USABLE_FRACTION:.0%} of {hw.memory_gb:g} GiB usable",
     }
     if spec.moe:
