@@ -181,14 +181,19 @@ def device_rates(hw: GpuSpec, net: Network, dtype: str, throughput: Throughput |
         origin = {k: f"{v}; {why}" for k, v in origin.items()}
     rates = dataclasses.replace(cat, **new, origin=origin)
     if lin is not None:
-        lin = dataclasses.replace(lin, membw_gbps=rates.membw_gbps, elementwise_gbps=rates.elementwise_gbps)
+        # The measured bf16 layer's distance from its roofline (gemm_scale) is a property of these
+        # shapes on this device (tile quantisation, thin operands, launch cost), so the fp8 GEMMs at
+        # the same shapes keep it: dropping it would make a device whose layer ran slow look fast in fp8.
+        lin = dataclasses.replace(lin, membw_gbps=rates.membw_gbps, elementwise_gbps=rates.elementwise_gbps,
+                                  gemm_scale=rates.gemm_scale)
         lin_origin = lin.origin["gemm"]
         if mine and "fp8" in throughput.mamf_tflops:
             lin = dataclasses.replace(lin, gemm_tflops=frac * throughput.mamf_tflops["fp8"])
             lin_origin = f"measured: {frac:g} x fp8 MAMF {throughput.mamf_tflops['fp8']:.4g} ({throughput.source}), roofline"
         origin["gemm"] = lin_origin + " (fp8 linear layers; attention and the rest bf16)"
         if rates.gemm_scale != 1:
-            origin["gemm"] += f"; the LM head and router bf16, x {rates.gemm_scale:.3g} from the measured bf16 layer"
+            origin["gemm"] += (f"; the LM head and router bf16; every GEMM, fp8 or bf16, x {rates.gemm_scale:.3g}, "
+                               "the measured bf16 layer's distance from its roofline")
     measured = [p for p, o in origin.items() if o.startswith("measured")]   # fp8: the catalog's GEMM rate
     return rates, lin, {"measured": measured, "catalog": [p for p in origin if p not in measured]}
 

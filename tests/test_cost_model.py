@@ -9,10 +9,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cost_models import flops, memory, parallelism, training_time
+from cost_models import flops, memory, parallelism, rates as rates_mod, step_time, training_time
 from cost_models.cost import estimate, estimate_grid, plan_training, price_rows
 from cost_models.errors import InputError
+from cost_models.hardware import find_gpu
 from cost_models.models import custom_model, find_model
+from cost_models.networks import find_network
 from cost_models.prices import Price, load_prices, select
 from cost_models.throughput import Throughput
 
@@ -234,6 +236,27 @@ def test_a_layers_gemm_records_and_its_summary_rate_give_the_same_scale():
     other = [dict(r, dtype="fp32") for r in records] + [dict(r, correct=False, time_ms={"median": 1e9}) for r in records]
     tp = Throughput.from_result(_layer_doc(rate, other), "o.json")
     assert "gemms" not in tp.layer
+
+
+def test_fp8_keeps_the_measured_layers_distance_from_the_roofline():
+    """A measured bf16 layer that ran at half its roofline says these shapes run slow on this device;
+    the fp8 GEMMs at the same shapes keep that factor, so a slow layer never makes fp8 look fast."""
+    spec = find_model("llama3-70b")
+    kw = dict(gpus=2048, tp=8, pp=2, micro_batch=1, recompute="none")
+    catalog = {d: plan_training("llama3-70b", "H100-SXM", dtype=d, **kw) for d in ("bf16", "fp8")}
+    roofline = rates_mod.catalog_rates(find_gpu("H100-SXM"), find_network("ib-ndr-400"))
+    gemms = step_time.passes(step_time.layer_linears(spec, 8, 1))
+    predicted = sum(c * float(step_time.gemm_seconds(m, n, k, roofline)) for m, n, k, c in gemms)
+    flops_ = sum(2.0 * m * n * k * c for m, n, k, c in gemms)
+    burst = 2 * predicted * rates_mod.GEMM_SUSTAINED_FRACTION    # a burst at half the roofline's speed
+    # the file's MAMF is the catalog's, so both dtypes' rooflines are the catalog's (fp8 was not measured)
+    doc = _layer_doc(flops_ / burst / 1e12, membw_gbps=0.9 * 3350,
+                     mamf_tflops={"bf16": find_gpu("H100-SXM").mamf_tflops("bf16")})
+    measured = {d: plan_training("llama3-70b", "H100-SXM", dtype=d, throughput=Throughput.from_result(doc, "r.json"),
+                                 **kw) for d in ("bf16", "fp8")}
+    assert measured["bf16"].step["parts"]["gemm"] == pytest.approx(2 * catalog["bf16"].step["parts"]["gemm"], rel=0.02)
+    assert measured["fp8"].step["parts"]["gemm"] == pytest.approx(2 * catalog["fp8"].step["parts"]["gemm"], rel=0.02)
+    assert "every GEMM, fp8 or bf16, x 2" in measured["fp8"].assumptions["rates"]["gemm"]
 
 
 @pytest.mark.parametrize("change, needle", [
