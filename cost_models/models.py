@@ -224,6 +224,10 @@ def custom_model(params: float | None, tokens: float, active_params: float | Non
     if params is None and (layers is None or hidden is None):
         raise InputError("a model by shape needs --layers and --hidden (or --params to estimate them)")
     estimated = layers is None or hidden is None
+    if estimated and experts and active_params is None:
+        # The total alone cannot say how much of it a token uses (the width a shape would be estimated from).
+        raise InputError(f"--params {_count(params)} with --experts {experts} --top-k {top_k} but no --layers/--hidden: "
+                         "give --active-params (the parameters each token uses) or the whole shape")
     if estimated:
         active = params if active_params is None else active_params
         if hidden is None:
@@ -252,8 +256,8 @@ def custom_model(params: float | None, tokens: float, active_params: float | Non
         _check_count("--params", params, derived, shape, seq_len)
         _check_count("--active-params", active_params, derived_active, shape, seq_len)
     total = params if params is not None else derived
-    if active_params is None:
-        active_params = derived_active if experts and params is None else total
+    if active_params is None:   # a mixture of experts: the shape's active share of the total
+        active_params = derived_active * total / derived if experts else total
     return ModelSpec(name=name, params=total, active_params=active_params, tokens=tokens,
                      seq_len=seq_len or DEFAULT_SEQ_LEN, shape_estimated=estimated, experts=experts, top_k=top_k,
                      moe_ffn=moe_ffn, **shape)

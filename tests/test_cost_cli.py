@@ -236,6 +236,8 @@ def test_print_cost_table_for_the_default_job(capsys, tmp_path):
       "--layers", "32", "--hidden", "4096", "--heads", "32", "--kv-heads", "8", "--ffn", "14336", "--vocab", "32000"],
      "--active-params 40B: the shape given (--layers 32 --hidden 4096 --heads 32 --kv-heads 8 --ffn 14336 --vocab "
      "32000) has 12.9B parameters"),
+    (["cost", "--experts", "8", "--top-k", "2", "--params", "46.7B", "--tokens", "1T"],
+     "--params 46.7B with --experts 8 --top-k 2 but no --layers/--hidden: give --active-params"),
     (["cost", "--gpus", "8"], "the fewest it fits is 20 H100-SXM GPUs"),
     # --mfu and --gpu-hours skip the step model, not the memory check
     (["cost", "--gpus", "1", "--mfu", "0.5"], "--gpus 1: llama3-70b does not fit in the memory of 1 H100-SXM GPUs"),
