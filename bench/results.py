@@ -489,6 +489,11 @@ MAX_DEPTH = 32  # a result file nests ~5 deep; deeper is not ours (and json recu
 MAX_STR = 1 << 16  # a host name, a note, a failure line: nothing costbench writes comes near 64 KiB
 MAX_INT = 2 ** 63  # bytes, shapes and counts fit in 64 bits; larger overflow float arithmetic later
 MAX_GBPS = 1e5  # 100 TB/s: ~50x the fastest link or HBM shipping (NVLink 5: 1.8 TB/s, B200 HBM: 8 TB/s)
+# The floors of a compute or memory rate the cost model divides by: 1 MFLOP/s and 1 MB/s, thousands of
+# times below one CPU core; a 0 or 1e-300 there is no measurement (it priced a run at an MFU of 1e298%).
+# Collectives may be 0: a world of one process has no link (busbw 0 by definition).
+MIN_TFLOPS = 1e-6
+MIN_GBPS = 1e-3
 
 
 def _scan(doc, path: str) -> None:
@@ -566,27 +571,29 @@ def _plausible_summary(summary: dict, ceiling: float, bad) -> None:
     records to compare them with): none negative, none above what any hardware delivers."""
     layer = summary.get("layer") if isinstance(summary.get("layer"), dict) else {}
     colls = summary.get("collectives") if isinstance(summary.get("collectives"), dict) else {}
-    rates = [("membw_gbps", summary.get("membw_gbps"), MAX_GBPS),
-             ("busbw_gbps_max", summary.get("busbw_gbps_max"), MAX_GBPS),
-             ("layer.gemm_tflops", layer.get("gemm_tflops"), ceiling),
-             ("layer.attention_tflops", layer.get("attention_tflops"), ceiling),
-             ("layer.elementwise_gbps", layer.get("elementwise_gbps"), MAX_GBPS)]
+    rates = [("membw_gbps", summary.get("membw_gbps"), MAX_GBPS, MIN_GBPS),
+             ("busbw_gbps_max", summary.get("busbw_gbps_max"), MAX_GBPS, 0),
+             ("layer.gemm_tflops", layer.get("gemm_tflops"), ceiling, MIN_TFLOPS),
+             ("layer.attention_tflops", layer.get("attention_tflops"), ceiling, MIN_TFLOPS),
+             ("layer.elementwise_gbps", layer.get("elementwise_gbps"), MAX_GBPS, MIN_GBPS)]
     for key in ("mamf_tflops", "mamf_tflops_sustained"):
         if isinstance(summary.get(key), dict):
-            rates += [(f"{key}.{d}", v, ceiling) for d, v in summary[key].items()]
-    rates += [(f"collectives.{op}.busbw_gbps_max", c.get("busbw_gbps_max"), MAX_GBPS)
+            rates += [(f"{key}.{d}", v, ceiling, MIN_TFLOPS) for d, v in summary[key].items()]
+    rates += [(f"collectives.{op}.busbw_gbps_max", c.get("busbw_gbps_max"), MAX_GBPS, 0)
               for op, c in colls.items() if isinstance(c, dict)]
-    for where, value, high in rates:
-        _rate(f"summary.{where}", value, high, bad)
+    for where, value, high, low in rates:
+        _rate(f"summary.{where}", value, high, bad, low)
 
 
-def _rate(where: str, value, high: float, bad) -> bool:
-    """False for a value that is not a number (left to the schema); bad() for a negative rate or
-    one above `high`; True for a plausible one."""
+def _rate(where: str, value, high: float, bad, low: float = 0) -> bool:
+    """False for a value that is not a number (left to the schema); bad() for a negative rate, one
+    below a positive `low` (a rate something divides by) or above `high`; True for a plausible one."""
     if not _number(value):
         return False
     if value < 0:
         bad(where, value, "is negative")
+    if value < low:
+        bad(where, value, f"is below {low:g}: not a measured rate (a run that measured nothing leaves it out)")
     if value > high:
         bad(where, value, f"is above {high:g}, more than any hardware delivers")
     return True

@@ -436,7 +436,7 @@ def run(cfg: RunConfig) -> RunOutcome:
     config = {"ops": list(cfg.ops), "dtypes": dtypes, "quick": cfg.quick, "device": device,
               "layout": cfg.layout, "warmup_s": warmup_s, "skipped_dtypes": skipped,
               "inplace": cfg.inplace, "max_bytes": cfg.max_bytes, "timeout_s": launch.timeout_s, "notes": []}
-    interrupted, error, created, machine = False, None, False, None
+    interrupted, error, created, machine, bug = False, None, False, None, None
     try:
         with terminate_as_interrupt():
             # needed before matmul, to gather every GPU's MAMF; one process gets a group of one
@@ -468,11 +468,13 @@ def run(cfg: RunConfig) -> RunOutcome:
         interrupted = True
     except collectives.RankFailure as e:
         error = f"rank {rank}: {e}"
+    except Exception as e:   # a bug: still close the file (complete: false, with the error), then let it out
+        bug, error = e, f"internal error: {type(e).__name__}: {e}"
     finally:
         state.progress.close()
         if created or (launch.distributed and error):
             _teardown(device, bool(error))
-    if error:
+    if error and not bug:   # a bug's own line is the CLI's
         print(f"costbench run: error: {error}", file=sys.stderr)
     machine = machine or env.fingerprint(device)
     machine["gpus"] = state.gpus
@@ -485,6 +487,8 @@ def run(cfg: RunConfig) -> RunOutcome:
     if (interrupted or error) and path:
         print(f"costbench run: {'interrupted' if interrupted else 'stopped'}; {path} is valid and holds "
               f"{len(state.records)} records (complete: false)", file=sys.stderr)
+    if bug is not None:
+        raise bug
     code = (EXIT_INTERRUPTED if interrupted else EXIT_RANK_FAILED if error
             else EXIT_CHECK_FAILED if state.failures else EXIT_OK)
     return RunOutcome(path, doc, code, state.failures)

@@ -137,6 +137,9 @@ class LayerShape:
         if self.moe_ffn is not None and not self.experts:
             raise InputError(f"model {self.name}: moe_ffn needs experts and top_k")
         check_heads(self.name, self.hidden, self.heads, self.kv_heads)
+        if self.head_dim % 2:   # rotary embeddings turn pairs of a head's dimensions
+            raise InputError(f"model {self.name}: head size {self.head_dim} (--hidden {self.hidden} / --heads "
+                             f"{self.heads}) must be even: rotary embeddings rotate pairs of dimensions")
 
     @property
     def head_dim(self) -> int:

@@ -522,6 +522,31 @@ def test_cost_refuses_a_negative_summary_rate(tmp_path, capsys):
     assert "membw_gbps" in one_line_error(capsys, "cost", "--results", path)
 
 
+@pytest.mark.parametrize("summary,needle", [
+    # a 0 was read as "not measured" and the catalog's rate used instead (the run got faster)
+    ({"membw_gbps": 0, "mamf_tflops": {"fp32": 1.0}}, "summary.membw_gbps: 0 is below 0.001: not a measured rate"),
+    ({"layer": {"attention_tflops": 0.0}, "mamf_tflops": {"fp32": 1.0}}, "summary.layer.attention_tflops: 0"),
+    ({"layer": {"elementwise_gbps": 0}, "mamf_tflops": {"fp32": 1.0}}, "summary.layer.elementwise_gbps: 0"),
+    # 1e-300 priced the run at an MFU of 1e298% (and overflowed compare and report)
+    ({"layer": {"gemm_tflops": 1e-300}, "mamf_tflops": {"fp32": 1.0}}, "summary.layer.gemm_tflops: 1e-300 is below 1e-06"),
+    ({"mamf_tflops": {"fp32": 0.0}}, "summary.mamf_tflops.fp32: 0.0 is below 1e-06"),
+])
+@pytest.mark.parametrize("cmd", ["cost", "compare"])
+def test_a_zero_or_vanishing_summary_rate_is_refused(tmp_path, capsys, summary, needle, cmd):
+    path = gpu_result(tmp_path, summary)
+    err = one_line_error(capsys, cmd, *(["--results", path] if cmd == "cost" else [path]))
+    assert "r.json" in err and needle in err, err
+
+
+def test_a_world_of_one_keeps_its_zero_busbw(tmp_path):
+    """busbw is 0 by definition for one process (no link): a 0 there is a measurement, not refused."""
+    from bench import results
+
+    path = gpu_result(tmp_path, {"mamf_tflops": {"fp32": 1.0}, "busbw_gbps_max": 0.0,
+                                 "collectives": {"allreduce": {"busbw_gbps_max": 0.0}}})
+    assert results.load(path)["summary"]["busbw_gbps_max"] == 0.0
+
+
 @pytest.mark.parametrize("content,needle", [
     ("FIFO", "not a regular file"), ("[" * 100000, "nested too deeply"), ("", "empty file"), ("{", "truncated"),
 ])

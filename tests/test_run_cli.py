@@ -40,6 +40,8 @@ def costbench(*args, **kw):
     (["--layout", "nt"], "unknown layout 'nt'"),
     (["--warmup-s", "-5"], "--warmup-s -5: must be between 0 and 3600 seconds"),
     (["--warmup-s", "soon"], "--warmup-s: invalid float value: 'soon'"),
+    (["--ops", "layer", "--hidden", "96", "--heads", "32", "--kv-heads", "8", "--ffn", "256", "--seq", "64"],
+     "head size 3 (--hidden 96 / --heads 32) must be even: rotary embeddings rotate pairs"),
 ])
 def test_bad_arguments_are_one_line_exit_2(capsys, tmp_path, args, expect):
     assert cli_main(["run", *args, "--out", str(tmp_path)]) == 2
@@ -135,6 +137,23 @@ def test_a_failed_check_is_loud_and_exits_1(tmp_path, monkeypatch, capsys):
     doc = results.load(outcome.path)
     assert not any(r["correct"] for r in doc["records"]) and doc["summary"]["mamf_tflops"] == {}
     assert "FAILED:" in summary_text(doc, outcome.path)
+
+
+def test_a_bug_mid_run_still_closes_the_file_complete_false(tmp_path, monkeypatch, capsys):
+    """An exception that is costbench's bug (rotary on an odd head size raised a RuntimeError) left
+    the records with an empty summary; now the file is finished (complete: false, the error in it)
+    and the CLI still says one line, exit 70."""
+    monkeypatch.setattr(runner._Run, "membw", lambda self: (_ for _ in ()).throw(RuntimeError("boom")))
+    code = cli_main(["run", "--device", "cpu", "--quick", "--ops", "matmul,membw", "--dtypes", "fp32",
+                     "--out", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert code == 70 and "internal error" in err and "RuntimeError: boom" in err and "Traceback" not in err, err
+    names = os.listdir(tmp_path)
+    assert len(names) == 1 and not names[0].startswith(".")
+    doc = results.load(str(tmp_path / names[0]))
+    assert doc["summary"]["complete"] is False and doc["summary"]["error"] == "internal error: RuntimeError: boom"
+    assert doc["records"] and all(r["op"] == "matmul" for r in doc["records"])   # what finished is kept
+    assert f"is valid and holds {len(doc['records'])} records (complete: false)" in err
 
 
 def test_skipped_dtypes_are_recorded_with_their_reason(tmp_path):
