@@ -455,6 +455,10 @@ def plan_training(model=DEFAULT_MODEL, gpu: str | GpuSpec = DEFAULT_GPU, gpus: i
         count = gpus or spec.published_gpus
         days = gpu_hours / count / 24 if count else float("nan")
         implied = total_flops / (gpu_hours * 3600 * peak * 1e12)
+        if implied > 1:   # faster than the peak: not a training run on this GPU
+            raise InputError(f"--gpu-hours {gpu_hours:,.0f}: {spec.name}'s {total_flops:.3g} FLOPs in that many {hw.name} "
+                             f"GPU-hours is an MFU of {implied:.0%}, above the peak ({peak:g} TFLOP/s); at the peak it "
+                             f"takes {total_flops / (3600 * peak * 1e12):,.0f} GPU-hours")
         assumptions.update({"gpu_hours_from": "given (--gpu-hours); time model skipped",
                             "gpus_from": "--gpus" if gpus else catalog_gpus_label(spec) if count else "unknown",
                             "implied_mfu_end_to_end": round(implied, 4)})

@@ -76,9 +76,9 @@ def test_gpu_without_prices_says_which_have(capsys):
 def test_user_prices_file(capsys, tmp_path):
     path = tmp_path / "mine.csv"
     path.write_text("provider,gpu,pricing,usd_per_gpu_hour,as_of,source\ncoreweave,h100,on-demand,2.00,2026-01,contract\n")
-    _, out, _ = run(capsys, "cost", "--gpu-hours", "1M", "--prices", str(path), "--providers", "coreweave", "--format", "json")
+    _, out, _ = run(capsys, "cost", "--gpu-hours", "10M", "--prices", str(path), "--providers", "coreweave", "--format", "json")
     assert json.loads(out)["rows"][0]["provider"] == "coreweave"
-    assert json.loads(out)["rows"][0]["cost_usd"] == pytest.approx(2e6)
+    assert json.loads(out)["rows"][0]["cost_usd"] == pytest.approx(2e7)
 
 
 def _result_file(tmp_path, gpu="H200-SXM", bf16=780.0):
@@ -238,6 +238,9 @@ def test_print_cost_table_for_the_default_job(capsys, tmp_path):
      "32000) has 12.9B parameters"),
     (["cost", "--experts", "8", "--top-k", "2", "--params", "46.7B", "--tokens", "1T"],
      "--params 46.7B with --experts 8 --top-k 2 but no --layers/--hidden: give --active-params"),
+    # GPU-hours faster than the peak (an "implied MFU" of 192% was printed and priced)
+    (["cost", "--gpu-hours", "1M"], "--gpu-hours 1,000,000: llama3-70b's 6.84e+24 FLOPs in that many H100-SXM "
+                                    "GPU-hours is an MFU of 192%, above the peak (989 TFLOP/s); at the peak it takes 1,92"),
     (["cost", "--gpus", "8"], "the fewest it fits is 20 H100-SXM GPUs"),
     # --mfu and --gpu-hours skip the step model, not the memory check
     (["cost", "--gpus", "1", "--mfu", "0.5"], "--gpus 1: llama3-70b does not fit in the memory of 1 H100-SXM GPUs"),

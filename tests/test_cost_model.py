@@ -345,11 +345,11 @@ def test_cost_range_only_where_the_price_has_one():
     prices = [Price("a", "H100-SXM", "on-demand", 12.29, "2026", "t", usd_low=10.0, usd_high=15.0),
               Price("b", "H100-SXM", "reserved-3y", 2.0, "2026", "t", usd_high=5.0),   # only a high
               Price("c", "H100-SXM", "on-demand", 3.0, "2026", "t")]
-    df = estimate("llama3-70b", "H100-SXM", gpu_hours=1e6, prices=prices, pricing="all")
+    df = estimate("llama3-70b", "H100-SXM", gpu_hours=1e7, prices=prices, pricing="all")
     row = {r.provider: r for r in df.itertuples()}
-    assert (row["a"].cost_usd_low, row["a"].cost_usd, row["a"].cost_usd_high) == pytest.approx((10e6, 12.29e6, 15e6))
+    assert (row["a"].cost_usd_low, row["a"].cost_usd, row["a"].cost_usd_high) == pytest.approx((10e7, 12.29e7, 15e7))
     # only a high known: the low end is the list price itself, as `costbench prices` shows it
-    assert (row["b"].cost_usd_low, row["b"].cost_usd_high) == pytest.approx((2e6, 5e6))
+    assert (row["b"].cost_usd_low, row["b"].cost_usd_high) == pytest.approx((2e7, 5e7))
     assert math.isnan(row["c"].cost_usd_low)  # None in the rows, NaN in pandas
 
 

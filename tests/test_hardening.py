@@ -236,14 +236,14 @@ def test_results_from_non_regular_files(tmp_path, capsys, special):
 ])
 def test_hostile_price_csvs(tmp_path, capsys, content, needle):
     path = write(tmp_path / "p.csv", content)
-    err = one_line_error(capsys, "cost", "--gpu-hours", "1M", "--prices", str(path))
+    err = one_line_error(capsys, "cost", "--gpu-hours", "10M", "--prices", str(path))
     assert str(path) in err and needle in err, err
 
 
 def test_csv_with_bom_works(tmp_path, capsys):  # 11: Excel's "CSV UTF-8"
     path = tmp_path / "p.csv"
     path.write_bytes(b"\xef\xbb\xbf" + (PRICE_HEADER + "mine,h100,on-demand,1.25,2025,me\n").encode())
-    code, out, err = cli(capsys, "cost", "--gpu-hours", "1M", "--prices", str(path), "--providers", "mine",
+    code, out, err = cli(capsys, "cost", "--gpu-hours", "10M", "--prices", str(path), "--providers", "mine",
                          "--format", "json")
     assert code == 0, err
     assert json.loads(out)["rows"][0]["usd_per_gpu_hour"] == 1.25
@@ -586,5 +586,5 @@ def test_a_price_dated_in_the_future_is_refused(tmp_path, capsys):
                                              "--as-of", "9999-01")
     prices = tmp_path / "p.csv"
     prices.write_text(PRICE_HEADER + "me,h100,on-demand,1,2099-01,x\n")
-    err = one_line_error(capsys, "cost", "--gpu-hours", "1M", "--prices", str(prices))
+    err = one_line_error(capsys, "cost", "--gpu-hours", "10M", "--prices", str(prices))
     assert "p.csv:2" in err and "in the future" in err

@@ -95,10 +95,10 @@ def test_skypilot_import_through_cli_feeds_prices(capsys, tmp_path):
     assert code == 0 and err.count("\n") == 1 and "T4 (2 rows)" in err
     mine = tmp_path / "mine.csv"
     mine.write_text(out)
-    code, out, _ = run(capsys, "cost", "--gpu-hours", "1M", "--prices", str(mine), "--providers", "aws",
+    code, out, _ = run(capsys, "cost", "--gpu-hours", "10M", "--prices", str(mine), "--providers", "aws",
                        "--region", "ap-south-1", "--format", "json")
     row = json.loads(out)["rows"][0]
-    assert code == 0 and row["usd_per_gpu_hour"] == pytest.approx(8.256) and row["cost_usd"] == pytest.approx(8.256e6)
+    assert code == 0 and row["usd_per_gpu_hour"] == pytest.approx(8.256) and row["cost_usd"] == pytest.approx(8.256e7)
 
 
 GCP = ("InstanceType,vCPUs,MemoryGiB,AcceleratorName,AcceleratorCount,GpuInfo,Region,AvailabilityZone,Price,SpotPrice\n"
@@ -184,7 +184,7 @@ def test_price_rows_carry_commitment_next_to_the_run_cost():
 # ---- regions -------------------------------------------------------------------------------------
 
 def _cost_rows(capsys, *extra):
-    code, out, err = run(capsys, "cost", "--gpu-hours", "1M", "--providers", "gcp", "--gpu", "A100-SXM-40GB",
+    code, out, err = run(capsys, "cost", "--gpu-hours", "10M", "--providers", "gcp", "--gpu", "A100-SXM-40GB",
                          "--format", "json", *extra)
     assert code == 0, err
     return json.loads(out)["rows"]
@@ -221,16 +221,16 @@ def test_old_catalog_row_warned_user_undated_row_not(capsys, tmp_path, monkeypat
     monkeypatch.setenv("COSTBENCH_TODAY", TODAY)
     mine = tmp_path / "mine.csv"
     mine.write_text("provider,gpu,pricing,usd_per_gpu_hour\nacme,h100,on-demand,1.50\n")   # undated, no source
-    code, out, err = run(capsys, "cost", "--gpu-hours", "1M", "--prices", str(mine), "--providers", "acme")
+    code, out, err = run(capsys, "cost", "--gpu-hours", "10M", "--prices", str(mine), "--providers", "acme")
     assert code == 0 and err == "" and "acme" in out
     # an old catalog row: azure is v6-dated 2024-12, 23 months before TODAY
-    code, out, err = run(capsys, "cost", "--gpu-hours", "1M", "--providers", "azure")
+    code, out, err = run(capsys, "cost", "--gpu-hours", "10M", "--providers", "azure")
     assert code == 0 and err.count("\n") == 1 and "older than 6 months" in err and "STALE" in out
-    code, _, err = run(capsys, "cost", "--gpu-hours", "1M", "--providers", "azure", "--stale-months", "36")
+    code, _, err = run(capsys, "cost", "--gpu-hours", "10M", "--providers", "azure", "--stale-months", "36")
     assert err == ""
     # a user's row dated long ago is warned about
     mine.write_text("provider,gpu,pricing,usd_per_gpu_hour,as_of\nacme,h100,on-demand,1.50,2023-01\n")
-    _, _, err = run(capsys, "cost", "--gpu-hours", "1M", "--prices", str(mine), "--providers", "acme")
+    _, _, err = run(capsys, "cost", "--gpu-hours", "10M", "--prices", str(mine), "--providers", "acme")
     assert "acme H100-SXM on-demand, as of 2023-01" in err
 
 
@@ -255,7 +255,7 @@ def test_csv_output_neutralises_formulas(capsys, tmp_path):
                     'acme,h100,on-demand,1.5,-east,2026-07,"=HYPERLINK(""http://x"")"\n')
     code, out, _ = run(capsys, "prices", "--prices", str(mine), "--provider", "acme", "--format", "csv")
     assert code == 0 and "'=HYPERLINK" in out and ",'-east," in out and "\n=" not in out
-    code, out, _ = run(capsys, "cost", "--gpu-hours", "1M", "--prices", str(mine), "--providers", "acme", "--format", "csv")
+    code, out, _ = run(capsys, "cost", "--gpu-hours", "10M", "--prices", str(mine), "--providers", "acme", "--format", "csv")
     assert code == 0 and "'=HYPERLINK" in out and ",=" not in out
 
 
@@ -266,10 +266,10 @@ def test_prices_and_cost_agree_on_the_low_end(capsys, tmp_path):
     mine.write_text("provider,gpu,pricing,usd_per_gpu_hour,usd_high,as_of,source\nacme,h100,on-demand,2.0,3.0,2026-07,q\n")
     _, out, _ = run(capsys, "prices", "--prices", str(mine), "--provider", "acme", "--format", "json")
     (listed,) = json.loads(out)["rows"]
-    _, out, _ = run(capsys, "cost", "--gpu-hours", "1M", "--prices", str(mine), "--providers", "acme", "--format", "json")
+    _, out, _ = run(capsys, "cost", "--gpu-hours", "10M", "--prices", str(mine), "--providers", "acme", "--format", "json")
     (row,) = json.loads(out)["rows"]
     assert (listed["usd_low"], listed["usd_high"]) == (2.0, 3.0)
-    assert (row["cost_usd_low"], row["cost_usd_high"]) == pytest.approx((1e6 * listed["usd_low"], 1e6 * listed["usd_high"]))
+    assert (row["cost_usd_low"], row["cost_usd_high"]) == pytest.approx((1e7 * listed["usd_low"], 1e7 * listed["usd_high"]))
 
 
 def test_empty_table_says_what_exists(capsys):
@@ -278,5 +278,5 @@ def test_empty_table_says_what_exists(capsys):
     assert "no on-demand prices for GB200 from runpod" in out
     assert "those have on-demand prices for: A100-SXM-80GB" in out and "H100-SXM" in out
     assert "in the catalog" not in out
-    code, out, _ = run(capsys, "cost", "--providers", "runpod", "--gpu", "A100-SXM-40GB", "--gpu-hours", "1M")
+    code, out, _ = run(capsys, "cost", "--providers", "runpod", "--gpu", "A100-SXM-40GB", "--gpu-hours", "10M")
     assert "A100-SXM-40GB on-demand prices exist from: aws" in out

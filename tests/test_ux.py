@@ -269,18 +269,18 @@ def test_cost_marks_offers_that_are_not_the_cluster_priced(capsys, tmp_path):
     from tests import synthetic
 
     prices = synthetic.write_text(tmp_path, "market.csv", MARKET)
-    args = ["cost", "--gpu-hours", "1M", "--gpus", "1024", "--prices", prices, "--providers", "hostx,smallco,bigco"]
+    args = ["cost", "--gpu-hours", "10M", "--gpus", "1024", "--prices", prices, "--providers", "hostx,smallco,bigco"]
     code, out, _ = run(capsys, *args, "--format", "json")
     rows = {r["provider"]: r for r in json.loads(out)["rows"]}
     assert code == 0 and rows["hostx"]["offer"] == "1-GPU instances, marketplace" and rows["hostx"]["marketplace"]
     assert rows["smallco"]["offer"] == "4-GPU instances" and rows["bigco"]["offer"] is None
-    assert rows["bigco"]["instance_gpus"] == 8 and rows["hostx"]["cost_usd"] == pytest.approx(1.5e6)   # not deleted
+    assert rows["bigco"]["instance_gpus"] == 8 and rows["hostx"]["cost_usd"] == pytest.approx(1.5e7)   # not deleted
     code, out, _ = run(capsys, *args)
     table = out.splitlines()
     assert table[0].split()[-1] == "offer" and table[2].startswith("hostx") and "1-GPU instances, marketplace" in table[2]
     assert "offer       rows marked in 'offer' sell instances of fewer than 8 GPUs or a marketplace host's GPUs: " \
            "the time is for 1,024 GPUs" in out
-    _, out, _ = run(capsys, "cost", "--gpu-hours", "1M", "--gpus", "1024", "--prices", prices, "--providers", "bigco")
+    _, out, _ = run(capsys, "cost", "--gpu-hours", "10M", "--gpus", "1024", "--prices", prices, "--providers", "bigco")
     assert "offer" not in out      # nothing marked: no column, no line
 
 
