@@ -175,6 +175,21 @@ def warn_other_device(throughput, gpu: str, command: str = "cost") -> None:
           f"not used; {gpu} is priced at the catalog's rates", file=sys.stderr)
 
 
+def warn_unsound(throughput, command: str = "cost") -> None:
+    """One stderr line when a --results file's run failed checks or stopped early: its rates come
+    from the records that passed and the parts it measured, which the user should know before
+    trusting a price built on them."""
+    if throughput is None or (throughput.complete and not throughput.failed_checks):
+        return
+    why = []
+    if throughput.failed_checks:
+        why.append(f"{throughput.failed_checks} of its measurements failed their correctness check (left out of "
+                   "its rates: look at the run before trusting them)")
+    if not throughput.complete:
+        why.append("its run stopped before the end (complete: false: what it did not measure is the catalog's)")
+    print(f"costbench {command}: warning: {throughput.source}: {'; '.join(why)}", file=sys.stderr)
+
+
 def _throughput(path):
     if path is None:
         return None
@@ -375,6 +390,7 @@ def main(args) -> int:
                    "global_batch": args.global_batch, "recompute": args.recompute, "ep": args.ep, "cp": args.cp, "dtype": args.dtype,
                    "gpu_hours": args.gpu_hours}
     warn_other_device(throughput, gpu)
+    warn_unsound(throughput)
     run_cost(plan_kwargs, args.pricing, args.providers, args.prices, args.format, region=args.region,
              stale_months=args.stale_months, virtualization_overhead=args.virtualization_overhead)
     return 0

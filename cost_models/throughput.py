@@ -36,6 +36,8 @@ class Throughput:
     tp_collective_times: dict = dataclasses.field(default_factory=dict)
     host_memory_gb: float | None = None
     device_name: str | None = None   # machine.gpu.name, for errors about GPUs the catalog lacks
+    failed_checks: int = 0           # summary.failed_checks: records left out of the rates above
+    complete: bool = True            # summary.complete: False when the run stopped before its end
 
     def __post_init__(self):
         numbers = {f"summary.mamf_tflops.{d}": v for d, v in self.mamf_tflops.items()}
@@ -120,10 +122,22 @@ class Throughput:
             source=source, membw_gbps=measured("summary.membw_gbps"), collectives=collectives, layer=layer,
             host_memory_gb=float(host) if host else None, device_name=field("machine.gpu.name", str),
             tp_collective_times=_collective_times(result.get("records"), TP_COLLECTIVES, source),
+            failed_checks=_failed_checks(result.get("records"), field("summary.failed_checks", int),
+                                         field("summary.layer.failed_checks", int)),
+            complete=field("summary.complete", bool) is not False,
         )
 
 
 TP_COLLECTIVES = ("allgather", "reducescatter")   # what sequence-parallel TP runs (step_time)
+
+
+def _failed_checks(records, *summarised) -> int:
+    """Records that failed their check (a check's `correct` false, a collective's `wrong` elements;
+    bench.results.record_ok), or the summary's count where it says more (a file without records)."""
+    failed = sum(1 for r in records if isinstance(r, dict) and (r.get("correct") is False or
+                                                                 (r.get("wrong") or 0) > 0)) \
+        if isinstance(records, list) else 0
+    return max(failed, *(n or 0 for n in summarised))
 
 
 def _collective_times(records, ops, source) -> dict:

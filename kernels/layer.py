@@ -137,6 +137,9 @@ class LayerShape:
         if self.moe_ffn is not None and not self.experts:
             raise InputError(f"model {self.name}: moe_ffn needs experts and top_k")
         check_heads(self.name, self.hidden, self.heads, self.kv_heads)
+        if self.seq < 2:   # one token attends to itself alone: dq and dk are 0, nothing to time or check
+            raise InputError(f"model {self.name}: --seq {self.seq}: the layer op needs at least 2 tokens (with one, "
+                             "causal attention's query and key gradients are zero)")
         if self.head_dim % 2:   # rotary embeddings turn pairs of a head's dimensions
             raise InputError(f"model {self.name}: head size {self.head_dim} (--hidden {self.hidden} / --heads "
                              f"{self.heads}) must be even: rotary embeddings rotate pairs of dimensions")
@@ -335,12 +338,13 @@ def default_dtypes(device: str) -> list[str]:
 
 def describe_shrink(shape: LayerShape, rank: RankShape) -> str:
     """One line saying how a shrunk problem differs from the model's (see shrink)."""
-    text = f"{rank.tokens} tokens instead of {shape.micro_batch * shape.seq}"
+    full = shape.micro_batch * shape.seq
+    parts = [f"{rank.tokens} tokens instead of {full}"] if rank.tokens != full else []
     if rank.width_divisor > 1:
         ffn = f"expert ffn {rank.expert_ffn}" if rank.experts else f"ffn {rank.ffn}"
-        text += (f", widths / {rank.width_divisor} (hidden {rank.hidden}, {rank.heads} heads, "
-                 f"{rank.kv_heads} KV heads, {ffn} per rank)")
-    return text + ": the rates describe these smaller shapes"
+        parts.append(f"widths / {rank.width_divisor} (hidden {rank.hidden}, {rank.heads} heads, "
+                     f"{rank.kv_heads} KV heads, {ffn} per rank)")
+    return ", ".join(parts) + ": the rates describe these smaller shapes"
 
 
 def unsupported_reason(dtype: str, device: str) -> str | None:

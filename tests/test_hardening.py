@@ -538,6 +538,18 @@ def test_a_zero_or_vanishing_summary_rate_is_refused(tmp_path, capsys, summary, 
     assert "r.json" in err and needle in err, err
 
 
+@pytest.mark.parametrize("change,needle", [
+    ({"correct": False}, "r.json: 1 of its measurements failed their correctness check (left out of its rates"),
+    ({"complete": False}, "r.json: its run stopped before the end (complete: false"),
+])
+def test_cost_warns_of_a_file_whose_checks_failed_or_that_stopped_early(tmp_path, capsys, change, needle):
+    """Such a file was used without a word (its rates come from what passed and what it measured)."""
+    bad = dict(matmul(), correct=change.get("correct", True))
+    summary = {"mamf_tflops": {"fp32": 1.0}, **({"complete": False} if "complete" in change else {})}
+    code, _, err = cli(capsys, "cost", "--results", gpu_result(tmp_path, summary, [matmul(), bad]), "--stale-months", "1200")
+    assert code == 0 and err.count("\n") == 1 and err.startswith("costbench cost: warning: ") and needle in err, err
+
+
 def test_a_world_of_one_keeps_its_zero_busbw(tmp_path):
     """busbw is 0 by definition for one process (no link): a 0 there is a measurement, not refused."""
     from bench import results

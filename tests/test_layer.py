@@ -135,6 +135,8 @@ def test_quick_shrink_keeps_the_form_and_says_so():
     assert (rank.tokens, rank.hidden, rank.width_divisor, rank.head_dim) == (256, 512, 16, 128)
     assert (rank.heads, rank.kv_heads, rank.ffn, rank.vocab) == (1, 1, 224, 1008)
     assert "256 tokens instead of 8192, widths / 16" in layer.describe_shrink(shape, rank)
+    short = layer_shape("llama3-8b", {"seq": 2}, 1)    # only the widths shrink: no "2 tokens instead of 2"
+    assert layer.describe_shrink(short, layer.plan_shape(short, 1, "cpu", True)).startswith("widths / 8 (hidden 512")
     assert layer.plan_shape(shape, 8, "cuda", True) == layer.shard(shape, 8)  # GPUs run the real shapes
 
 

@@ -42,6 +42,8 @@ def costbench(*args, **kw):
     (["--warmup-s", "soon"], "--warmup-s: invalid float value: 'soon'"),
     (["--ops", "layer", "--hidden", "96", "--heads", "32", "--kv-heads", "8", "--ffn", "256", "--seq", "64"],
      "head size 3 (--hidden 96 / --heads 32) must be even: rotary embeddings rotate pairs"),
+    # a check that could only fail: with one token the reference gradients are rounding noise
+    (["--ops", "layer", "--model", "llama3-8b", "--seq", "1"], "--seq 1: the layer op needs at least 2 tokens"),
 ])
 def test_bad_arguments_are_one_line_exit_2(capsys, tmp_path, args, expect):
     assert cli_main(["run", *args, "--out", str(tmp_path)]) == 2
