@@ -43,7 +43,7 @@ def add_arguments(parser, command):
                              "256M with --quick; 64M on CPU, 4M with --quick)")
     parser.add_argument("--model", default=None,
                         help="layer op: a catalog model (costbench models), e.g. llama3-70b")
-    parser.add_argument("--tp", type=positive_int, default=1,
+    parser.add_argument("--tp", type=positive_int, default=None,
                         help="layer op: tensor-parallel degree; shapes are one rank's (default 1)")
     for flag, what in (("hidden", "hidden size"), ("heads", "attention heads"), ("kv-heads", "KV heads"),
                        ("ffn", "FFN width"), ("vocab", "vocabulary"), ("seq", "sequence length"),
@@ -162,5 +162,6 @@ def main(args) -> int:
     cfg = RunConfig(device=args.device, ops=tuple(args.ops), dtypes=args.dtypes and tuple(args.dtypes),
                     quick=args.quick, tag=args.tag, out=args.out, inplace=args.inplace, max_bytes=args.max_bytes,
                     layout=args.layout, warmup_s=args.warmup_s,
-                    model=args.model, tp=args.tp, shape={k: getattr(args, k) for k in LAYER_SHAPE_FLAGS})
+                    model=args.model, tp=args.tp or 1, shape={k: getattr(args, k) for k in LAYER_SHAPE_FLAGS},
+                    tp_given=args.tp is not None)
     return _run_and_report(cfg)[2]

@@ -41,7 +41,7 @@ COLUMNS = [("value", "value", ""), ("gpu", "GPU", ""), ("gpus", "GPUs", ","), ("
 def add_arguments(parser, command) -> None:
     from bench import cmd_cost
 
-    parser.add_argument("--vary", required=True, metavar="KEY=V1,V2,...",
+    parser.add_argument("--vary", required=True, action="append", metavar="KEY=V1,V2,...",
                         help="the one input varied: a cost flag without its dashes (gpu, network, gpus, pricing, "
                              "dtype, tokens, virtualization-overhead, ...) and its values; all else fixed")
     cmd_cost.add_arguments(parser, "cost")
@@ -105,7 +105,10 @@ def run_whatif(args) -> dict:
     """The what-if JSON document for parsed whatif flags (args.vary plus cost flags)."""
     from cost_models import whatif
 
-    key, texts = parse_vary(args.vary)
+    if len(args.vary) > 1:   # argparse kept the last and dropped the rest without a word
+        raise InputError(f"--vary given {len(args.vary)} times ({', '.join(args.vary)}): whatif varies one input; "
+                         "fix the others with their cost flags, or run it once per input")
+    key, texts = parse_vary(args.vary[0])
     actions = _cost_actions()
     if key not in actions:
         raise unknown_name("--vary key", key, sorted(actions))

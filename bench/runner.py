@@ -53,6 +53,7 @@ class RunConfig:
     warmup_s: float | None = None  # None: kernels.matmul.WARMUP_S of the device
     model: str | None = None  # the layer op's model: a catalog name...
     tp: int = 1
+    tp_given: bool = False    # --tp was on the command line: only the layer op reads it
     shape: dict = dataclasses.field(default_factory=dict)  # ...and/or LAYER_SHAPE_FLAGS overriding it
     layer_shape: object = dataclasses.field(default=None, init=False)  # kernels.layer.LayerShape or None
 
@@ -76,8 +77,11 @@ class RunConfig:
         self.dtypes = tuple(dict.fromkeys(self.dtypes)) if self.dtypes else None
         if "layer" in self.ops:
             self.layer_shape = layer_shape(self.model, self.shape, self.tp)
-        elif self.model is not None or any(v is not None for v in self.shape.values()):
-            raise InputError("--model and the shape flags describe the layer op: add layer to --ops")
+            if self.layer_shape is None and self.ops == ("layer",):   # skipped with a note: then nothing runs
+                raise InputError("--ops layer without --model (or --hidden/--heads/--ffn): nothing to measure; "
+                                 "name the model, e.g. --model llama3-8b")
+        elif self.model is not None or self.tp_given or any(v is not None for v in self.shape.values()):
+            raise InputError("--model, --tp and the shape flags describe the layer op: add layer to --ops")
 
 
 def layer_shape(model: str | None, flags: dict, tp: int):

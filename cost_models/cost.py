@@ -403,6 +403,14 @@ def plan_training(model=DEFAULT_MODEL, gpu: str | GpuSpec = DEFAULT_GPU, gpus: i
     _check_fraction("mfu", mfu)
     _check_fraction("efficiency", efficiency)
     _check_fraction("goodput", goodput)
+    # An override that another replaces would be dropped without a word: say which one wins instead.
+    overridden = [f for f, v in (("--mfu", mfu), ("--efficiency", efficiency), ("--goodput", goodput)) if v is not None]
+    if gpu_hours is not None and overridden:
+        raise InputError(f"--gpu-hours and {', '.join(overridden)}: --gpu-hours prices that figure as it is, so "
+                         f"{' and '.join(overridden)} would change nothing; give one or the other")
+    if mfu is not None and efficiency is not None:
+        raise InputError("--mfu and --efficiency: --mfu replaces the step model whose GEMM rate --efficiency sets; "
+                         "give one or the other")
     if dtype not in DTYPES:
         from cost_models.errors import unknown_name
         raise unknown_name("dtype", dtype, DTYPES)

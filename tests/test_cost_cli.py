@@ -241,6 +241,10 @@ def test_print_cost_table_for_the_default_job(capsys, tmp_path):
     # GPU-hours faster than the peak (an "implied MFU" of 192% was printed and priced)
     (["cost", "--gpu-hours", "1M"], "--gpu-hours 1,000,000: llama3-70b's 6.84e+24 FLOPs in that many H100-SXM "
                                     "GPU-hours is an MFU of 192%, above the peak (989 TFLOP/s); at the peak it takes 1,92"),
+    # overrides another replaces were dropped without a word
+    (["cost", "--gpu-hours", "10M", "--mfu", "0.4", "--goodput", "0.5"],
+     "--gpu-hours and --mfu, --goodput: --gpu-hours prices that figure as it is"),
+    (["cost", "--mfu", "0.4", "--efficiency", "0.3"], "--mfu and --efficiency: --mfu replaces the step model"),
     (["cost", "--gpus", "8"], "the fewest it fits is 20 H100-SXM GPUs"),
     # --mfu and --gpu-hours skip the step model, not the memory check
     (["cost", "--gpus", "1", "--mfu", "0.5"], "--gpus 1: llama3-70b does not fit in the memory of 1 H100-SXM GPUs"),

@@ -109,9 +109,15 @@ def test_bad_tp_on_the_command_line_is_one_line_exit_2(capsys, tmp_path):
     assert os.listdir(tmp_path) == []
 
 
-def test_model_without_the_layer_op_is_an_input_error(capsys, tmp_path):
-    assert cli_main(["run", "--device", "cpu", "--model", "llama3-8b", "--out", str(tmp_path)]) == 2
-    assert "add layer to --ops" in capsys.readouterr().err and os.listdir(tmp_path) == []
+@pytest.mark.parametrize("argv, needle", [
+    (["--model", "llama3-8b"], "add layer to --ops"),
+    (["--ops", "matmul", "--tp", "4"], "--model, --tp and the shape flags describe the layer op"),   # was ignored
+    (["--ops", "layer"], "--ops layer without --model"),    # a run that would measure nothing
+])
+def test_layer_flags_without_the_layer_op_or_the_op_alone_without_a_model(capsys, tmp_path, argv, needle):
+    assert cli_main(["run", "--device", "cpu", *argv, "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert needle in err and err.count("\n") == 1 and os.listdir(tmp_path) == []
 
 
 def test_flops_and_bytes_by_hand():
@@ -220,10 +226,12 @@ def test_quick_cpu_layer_run_writes_every_record_kind_and_a_consistent_summary(t
 
 
 def test_no_model_skips_the_layer_with_a_note(tmp_path, capsys):
-    assert cli_main(["run", "--device", "cpu", "--quick", "--ops", "layer", "--out", str(tmp_path)]) == 0
+    """Beside other ops the layer op is skipped with a note (alone it would measure nothing: refused,
+    test_layer_flags_without_the_layer_op_or_the_op_alone_without_a_model)."""
+    assert cli_main(["run", "--device", "cpu", "--quick", "--ops", "membw,layer", "--out", str(tmp_path)]) == 0
     (name,) = os.listdir(tmp_path)
     doc = results.load(str(tmp_path / name))
-    assert doc["records"] == [] and "layer" not in doc["summary"]
+    assert {r["op"] for r in doc["records"]} == {"membw"} and "layer" not in doc["summary"]
     assert any(n.startswith("layer: skipped, no --model") for n in doc["config"]["notes"])
 
 

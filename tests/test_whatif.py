@@ -138,6 +138,8 @@ def test_frame_flattens_layout_and_step():
     (["--vary", "format=json,csv"], "unknown --vary key"),
     (["--vary", "gpus=8,16", "--model", "llama3-70b"], "--vary gpus: no value fits; the first does not run: --gpus 8: no layout"),
     ([], "--vary"),
+    # a second --vary replaced the first without a word
+    (["--vary", "gpus=1024", "--vary", "network=eth-100"], "--vary given 2 times (gpus=1024, network=eth-100)"),
 ])
 def test_bad_input_one_line_exit_2(capsys, argv, needle):
     code, out, err = run(capsys, "whatif", *argv)
