@@ -169,10 +169,11 @@ def check_given(spec, tp=None, pp=None, recompute=None, ep=None, micro_batch=Non
         raise unknown_name("recompute", recompute, RECOMPUTE)
     if tp is not None and tp > GPUS_PER_NODE:
         raise InputError(f"--tp {tp}: tensor parallelism must stay within a node of {GPUS_PER_NODE} GPUs")
-    if tp is not None and (spec.heads % tp or spec.kv_heads % tp):
-        fits = [t for t in TP_CHOICES if spec.heads % t == 0 and spec.kv_heads % t == 0]
-        raise InputError(f"--tp {tp}: tensor parallelism must divide the {spec.heads} heads and {spec.kv_heads} KV "
-                         f"heads of {spec.name} (--tp {', '.join(map(str, fits))} do)")
+    if tp is not None and not tp_divides(spec, tp):
+        fits = [t for t in TP_CHOICES if tp_divides(spec, t)]
+        width = f"expert width {spec.expert_ffn}" if spec.moe else f"FFN width {spec.ffn}"
+        raise InputError(f"--tp {tp}: tensor parallelism must divide the {spec.heads} heads, {spec.kv_heads} KV "
+                         f"heads and {width} of {spec.name} (--tp {', '.join(map(str, fits))} {'do' if len(fits) > 1 else 'does'})")
     if pp is not None and pp > spec.layers:
         raise InputError(f"--pp {pp}: more pipeline stages than the model's {spec.layers} layers")
     if pp is not None and stage_layers(spec.layers, pp)[1] < 1:
@@ -189,6 +190,12 @@ def check_given(spec, tp=None, pp=None, recompute=None, ep=None, micro_batch=Non
         if global_batch % micro_batch:
             raise InputError(f"--global-batch {global_batch}: not a whole number of --micro-batch {micro_batch} "
                              f"micro-batches")
+
+
+def tp_divides(spec, tp: int) -> bool:
+    """TP shards the heads, the KV heads and the MLP (each expert's, for experts) in whole pieces,
+    as Megatron and kernels.layer.shard do; the vocabulary is padded to fit, so it never blocks."""
+    return not (spec.heads % tp or spec.kv_heads % tp or (spec.expert_ffn if spec.moe else spec.ffn) % tp)
 
 
 def check_batch(spec, ep, micro_batch, batch: int, batch_given: bool) -> None:
@@ -230,7 +237,7 @@ def candidates(spec, gpus: int, batch: int, tp=None, pp=None, micro_batch=None,
     value is infeasible."""
     check_given(spec, tp, pp, recompute, ep, micro_batch, global_batch, cp)
     batch = int(global_batch or batch)
-    tps = np.array([tp] if tp else [t for t in TP_CHOICES if spec.heads % t == 0 and spec.kv_heads % t == 0])
+    tps = np.array([tp] if tp else [t for t in TP_CHOICES if tp_divides(spec, t)])
     pps = np.array([pp]) if pp else pipeline_depths(spec.layers)
     mbs = np.array([micro_batch] if micro_batch else MICRO_BATCHES)
     # With FlashAttention selective recompute saves no memory over none and re-runs the core attention

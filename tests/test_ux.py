@@ -161,7 +161,10 @@ def test_compare_shows_the_cluster_size_its_days_assume(capsys, tmp_path):
 # ---- 6: layout errors name the flag at fault ----------------------------------------------------------
 
 @pytest.mark.parametrize("argv,needles", [
-    (["--tp", "3"], ["--tp 3: tensor parallelism must divide the 64 heads and 8 KV heads", "(--tp 1, 2, 4, 8 do)"]),
+    (["--tp", "3"], ["--tp 3: tensor parallelism must divide the 64 heads, 8 KV heads and FFN width 28672",
+                     "(--tp 1, 2, 4, 8 do)"]),
+    # `run --ops layer` refused this TP while cost priced it
+    (["--ffn", "14337", "--tp", "8"], ["--tp 8: tensor parallelism must divide", "FFN width 14337", "(--tp 1 does)"]),
     (["--tp", "16"], ["--tp 16: tensor parallelism must stay within a node of 8 GPUs"]),
     (["--pp", "50"], ["--pp 50: 80 layers do not cut into 50 pipeline stages", "--pp 40 or 80 do"]),
     (["--gpus", "16", "--tp", "8", "--pp", "4"], ["--tp 8 x --pp 4 needs 32 GPUs, more than --gpus 16"]),
