@@ -15,11 +15,14 @@ The step of the slowest pipeline stage (Narayanan et al. 2021, sec. 2-3; Korthik
   attention in the backward (Korthikanti et al. 2022 sec. 5; Megatron-Core checkpoints it whenever
   recompute_granularity is "selective", FlashAttention or not: transformer/attention.py,
   checkpoint_core_attention).
-- Memory-bound bytes per token and layer, forward, bf16: two RMSNorms (read + write h each: 8h),
-  two residual adds (read 2h, write h: 12h), the MLP activation (SwiGLU reads 2*ffn, writes ffn:
-  6*ffn bytes; GeLU 4*ffn), rotary on Q and K (4*(h + kv*d)); all / TP with sequence parallelism.
-  Backward reads the saved input and the output gradient and writes the input gradient: twice
-  the forward's bytes. Plus the LM head's fp32 softmax and its gradient (12 bytes per logit).
+- Memory-bound bytes per token and layer, bf16, as kernels.layer counts them for the kernels whose
+  rate it measures (`run --ops layer`'s element-wise records): two RMSNorms (forward read + write h
+  each: 8h; backward reads dy and x, writes dx: 12h), two residual adds (read 2h, write h: 12h;
+  the backward's one add of the skip's and the branch's gradients: 12h), the MLP activation
+  (SwiGLU reads 2*ffn, writes ffn: 6*ffn bytes, its backward reads dy, gate, up and writes both
+  gradients: 10*ffn; GeLU 4*ffn and 6*ffn), rotary on Q and K (4*(h + kv*d) each way) plus its
+  cos/sin rows (4*d, on every rank); all but the tables / TP with sequence parallelism. Full
+  recompute adds a forward. Plus the LM head's fp32 softmax and its gradient (12 bytes per logit).
 - TP with sequence parallelism (Korthikanti et al. 2022, sec. 4.2.2): per layer, forward 2
   all-gathers and 2 reduce-scatters of the t x h bf16 activation, backward the same; full
   recompute adds the forward's 4. Each moves S*(TP-1)/TP bytes per GPU (nccl-tests' busbw
@@ -103,6 +106,9 @@ from cost_models.rates import GEMM_OVERHEAD_S
 # the output and a 1-byte mask (2 + 2 + 1); backward reads the gradient and mask and writes (2 + 1 + 2),
 # then the softmax backward reads probabilities and gradient and writes (2 + 2 + 2).
 UNFUSED_SCORE_BYTES = (9, 11)   # (forward, backward)
+# Backward / forward bytes of the MLP activation (module docstring; kernels.layer's records):
+# SwiGLU 10*ffn / 6*ffn, GeLU 6*ffn / 4*ffn.
+ACTIVATION_BACKWARD = {"swiglu": 5 / 3, "gelu": 3 / 2}
 # Overlap is not free: compute kernels run beside an overlapped collective slow down by 18.9% on
 # average (up to 40%), against the same kernels with no communication beside them (Lee et al. 2025,
 # "Characterizing Compute-Communication Overlap in GPU-Accelerated Distributed Deep Learning",
@@ -342,15 +348,25 @@ def step_parts(spec, layouts, rates, linear_rates=None, flash_attention=True, se
         f, b = heads * (qk_f + pv_f) + score_bytes[0], heads * (qk_b + pv_b) + score_bytes[1]
         attention = f + b + (full + selective) * f
 
-    if spec.moe:   # k routed copies through the experts, plus permute and unpermute
-        act = spec.top_k * mlp_activation_bytes(spec, spec.expert_ffn) + 4 * h + 4 * spec.top_k * h
+    # Per token, forward and backward, the bytes kernels.layer counts for the kernels whose rate it
+    # measures (module docstring), so that a measured element-wise rate prices the bytes it was measured on.
+    act_b = ACTIVATION_BACKWARD[spec.mlp]
+    if spec.moe:   # k routed copies through the experts, plus permute and unpermute (as many bytes back)
+        act = spec.top_k * mlp_activation_bytes(spec, spec.expert_ffn)
+        split = (act + 4 * h + 4 * spec.top_k * h, act * act_b + 4 * h + 4 * spec.top_k * h)
     else:
         act = mlp_activation_bytes(spec, spec.ffn)
+        split = (act, act * act_b)
+    rotary = 4 * (h + kv * d)                  # the TP rank's q and k heads, read and written
+    tables = 4 * d                             # its cos and sin rows, on every rank
+    norms_res = (8 * h + 12 * h, 12 * h + 12 * h)
     if sequence_parallel:
-        fwd_bytes = t * (8 * h + 12 * h + act + 4 * (h + kv * d)) / tp
+        fwd_bytes = t * (norms_res[0] + split[0] + rotary) / tp + t * tables
+        bwd_bytes = t * (norms_res[1] + split[1] + rotary) / tp + t * tables
     else:   # norms, residual adds and their dropouts (read h + write h + 1-byte mask, twice) on every rank
-        fwd_bytes = t * (8 * h + 12 * h + 10 * h) + t * (act + 4 * (h + kv * d)) / tp
-    membound = fwd_bytes * (3 + full) / (rates.memory_bound_gbps * 1e9)
+        fwd_bytes = t * (norms_res[0] + 10 * h + tables) + t * (split[0] + rotary) / tp
+        bwd_bytes = t * (norms_res[1] + 10 * h + tables) + t * (split[1] + rotary) / tp
+    membound = (fwd_bytes * (1 + full) + bwd_bytes) / (rates.memory_bound_gbps * 1e9)
     if spec.moe:   # the second permutation, on every GPU holding more than one expert (module docstring)
         sort_bytes = np.where(spec.experts / layouts.ep_degrees > 1, t * 8.0 * spec.top_k * h, 0.0)
         membound = membound + sort_bytes * (2 + full) / (rates.memory_bound_gbps * 1e9)

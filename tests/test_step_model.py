@@ -191,13 +191,40 @@ def test_the_search_picks_no_recompute_over_selective_when_it_fits():
     assert given.step["seconds"] > plan.step["seconds"]
 
 def test_memory_bound_bytes_by_hand():
-    # per token and layer, forward, bf16, over TP 8 with sequence parallelism: norms 8h, residuals 12h,
-    # SwiGLU 6*ffn, rotary 4*(h + kv*d) = 8192 + 12288 + 24576 + 8192 = 53,248 bytes; backward twice
-    # that: 3x; 1024 tokens, 2 layers at 1 TB/s; plus the LM head's fp32 softmax, 12 bytes per logit
+    # per token and layer, bf16, over TP 8 with sequence parallelism, as kernels.layer counts them:
+    # forward norms 8h, residuals 12h, SwiGLU 6*ffn, rotary 4*(h + kv*d) = 8192 + 12288 + 24576 + 8192;
+    # backward norms 12h, residuals 12h, SwiGLU 10*ffn, rotary the same; plus the rotary tables' 4*d
+    # each way on every rank; 1024 tokens, 2 layers at 1 TB/s; plus the LM head's fp32 softmax, 12 bytes per logit
     _, _, parts = _tiny_parts()
-    per_token = (8 * 1024 + 12 * 1024 + 6 * 4096 + 4 * (1024 + 8 * 128)) / 8
+    h, f, kvd, d = 1024, 4096, 8 * 128, 128
+    fwd = (8 * h + 12 * h + 6 * f + 4 * (h + kvd)) / 8 + 4 * d
+    bwd = (12 * h + 12 * h + 10 * f + 4 * (h + kvd)) / 8 + 4 * d
     head = 1024 * 1000 / 8 * 12
-    assert parts["memory_bound"][0] == pytest.approx((2 * 3 * 1024 * per_token + head) / 1000e9)
+    assert parts["memory_bound"][0] == pytest.approx((2 * 1024 * (fwd + bwd) + head) / 1000e9)
+
+
+def test_memory_bound_bytes_match_what_the_layer_op_counts():
+    """The step model prices the element-wise bytes kernels.layer measured its rate on: one layer's
+    forward + backward, per token, the same (Llama 3 70B at TP 8, MoE Mixtral at TP 2)."""
+    kernels_layer = pytest.importorskip("kernels.layer")
+
+    shapes = {"swiglu": dict(hidden=512, heads=8, kv_heads=2, ffn=1536, mlp="swiglu"),
+              "gelu": dict(hidden=512, heads=8, kv_heads=8, ffn=2048, mlp="gelu"),
+              "moe": dict(hidden=512, heads=8, kv_heads=2, ffn=1024, mlp="swiglu", experts=4, top_k=2)}
+    for name, shape in shapes.items():
+        tp = 2
+        spec = custom_model(None, 1e9, layers=2, vocab=1000, seq_len=256, **shape)
+        rank = kernels_layer.shard(kernels_layer.LayerShape(name, seq=256, vocab=1000, **shape), tp)
+        ops = kernels_layer.elementwise_ops(rank, "bf16", "cpu")
+        counted = sum(op.count * (op.fwd_bytes + op.bwd_bytes) for op in ops)
+        lay = _layout(spec, tp, tp=tp, pp=1, micro_batch=1, global_batch=1, recompute="none", vpp=1,
+                      **({"ep": 1} if spec.moe else {}))
+        mem = step_time.step_parts(spec, lay, _rates(elementwise_gbps=1000.0))["memory_bound"][0]
+        head = 256 * 1000 / tp * 12
+        modelled = (mem * 1000e9 - head) / spec.layers
+        # the norms' weight (h read forward, its gradient 2h backward, per call, not per token) aside
+        weights = 2 * 2 * (shape["hidden"] + 2 * shape["hidden"])
+        assert modelled == pytest.approx(counted - weights, rel=1e-9), name
 
 
 def test_optimizer_bytes_by_hand():
