@@ -526,6 +526,13 @@ def plan_training(model=DEFAULT_MODEL, gpu: str | GpuSpec = DEFAULT_GPU, gpus: i
         raise NoLayoutError(f"--gpus {count}: no layout of {spec.name} fits {count:,} {hw.name} GPUs ({why}); "
                             f"{'the fewest it fits is' if count < fewest else 'it fits on'} {fewest:,} {hw.name} GPUs")
     i = found.best
+    used = int(found.layouts.gpus_used[i])
+    if gpus is None and used < count and run(used) is not None:
+        # A default size is ours to choose: billing GPUs the batch cannot use buys no time (a global
+        # batch of 1 on the 16,384 default ran 24 and billed 680x the GPU-hours). Every layout that
+        # fits on `used` GPUs also fits on `count`, so the best there is this one: same days, fewer GPUs.
+        count, count_from, found = used, f"{count_from}; cut to the {used:,} GPUs its fastest layout uses", run(used)
+        i = found.best
     layout = found.layouts.pick(i, "given" if {"tp", "pp", "micro_batch", "global_batch", "recompute"} <= set(given)
                                 else "search")
     if recipe:      # older software (scripts/calibration.py): say which, and what it does not change

@@ -459,6 +459,19 @@ def test_idle_gpus_are_reported_and_billed():
     assert plan.assumptions["goodput"] == pytest.approx(float(training_time.goodput(1024)), abs=1e-4)
 
 
+def test_a_default_cluster_is_cut_to_the_gpus_its_layout_uses():
+    """Given --gpus, idle GPUs are the user's and billed; a default size is costbench's choice, so a
+    batch that cannot use it (a global batch of 1 on the 16,384 default) gets the GPUs it uses."""
+    asked = plan_training("llama3-8b", "H100-SXM", global_batch=1, gpus=16384)
+    cut = plan_training("llama3-8b", "H100-SXM", global_batch=1)
+    used = asked.parallelism["gpus_used"]
+    assert used < 16384 and cut.gpus == cut.parallelism["gpus_used"] == used and "idle_gpus" not in cut.assumptions
+    assert cut.parallelism == {**asked.parallelism, "gpus_used": used}
+    assert cut.wall_clock_days == pytest.approx(asked.wall_clock_days, rel=1e-9)
+    assert cut.gpu_hours == pytest.approx(asked.gpu_hours * used / 16384, rel=1e-9)
+    assert f"cut to the {used:,} GPUs its fastest layout uses" in cut.assumptions["gpus_from"]
+
+
 def test_rates_are_checked():
     with pytest.raises(ValueError, match="gemm_tflops must be positive"):
         _rates(gemm_tflops=0)
