@@ -125,6 +125,7 @@ def device_rates(hw: GpuSpec, net: Network, dtype: str, throughput: Throughput |
         ew = tp_.layer.get("elementwise_gbps")
         if tp_.membw_gbps:
             new["membw_gbps"] = tp_.membw_gbps
+            origin["optimizer"] = f"measured: Adam's bytes at the copy's {tp_.membw_gbps:g} GB/s ({src})"
         if ew or tp_.membw_gbps:
             new["elementwise_gbps"] = ew or tp_.membw_gbps
             origin["memory_bound"] = (f"measured: element-wise kernels {ew:g} GB/s ({src})" if ew else
@@ -173,7 +174,7 @@ def device_rates(hw: GpuSpec, net: Network, dtype: str, throughput: Throughput |
             origin["ep_comm"] = (f"measured: all-to-all busbw {a2a:g} GB/s across {tp_.nodes} nodes ({src}), capped by "
                                  f"{cat.origin['dp_comm']}")
         if hw.name != CPU:   # a CPU's "catalog" is its own file; dp_comm and ep_comm name their cap already
-            for part in ("gemm", "attention", "memory_bound", "tp_comm"):
+            for part in ("gemm", "attention", "memory_bound", "tp_comm", "optimizer"):
                 if origin[part].startswith("measured"):
                     origin[part] += f"; replaces the {cat.origin[part]}"
     elif throughput is not None:
@@ -551,6 +552,14 @@ def plan_training(model=DEFAULT_MODEL, gpu: str | GpuSpec = DEFAULT_GPU, gpus: i
         rates = dataclasses.replace(rates, origin={**rates.origin, "cp_comm": f"{kind}: K/V all-gathers over CP "
                                                    f"{layout['cp']} at the {link} rate ({rates.origin[link]})"})
         provenance = {**provenance, kind: [*provenance[kind], "cp_comm"]}
+    # The pipeline sends ride the link between stages: the fabric once the pipeline spans nodes
+    # (step_time.step_parts); the bubble and the overlap slowdown follow from the other parts.
+    if layout["pp"] > 1:
+        link = "dp_comm" if layout["gpus_used"] > GPUS_PER_NODE else "tp_comm"
+        kind = "measured" if link in provenance["measured"] else "catalog"
+        rates = dataclasses.replace(rates, origin={**rates.origin, "pp_comm": f"{kind}: activation sends between "
+                                                   f"stages at the {link} rate ({rates.origin[link]})"})
+        provenance = {**provenance, kind: [*provenance[kind], "pp_comm"]}
     seconds = float(found.parts["seconds"][i])
     batch_tokens = layout["global_batch"] * spec.seq_len
     used = layout["gpus_used"]
@@ -564,6 +573,7 @@ def plan_training(model=DEFAULT_MODEL, gpu: str | GpuSpec = DEFAULT_GPU, gpus: i
         "gpu_memory_gib": round(float(found.gpu_bytes[i]) / 2**30, 1),
         "rates": rates.origin,
         "measured_parts": provenance["measured"], "catalog_parts": provenance["catalog"],
+        "derived_parts": ["pp_bubble", "dp_overlap"],    # from the compute and DP parts above, no rate of their own
         "network": net.name,
         # share of the data-parallel traffic hidden behind compute (1: all of it; also 1 without DP traffic)
         "overlap": round(1 - parts["dp_comm"] / float(found.parts["dp_comm_total"][i]), 4)

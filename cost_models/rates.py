@@ -123,4 +123,5 @@ def catalog_rates(gpu: GpuSpec, net: Network, dtype: str = "bf16", linear_dtype:
                         else f"catalog: no NVLink, {net.name}"),
             "dp_comm": f"catalog: {FABRIC_FRACTION:g} x {net.name} {net.gbps_per_gpu:g} GB/s per GPU",
             "ep_comm": "catalog: all-to-all at the tp_comm rate inside a node (EP x TP <= 8), else at the dp_comm rate",
+            "optimizer": f"catalog: Adam's bytes at {HBM_FRACTION:g} x HBM {gpu.hbm_tbps:g} TB/s",
         })

@@ -365,8 +365,8 @@ def test_a_measured_layer_rate_scales_every_layouts_gemms(capsys, tmp_path):
     at1 = _plan(capsys, "--results", _layer_file(tmp_path, "tp1.json", tp=1, gemm=600.0), *layout)
     assert at1["step"]["parts"]["gemm"] > doc8["step"]["parts"]["gemm"] * 1.002
     code, table, _ = run(capsys, "cost", "--results", files[600], "--gpus", "2048", *layout)
-    assert code == 0 and "measured parts: gemm, attention, memory_bound, tp_comm; catalog: dp_comm; layer GEMM " \
-        "rate used" in table
+    assert code == 0 and "measured parts: gemm, attention, memory_bound, tp_comm, optimizer; catalog: dp_comm, " \
+        "pp_comm; layer GEMM rate used" in table
     roofline = _plan(capsys, "--results", _layer_file(tmp_path, "none.json", model="llama3-8b"), *layout)
     assert "layer_gemm_rate" not in roofline["assumptions"]
     assert ("it measured llama3-8b (hidden 4096 vs 8192, heads 32 vs 64, ffn 14336 vs 28672)"

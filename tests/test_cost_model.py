@@ -189,8 +189,12 @@ def test_measured_layer_rates_replace_the_catalog():
                          "attention_tflops": 300.0, "elementwise_gbps": 2500.0})
     plan = plan_training("llama3-70b", "H100-SXM", throughput=Throughput.from_result(doc, "r.json"))
     rates = plan.assumptions["rates"]
-    assert set(plan.assumptions["measured_parts"]) == {"gemm", "attention", "memory_bound", "tp_comm"}
-    assert plan.assumptions["catalog_parts"] == ["dp_comm"]
+    assert set(plan.assumptions["measured_parts"]) == {"gemm", "attention", "memory_bound", "tp_comm", "optimizer"}
+    # the pipeline (PP 2 over 16,384 GPUs) sends over the fabric, which a one-node file did not measure
+    assert plan.assumptions["catalog_parts"] == ["dp_comm", "pp_comm"]
+    assert plan.assumptions["derived_parts"] == ["pp_bubble", "dp_overlap"]
+    assert rates["optimizer"].startswith("measured: Adam's bytes at the copy's 3000 GB/s (r.json)")
+    assert rates["pp_comm"] == "catalog: activation sends between stages at the dp_comm rate (" + rates["dp_comm"] + ")"
     assert "500 TFLOP/s (r.json)" in rates["gemm"] and "300 GB/s" in rates["tp_comm"] and "2500 GB/s" in rates["memory_bound"]
     catalog = plan_training("llama3-70b", "H100-SXM")
     # each measured rate stands next to the catalog default it replaced
