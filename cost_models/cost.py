@@ -150,6 +150,10 @@ def device_rates(hw: GpuSpec, net: Network, dtype: str, throughput: Throughput |
         if tp_.layer.get("attention_tflops") and layer_ok:
             new["attention_tflops"] = tp_.layer["attention_tflops"]
             origin["attention"] = f"measured: {tp_.layer['attention_tflops']:g} TFLOP/s ({src})"
+            timed, full = tp_.layer.get("tokens"), ((tp_.layer.get("shape") or {}).get("micro_batch") or 1) * spec.seq_len
+            if shrunk > 1 or (timed is not None and timed < full):   # --quick: attention's rate grows with s
+                origin["attention"] += (f" (a smaller problem: {timed or '?'} tokens, widths / {shrunk}, against "
+                                        f"{full:,} tokens here; used as measured)")
         intra = [tp_.collectives[o] for o in ("allgather", "reducescatter") if o in tp_.collectives]
         link = min(intra) if intra else tp_.busbw_gbps
         # A one-node run measured the link TP uses inside a node: NVLink, or PCIe / shared memory on a

@@ -116,6 +116,16 @@ def test_json_has_parallelism_and_step_and_table_has_one_step_line(capsys):
     assert len(step) == 1 and "gemm" in step[0] and "layout      TP 8" in out
 
 
+def test_a_small_steps_parts_still_show_and_add_up(capsys):
+    """A fixed 0.5 ms threshold hid every part of a sub-millisecond step ("0.000199 s = ")."""
+    code, out, _ = run(capsys, "cost", "--layers", "2", "--hidden", "256", "--heads", "4", "--ffn", "512", "--vocab",
+                       "1000", "--seq", "256", "--tokens", "1B", "--gpus", "8", "--global-batch", "8")
+    (step,) = [line for line in out.splitlines() if line.startswith("step ")]
+    total, parts = step.split()[1], step.split("=")[1].split("+")
+    assert code == 0 and "gemm" in step and len(parts) >= 3, step
+    assert sum(float(p.split()[1]) for p in parts) == pytest.approx(float(total), rel=0.01), step
+
+
 def test_model_by_shape(capsys):
     code, out, _ = run(capsys, "cost", "--layers", "32", "--hidden", "4096", "--heads", "32", "--kv-heads", "8",
                        "--ffn", "14336", "--vocab", "128256", "--seq", "8192", "--tokens", "1T", "--gpus", "64",
@@ -320,6 +330,28 @@ def test_cost_models_never_imports_torch_or_bench():
     assert "cost_models.cost" in modules and "cost_models.hardware" in modules
 
 
+def test_kernels_never_import_bench():
+    """Layers point one way (DESIGN.md): kernels may use cost_models, never bench."""
+    modules = [f"kernels.{f[:-3]}" for f in sorted(os.listdir(os.path.join(ROOT, "kernels")))
+               if f.endswith(".py") and f != "__init__.py"]
+    code = ("import sys\n" + "".join(f"import {m}\n" for m in modules) +
+            "print(','.join(sorted(m for m in sys.modules if m.split('.')[0] == 'bench')))\n")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "" and "kernels.layer" in modules
+
+
+def test_the_cost_command_never_imports_torch():
+    """`costbench cost` for the 405B through the CLI (bench.cli, cmd_cost) as a user runs it: no torch,
+    whose import alone takes seconds. The speed is the benchmark's (scripts/bench_cost.py), not a test's."""
+    code = ("import sys\nfrom bench.cli import main\n"
+            "code = main(['cost', '--model', 'llama3.1-405b', '--format', 'json'])\n"
+            "print('TORCH' if any(m.split('.')[0] == 'torch' for m in sys.modules) else 'none', code, file=sys.stderr)\n")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.stderr.strip().splitlines()[-1] == "none 0", proc.stderr
+    assert json.loads(proc.stdout)["parallelism"]["tp"] == 8
+
+
 def _tokens(shape):
     """summary.layer.tokens as a run writes it for `shape` (None where the shape is None or malformed)."""
     mb, seq = (shape or {}).get("micro_batch"), (shape or {}).get("seq")
@@ -444,6 +476,9 @@ def test_cpu_pipeline_end_to_end_a_real_run_file_priced_by_a_cpu_row(capsys, tmp
     assert code == 0 and doc["gpu"] == "cpu", err
     assert {"gemm", "attention", "memory_bound"} <= set(doc["assumptions"]["measured_parts"])
     assert doc["assumptions"]["rates"]["gemm"].startswith("measured: llama3-8b layer GEMMs at TP 1")
+    # --quick timed attention on 256 tokens: the rate is used, and the text says on what
+    assert "(a smaller problem: 256 tokens, widths / 8, against 8,192 tokens here; used as measured)" in \
+        doc["assumptions"]["rates"]["attention"]
     (row,) = doc["rows"]
     assert row["provider"] == "me" and row["cost_usd"] == pytest.approx(doc["gpu_hours"] * 0.05)
     # no matmul in this file: the MFU is relative to the layer's GEMM rate, and the table says so
