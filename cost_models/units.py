@@ -33,13 +33,14 @@ def _fmt(x: float) -> str:
 
 
 def check_bounds(value: float, what: str, text, low: float | None = None, high: float | None = None,
-                 why: str = "") -> float:
-    """InputError unless low <= value <= high (each bound optional, inclusive)."""
-    because = f" ({why})" if why else ""
+                 why: str | tuple = "") -> float:
+    """InputError unless low <= value <= high (each bound optional, inclusive). `why` explains the
+    upper bound, or is (why low, why high): a reason is only given for the bound it explains."""
+    why_low, why_high = why if isinstance(why, tuple) else ("", why)
     if low is not None and value < low:
-        raise InputError(f"{what}: {text!r} is below {_fmt(low)}{because}")
+        raise InputError(f"{what}: {text!r} is below {_fmt(low)}" + (f" ({why_low})" if why_low else ""))
     if high is not None and value > high:
-        raise InputError(f"{what}: {text!r} is above {_fmt(high)}{because}")
+        raise InputError(f"{what}: {text!r} is above {_fmt(high)}" + (f" ({why_high})" if why_high else ""))
     return value
 
 
@@ -105,17 +106,17 @@ PLAUSIBLE = {
     "seq": (1, 1e9, "a billion-token context"),
     "tp": (1, 1e7, "at most the number of GPUs"), "pp": (1, 1e7, "at most the number of GPUs"),
     "micro_batch": (1, 1e9, ""), "global_batch": (1, 1e9, ""),
-    "mfu": (1e-3, 1, "an MFU below 0.1% is not a training run"),
-    "efficiency": (1e-3, 1, "below 0.1% of MAMF is not a training run"),
-    "goodput": (1e-2, 1, "below 1% of wall-clock time productive is not a training run"),
-    "usd_per_gpu_hour": (1e-3, 1000, "no GPU rents for more than $1000 an hour"),
+    "mfu": (1e-3, 1, ("an MFU below 0.1% is not a training run", "")),
+    "efficiency": (1e-3, 1, ("below 0.1% of MAMF is not a training run", "")),
+    "goodput": (1e-2, 1, ("below 1% of wall-clock time productive is not a training run", "")),
+    "usd_per_gpu_hour": (1e-3, 1000, ("a tenth of a cent an hour is no price", "no GPU rents for more than $1000 an hour")),
     "capex": (0, 1e12, "a trillion dollars"),
     "life_years": (0.1, 100, ""),
-    "utilization": (1e-3, 1, "below 0.1% of the year (9 hours) is not a cluster that is run"),
-    "rental_price": (1e-3, 1000, "no GPU rents for more than $1000 an hour; a free one never pays back"),
-    "power_kw": (0.01, 20, "a GPU with its server share draws ~0.3-2 kW; 20 kW is a whole 8-GPU server"),
-    "usd_per_kwh": (0, 10, "retail electricity is $0.05-0.50 per kWh"),
-    "pue": (1, 5, "facility power / IT power: 1.1-2 in practice"),
+    "utilization": (1e-3, 1, ("below 0.1% of the year (9 hours) is not a cluster that is run", "")),
+    "rental_price": (1e-3, 1000, ("a free GPU never pays back", "no GPU rents for more than $1000 an hour")),
+    "power_kw": (0.01, 20, ("a GPU with its server share draws ~0.3-2 kW",) * 2),
+    "usd_per_kwh": (0, 10, ("retail electricity is $0.05-0.50 per kWh",) * 2),
+    "pue": (1, 5, ("facility power / IT power: 1.1-2 in practice",) * 2),
     "opex_usd_per_gpu_year": (0, 1e7, "ten million dollars a year per GPU"),
     "stale_months": (0, 1200, "a hundred years"),
     "max_bytes": (4, 1 << 40, "a 1 TiB message is more memory than any GPU holds"),
@@ -132,4 +133,6 @@ def check_plausible(name: str, value, what: str | None = None) -> None:
     if value is None or name not in PLAUSIBLE or isinstance(value, bool) or not isinstance(value, (int, float)):
         return
     low, high, why = PLAUSIBLE[name]
-    check_bounds(value, what or name, _fmt(value), low, high, why)
+    # the value in full ('10000001', not '1e+07', which reads as the bound itself)
+    shown = f"{value:d}" if isinstance(value, int) else f"{value:.15g}"
+    check_bounds(value, what or name, shown, low, high, why)

@@ -280,7 +280,11 @@ def test_minus_zero_is_not_positive():
     (["cost", "--params", "1e16", "--tokens", "1T"], "--params: '1e+16' is above 1e+15"),
     (["cost", "--params", "7B", "--tokens", "1e18"], "--tokens"),
     (["cost", "--gpus", "1e8"], "--gpus"),
-    (["cost", "--global-batch", "1e10"], "--global-batch: '1e+10' is above 1e+09"),             # 10
+    (["cost", "--global-batch", "1e10"], "--global-batch: '10000000000' is above 1e+09"),             # 10
+    # the value in full, not reformatted into the bound; a reason only for the bound it explains
+    (["cost", "--gpus", "10000001"], "--gpus: '10000001' is above 1e+07 (more GPUs than exist)"),
+    (["cost", "--tokens", "0.5"], "--tokens: '0.5' is below 1000\n"),
+    (["tco", "--utilization", "1.5"], "--utilization: '1.5' is above 1\n"),
     (["cost", "--gpu-hours", "1e13"], "--gpu-hours"),
     (["cost", "--params", "1e-3", "--tokens", "1T"], "--params"),
     (["cost", "--layers", "1e6"], "--layers"),
