@@ -102,6 +102,11 @@ def _model(args):
 
     shape = {field: getattr(args, flag) for flag, field in _SHAPE_FLAGS.items()}
     moe = {field: getattr(args, flag) for flag, field in _MOE_FLAGS.items() if getattr(args, flag) is not None}
+    if moe and args.model:   # before the pairing rule, which would ask a catalog MoE for what it has
+        spec = find_model(args.model)
+        has = f" ({spec.name} has {spec.experts} experts, top-{spec.top_k})" if spec.moe else ""
+        raise InputError(f"--{'/--'.join(k.replace('_', '-') for k in moe)}: --experts/--top-k/--moe-ffn describe a "
+                         f"model by shape (--layers/--hidden or --params), not a catalog model{has}")
     if moe and (args.experts is None) != (args.top_k is None):
         raise InputError("--experts and --top-k go together (a mixture of experts needs both)")
     if args.experts is not None and args.top_k is not None and args.top_k > args.experts:

@@ -134,8 +134,8 @@ def run_whatif(args) -> dict:
         rows.append(whatif.row(value, cost, measured, one.results if measured else None))
     if not any(r["fits"] for r in rows):
         raise NoLayoutError(f"--vary {key}: no value fits; the first {rows[0]['note']}")
-    for line in dict.fromkeys(warnings):   # each cost warning once, in order
-        print(line, file=sys.stderr)
+    for line in dict.fromkeys(warnings):   # each cost warning once, in order, under this command's name
+        print(line.replace("costbench cost: ", "costbench whatif: ", 1), file=sys.stderr)
     fixed = {a.dest: getattr(args, a.dest) for a in actions.values()
              if a.dest != action.dest and getattr(args, a.dest) != a.default}
     return whatif.document(key, rows, fixed)

@@ -108,7 +108,7 @@ def load_csv(path: str, columns: list[Column]) -> list[dict]:
     cost_models.files refuses (not a regular file, too large, not UTF-8) and what the csv module
     does (a cell over its field limit, a NUL byte). A byte-order mark (Excel's) is dropped.
     """
-    content = read_text(path, "file")
+    content = read_text(path, "CSV file")
     lines = [(i, ln) for i, ln in enumerate(content.splitlines(keepends=True), start=1)
              if ln.strip() and not ln.startswith("#")]
     if not lines:

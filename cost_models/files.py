@@ -31,7 +31,7 @@ def read_bytes(path: str, what: str = "file", max_bytes: int = MAX_BYTES) -> byt
         if stat.S_ISDIR(info.st_mode):
             raise InputError(f"{path}: is a directory, not a {what}")
         if not stat.S_ISREG(info.st_mode):
-            raise InputError(f"{path}: not a regular file (a pipe or device?), not a {what}")
+            raise InputError(f"{path}: not a regular file (a pipe or device?); expected a {what}")
         if info.st_size > max_bytes:
             raise InputError(f"{path}: {info.st_size / 2**20:.0f} MiB is too large for a {what} "
                              f"(limit {max_bytes >> 20} MiB)")

@@ -114,7 +114,7 @@ def test_bad_price_files_name_file_line_and_column(tmp_path, body, message):
 
 
 def test_missing_price_file(tmp_path):
-    with pytest.raises(InputError, match="no such file"):
+    with pytest.raises(InputError, match="no such CSV file"):
         load_prices(str(tmp_path / "nope.csv"))
 
 

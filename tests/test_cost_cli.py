@@ -260,7 +260,12 @@ def test_print_cost_table_for_the_default_job(capsys, tmp_path):
     (["cost", "--gpus", "1", "--mfu", "0.5"], "--gpus 1: llama3-70b does not fit in the memory of 1 H100-SXM GPUs"),
     (["cost", "--gpus", "16", "--gpu-hours", "1000"], "(72 GiB usable each); the fewest it fits is 20"),
     (["cost", "--gpu", ""], "--gpu '': empty; name a GPU"),
-    (["cost", "--prices", "/nonexistent/prices.csv"], "/nonexistent/prices.csv: no such file"),
+    (["cost", "--prices", "/nonexistent/prices.csv"], "/nonexistent/prices.csv: no such CSV file"),
+    (["cost", "--prices", "/dev/zero"], "/dev/zero: not a regular file (a pipe or device?); expected a CSV file"),
+    # a catalog MoE was asked for the --experts it has
+    (["cost", "--model", "mixtral-8x7b", "--top-k", "8"], "--top-k: --experts/--top-k/--moe-ffn describe a model by "
+                                                          "shape (--layers/--hidden or --params), not a catalog model "
+                                                          "(mixtral-8x7b has 8 experts, top-2)"),
     (["cost", "--results", "/nonexistent/run.json"], "/nonexistent/run.json: no such result file"),
     (["cost", "--dtype", "int4"], "unknown dtype 'int4'"),
     (["prices", "--provider", "aws", "--gpu", "gb200"], "no rows match"),

@@ -104,6 +104,7 @@ def test_measured_row_says_so(capsys, tmp_path):
 def test_table_output(capsys):
     code, out, err = run(capsys, "whatif", "--vary", "network=ib-ndr-400,eth-100", "--gpus", "2048")
     assert code == 0 and "error" not in err and len(set(err.splitlines())) == len(err.splitlines())  # warnings once
+    assert err and all(line.startswith("costbench whatif: warning: ") for line in err.splitlines()), err  # not "cost:"
     assert out.startswith("what if network = ib-ndr-400, eth-100")
     assert "claim       InfiniBand / Ethernet" in out and "3-4x claimed" in out and "fixed       gpus=2048" in out
 
