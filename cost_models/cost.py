@@ -309,10 +309,14 @@ def search_layouts(spec: ModelSpec, hw: GpuSpec, gpus: int, rates, lin_rates=Non
     return Search(lay, parts, fits, need, best)
 
 
+MAX_SEARCHED_GPUS = 2**20   # the memory search's power-of-two sizes end here; a larger --gpus is tried as given
+
+
 def min_gpus_that_fit(spec: ModelSpec, hw: GpuSpec, batch: int | None = None, **given) -> int | None:
     """Smallest power-of-two cluster (1 .. 2^20; times TP*PP*CP when given) with a layout that fits memory; None if none."""
     unit = given.get("tp", 1) * given.get("pp", 1) * given.get("cp", 1)
-    sizes = sorted({2**k for k in range(21)} | {unit * 2**k for k in range(21)})
+    top = int(math.log2(MAX_SEARCHED_GPUS)) + 1
+    sizes = sorted({2**k for k in range(top)} | {unit * 2**k for k in range(top)})
     return _first_that_fits(spec, hw, sizes, batch, given)
 
 
@@ -439,6 +443,8 @@ def plan_training(model=DEFAULT_MODEL, gpu: str | GpuSpec = DEFAULT_GPU, gpus: i
     if gpus:
         parallelism.check_cluster(gpus, tp, pp, ep, cp)
     need = min_gpus_that_fit(spec, hw, **given)
+    if need is None and gpus and gpus > MAX_SEARCHED_GPUS:   # beyond the power-of-two sizes: the one asked
+        need = _first_that_fits(spec, hw, [gpus], None, given)
     usable = memory.usable_bytes(hw.memory_gb) / 2**30
     assumptions = {
         "flops": "model FLOPs 6*N*D + causal attention 6*L*s*h per token (no recompute counted)",
@@ -478,7 +484,8 @@ def plan_training(model=DEFAULT_MODEL, gpu: str | GpuSpec = DEFAULT_GPU, gpus: i
         return TrainingPlan(spec, hw, count or 0, total_flops, need or 0, None, None, float(gpu_hours), days,
                             assumptions)
     if need is None:
-        raise NoLayoutError(f"{spec.name}: no layout fits {hw.name} memory ({hw.memory_gb:g} GiB) on any cluster up to 2^20 GPUs"
+        upto = f"{gpus:,}" if gpus and gpus > MAX_SEARCHED_GPUS else "2^20"
+        raise NoLayoutError(f"{spec.name}: no layout fits {hw.name} memory ({hw.memory_gb:g} GiB) on any cluster up to {upto} GPUs"
                          + (f" with {', '.join(f'--{k} {v}'.replace('_', '-') for k, v in given.items())}" if given else ""))
 
     if mfu is not None:

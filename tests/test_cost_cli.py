@@ -261,6 +261,9 @@ def test_print_cost_table_for_the_default_job(capsys, tmp_path):
     (["cost", "--gpus", "16", "--gpu-hours", "1000"], "(72 GiB usable each); the fewest it fits is 20"),
     (["cost", "--gpu", ""], "--gpu '': empty; name a GPU"),
     (["cost", "--prices", "/nonexistent/prices.csv"], "/nonexistent/prices.csv: no such CSV file"),
+    # the --gpus asked, beyond the power-of-two sizes searched, is tried and named
+    (["cost", "--params", "1e15", "--tokens", "1e17", "--gpus", "1e7"],
+     "no layout fits H100-SXM memory (80 GiB) on any cluster up to 10,000,000 GPUs"),
     (["cost", "--prices", "/dev/zero"], "/dev/zero: not a regular file (a pipe or device?); expected a CSV file"),
     # a catalog MoE was asked for the --experts it has
     (["cost", "--model", "mixtral-8x7b", "--top-k", "8"], "--top-k: --experts/--top-k/--moe-ffn describe a model by "
