@@ -145,6 +145,9 @@ def load_csv(path: str, columns: list[Column]) -> list[dict]:
     for lineno, cells in rows_in:
         if len(cells) < len(header):
             raise InputError(f"{path}:{lineno}: {len(cells)} of {len(header)} columns (truncated row?)")
+        if any(c.strip() for c in cells[len(header):]):   # every cell shifted? the row cannot be read as meant
+            raise InputError(f"{path}:{lineno}: {len(cells)} cells under a header of {len(header)} columns "
+                             f"(a decimal comma, or a comma in an unquoted cell?)")
         row = {"_line": lineno}
         for col in columns:
             raw = cells[index[col.name]].strip() if col.name in index else ""

@@ -228,7 +228,7 @@ def test_results_from_non_regular_files(tmp_path, capsys, special):
 @pytest.mark.parametrize("content,needle", [
     (PRICE_HEADER + "aws,h100,on-demand,2," + "x" * 140_000 + ",src\n", ":2: a cell longer than"),  # 5
     (PRICE_HEADER + "aws,h100,on-demand,1\x00,2025,src\n", ":2: column usd_per_gpu_hour"),
-    (PRICE_HEADER + "aws,h100,on-demand,1,5,2025,src\n", ":2: column as_of"),
+    (PRICE_HEADER + "aws,h100,on-demand,1,5,2025,src\n", ":2: 7 cells under a header of 6 columns (a decimal comma"),
     (PRICE_HEADER + "aws,h100,on-demand,\u0661\u0662,2025,src\n", "is not a number"),
     (PRICE_HEADER + "aws,h100,on-demand,1e400,2025,src\n", "is not a finite number"),
     (PRICE_HEADER + "aws,h100,on-demand,5000,2025,src\n", "is above 1000"),
