@@ -37,7 +37,7 @@ TERM_HOURS = {"reserved-1y": HOURS_PER_YEAR, "reserved-3y": 3 * HOURS_PER_YEAR}
 DEFAULT_STALE_MONTHS = 6
 TODAY_ENV = "COSTBENCH_TODAY"  # YYYY-MM-DD: the reference "today" for price ages (tests, reruns)
 SPOT_NOTE = "spot: interruptions not modelled (goodput unchanged), so this cost is a lower bound"
-_MIN_USD, _MAX_USD, _WHY_MAX = PLAUSIBLE["usd_per_gpu_hour"]
+_MIN_USD, _MAX_USD, (_, _WHY_MAX) = PLAUSIBLE["usd_per_gpu_hour"]
 _at_most_usd = at_most(non_negative, _MAX_USD, _WHY_MAX)
 
 

@@ -29,6 +29,7 @@ import re
 from cost_models.errors import InputError
 from cost_models.files import read_text
 from cost_models.hardware import gpus as catalog_gpus
+from cost_models.prices import _usd
 
 # SkyPilot accelerator name -> costbench catalog GPU. PCIe parts are told apart by instance name.
 SKYPILOT_GPUS = {
@@ -186,7 +187,7 @@ def import_vms(path: str, provider: str, as_of: str = "", source: str | None = N
             unknown[o.accel] = unknown.get(o.accel, 0) + 1
             continue
         for kind, total in (("on-demand", o.price), ("spot", o.spot)):
-            if total is None:
+            if total is None or total == 0:   # $0: not a price (no --prices row may be free), not offered
                 continue
             # cheapest zone of this instance type in this region
             key = (gpu, kind, o.region, o.instance)
@@ -194,6 +195,10 @@ def import_vms(path: str, provider: str, as_of: str = "", source: str | None = N
                 per_zone[key] = (total, o)
     for (gpu, kind, region, instance), (total, o) in per_zone.items():
         usd = total / o.count
+        try:   # the bounds every --prices row must keep: a row written here must load there
+            _usd(repr(usd))
+        except ValueError as e:
+            raise InputError(f"{path}: {instance} in {region} ({kind}): ${usd:g} per GPU-hour {e}") from None
         rank = (-o.count, usd, instance)
         key = (gpu, kind, region)
         if key not in best or rank < best[key][0]:
