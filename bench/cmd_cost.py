@@ -259,6 +259,9 @@ def _summary_lines(plan, note=None, prices_line=None) -> list[str]:
 
             peak = CPU_PEAK_LAYER if CPU_PEAK_LAYER in plan.gpu.source else CPU_PEAK_MAMF
             mfu_of = f" of {peak} (a CPU has no datasheet peak)"
+        elif "mfu_basis" in a:   # fp8: the bf16 scale, and the share of the fp8 peak beside it
+            fp8 = plan.achieved_tflops_per_gpu / plan.gpu.peak("fp8")
+            mfu_of = f" of the bf16 peak ({fp8:.1%} of the fp8 peak)"
         lines += [
             f"layout      {layout_line(plan)} ({a['layout']}; {a['gpu_memory_gib']:g} GiB per GPU)",
             f"step        {step_line(plan)}",
@@ -271,7 +274,8 @@ def _summary_lines(plan, note=None, prices_line=None) -> list[str]:
         lines += [f"throughput  {plan.achieved_tflops_per_gpu:.3g} TFLOP/s per GPU ({a['achieved_tflops_from']})",
                   f"goodput     {a['goodput']:.1%}"]
     else:
-        lines.append(f"throughput  {a['gpu_hours_from']}; implied end-to-end MFU {a['implied_mfu_end_to_end']:.1%}")
+        lines.append(f"throughput  {a['gpu_hours_from']}; implied end-to-end MFU {a['implied_mfu_end_to_end']:.1%}"
+                     + (" of the bf16 peak" if "mfu_basis" in a else ""))
     if "virtualization_overhead" in a:
         lines.append(f"vm          virtualization overhead {a['virtualization_overhead']}")
     days = f", {plan.wall_clock_days:.1f} days wall clock" if plan.gpus else ""

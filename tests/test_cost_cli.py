@@ -116,6 +116,22 @@ def test_json_has_parallelism_and_step_and_table_has_one_step_line(capsys):
     assert len(step) == 1 and "gemm" in step[0] and "layout      TP 8" in out
 
 
+def test_an_fp8_mfu_says_it_is_on_the_bf16_scale(capsys):
+    """fp8 GEMMs run up to twice the bf16 peak its MFU is quoted against: an MFU of 107.6% was printed bare."""
+    args = ["cost", "--dtype", "fp8", "--layers", "4", "--hidden", "16384", "--heads", "128", "--ffn", "65536",
+            "--tokens", "1T", "--gpus", "8", "--seq", "2048", "--vocab", "1000"]
+    code, out, _ = run(capsys, *args, "--format", "json")
+    doc = json.loads(out)
+    assert code == 0 and doc["assumptions"]["mfu_basis"].startswith("the bf16 peak (989 TFLOP/s), not the fp8 peak")
+    assert doc["mfu"] == pytest.approx(doc["achieved_tflops_per_gpu"] / 989)
+    assert doc["achieved_tflops_per_gpu"] < 1979          # never above the fp8 peak itself
+    _, table, _ = run(capsys, *args)
+    share = doc["achieved_tflops_per_gpu"] / 1979
+    assert f"MFU {doc['mfu']:.1%} of the bf16 peak ({share:.1%} of the fp8 peak)" in table
+    _, table, _ = run(capsys, "cost", "--dtype", "fp8", "--gpu-hours", "4M")
+    assert "implied end-to-end MFU 48.0% of the bf16 peak" in table
+
+
 def test_a_small_steps_parts_still_show_and_add_up(capsys):
     """A fixed 0.5 ms threshold hid every part of a sub-millisecond step ("0.000199 s = ")."""
     code, out, _ = run(capsys, "cost", "--layers", "2", "--hidden", "256", "--heads", "4", "--ffn", "512", "--vocab",
@@ -250,7 +266,8 @@ def test_print_cost_table_for_the_default_job(capsys, tmp_path):
      "--params 46.7B with --experts 8 --top-k 2 but no --layers/--hidden: give --active-params"),
     # GPU-hours faster than the peak (an "implied MFU" of 192% was printed and priced)
     (["cost", "--gpu-hours", "1M"], "--gpu-hours 1,000,000: llama3-70b's 6.84e+24 FLOPs in that many H100-SXM "
-                                    "GPU-hours is an MFU of 192%, above the peak (989 TFLOP/s); at the peak it takes 1,92"),
+                                    "GPU-hours is 192% of the bf16 peak (989 TFLOP/s); at the peak it takes 1,92"),
+    (["cost", "--gpu-hours", "0.5M", "--dtype", "fp8"], "GPU-hours is 192% of the fp8 peak (1979 TFLOP/s)"),
     # overrides another replaces were dropped without a word
     (["cost", "--gpu-hours", "10M", "--mfu", "0.4", "--goodput", "0.5"],
      "--gpu-hours and --mfu, --goodput: --gpu-hours prices that figure as it is"),
