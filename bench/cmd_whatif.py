@@ -119,10 +119,18 @@ def run_whatif(args) -> dict:
     for value in values:  # the plausibility bounds every command's flags get (bench.cli.check_args)
         check_plausible(action.dest, value, f"--vary {key}")
     rows, warnings, measured_gpus = [], [], {}   # measured_gpus: result file -> its GPU, each file read once
+    # "Everything else fixed" includes the cluster: without --gpus, cost sizes it per scenario (a slower
+    # GPU got more of them and came out faster), so the first row's size holds for every row. A model
+    # varied keeps its own default size (its published count), as the note in `fixed` says.
+    pinned = None
     for text, value in zip(texts, values):
         one = argparse.Namespace(**{**vars(args), action.dest: value})
+        if pinned is not None:
+            one.gpus = pinned
         try:
             cost = cost_document(one, warnings)
+            if pinned is None and args.gpus is None and action.dest not in ("gpus", "model"):
+                pinned = cost["gpus"]
         except NoLayoutError as e:       # a value that cannot run is an answer too: its own row
             rows.append(whatif.no_layout_row(value, str(e), one.gpu, one.gpus))
             continue
@@ -138,6 +146,11 @@ def run_whatif(args) -> dict:
         print(line.replace("costbench cost: ", "costbench whatif: ", 1), file=sys.stderr)
     fixed = {a.dest: getattr(args, a.dest) for a in actions.values()
              if a.dest != action.dest and getattr(args, a.dest) != a.default}
+    if pinned is not None:
+        fixed["gpus"] = pinned
+        fixed["gpus_from"] = "the first row's default cluster, held for every row"
+    elif action.dest == "model" and args.gpus is None:
+        fixed["gpus_from"] = "each model's own default cluster (costbench cost's rule)"
     return whatif.document(key, rows, fixed)
 
 

@@ -101,6 +101,20 @@ def test_measured_row_says_so(capsys, tmp_path):
     assert code == 0 and "measured" in out and "catalog" in out and "measured-model vs 1.5x claimed" in out
 
 
+def test_the_default_cluster_is_held_for_every_row(capsys):
+    """Without --gpus, cost sizes the cluster per scenario: the H200 got 8,192 GPUs to the H100's
+    16,384 and came out slower in days. 'Everything else fixed' holds the first row's size."""
+    code, out, _ = run(capsys, "whatif", "--vary", "gpu=H100-SXM,H200-SXM", "--format", "json")
+    doc = json.loads(out)
+    h100, h200 = doc["rows"]
+    assert code == 0 and h100["gpus"] == h200["gpus"] == doc["fixed"]["gpus"] == 16384
+    assert h200["wall_clock_days"] <= h100["wall_clock_days"]
+    assert doc["fixed"]["gpus_from"] == "the first row's default cluster, held for every row"
+    code, out, _ = run(capsys, "whatif", "--vary", "model=llama3-8b,llama3.1-405b", "--format", "json")
+    doc = json.loads(out)   # a model keeps its own default (published) size
+    assert code == 0 and "gpus" not in doc["fixed"] and doc["fixed"]["gpus_from"].startswith("each model's own")
+
+
 def test_table_output(capsys):
     code, out, err = run(capsys, "whatif", "--vary", "network=ib-ndr-400,eth-100", "--gpus", "2048")
     assert code == 0 and "error" not in err and len(set(err.splitlines())) == len(err.splitlines())  # warnings once
