@@ -359,9 +359,12 @@ def run_cost(plan_kwargs: dict, pricing="on-demand", providers=None, prices_file
             out.write("\n")
         out.write("\n".join(_summary_lines(plan, note, prices_line)) + "\n")
     else:
-        emit([{**{k: r[k] for k in ROW_KEYS}, "model": plan.model.name, "gpus": plan.gpus,
-               "gpu_hours": plan.gpu_hours, "wall_clock_days": plan.wall_clock_days} for r in rows],
-             COLUMNS, fmt, out, json_doc(plan, rows, note))
+        figures = {"model": plan.model.name, "gpus": plan.gpus, "gpu_hours": plan.gpu_hours,
+                   "wall_clock_days": plan.wall_clock_days}
+        # no price to show (a CPU without a --prices row, a GPU nobody lists): the CSV still has one
+        # row, of the same columns, carrying the time; the note says why on stderr
+        priced = [{**{k: r[k] for k in ROW_KEYS}, **figures} for r in rows] or [{**dict.fromkeys(ROW_KEYS), "note": note, **figures}]
+        emit(priced, COLUMNS, fmt, out, json_doc(plan, rows, note))
         if note and fmt == "csv":
             print(f"costbench cost: {note}", file=sys.stderr)
     return plan

@@ -1,6 +1,8 @@
 """`costbench cost` and the catalog commands through bench.cli.main, in process; one subprocess
 check that a bad input prints no traceback; importing cost_models never imports torch."""
 
+import csv
+import io
 import json
 import os
 import re
@@ -130,6 +132,16 @@ def test_an_fp8_mfu_says_it_is_on_the_bf16_scale(capsys):
     assert f"MFU {doc['mfu']:.1%} of the bf16 peak ({share:.1%} of the fp8 peak)" in table
     _, table, _ = run(capsys, "cost", "--dtype", "fp8", "--gpu-hours", "4M")
     assert "implied end-to-end MFU 48.0% of the bf16 peak" in table
+
+
+def test_csv_without_a_price_row_still_carries_the_time(capsys):
+    """A header of another schema (with an internal `_age`) and no figures was all it wrote."""
+    code, out, err = run(capsys, "cost", "--gpu", "H800-SXM", "--format", "csv")
+    priced = list(csv.DictReader(io.StringIO(run(capsys, "cost", "--format", "csv")[1])))
+    (row,) = list(csv.DictReader(io.StringIO(out)))
+    assert code == 0 and list(row) == list(priced[0]) and "_age" not in row
+    assert row["provider"] == "" and row["model"] == "llama3-70b" and float(row["gpu_hours"]) > 0
+    assert row["note"].startswith("no on-demand prices for H800-SXM") and "no on-demand prices" in err
 
 
 def test_a_small_steps_parts_still_show_and_add_up(capsys):
