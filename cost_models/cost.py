@@ -578,6 +578,10 @@ def plan_training(model=DEFAULT_MODEL, gpu: str | GpuSpec = DEFAULT_GPU, gpus: i
         provenance = {**provenance, kind: [*provenance[kind], "pp_comm"]}
     seconds = float(found.parts["seconds"][i])
     batch_tokens = layout["global_batch"] * spec.seq_len
+    if spec.tokens < batch_tokens:   # less than one step: the time would be a fraction of a step
+        raise InputError(f"--tokens {spec.tokens:,.0f}: fewer than one global batch ({layout['global_batch']:,} "
+                         f"sequences of {spec.seq_len:,} = {batch_tokens:,} tokens, one {seconds:.3g} s step); "
+                         "train on more tokens or give a smaller --global-batch")
     used = layout["gpus_used"]
     good = training_time.run_goodput(used, goodput)    # hours below are billed on all `count` GPUs
     hours, days, good = (float(x) for x in training_time.gpu_hours(spec.tokens, batch_tokens, seconds, count, good))
