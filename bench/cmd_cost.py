@@ -184,7 +184,10 @@ def warn_unsound(throughput, command: str = "cost") -> None:
     """One stderr line when a --results file's run failed checks or stopped early: its rates come
     from the records that passed and the parts it measured, which the user should know before
     trusting a price built on them."""
-    if throughput is None or (throughput.complete and not throughput.failed_checks):
+    from cost_models.throughput import CPU
+
+    no_memory = throughput is not None and throughput.gpu == CPU and not throughput.host_memory_gb
+    if throughput is None or (throughput.complete and not throughput.failed_checks and not no_memory):
         return
     why = []
     if throughput.failed_checks:
@@ -192,6 +195,8 @@ def warn_unsound(throughput, command: str = "cost") -> None:
                    "its rates: look at the run before trusting them)")
     if not throughput.complete:
         why.append("its run stopped before the end (complete: false: what it did not measure is the catalog's)")
+    if no_memory:   # a CPU's memory is its host's: without it nothing bounds the layouts
+        why.append("no machine.host_memory_gb: the cpu device's memory is unknown, so no layout is refused for memory")
     print(f"costbench {command}: warning: {throughput.source}: {'; '.join(why)}", file=sys.stderr)
 
 

@@ -77,9 +77,11 @@ def cpu_device(throughput: Throughput) -> GpuSpec:
     best = max([*throughput.mamf_tflops.values(), throughput.layer.get("gemm_tflops") or 0])
     peaks = {d: throughput.mamf_tflops.get(d, best) for d in DTYPES if d != "fp8"} | {"fp8": None}
     stand_in = CPU_PEAK_MAMF if throughput.mamf_tflops else CPU_PEAK_LAYER
+    # without machine.host_memory_gb the memory is unknown: not checked (bench.cmd_cost warns), never guessed
+    unknown = "" if throughput.host_memory_gb else "; memory unknown (no machine.host_memory_gb): not checked"
     return GpuSpec(name=CPU, peak_tflops=peaks, memory_gb=throughput.host_memory_gb or 1e6, hbm_tbps=bw / 1000,
                    nvlink_gbps=None, tdp_w=1, mamf_fraction=1.0,
-                   source=f"measured: {throughput.source} (peak: {stand_in})", as_of="2026")
+                   source=f"measured: {throughput.source} (peak: {stand_in}{unknown})", as_of="2026")
 
 
 # What stands in for a CPU's datasheet peak (cpu_device), which its MFU is relative to.

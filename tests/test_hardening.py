@@ -554,6 +554,26 @@ def test_cost_warns_of_a_file_whose_checks_failed_or_that_stopped_early(tmp_path
     assert code == 0 and err.count("\n") == 1 and err.startswith("costbench cost: warning: ") and needle in err, err
 
 
+def test_a_cpu_files_host_memory_zero_is_refused_and_missing_is_said(tmp_path, capsys):
+    """0 read as "unknown" and then as a million GiB: every layout fit on one CPU."""
+    cpu = {"device": "cpu", "gpu": None}
+    summary = {"mamf_tflops": {"fp32": 0.1}, "membw_gbps": 10.0}
+    for memory, expect in ((0, 2), (None, 0)):
+        path = tmp_path / f"cpu{memory}.json"
+        path.write_text(json.dumps(result_doc([matmul(0.1)], summary, **cpu, host_memory_gb=memory)))
+        code, _, err = cli(capsys, "cost", "--results", str(path), "--prices", str(_cpu_prices(tmp_path)),
+                           "--stale-months", "1200")
+        assert code == expect, err
+        assert ("machine.host_memory_gb: must be a positive number" in err if memory == 0 else
+                "no machine.host_memory_gb: the cpu device's memory is unknown" in err), err
+
+
+def _cpu_prices(tmp_path):
+    path = tmp_path / "cpu.csv"
+    path.write_text("provider,gpu,pricing,usd_per_gpu_hour,as_of\nme,cpu,on-demand,0.05,2026-11\n")
+    return path
+
+
 def test_a_world_of_one_keeps_its_zero_busbw(tmp_path):
     """busbw is 0 by definition for one process (no link): a 0 there is a measurement, not refused."""
     from bench import results
