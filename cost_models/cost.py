@@ -442,6 +442,10 @@ def plan_training(model=DEFAULT_MODEL, gpu: str | GpuSpec = DEFAULT_GPU, gpus: i
     given = {k: v for k, v in dict(tp=tp, pp=pp, micro_batch=micro_batch, global_batch=global_batch,
                                    recompute=recompute, vpp=vpp, ep=ep, cp=cp).items() if v is not None}
     parallelism.check_given(spec, tp, pp, recompute, ep, micro_batch, global_batch, cp)
+    default_batch = training_time.default_batch(spec.seq_len)
+    if micro_batch and not global_batch and default_batch % micro_batch:   # was "no layout fits ... memory"
+        raise InputError(f"--micro-batch {micro_batch}: the default global batch of {default_batch:,} sequences "
+                         f"(~16M tokens) is not a whole number of micro-batches of {micro_batch}; give --global-batch")
     parallelism.check_batch(spec, ep, micro_batch, global_batch or training_time.default_batch(spec.seq_len),
                             global_batch is not None)
     if gpus:

@@ -293,6 +293,8 @@ def test_print_cost_table_for_the_default_job(capsys, tmp_path):
     # the --gpus asked, beyond the power-of-two sizes searched, is tried and named
     (["cost", "--params", "1e15", "--tokens", "1e17", "--gpus", "1e7"],
      "no layout fits H100-SXM memory (80 GiB) on any cluster up to 10,000,000 GPUs"),
+    (["cost", "--micro-batch", "3"], "--micro-batch 3: the default global batch of 2,048 sequences (~16M tokens) is "
+                                     "not a whole number of micro-batches of 3; give --global-batch"),
     # less than one step of training was priced as 0.087 s on 16,384 GPUs
     (["cost", "--tokens", "1M"], "--tokens 1,000,000: fewer than one global batch (2,048 sequences of 8,192 = "
                                  "16,777,216 tokens"),
