@@ -14,6 +14,7 @@ import io
 import os
 import sys
 import time
+import warnings
 
 from bench import report_page
 from bench.compare import DEFAULT_MODEL, gpu_name
@@ -152,23 +153,35 @@ def build(paths, out: str, model: str = DEFAULT_MODEL, whatif: str | None = None
     def size(w, h):
         return (w * scale, h * scale)
 
-    figures = {
-        "cost_by_provider": charts.cost_by_provider(df, model, table, size=size(10, 6)),
-        "matmul_shapes": charts.matmul_shapes(df, labelled, size=size(10, 6)),
-        "busbw_by_size": charts.busbw_by_size(df, labelled, size=size(11, 7)),
-        "days_vs_cost": charts.days_vs_cost(df, model, table, size=size(10, 6)),
-        "step_breakdown": charts.step_breakdown(df, model, size=size(10, 5.5)),
+    makers = {
+        "cost_by_provider": lambda: charts.cost_by_provider(df, model, table, size=size(10, 6)),
+        "matmul_shapes": lambda: charts.matmul_shapes(df, labelled, size=size(10, 6)),
+        "busbw_by_size": lambda: charts.busbw_by_size(df, labelled, size=size(11, 7)),
+        "days_vs_cost": lambda: charts.days_vs_cost(df, model, table, size=size(10, 6)),
+        "step_breakdown": lambda: charts.step_breakdown(df, model, size=size(10, 5.5)),
     }
     if frame is not None:
-        figures["whatif"] = charts.whatif_chart(frame, size=size(10, 5))
-    written, pngs = [], []
-    for name, fig in figures.items():
-        png = _png(fig, dpi)
+        makers["whatif"] = lambda: charts.whatif_chart(frame, size=size(10, 5))
+    # Every chart is rendered before anything is written, so an interrupt (the slow part is here)
+    # leaves the folder as it was rather than half old, half new; matplotlib's warnings (a layout it
+    # could not tighten) become one line each under this command's name, not two raw lines.
+    rendered, seen = {}, set()
+    for name, make in makers.items():
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            rendered[name] = _png(make(), dpi)
+        for w in caught:
+            line = f"chart {name}: {str(w.message).splitlines()[0]}"
+            if line not in seen and warn is not None:
+                seen.add(line)
+                warn(line)
+    pngs = [(CHARTS[name][0], png, CHARTS[name][1]) for name, png in rendered.items()]
+    html = _page(df, runs, model, pngs)
+    written = []
+    for name, png in rendered.items():
         path = os.path.join(out, f"{name}.png")
         atomic_write_bytes(path, png)
         written.append(path)
-        pngs.append((CHARTS[name][0], png, CHARTS[name][1]))
-    html = _page(df, runs, model, pngs)
     path = os.path.join(out, "index.html")
     atomic_write_bytes(path, html.encode())
     return written + [path]

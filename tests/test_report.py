@@ -91,6 +91,34 @@ def test_report_cli_replaces_its_own_files_but_not_a_users(tmp_path, capsys):
     assert (out / "index.html").read_text() == "<p>my own page</p>" and (out / "notes.txt").read_text() == "mine"
 
 
+def test_a_charts_warning_is_one_prefixed_line_and_an_interrupt_writes_nothing(tmp_path, capsys, monkeypatch):
+    """matplotlib's "Tight layout not applied" reached stderr raw, on two lines; an interrupt while
+    charts rendered left a folder of new and old PNGs. Now every chart renders before any write."""
+    import warnings
+
+    from bench import charts
+
+    paths = [synthetic.write(tmp_path, "a.json", synthetic.result("lambda/x"))]
+    real = charts.matmul_shapes
+
+    def cramped(*a, **kw):
+        warnings.warn("Tight layout not applied. The bottom and top margins cannot be made large enough\nmore")
+        return real(*a, **kw)
+
+    monkeypatch.setattr(charts, "matmul_shapes", cramped)
+    code, _, err = run_cli(capsys, "report", *paths, "--out", str(tmp_path / "r"))
+    assert code == 0 and err == ("costbench report: warning: chart matmul_shapes: Tight layout not applied. The bottom "
+                                 "and top margins cannot be made large enough\n"), err
+
+    def interrupted(*a, **kw):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(charts, "step_breakdown", interrupted)   # the last chart: the others rendered
+    before = {f: os.stat(tmp_path / "r" / f).st_mtime_ns for f in os.listdir(tmp_path / "r")}
+    code, _, _ = run_cli(capsys, "report", *paths, "--out", str(tmp_path / "r"))
+    assert code == 130 and {f: os.stat(tmp_path / "r" / f).st_mtime_ns for f in os.listdir(tmp_path / "r")} == before
+
+
 def test_report_bad_whatif_and_nothing_readable_are_one_line_errors(tmp_path, capsys):
     good = synthetic.write(tmp_path, "a.json", synthetic.result("lambda/x"))
     (tmp_path / "w.json").write_text(json.dumps({"rows": []}))
