@@ -111,6 +111,12 @@ def whatif_frame(path: str):
     rows = doc.get("rows") if isinstance(doc, dict) else None
     if not isinstance(rows, list) or not rows or not all(isinstance(r, dict) and "value" in r for r in rows):
         raise InputError(f"--whatif {path}: expected costbench whatif JSON: {{\"vary\": KEY, \"rows\": [{{\"value\": ...}}]}}")
+    for i, r in enumerate(rows):   # what the chart draws: a number at least 0, or null (no price, no fit)
+        for key in ("cost_usd_min", "cost_usd_max", "cost_usd", "wall_clock_days", "gpu_hours"):
+            v = r.get(key)
+            if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)) or not v >= 0
+                                  or v == float("inf")):
+                raise InputError(f"--whatif {path}: rows[{i}].{key}: {v!r} is not a non-negative number or null")
     if not any(isinstance(r.get("cost_usd_min", r.get("cost_usd")), (int, float)) for r in rows):
         raise InputError(f"--whatif {path}: no row has a numeric cost_usd_min (no prices for any value?)")
     from cost_models.whatif import frame as whatif_rows  # the what-if document flattened, one row per value

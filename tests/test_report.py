@@ -124,6 +124,11 @@ def test_report_bad_whatif_and_nothing_readable_are_one_line_errors(tmp_path, ca
     (tmp_path / "w.json").write_text(json.dumps({"rows": []}))
     code, _, err = run_cli(capsys, "report", good, "--out", str(tmp_path / "o"), "--whatif", str(tmp_path / "w.json"))
     assert code == 2 and "--whatif" in err and len(err.splitlines()) == 1
+    for value in (-5, "x", True):   # a negative bar was drawn; a string silently dropped
+        (tmp_path / "w.json").write_text(json.dumps({"rows": [{"value": "a", "cost_usd_min": 1.0,
+                                                               "wall_clock_days": value}]}))
+        code, _, err = run_cli(capsys, "report", good, "--out", str(tmp_path / "o"), "--whatif", str(tmp_path / "w.json"))
+        assert code == 2 and f"rows[0].wall_clock_days: {value!r} is not a non-negative number or null" in err, err
     (tmp_path / "bad.json").write_text("[]")
     code, _, err = run_cli(capsys, "report", str(tmp_path / "bad.json"), "--out", str(tmp_path / "o"))
     assert code == 2 and err.splitlines()[-1].startswith("costbench report: error: no readable result files")
