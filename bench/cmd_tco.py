@@ -191,7 +191,8 @@ def _print(doc, out) -> None:
         under = [k for k, v in lives.items() if v]
         state = (f"underwater on a {', '.join(under)}-year life" if under else
                  f"pays back within {', '.join(lives)} years")
-        out.write(f"  renting out at ${p['usd_per_gpu_hour']:.2f}/GPU-hour: payback {_years(p['payback_years'])} years "
+        years = "never" if p["payback_years"] is None else f"in {_years(p['payback_years'])} years"
+        out.write(f"  renting out at ${p['usd_per_gpu_hour']:.2f}/GPU-hour: payback {years} "
                   f"at {u:.0%} ({state})\n")
     s = doc["sensitivity"]
     rows = [{"life": f"{life:g} years", **{str(u): v for u, v in zip(s["utilization"], vals)}}

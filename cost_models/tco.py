@@ -146,7 +146,7 @@ class OwnedGpu:
             return None
         if r == 0:
             return self.capex_usd / cash
-        return -math.log(1 - self.capex_usd * r / cash) / math.log(1 + r)
+        return -math.log(1 - self.capex_usd * r / cash) / math.log(1 + r) + 0.0   # + 0.0: no -0.0 at capex 0
 
     def payback_price(self, utilization: float | None = None) -> float:
         """The rental $/GPU-hour that pays back capex and interest in exactly the life."""
