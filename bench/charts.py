@@ -341,7 +341,9 @@ def step_breakdown(df, model: str, size=(10, 5.5)):
         for j, name in enumerate(names):
             v = parts.get(name, 0.0)
             if v:
-                ax.barh(yi, v, left=left, color=f"C{j % 10}", label=name if yi == _first(bars, name) else None)
+                # tab20: the step has 11 parts, one more than the default cycle (gemm and optimizer shared a blue)
+                ax.barh(yi, v, left=left, color=plt.get_cmap("tab20")(j % 20),
+                        label=name if yi == _first(bars, name) else None)
                 left += v
         if parts:
             ax.text(left, yi, f"  {left:.2f} s", va="center", fontsize=8)

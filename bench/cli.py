@@ -67,6 +67,12 @@ class ArgumentParser(argparse.ArgumentParser):
     def error(self, message):
         self.exit(2, f"{self.prog}: error: {message}\n")
 
+    def _print_message(self, message, file=None):
+        # argparse swallows OSError here: `cost --help > /dev/full` then exited 0 having printed
+        # nothing; let it reach main(), which says so in one line with exit 4
+        if message:
+            (file or sys.stderr).write(message)
+
 
 def _argtype(fn, what):
     """Wrap a cost_models.units parser as an argparse type with a one-line error."""
@@ -240,6 +246,13 @@ def main(argv=None) -> int:
         print(f"{_prog(command)}: error: {e}", file=sys.stderr)
         return EXIT_IO if isinstance(e, OutputError) else EXIT_BAD_INPUT
     except SystemExit as e:  # argparse's one-line errors (status 2) and --help (0)
+        if not e.code:   # --help: its text must reach stdout too (`cost --help > /dev/full` said 0)
+            try:
+                _flush_stdout()
+            except OSError as err:
+                print(f"{_prog(command)}: error: writing output: {err.strerror or err}", file=sys.stderr)
+                _silence_stdout()
+                return EXIT_IO
         if isinstance(e.code, int) or e.code is None:
             return e.code or EXIT_OK
         print(e.code, file=sys.stderr)

@@ -327,6 +327,15 @@ def test_stdout_closed():  # 13
 
 
 @pytest.mark.skipif(not os.path.exists("/dev/full"), reason="no /dev/full")
+@pytest.mark.parametrize("argv", [["cost", "--help"], ["tco", "-h"]])
+def test_a_subcommands_help_on_a_full_disk_is_exit_4(argv):
+    """argparse swallowed the OSError of a long help text: exit 0, nothing printed, nothing said."""
+    with open("/dev/full", "w") as full:
+        p = subprocess.run([sys.executable, "-m", "bench", *argv], cwd=ROOT, stdout=full,
+                           stderr=subprocess.PIPE, text=True, timeout=60)
+    assert p.returncode == 4 and p.stderr == f"costbench {argv[0]}: error: writing output: No space left on device\n"
+
+
 def test_stdout_full():  # 13
     with open("/dev/full", "w") as full:
         p = subprocess.run([sys.executable, "-m", "bench", "prices"], cwd=ROOT, stdout=full,
