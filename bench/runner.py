@@ -180,6 +180,20 @@ def terminate_as_interrupt():
         signal.signal(signal.SIGTERM, previous)
 
 
+def _hold_interrupts() -> dict | None:
+    """After the first interrupt: a second Ctrl-C (or SIGTERM) is noted, not raised, until the result
+    file is finished (a double Ctrl-C 10 ms apart left its records with an empty summary). The
+    previous handlers, for _release; None off the main thread, where handlers cannot be set."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    return {s: signal.signal(s, lambda signum, frame: None) for s in (signal.SIGINT, signal.SIGTERM)}
+
+
+def _release(previous: dict | None) -> None:
+    for signum, handler in (previous or {}).items():
+        signal.signal(signum, handler)
+
+
 def _loud(progress: Progress, failures: list, text: str) -> None:
     failures.append(text)
     progress.write(f"!!! CHECK FAILED: {text}")
@@ -440,7 +454,7 @@ def run(cfg: RunConfig) -> RunOutcome:
     config = {"ops": list(cfg.ops), "dtypes": dtypes, "quick": cfg.quick, "device": device,
               "layout": cfg.layout, "warmup_s": warmup_s, "skipped_dtypes": skipped,
               "inplace": cfg.inplace, "max_bytes": cfg.max_bytes, "timeout_s": launch.timeout_s, "notes": []}
-    interrupted, error, created, machine, bug = False, None, False, None, None
+    interrupted, error, created, machine, bug, held = False, None, False, None, None, None
     try:
         with terminate_as_interrupt():
             # needed before matmul, to gather every GPU's MAMF; one process gets a group of one
@@ -469,7 +483,7 @@ def run(cfg: RunConfig) -> RunOutcome:
             state.fingerprint("after")
             state.gather_gpus()
     except KeyboardInterrupt:
-        interrupted = True
+        interrupted, held = True, _hold_interrupts()
     except collectives.RankFailure as e:
         error = f"rank {rank}: {e}"
     except Exception as e:   # a bug: still close the file (complete: false, with the error), then let it out
@@ -484,9 +498,12 @@ def run(cfg: RunConfig) -> RunOutcome:
     machine["gpus"] = state.gpus
     summary = state.summary(machine, not (interrupted or error), error)
     doc = {"summary": summary, "config": config, "machine": machine, "records": state.records}
-    if state.writer:
-        state.writer.finish(summary)
-        doc = state.writer.doc
+    try:
+        if state.writer:
+            state.writer.finish(summary)
+            doc = state.writer.doc
+    finally:
+        _release(held)
     path = state.writer.path if state.writer else None
     if (interrupted or error) and path:
         print(f"costbench run: {'interrupted' if interrupted else 'stopped'}; {path} is valid and holds "

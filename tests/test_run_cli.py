@@ -1,5 +1,6 @@
 """`costbench run`: argument errors (one line, exit 2), a real quick CPU run, interrupts, failures."""
 
+import json
 import os
 import signal
 import subprocess
@@ -101,8 +102,8 @@ def test_quick_cpu_run_writes_a_valid_file(tmp_path):
     assert f"result file: {tmp_path / name}" in proc.stdout and "MAMF TFLOP/s" in proc.stdout
 
 
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
-def test_ctrl_c_or_sigterm_leaves_a_valid_file_and_exits_130(tmp_path, sig):
+@pytest.mark.parametrize("sig, twice", [(signal.SIGINT, False), (signal.SIGTERM, False), (signal.SIGINT, True)])
+def test_ctrl_c_or_sigterm_leaves_a_valid_file_and_exits_130(tmp_path, sig, twice):
     # SIGINT as Ctrl-C sends it (SIGTERM as kill, Slurm or Kubernetes do), about a second into
     # the matmul search (which takes several).
     proc = subprocess.Popen([sys.executable, "-m", "bench", "run", "--device", "cpu", "--quick", "--out", str(tmp_path)],
@@ -118,10 +119,15 @@ def test_ctrl_c_or_sigterm_leaves_a_valid_file_and_exits_130(tmp_path, sig):
             pass
         time.sleep(0.05)
     proc.send_signal(sig)
+    if twice:   # an impatient double Ctrl-C: the second, 10 ms on, once left the summary empty
+        time.sleep(0.01)
+        proc.send_signal(sig)
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
     names = os.listdir(tmp_path)
     assert len(names) == 1 and not names[0].startswith(".")  # no temporary file left
+    with open(tmp_path / names[0]) as f:   # the run's own summary, not one a reader fills in
+        assert json.load(f)["summary"]["complete"] is False
     doc = results.load(str(tmp_path / names[0]))
     assert 0 < len(doc["records"]) and not doc["summary"]["complete"]
     assert f"{tmp_path / names[0]} is valid and holds {len(doc['records'])} records" in err
