@@ -67,6 +67,8 @@ def table_rows(df) -> tuple[list[dict], list]:
         row["stragglers"] = r.get("stragglers") or 0
         for k in ("usd_per_gpu_hour", "usd_per_pflop_hour", "cluster_gpus", "days", "cost_usd", "pflop_dtype", "note"):
             row[k] = r.get(k) if _present(r.get(k)) else None
+        if row["cluster_gpus"] is not None:   # a whole count (pandas made the column float beside a None)
+            row["cluster_gpus"] = int(row["cluster_gpus"])
         if row["cost_usd"] is not None:
             row["cost_usd"] = usd(row["cost_usd"]) + _spread(r, "cost_usd")
         row["commitment_usd"] = usd(r["commitment_usd"]) if _present(r.get("commitment_usd")) else None
@@ -123,6 +125,9 @@ def main(args) -> int:
         print(footer(df, args.model, args.pricing))
     else:
         records = df.to_dict("records")
+        for r in records:   # whole GPU counts in JSON and CSV too (16384, not 16384.0)
+            if _present(r.get("cluster_gpus")):
+                r["cluster_gpus"] = int(r["cluster_gpus"])
         emit(records, [], args.format, json_doc={"model": args.model, "pricing": args.pricing, "runs": records,
                                                  "tokens_placeholder": find_model(args.model).tokens_placeholder})
     return 0

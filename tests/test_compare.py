@@ -168,3 +168,16 @@ def test_collective_figures_use_in_place_records_where_the_op_has_no_other():
     assert busbw_per_size(doc, "allreduce") == {1 << 20: 1.5}
     assert busbw_per_size(doc, "allgather") == {1 << 20: 2.0}  # out of place preferred where present
     assert quoted_collective_records([dict(rec, wrong=3)], "allreduce") == []
+
+
+def test_gpu_counts_stay_whole_beside_a_run_without_one(tmp_path, capsys):
+    """A run the catalog cannot place (no GPU name) made pandas' column float: 'GPUs 16,384.0'."""
+    known = synthetic.write(tmp_path, "a.json", synthetic.result("lambda/x"))
+    odd = synthetic.result("acme/y", run_id="r2")
+    odd["machine"]["gpu"] = {"name": "Mystery GPU", "normalized": None, "count": 8, "memory_gb": 80}
+    unknown = synthetic.write(tmp_path, "b.json", odd)
+    code, out, _ = run(capsys, "compare", known, unknown, "--format", "json")
+    counts = [r["cluster_gpus"] for r in json.loads(out)["runs"] if r["cluster_gpus"] is not None]
+    assert code == 0 and counts and all(type(c) is int for c in counts), counts
+    code, out, _ = run(capsys, "compare", known, unknown)
+    assert code == 0 and "16,384.0" not in out and "16,384" in out
