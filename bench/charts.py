@@ -79,13 +79,18 @@ def cost_by_provider(df, model: str, prices=None, size=(10, 6)):
     for gpu in dict.fromkeys(df["gpu"]):
         row = _representative(df, gpu)
         if row is not None:
-            plans.append((row["_plan"], f"measured throughput of {row['tag']}"))
+            plans.append((row["_plan"], f"measured throughput of {row['tag']} (a provider with its own run: that run's)"))
     if not plans:
         plans = [(plan_training(model, DEFAULT_GPU), "catalog throughput: no run measured a catalog GPU")]
+    # A provider with a run of its own on that GPU is priced on that run's throughput, as the compare
+    # table beside the chart prices it; the others on the representative run's.
+    own = {(r["gpu"], r.get("provider")): r["_plan"] for r in _setups(df) if r.get("provider")}
     bars = []
     for plan, origin in plans:
         chosen = cheapest_regions(table, plan.gpus, GPUS_PER_NODE)   # as `costbench cost` prices a provider
-        bars += [{**r, "origin": origin} for r in price_rows(plan, chosen)]
+        for price in chosen:
+            mine = own.get((plan.gpu.name, price.provider), plan)
+            bars += [{**r, "origin": origin} for r in price_rows(mine, [price])]
     fig, ax = plt.subplots(figsize=(size[0], max(size[1], 0.32 * len(bars) + 1.5)))
     title = f"Cost to train {model} per provider and pricing kind"
     ax.set_title(title)
@@ -267,8 +272,7 @@ def days_vs_cost(df, model: str, prices=None, sizes=CLUSTER_SIZES, size=(10, 6))
     for j, row in enumerate(_setups(df)):
         plan = row["_plan"]
         price = row.get("usd_per_gpu_hour")
-        price = price if price else min((p.usd_per_gpu_hour for p in table if p.gpu == row["gpu"]), default=None)
-        if not price:
+        if not price:   # no price of its own provider (the compare table says "no price"): none invented here
             continue
         pts = []
         for n in sizes:

@@ -178,3 +178,21 @@ def test_report_with_a_users_cpu_price_row(tmp_path, capsys):
     code, stdout, err = run_cli(capsys, "report", *paths, "--out", str(tmp_path / "r"), "--model", "llama3-8b",
                                 "--prices", prices)
     assert code == 0 and "index.html" in stdout, err
+
+
+def test_the_cost_chart_prices_each_provider_on_its_own_run_as_the_table_does(tmp_path):
+    """aws's bar was priced on coreweave's throughput (the representative run), so chart and
+    table on the same page disagreed; a run with no price of its own got one invented in days_vs_cost."""
+    from bench import charts
+    from bench.compare import compare
+
+    prices = synthetic.prices(tmp_path)
+    df = compare(synthetic.two_providers(tmp_path), model="llama3-8b", prices=prices)
+    table = {r["provider"]: r["cost_usd"] for r in df.to_dict("records") if r["cost_usd"] == r["cost_usd"]}
+    fig = charts.cost_by_provider(df, "llama3-8b", prices)
+    ax = fig.axes[0]
+    labels = [t.get_text() for t in ax.get_yticklabels()]
+    bars = {label: patch.get_width() for label, patch in zip(labels, ax.patches)}
+    for provider, cost in table.items():
+        mine = [w for label, w in bars.items() if label.startswith(f"{provider} on-demand")]
+        assert any(w == pytest.approx(cost, rel=1e-9) for w in mine), (provider, cost, bars)
