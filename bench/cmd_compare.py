@@ -42,6 +42,11 @@ def _spread(row, col) -> str:
     return f" ±{s / 2:.0%}" if row.get("n_runs", 1) > 1 and _present(s) and s > 0 else ""
 
 
+def _whole(count):
+    """A GPU count as a whole number (pandas made the column float beside a run without one), None if absent."""
+    return int(count) if _present(count) else None
+
+
 def table_rows(df) -> tuple[list[dict], list]:
     """The DataFrame as display rows (strings) and format_table columns: only the dtypes and
     collectives some run measured; MAMF cells carry the efficiency and, over several runs, ± half
@@ -67,8 +72,7 @@ def table_rows(df) -> tuple[list[dict], list]:
         row["stragglers"] = r.get("stragglers") or 0
         for k in ("usd_per_gpu_hour", "usd_per_pflop_hour", "cluster_gpus", "days", "cost_usd", "pflop_dtype", "note"):
             row[k] = r.get(k) if _present(r.get(k)) else None
-        if row["cluster_gpus"] is not None:   # a whole count (pandas made the column float beside a None)
-            row["cluster_gpus"] = int(row["cluster_gpus"])
+        row["cluster_gpus"] = _whole(row["cluster_gpus"])
         if row["cost_usd"] is not None:
             row["cost_usd"] = usd(row["cost_usd"]) + _spread(r, "cost_usd")
         row["commitment_usd"] = usd(r["commitment_usd"]) if _present(r.get("commitment_usd")) else None
@@ -125,9 +129,8 @@ def main(args) -> int:
         print(footer(df, args.model, args.pricing))
     else:
         records = df.to_dict("records")
-        for r in records:   # whole GPU counts in JSON and CSV too (16384, not 16384.0)
-            if _present(r.get("cluster_gpus")):
-                r["cluster_gpus"] = int(r["cluster_gpus"])
+        for r in records:
+            r["cluster_gpus"] = _whole(r.get("cluster_gpus"))
         emit(records, [], args.format, json_doc={"model": args.model, "pricing": args.pricing, "runs": records,
                                                  "tokens_placeholder": find_model(args.model).tokens_placeholder})
     return 0

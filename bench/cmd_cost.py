@@ -322,7 +322,7 @@ def json_doc(plan, rows, note=None) -> dict:
 
 
 def run_cost(plan_kwargs: dict, pricing="on-demand", providers=None, prices_file=None, fmt="table", out=None,
-             region=None, stale_months=DEFAULT_STALE_MONTHS, virtualization_overhead=0.0):
+             region=None, stale_months=DEFAULT_STALE_MONTHS, virtualization_overhead=0.0, command="cost"):
     """Plan, price and print (on `out`, default sys.stdout). Returns the TrainingPlan.
 
     Without `region`, each provider x GPU x pricing kind is priced at its cheapest region (the
@@ -345,7 +345,7 @@ def run_cost(plan_kwargs: dict, pricing="on-demand", providers=None, prices_file
         chosen = cheapest_regions(chosen, plan.gpus, GPUS_PER_NODE)
     ref = today()
     rows = price_rows(plan, chosen, ref, stale_months)
-    warn_stale([p for p in chosen if p.gpu == plan.gpu.name], ref, stale_months, "cost")
+    warn_stale([p for p in chosen if p.gpu == plan.gpu.name], ref, stale_months, command)
     for r in rows:
         r["_age"] = age_text(r["age_days"], r["stale"])
     note = None if rows else _no_price_note(plan, prices, pricing, providers, region)
@@ -371,7 +371,7 @@ def run_cost(plan_kwargs: dict, pricing="on-demand", providers=None, prices_file
         priced = [{**{k: r[k] for k in ROW_KEYS}, **figures} for r in rows] or [{**dict.fromkeys(ROW_KEYS), "note": note, **figures}]
         emit(priced, COLUMNS, fmt, out, json_doc(plan, rows, note))
         if note and fmt == "csv":
-            print(f"costbench cost: {note}", file=sys.stderr)
+            print(f"costbench {command}: {note}", file=sys.stderr)
     return plan
 
 
@@ -391,7 +391,8 @@ def print_cost_table(model: str = "llama3-70b", result: dict | None = None, gpu:
     return run_cost({"model": model, "gpu": gpu, "throughput": throughput, **plan_kwargs}, out=out)
 
 
-def main(args) -> int:
+def main(args, command: str = "cost") -> int:
+    """`costbench cost`; `command` names the command its warnings speak for (whatif runs this)."""
     from cost_models.parallelism import RECOMPUTE
 
     if args.recompute is not None:
@@ -408,8 +409,8 @@ def main(args) -> int:
                    "goodput": args.goodput, "tp": args.tp, "pp": args.pp, "micro_batch": args.micro_batch,
                    "global_batch": args.global_batch, "recompute": args.recompute, "ep": args.ep, "cp": args.cp, "dtype": args.dtype,
                    "gpu_hours": args.gpu_hours}
-    warn_other_device(throughput, gpu)
-    warn_unsound(throughput)
+    warn_other_device(throughput, gpu, command)
+    warn_unsound(throughput, command)
     run_cost(plan_kwargs, args.pricing, args.providers, args.prices, args.format, region=args.region,
-             stale_months=args.stale_months, virtualization_overhead=args.virtualization_overhead)
+             stale_months=args.stale_months, virtualization_overhead=args.virtualization_overhead, command=command)
     return 0

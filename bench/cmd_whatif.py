@@ -83,7 +83,7 @@ def cost_document(args, warnings: list | None = None) -> dict:
 
     out, err = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        cmd_cost.main(argparse.Namespace(**{**vars(args), "format": "json"}))
+        cmd_cost.main(argparse.Namespace(**{**vars(args), "format": "json"}), command="whatif")
     if warnings is not None:
         warnings += err.getvalue().splitlines()
     else:
@@ -142,8 +142,8 @@ def run_whatif(args) -> dict:
         rows.append(whatif.row(value, cost, measured, one.results if measured else None))
     if not any(r["fits"] for r in rows):
         raise NoLayoutError(f"--vary {key}: no value fits; the first {rows[0]['note']}")
-    for line in dict.fromkeys(warnings):   # each cost warning once, in order, under this command's name
-        print(line.replace("costbench cost: ", "costbench whatif: ", 1), file=sys.stderr)
+    for line in dict.fromkeys(warnings):   # each cost warning once, in order
+        print(line, file=sys.stderr)
     fixed = {a.dest: getattr(args, a.dest) for a in actions.values()
              if a.dest != action.dest and getattr(args, a.dest) != a.default}
     if pinned is not None:

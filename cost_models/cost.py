@@ -77,11 +77,10 @@ def cpu_device(throughput: Throughput) -> GpuSpec:
     best = max([*throughput.mamf_tflops.values(), throughput.layer.get("gemm_tflops") or 0])
     peaks = {d: throughput.mamf_tflops.get(d, best) for d in DTYPES if d != "fp8"} | {"fp8": None}
     stand_in = CPU_PEAK_MAMF if throughput.mamf_tflops else CPU_PEAK_LAYER
-    # without machine.host_memory_gb the memory is unknown: not checked (bench.cmd_cost warns), never guessed
-    unknown = "" if throughput.host_memory_gb else "; memory unknown (no machine.host_memory_gb): not checked"
+    # without machine.host_memory_gb the memory is unknown: not checked (bench.cmd_cost warns so)
     return GpuSpec(name=CPU, peak_tflops=peaks, memory_gb=throughput.host_memory_gb or 1e6, hbm_tbps=bw / 1000,
                    nvlink_gbps=None, tdp_w=1, mamf_fraction=1.0,
-                   source=f"measured: {throughput.source} (peak: {stand_in}{unknown})", as_of="2026")
+                   source=f"measured: {throughput.source} (peak: {stand_in})", as_of="2026")
 
 
 # What stands in for a CPU's datasheet peak (cpu_device), which its MFU is relative to.
@@ -446,8 +445,7 @@ def plan_training(model=DEFAULT_MODEL, gpu: str | GpuSpec = DEFAULT_GPU, gpus: i
     if micro_batch and not global_batch and default_batch % micro_batch:   # was "no layout fits ... memory"
         raise InputError(f"--micro-batch {micro_batch}: the default global batch of {default_batch:,} sequences "
                          f"(~16M tokens) is not a whole number of micro-batches of {micro_batch}; give --global-batch")
-    parallelism.check_batch(spec, ep, micro_batch, global_batch or training_time.default_batch(spec.seq_len),
-                            global_batch is not None)
+    parallelism.check_batch(spec, ep, micro_batch, global_batch or default_batch, global_batch is not None)
     if gpus:
         parallelism.check_cluster(gpus, tp, pp, ep, cp)
     need = min_gpus_that_fit(spec, hw, **given)
@@ -485,10 +483,11 @@ def plan_training(model=DEFAULT_MODEL, gpu: str | GpuSpec = DEFAULT_GPU, gpus: i
         days = gpu_hours / count / 24 if count else float("nan")
         implied = total_flops / (gpu_hours * 3600 * peak * 1e12)
         top = hw.peak(dtype)     # fp8: its own peak bounds what is possible (the MFU is on the bf16 scale)
-        if total_flops / (gpu_hours * 3600 * top * 1e12) > 1:   # faster than the peak: not a training run here
+        at_peak = total_flops / (3600 * top * 1e12)    # GPU-hours at 100% of that peak
+        if gpu_hours < at_peak:   # faster than the peak: not a training run here
             raise InputError(f"--gpu-hours {gpu_hours:,.0f}: {spec.name}'s {total_flops:.3g} FLOPs in that many {hw.name} "
-                             f"GPU-hours is {total_flops / (gpu_hours * 3600 * top * 1e12):.0%} of the {dtype} peak "
-                             f"({top:g} TFLOP/s); at the peak it takes {total_flops / (3600 * top * 1e12):,.0f} GPU-hours")
+                             f"GPU-hours is {at_peak / gpu_hours:.0%} of the {dtype} peak ({top:g} TFLOP/s); at the "
+                             f"peak it takes {at_peak:,.0f} GPU-hours")
         assumptions.update({"gpu_hours_from": "given (--gpu-hours); time model skipped",
                             "gpus_from": "--gpus" if gpus else catalog_gpus_label(spec) if count else "unknown",
                             "implied_mfu_end_to_end": round(implied, 4)})
