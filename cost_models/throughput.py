@@ -120,7 +120,8 @@ class Throughput:
             gpu=gpu, mamf_tflops=mamf, busbw_gbps=measured("summary.busbw_gbps_max"),
             world_size=int(field("machine.world_size", int) or 1), nodes=int(field("machine.nodes", int) or 1),
             source=source, membw_gbps=measured("summary.membw_gbps"), collectives=collectives, layer=layer,
-            host_memory_gb=float(host) if host is not None else None,   # 0: refused below, not "unknown" device_name=field("machine.gpu.name", str),
+            host_memory_gb=float(host) if host is not None else None,   # 0: refused below, not "unknown"
+            device_name=field("machine.gpu.name", str),
             tp_collective_times=_collective_times(result.get("records"), TP_COLLECTIVES, source),
             failed_checks=_failed_checks(result.get("records"), field("summary.failed_checks", int),
                                          field("summary.layer.failed_checks", int)),

@@ -232,6 +232,7 @@ def test_result_from_a_gpu_the_catalog_lacks_names_the_file(capsys, tmp_path):
     path = _result_file(tmp_path, gpu=None)
     code, _, err = run(capsys, "cost", "--results", path)
     assert code == 2 and path in err and "not in the GPU catalog" in err and err.count("\n") == 1
+    assert "NVIDIA H200" in err      # the file's own device name, not "a GPU"
 
 
 def test_print_cost_table_for_the_default_job(capsys, tmp_path):
