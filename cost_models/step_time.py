@@ -151,22 +151,24 @@ def overlapped(total, window, floor):
     return floor + over, np.maximum(over, overlap_interference(rest)) - over
 
 
-def gemm_seconds(m, n, k, rates, elem_bytes=2):
-    """One (m x k) @ (k x n) GEMM: roofline at the rates' GEMM rate and copy bandwidth + a fixed cost,
-    times rates.gemm_scale (a measured layer's distance from this roofline: layer_gemm_scale); a
-    rate measured at the very shapes (gemm_shaped False) is used flat."""
-    flops = 2.0 * m * n * k
+def gemm_seconds(m, n, k, rates, elem_bytes=2, batch=1):
+    """One (m x k) @ (k x n) GEMM, or one batched GEMM of `batch` of them (bmm: one kernel, so one
+    fixed cost): roofline at the rates' GEMM rate and copy bandwidth + a fixed cost, times
+    rates.gemm_scale (a measured layer's distance from this roofline: layer_gemm_scale); a rate
+    measured at the very shapes (gemm_shaped False) is used flat."""
+    flops = 2.0 * m * n * k * batch
     if not rates.gemm_shaped:
         return flops / (rates.gemm_tflops * 1e12)
-    moved = elem_bytes * (m * k + k * n) + 2.0 * m * n
+    moved = (elem_bytes * (m * k + k * n) + 2.0 * m * n) * batch
     roofline = np.maximum(flops / (rates.gemm_tflops * 1e12), moved / (rates.membw_gbps * 1e9)) + GEMM_OVERHEAD_S
     return roofline * rates.gemm_scale
 
 
-def _fwd_bwd(m, n, k, rates, elem_bytes):
-    """(forward, backward) seconds of one linear layer: fprop (m,k)@(k,n); dgrad (m,n)@(n,k); wgrad (k,m)@(m,n)."""
-    fwd = gemm_seconds(m, n, k, rates, elem_bytes)
-    return fwd, gemm_seconds(m, k, n, rates, elem_bytes) + gemm_seconds(k, n, m, rates, elem_bytes)
+def _fwd_bwd(m, n, k, rates, elem_bytes, batch=1):
+    """(forward, backward) seconds of one linear layer (or `batch` of them in one bmm each): fprop
+    (m,k)@(k,n); dgrad (m,n)@(n,k); wgrad (k,m)@(m,n)."""
+    fwd = gemm_seconds(m, n, k, rates, elem_bytes, batch)
+    return fwd, gemm_seconds(m, k, n, rates, elem_bytes, batch) + gemm_seconds(k, n, m, rates, elem_bytes, batch)
 
 
 def layer_linears(spec, tp, micro_batch):
@@ -303,7 +305,7 @@ def step_parts(spec, layouts, rates, linear_rates=None, flash_attention=True, se
     flash_attention="v1" models FlashAttention-1-era kernels (2022-23: the FlashAttention-1
     backward, e.g. in xformers' memory-efficient attention) at FLASH_V1_SPEED x the attention rate.
     flash_attention=False, sequence_parallel=False model the 2021 Megatron-LM recipe of Narayanan
-    et al.: attention as two batched GEMMs per head (QK^T and PV, k = head size: thin, so the
+    et al.: attention as two batched GEMMs over all heads (QK^T and PV, k = head size: thin, so the
     roofline slows them) with the s x s scores written and read by the fused masked softmax and
     dropout (UNFUSED_SCORE_BYTES per score element per pass), dropout on the residual branches, and
     norms, residuals and dropout replicated on every TP rank (no sequence parallelism; TP uses 2
@@ -342,10 +344,12 @@ def step_parts(spec, layouts, rates, linear_rates=None, flash_attention=True, se
         attention = attn_fwd * (3 + full + selective)
     else:
         heads = layouts.micro_batch * spec.heads / tp     # per GPU, one micro-batch
-        qk_f, qk_b = _fwd_bwd(s / cp, s, d, rates, 2)     # QK^T per head, unmasked (2021 kernels)
-        pv_f, pv_b = _fwd_bwd(s / cp, d, s, rates, 2)     # probabilities @ V
+        # QK^T and probabilities @ V over every head at once, unmasked: one baddbmm and one bmm per
+        # pass (Megatron's 2021 CoreAttention), so one kernel's fixed cost each, not one per head
+        qk_f, qk_b = _fwd_bwd(s / cp, s, d, rates, 2, heads)
+        pv_f, pv_b = _fwd_bwd(s / cp, d, s, rates, 2, heads)
         score_bytes = [heads * s / cp * s * nbytes / (rates.memory_bound_gbps * 1e9) for nbytes in UNFUSED_SCORE_BYTES]
-        f, b = heads * (qk_f + pv_f) + score_bytes[0], heads * (qk_b + pv_b) + score_bytes[1]
+        f, b = qk_f + pv_f + score_bytes[0], qk_b + pv_b + score_bytes[1]
         attention = f + b + (full + selective) * f
 
     # Per token, forward and backward, the bytes kernels.layer counts for the kernels whose rate it

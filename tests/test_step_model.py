@@ -167,6 +167,29 @@ def test_attention_time_by_hand():
     assert v1["attention"][0] == pytest.approx(2 * 3 * fwd / step_time.FLASH_V1_SPEED)
 
 
+def test_2021_attention_by_hand_one_batched_kernel_per_gemm():
+    """Megatron's 2021 CoreAttention: QK^T and probabilities @ V as one baddbmm / bmm over all the
+    GPU's heads (one kernel's fixed cost each pass, not one per head), plus the fused softmax and
+    dropout's bytes on the s x s scores."""
+    r = _rates()
+    # a batched GEMM: the batch's FLOPs and bytes, one fixed cost
+    assert step_time.gemm_seconds(1024, 1024, 128, r, batch=8) == pytest.approx(
+        8 * (step_time.gemm_seconds(1024, 1024, 128, r) - GEMM_OVERHEAD_S) + GEMM_OVERHEAD_S)
+    spec = custom_model(None, 1e9, layers=2, hidden=1024, heads=8, ffn=4096, vocab=1000, seq_len=1024)
+    lay = _layout(spec, 1, tp=1, pp=1, micro_batch=1, global_batch=1, recompute="none", vpp=1)
+    parts = step_time.step_parts(spec, lay, r, flash_attention=False, sequence_parallel=False)
+    s, d, heads = 1024, 128, 8
+    # QK^T (s x d)@(d x s): 2*s*s*d = 268 MFLOP a head, 2.68 us at 100 TFLOP/s, against 2.6 MB of bytes
+    # (q, k in, the s x s scores out) at 1 TB/s = 2.62 us: compute-bound; PV (s x s)@(s x d) the same FLOPs.
+    # Each: 8 heads' worth + 5 us once; backward: dgrad and wgrad, the same shapes transposed.
+    one = (2 * s * s * d * heads / 100e12, (2 * (s * d + d * s) + 2 * s * s) * heads / 1e12)
+    fwd_gemm = 2 * (max(one) + GEMM_OVERHEAD_S)
+    bwd_gemm = sum(step_time.gemm_seconds(m, n, k, r, batch=heads) for m, n, k in
+                   ((s, d, s), (d, s, s), (s, s, d), (s, d, s)))      # QK^T's dgrad, wgrad; PV's dgrad, wgrad
+    scores = heads * s * s * np.array(step_time.UNFUSED_SCORE_BYTES) / 1e12   # memory_bound_gbps = membw here
+    assert parts["attention"][0] == pytest.approx(2 * (fwd_gemm + scores[0] + bwd_gemm + scores[1]))
+
+
 def test_selective_recompute_reruns_only_the_core_attention_and_saves_no_memory():
     spec, none_lay, none = _tiny_parts()
     sel_lay = dataclasses.replace(none_lay, recompute=np.array([parallelism.RECOMPUTE.index("selective")]))
