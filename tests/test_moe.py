@@ -44,6 +44,19 @@ def test_alltoall_bytes_and_time_by_hand():
     assert step_time.alltoall_send_bytes(find_model("llama3-70b"), lay)[0] == 0
 
 
+def test_full_recompute_repeats_the_forward_all_to_alls_and_permutation():
+    """Full recompute runs the MoE layer's forward again: its 2 all-to-alls (dispatch, combine) and
+    its sort and unsort, beside the backward's: 6 all-to-alls instead of 4, 3 permutation passes of 2."""
+    spec, rates = tiny_moe(), catalog_rates(H100, find_network("ib-ndr-400"))
+    full = parallelism.RECOMPUTE.index("full")
+    def parts(ep, recompute):
+        return step_time.step_parts(spec, dataclasses.replace(one_layout(ep=ep), recompute=np.array([recompute])), rates)
+    assert parts(2, full)["ep_comm"][0] == pytest.approx(6 / 4 * parts(2, 0)["ep_comm"][0])
+    # the sort bytes alone: EP 2 (2 local experts, sorted) less EP 4 (1 each, no sort), both full
+    sort = 2 * 16 * 8 * 2 * 64 * 2 * 2 * 2 / (rates.membw_gbps * 1e9)   # test_second_permutation_bytes_by_hand's
+    assert parts(2, full)["memory_bound"][0] - parts(4, full)["memory_bound"][0] == pytest.approx(3 / 2 * sort, rel=1e-9)
+
+
 def test_second_permutation_bytes_by_hand():
     """Megatron's sort_chunks_by_idxs: where a GPU holds more than one expert it reads and writes
     its t*k routed rows (after the TP all-gather: not / TP) to sort them by expert and again to
@@ -69,6 +82,10 @@ def test_expert_gemms_have_the_flops_of_top_k_mlps_and_thinner_shapes_are_slower
     moe_gemm = step_time.step_parts(spec, lay, flat)["gemm"][0]
     dense_gemm = step_time.step_parts(dense, dataclasses.replace(lay, ep=None), flat)["gemm"][0]
     assert moe_gemm == pytest.approx(dense_gemm + 2 * router, rel=1e-9)   # 2 layers, 1 micro-batch
+    # EP spreads the experts, not the work: E/EP local experts of t*k*EP/E tokens each, t*k in all
+    for ep in (2, 4, 8):
+        spread = one_layout(ep=ep, tp=1, dp=8, micro_batch=1, global_batch=8)
+        assert step_time.step_parts(spec, spread, flat)["gemm"][0] == pytest.approx(moe_gemm, rel=1e-9), ep
     # with the roofline, 8 experts of t*k/E = 256 tokens each are slower than EP 8's 1 expert of 2048
     thin = step_time.step_parts(spec, lay, rates)["gemm"][0]
     fat = step_time.step_parts(spec, one_layout(ep=8, tp=1, dp=8, micro_batch=1, global_batch=8), rates)["gemm"][0]
