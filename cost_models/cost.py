@@ -436,8 +436,11 @@ def plan_training(model=DEFAULT_MODEL, gpu: str | GpuSpec = DEFAULT_GPU, gpus: i
         # MFU of an fp8 run is quoted against the bf16 peak, so that it reads on the scale of bf16 runs;
         # with fp8 GEMMs at up to twice that rate it can pass 100% (assumptions.mfu_basis says so)
         peak = hw.peak("bf16")
+    # the input embedding does no multiply-adds (flops.py); a shape estimated from --params alone
+    # (N = 12*L*h^2) holds no embedding to leave out
+    embedding = 0 if spec.shape_estimated else spec.vocab * spec.hidden
     total_flops = float(flops_mod.training_flops(spec.active_params, spec.tokens, spec.layers, spec.hidden,
-                                                 spec.seq_len))
+                                                 spec.seq_len, embedding=embedding))
     given = {k: v for k, v in dict(tp=tp, pp=pp, micro_batch=micro_batch, global_batch=global_batch,
                                    recompute=recompute, vpp=vpp, ep=ep, cp=cp).items() if v is not None}
     parallelism.check_given(spec, tp, pp, recompute, ep, micro_batch, global_batch, cp)
@@ -453,7 +456,9 @@ def plan_training(model=DEFAULT_MODEL, gpu: str | GpuSpec = DEFAULT_GPU, gpus: i
         need = _first_that_fits(spec, hw, [gpus], None, given)
     usable = memory.usable_bytes(hw.memory_gb) / 2**30
     assumptions = {
-        "flops": "model FLOPs 6*N*D + causal attention 6*L*s*h per token (no recompute counted)",
+        "flops": ("model FLOPs 6*N*D + causal attention 6*L*s*h per token (no recompute counted)" if not embedding
+                  else f"model FLOPs 6*N*D with N less the input embedding ({embedding / 1e9:.3g}B, a lookup) + "
+                       f"causal attention 6*L*s*h per token (no recompute counted)"),
         "dtype": dtype, "peak_tflops": peak, "min_gpus_for_memory": need,
         **({"mfu_basis": f"the bf16 peak ({peak:g} TFLOP/s), not the fp8 peak ({hw.peak('fp8'):g}): an fp8 run's "
                          "MFU reads on the bf16 scale and may pass 100%"} if dtype == "fp8" else {}),

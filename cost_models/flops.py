@@ -8,7 +8,13 @@ Derivation (Kaplan et al. 2020; Narayanan et al. 2021 sec. 5.1; PaLM, Chowdhery 
   query attention shares kv heads), the attention output h*h, and the MLP: three h x ffn matrices
   when gated (SwiGLU: gate, up, down), two when plain (GeLU: fc1, fc2). The LM head is one h x V
   GEMM per token. Summed over the model this is 2*N per token forward for the N weights touched,
-  hence the familiar 6*N*D for training.
+  hence the familiar 6*N*D for training. The input embedding is a table lookup, not a GEMM: its
+  vocab x h weights are in the parameter count but do no multiply-adds, so they are left out of N
+  here (Megatron-LM's num_floating_point_operations likewise counts the logit layer's 6*V*h per
+  token and no embedding). It matters for small models with large vocabularies: Llama 3 8B's
+  embedding is 6.5% of its 8.03B parameters; counted, a 1-layer model with a 128K vocabulary would
+  report more FLOP/s than its GPU's peak. (A tied embedding is the LM head's weight too, which does
+  run: counting it out undercounts such a model by that one matrix, GPT-3 175B's 0.35%.)
 - Attention scores: per layer and token, QK^T and softmax*V are each 2*seq*h FLOPs forward with
   full attention; a causal mask halves them, and FlashAttention skips the masked half, so
   2*seq*h forward (6*seq*h for training). We count the causal (halved) figure, as Megatron-LM's
@@ -67,12 +73,13 @@ def attention_forward_flops_per_token(hidden, seq_len, causal=True):
     return full / 2 if causal else full
 
 
-def flops_per_token(active_params, layers, hidden, seq_len, causal=True):
-    """Model training FLOPs per token: 6 * N (forward + backward) + causal attention 6*L*s*h."""
+def flops_per_token(active_params, layers, hidden, seq_len, causal=True, embedding=0):
+    """Model training FLOPs per token: 6 * (N - the input embedding's `embedding` weights, a lookup)
+    (forward + backward) + causal attention 6*L*s*h."""
     attention = np.asarray(layers) * attention_forward_flops_per_token(hidden, seq_len, causal)
-    return 6.0 * np.asarray(active_params) + 3 * attention
+    return 6.0 * (np.asarray(active_params) - np.asarray(embedding)) + 3 * attention
 
 
-def training_flops(active_params, tokens, layers, hidden, seq_len, causal=True):
+def training_flops(active_params, tokens, layers, hidden, seq_len, causal=True, embedding=0):
     """Total model training FLOPs = flops_per_token * tokens (no recomputation: MFU's numerator)."""
-    return flops_per_token(active_params, layers, hidden, seq_len, causal) * np.asarray(tokens)
+    return flops_per_token(active_params, layers, hidden, seq_len, causal, embedding) * np.asarray(tokens)

@@ -25,6 +25,40 @@ def test_flops_per_token_hand_computed():
     # attention forward 4*L*s*h = 4*2*100*10 = 8000, causal half 4000; training = 3 passes.
     assert flops.flops_per_token(1e9, layers=2, hidden=10, seq_len=100) == 6e9 + 3 * 4000
     assert flops.flops_per_token(1e9, 2, 10, 100, causal=False) == 6e9 + 3 * 8000
+    # the input embedding (vocab x h weights) is a lookup: out of N
+    assert flops.flops_per_token(1e9, 2, 10, 100, embedding=1e8) == 6 * 0.9e9 + 3 * 4000
+
+
+def test_model_flops_leave_out_the_embedding_so_mfu_stays_below_the_peak():
+    """A 1-layer model with Llama 3's 128K vocabulary: its embedding is half its parameters and does
+    no multiply-adds; counted, the run reported 334 TFLOP/s on a 312 TFLOP/s A100 (MFU 107%)."""
+    spec = custom_model(None, 100e9, layers=1, hidden=1280, heads=40, kv_heads=10, ffn=2560, vocab=128256)
+    plan = plan_training(spec, "A100-SXM-80GB", gpus=8, tp=2)
+    gemm_weights = spec.params - 128256 * 1280
+    assert plan.training_flops == pytest.approx(
+        float(flops.training_flops(gemm_weights, spec.tokens, 1, 1280, spec.seq_len)))
+    assert plan.mfu < 1 and plan.achieved_tflops_per_gpu < 312
+    assert "less the input embedding" in plan.assumptions["flops"]
+    # catalog: Llama 3 70B's 1.05B embedding out of its 70.6B
+    seventy = find_model("llama3-70b")
+    assert plan_training(seventy, "H100-SXM", gpus=16384).training_flops == pytest.approx(
+        float(flops.training_flops(seventy.active_params - 128256 * 8192, seventy.tokens, 80, 8192, 8192)))
+    # a shape estimated from --params alone (N = 12*L*h^2) has no embedding in N to leave out
+    estimated = custom_model(7e9, 1e12)
+    assert estimated.shape_estimated and plan_training(estimated, "H100-SXM", gpus=64).training_flops == pytest.approx(
+        float(flops.training_flops(7e9, 1e12, estimated.layers, estimated.hidden, estimated.seq_len)))
+
+
+@settings(max_examples=40, deadline=None)
+@given(layers=st.sampled_from([1, 2, 4]), heads=st.sampled_from([8, 16, 40]), d=st.sampled_from([64, 128]),
+       ffn_mult=st.sampled_from([0.25, 1, 4]), vocab=st.sampled_from([32000, 128256, 256000]),
+       gpu=st.sampled_from(["A100-SXM-80GB", "H100-SXM", "H200-SXM", "B200"]), moe=st.booleans())
+def test_bf16_mfu_never_passes_the_peak(layers, heads, d, ffn_mult, vocab, gpu, moe):
+    h = heads * d
+    shape = dict(layers=layers, hidden=h, heads=heads, kv_heads=heads // 4 or 1, ffn=int(ffn_mult * h), vocab=vocab)
+    spec = custom_model(None, 1e11, **shape, **(dict(experts=8, top_k=2) if moe else {}))
+    plan = plan_training(spec, gpu, gpus=8)
+    assert 0 < plan.mfu < 1
 
 
 def test_405b_dense_flops_match_the_paper():
@@ -93,6 +127,18 @@ def test_gpu_bytes_hand_computed():
     acts = 2 * 16 * memory.activation_bytes_per_token(spec)
     logits = 16 * 100 * 8
     assert memory.gpu_bytes(spec, lay)[0] == pytest.approx(states + acts + logits)
+
+
+def test_interleaved_pipeline_keeps_more_micro_batches_in_flight_by_hand():
+    """1F1B's first stage holds PP micro-batches' activations; interleaved over v chunks, the
+    warm-up grows by (PP-1)/(PP*v) of that (Megatron-LM's interleaved schedule): 4 x (1 + 3/8) at
+    PP 4, v 2. 8 layers: 2 per stage, TP 1, micro-batch 1, seq 16, 8 micro-batches."""
+    spec = custom_model(None, 1e9, layers=8, hidden=64, heads=4, kv_heads=4, ffn=256, vocab=100, seq_len=16)
+    kw = dict(gpus=4, tp=1, pp=4, micro_batch=1, global_batch=8, recompute="none")
+    plain, inter = _one(spec, vpp=1, **kw), _one(spec, vpp=2, **kw)
+    layer = 16 * memory.activation_bytes_per_token(spec)
+    extra = memory.gpu_bytes(spec, inter)[0] - memory.gpu_bytes(spec, plain)[0]
+    assert extra == pytest.approx(2 * layer * 4 * 3 / 8)
 
 
 def test_cluster_too_small_says_how_many_gpus():
@@ -316,7 +362,7 @@ def test_cpu_device_from_a_cpu_result():
 def test_mfu_override_is_peak_times_mfu():
     spec = custom_model(1e9, 1e12, layers=16, hidden=2048, seq_len=2048, vocab=32000)   # 0.95B by shape
     plan = plan_training(spec, "H100-SXM", gpus=8, mfu=0.5, goodput=1.0)
-    per_token = 6e9 + 6 * 16 * 2048 * 2048
+    per_token = 6 * (1e9 - 32000 * 2048) + 6 * 16 * 2048 * 2048   # the embedding's lookup is not FLOPs
     assert plan.achieved_tflops_per_gpu == pytest.approx(494.5) and plan.step is None and plan.parallelism is None
     assert plan.gpu_hours == pytest.approx(per_token * 1e12 / (494.5e12 * 3600))
 
