@@ -72,6 +72,10 @@ def test_calibration_points_and_the_held_out_run():
     (_, _, est, pub, plan), = calibration.held_out_points()
     assert est / pub == pytest.approx(1.0, abs=0.10)
     assert plan.step["parts"]["dp_overlap"] > 0 and "dp_overlap" in plan.assumptions["overlap_slowdown"]
+    # the 2021 recipe's memory simplifications are said, not hidden
+    _, _, _, _, old = next(calibration.narayanan_points())
+    assert "sequence-parallel activation sharding" in old.assumptions["recipe"]
+    assert "stored s x s scores" in old.assumptions["recipe"]
 
 
 def test_bloom_iteration_time_gives_the_tflops_its_log_printed():
