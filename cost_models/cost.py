@@ -456,9 +456,8 @@ def plan_training(model=DEFAULT_MODEL, gpu: str | GpuSpec = DEFAULT_GPU, gpus: i
         need = _first_that_fits(spec, hw, [gpus], None, given)
     usable = memory.usable_bytes(hw.memory_gb) / 2**30
     assumptions = {
-        "flops": ("model FLOPs 6*N*D + causal attention 6*L*s*h per token (no recompute counted)" if not embedding
-                  else f"model FLOPs 6*N*D with N less the input embedding ({embedding / 1e9:.3g}B, a lookup) + "
-                       f"causal attention 6*L*s*h per token (no recompute counted)"),
+        "flops": "model FLOPs 6*N*D" + (f" with N less the input embedding ({embedding / 1e9:.3g}B, a lookup)"
+                                        if embedding else "") + " + causal attention 6*L*s*h per token (no recompute counted)",
         "dtype": dtype, "peak_tflops": peak, "min_gpus_for_memory": need,
         **({"mfu_basis": f"the bf16 peak ({peak:g} TFLOP/s), not the fp8 peak ({hw.peak('fp8'):g}): an fp8 run's "
                          "MFU reads on the bf16 scale and may pass 100%"} if dtype == "fp8" else {}),
