@@ -234,8 +234,10 @@ def as_of_start(as_of: str) -> datetime.date | None:
 
 
 def age_days(price: Price, ref: datetime.date) -> int | None:
+    """Days from the row's as_of to `ref`; 0, not negative, for a row quoted after `ref` (a rerun
+    with $COSTBENCH_TODAY set before the catalog's newest quotes: such a row is as fresh as can be)."""
     start = as_of_start(price.as_of)
-    return None if start is None else (ref - start).days
+    return None if start is None else max(0, (ref - start).days)
 
 
 def months_between(start: datetime.date, end: datetime.date) -> int:

@@ -12,7 +12,7 @@ from cost_models.catalog import load_csv
 from cost_models.cost import plan_training, price_rows
 from cost_models.errors import InputError
 from cost_models.hardware import gpus
-from cost_models.prices import (_COLUMNS, CATALOG_PATH, Price, as_of_start, capacity_block_days, catalog_prices,
+from cost_models.prices import (_COLUMNS, CATALOG_PATH, Price, age_days, as_of_start, capacity_block_days, catalog_prices,
                                 commitment_usd, is_stale, stale_warning)
 from cost_models.skypilot import gcp_host_gpus, import_vms
 from tests.conftest import run_cli as run
@@ -218,6 +218,12 @@ def test_staleness_rule():
     assert is_stale(_p("on-demand"), ref, stale_months=3)
     line = stale_warning([Price("p", "H100-SXM", "on-demand", 1.0, "2024-12", "t"), _p("on-demand")], ref, 6)
     assert line.startswith("1 of 2 price rows are older than 6 months") and "2024-12" in line
+
+
+def test_age_of_a_row_quoted_after_the_reference_date_is_zero_not_negative():
+    row = Price("p", "H100-SXM", "on-demand", 1.0, "2026-07", "t")
+    assert age_days(row, datetime.date(2026, 1, 1)) == 0 and not is_stale(row, datetime.date(2026, 1, 1))
+    assert age_days(row, datetime.date(2026, 7, 31)) == 30
 
 
 def test_old_catalog_row_warned_user_undated_row_not(capsys, tmp_path, monkeypatch):
