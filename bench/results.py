@@ -410,6 +410,7 @@ _TOP = {"schema_version": "int", "run_id": "str", "created_at": "str", "costbenc
         "tag": "str|null", "machine": "dict", "config": "dict", "records": "list"}
 # "summary" may be missing (SIGKILL, power loss before the last write): load computes it.
 _MACHINE = {"device": "str", "gpu": "dict|null", "world_size": "int"}
+MACHINE_DEVICES = ("cpu", "cuda")
 _MACHINE_OPTIONAL = {"nodes": "int", "host_memory_gb": "number|null", "gpus": "list"}
 # The summary's fields that readers (cost, compare, report) walk: checked when present, so that a
 # hand-edited file fails here with its field named, not deep inside a reader.
@@ -468,6 +469,11 @@ def validate(doc, path: str = "<result>") -> dict:
     _check(path, doc, _TOP, "")
     _check(path, doc, {"summary": "dict|null"} if "summary" in doc else {}, "")
     _check(path, doc["machine"], _MACHINE, "machine")
+    # costbench runs on "cpu" or "cuda" (run --device); another value (a hand-edited "tpu") would be
+    # read as a CPU by every reader, so it is refused here with its name
+    if doc["machine"]["device"] not in MACHINE_DEVICES:
+        raise InputError(f"{path}: machine.device: expected one of {', '.join(MACHINE_DEVICES)}, "
+                         f"got {_show(doc['machine']['device'])}")
     _check_present(path, doc["machine"], _MACHINE_OPTIONAL, "machine")
     summary = doc.get("summary") or {}
     _check_present(path, summary, _SUMMARY_OPTIONAL, "summary")

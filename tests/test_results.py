@@ -207,6 +207,7 @@ def mutate(path_keys, value):
     (["records", 2, "m"], KeyError, "records[2].m: missing"),
     (["records", 0, "tflops"], True, "records[0].tflops: expected a number, got true"),
     (["machine", "device"], KeyError, "machine.device: missing"),
+    (["machine", "device"], "tpu", "machine.device: expected one of cpu, cuda, got 'tpu'"),
     (["records"], {}, "records: expected a list"),
     (["run_id"], KeyError, "run_id: missing"),
     # the summary fields that cost, compare and report walk (each crashed compare and report once)
