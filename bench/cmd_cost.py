@@ -32,7 +32,7 @@ ROW_KEYS = ("provider", "gpu", "pricing", "region", "usd_per_gpu_hour", "cost_us
 
 
 def overhead(text):
-    """--virtualization-overhead: a share of step time in [0, 1)."""
+    """--virtualization-overhead: a share of step time in [0, 0.5] (virtualization.MAX_OVERHEAD)."""
     from cost_models.virtualization import check_overhead
 
     try:
@@ -82,7 +82,7 @@ def add_arguments(parser, command) -> None:
     eff.add_argument("--goodput", type=fraction, help="productive share of wall-clock time (default: from cluster size)")
     eff.add_argument("--gpu-hours", type=positive, help="skip the time model: price this many GPU-hours")
     eff.add_argument("--virtualization-overhead", type=overhead, default=0.0,
-                     help="share of step time lost on a VM, [0, 1): time / (1 - overhead) (default 0: bare metal)")
+                     help="share of step time lost on a VM, [0, 0.5]: time / (1 - overhead) (default 0: bare metal)")
     money = parser.add_argument_group("prices")
     money.add_argument("--pricing", default="on-demand", help=choices_help(PRICING_CHOICES, "on-demand", PRICING_NOTES))
     money.add_argument("--providers", type=csv_list, help="only these providers, comma-separated")

@@ -192,6 +192,9 @@ def test_cost_virtualization_overhead_flag(capsys):
     assert "virtualization_overhead" in vm["assumptions"]
     code, _, err = run(capsys, "cost", "--virtualization-overhead", "-0.1")
     assert code == 2 and "virtualization-overhead" in err
+    for absurd in ("0.9", "5"):   # x10 totals, or a typo for 0.05
+        code, _, err = run(capsys, "cost", "--virtualization-overhead", absurd)
+        assert code == 2 and "must be in [0, 0.5]" in err and err.count("\n") == 1
 
 
 def test_registered_in_cli():
