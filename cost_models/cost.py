@@ -405,7 +405,8 @@ def plan_training(model=DEFAULT_MODEL, gpu: str | GpuSpec = DEFAULT_GPU, gpus: i
     goodput      productive share of wall-clock time (default: training_time.goodput) [--goodput]
     mfu          skip the step model: achieved = peak x mfu over whole steps [--mfu]
     gpu_hours    skip all time modelling: price this figure [--gpu-hours]
-    recipe       step_time.step_parts options for older software (flash_attention, sequence_parallel, overlap_dp);
+    recipe       step_time.step_parts options for older software (flash_attention, sequence_parallel, overlap_dp,
+                 distributed_optimizer);
                  default today's Megatron recipe (no CLI flag: scripts/calibration.py uses it for 2021 runs)
 
     Each is independent of the others, so a what-if varies one keyword and keeps the rest.
@@ -570,6 +571,10 @@ def plan_training(model=DEFAULT_MODEL, gpu: str | GpuSpec = DEFAULT_GPU, gpus: i
             # Korthikanti et al.'s 5*a*s^2*b bytes a layer of stored scores are not in gpu_bytes: a memory
             # estimate only (the calibration's 2021 runs fit either way), so say it rather than hide it
             assumptions["recipe"] += "; memory leaves out the unfused attention's stored s x s scores"
+        if recipe.get("distributed_optimizer") is False:
+            # 16 bytes a parameter unsharded, not 6 + 12/DP: the 2021 layouts fit either way (at most
+            # ~2.4B parameters a GPU, 39 GB of 80)
+            assumptions["recipe"] += "; memory still estimated with the distributed optimizer's sharding"
     if rates.gemm_scale != 1:   # say that the answer rests on the measured layer
         assumptions["layer_gemm_rate"] = (
             f"used: every layout's roofline GEMM time x {rates.gemm_scale:.3g}, the measured layer's distance from it"

@@ -297,7 +297,7 @@ def _mlp_gemms(spec, layouts, t, tp, rates, elem, router_rates):
 
 
 def step_parts(spec, layouts, rates, linear_rates=None, flash_attention=True, sequence_parallel=True,
-               overlap_dp=True) -> dict:
+               overlap_dp=True, distributed_optimizer=True) -> dict:
     """{part: seconds per step (array over layouts)} plus "seconds" (their sum) and "stage_mb" (one
     micro-batch of the slowest stage). `linear_rates`: the transformer layers' linear GEMM rates when
     they run in another dtype (fp8); attention, the LM head, the MoE router and all else use `rates`.
@@ -312,7 +312,14 @@ def step_parts(spec, layouts, rates, linear_rates=None, flash_attention=True, se
     all-reduces per layer and pass, the same bytes as the all-gathers + reduce-scatters).
     overlap_dp=False models software that runs the data-parallel collectives after the backward and
     the optimizer step (Megatron-LM before --overlap-grad-reduce / --overlap-param-gather, 2023;
-    DeepSpeed's pipeline engine): all of dp_comm exposed, nothing beside the compute to slow it."""
+    DeepSpeed's pipeline engine): all of dp_comm exposed, nothing beside the compute to slow it.
+    distributed_optimizer=False models 2021 Megatron-LM's fp16 data parallelism (--DDP-impl local,
+    before the distributed optimizer of 2022): after the pipeline flush, one all-reduce of the whole
+    fp16 gradient buffer (2 bytes a parameter: --accumulate-allreduce-grads-in-fp32 was off by
+    default, forced on only for bf16), a ring's reduce-scatter plus all-gather of it, 2 x 2P bytes,
+    where the distributed optimizer moves 4P + 2P; and every GPU steps the optimizer on all its P
+    parameters (its 30 bytes each over P, not P/DP, and 2 bytes a parameter to zero the fp16
+    gradients). Use it with overlap_dp=False: that software did not overlap either."""
     lin_rates = linear_rates or rates
     elem = 1 if linear_rates is not None else 2
     h, s, kv = float(spec.hidden), float(spec.seq_len), spec.kv_heads
@@ -419,10 +426,17 @@ def step_parts(spec, layouts, rates, linear_rates=None, flash_attention=True, se
     dp_in_node = tp * dpc <= GPUS_PER_NODE
     dp_bw = np.where(dp_in_node, rates.tp_gbps, rates.fabric_gbps)
     dp_lat = np.where(dp_in_node, rates.tp_latency_us, rates.fabric_latency_us)
-    buckets = dp_buckets(params, dpc)
-    rs = collective_seconds(4 * params, dpc, dp_bw, dp_lat, buckets)
-    ag = collective_seconds(2 * params, dpc, dp_bw, dp_lat, buckets)
-    optimizer = (30 * params / dpc + 4 * params) / (rates.membw_gbps * 1e9)
+    if distributed_optimizer:
+        buckets = dp_buckets(params, dpc)
+        rs = collective_seconds(4 * params, dpc, dp_bw, dp_lat, buckets)
+        ag = collective_seconds(2 * params, dpc, dp_bw, dp_lat, buckets)
+        optimizer = (30 * params / dpc + 4 * params) / (rates.membw_gbps * 1e9)
+    else:   # one fp16 all-reduce of the whole buffer = reduce-scatter + all-gather of its 2P bytes
+        buckets = np.ones_like(params)
+        rs = ag = collective_seconds(2 * params, dpc, dp_bw, dp_lat, buckets)
+        optimizer = (30 * params + 2 * params) / (rates.membw_gbps * 1e9)
+    if spec.moe and not distributed_optimizer:
+        raise ValueError("distributed_optimizer=False models 2021 dense-model software; MoE models use the distributed optimizer")
     if spec.moe:   # expert parameters: their own buckets over the DP/EP expert-data-parallel ranks
         experts = np.where(first_fuller, e_first, e_last)
         edp = dpc / layouts.ep_degrees

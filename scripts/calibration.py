@@ -4,7 +4,11 @@ Calibration set (and nothing else; no per-model tuning, one set of defaults in r
 step_time.py, memory.py and training_time.py):
 - Narayanan et al. 2021 (SC21, arXiv 2104.04473) Table 1: GPT models on A100-80GB (DGX A100, 8x
   HDR 200 Gb/s per node) at the paper's TP, PP, GPU count and global batch; sequence 2048,
-  vocabulary 51,200, fp16, full activation recompute. Their TFLOP/s counts the recomputed forward
+  vocabulary 51,200, fp16, full activation recompute, on the software of the time (MEGATRON_2021:
+  unfused softmax attention, no sequence parallelism, and the local DDP's one fp16 all-reduce of the
+  gradients after the pipeline flush: no overlap, no distributed optimizer; it moved the small-model
+  rows, whose DP traffic is largest, from 1.05-1.10 to 0.97-1.02 when it replaced today's
+  overlapped reduce-scatter / all-gather, which these rows had run with until then). Their TFLOP/s counts the recomputed forward
   and unmasked attention: 96*B*s*l*h^2*(1 + s/6h + V/16lh) FLOPs per iteration (paper sec. 5.1),
   so the estimate below counts the same FLOPs over the step model's step time.
   Row checks (tests/test_calibration_inputs.py runs the arithmetic ones):
@@ -171,7 +175,7 @@ def narayanan_points():
                          vocab=51200, mlp="gelu")
         plan = plan_training(spec, "A100-SXM-80GB", gpus=gpus, network="ib-hdr-200", tp=tp, pp=pp,
                              global_batch=batch, recompute="full", dtype="fp16",
-                             recipe={"flash_attention": False, "sequence_parallel": False})
+                             recipe=MEGATRON_2021)
         estimate = paper_tflops(spec, batch, plan.step["seconds"], gpus)
         yield f"Narayanan T1 {params:g}B", f"TP{tp} PP{pp} {gpus} A100 b{batch}", estimate, published, plan
 
@@ -207,6 +211,11 @@ def held_out_points():
 
 
 # Older software, as documented for each held-out run (module docstring).
+# Narayanan et al.'s software (Megatron-LM, spring 2021, fp16): unfused softmax attention, no
+# sequence parallelism (2022), and the local DDP's one fp16 gradient all-reduce after the pipeline
+# flush: no overlap (2023) and no distributed optimizer (2022) (step_time.step_parts).
+MEGATRON_2021 = {"flash_attention": False, "sequence_parallel": False, "overlap_dp": False,
+                 "distributed_optimizer": False}
 DEEPSPEED_PIPE_2022 = {"flash_attention": False, "sequence_parallel": False, "overlap_dp": False}
 MEGATRON_MID_2023 = {"flash_attention": "v1", "sequence_parallel": True, "overlap_dp": False}
 BLOOM_176B = ModelSpec(name="bloom-176b", params=176.247e9, active_params=176.247e9, tokens=366e9, layers=70,

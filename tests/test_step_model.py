@@ -393,6 +393,29 @@ def test_software_without_dp_overlap_exposes_all_its_dp_traffic_and_slows_nothin
             assert after[part][0] == pytest.approx(over[part][0])
 
 
+def test_2021_fp16_allreduce_without_the_distributed_optimizer_by_hand():
+    # Megatron-LM 2021 (local DDP, fp16): one all-reduce of the 2-byte gradients = reduce-scatter +
+    # all-gather of 2P bytes, each x 3/4 at DP 4 over 10 GB/s, one bucket (one latency each); the
+    # optimizer steps all P parameters (30 bytes each) and zeroes 2-byte gradients, at 1 TB/s.
+    spec = custom_model(None, 1e9, layers=2, hidden=256, heads=8, ffn=1024, vocab=1000, seq_len=256)
+    lay = _layout(spec, 32, tp=8, pp=1, micro_batch=1, global_batch=4, recompute="none", vpp=1)
+    p_gpu = memory.stage_params(spec, lay)[0][0]
+    lat = 5.0
+    parts = step_time.step_parts(spec, lay, _rates(fabric_latency_us=lat), overlap_dp=False,
+                                 distributed_optimizer=False)
+    one = 2 * p_gpu * 3 / 4 / 10e9 + 3 * lat * 1e-6
+    assert parts["dp_comm"][0] == pytest.approx(2 * one) and parts["dp_overlap"][0] == 0.0
+    assert parts["optimizer"][0] == pytest.approx((30 * p_gpu + 2 * p_gpu) / 1000e9)
+    today = step_time.step_parts(spec, lay, _rates(fabric_latency_us=lat), overlap_dp=False)
+    assert today["dp_comm"][0] == pytest.approx(6 * p_gpu * 3 / 4 / 10e9 + 2 * 3 * lat * 1e-6)   # 4P + 2P
+    for part in ("gemm", "attention", "memory_bound", "tp_comm"):
+        assert parts[part][0] == pytest.approx(today[part][0])
+    moe = find_model("mixtral-8x7b")
+    with pytest.raises(ValueError, match="distributed_optimizer=False"):
+        step_time.step_parts(moe, _layout(moe, 8, tp=1, pp=1, micro_batch=1, global_batch=8, recompute="none",
+                                          vpp=1, ep=8, cp=1), _rates(), distributed_optimizer=False)
+
+
 def test_an_unknown_attention_recipe_is_refused():
     spec = find_model("llama3-8b")
     lay = _layout(spec, 8, tp=1, pp=1, micro_batch=1, global_batch=8, recompute="none", vpp=1)
