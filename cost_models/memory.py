@@ -21,7 +21,10 @@
   many layers per stage as memory needs (fit_recompute); --recompute full recomputes them all.
 - Pipelining, 1F1B (Narayanan et al. 2021 sec. 2.2): the first stage holds min(PP, micro-batches)
   micro-batches in flight; interleaving with v virtual stages multiplies that by 1 + (PP-1)/(PP*v).
-  The last stage holds one, plus the fp32 logits and their gradient (tokens x V/TP x 8 bytes).
+  The last stage holds one (interleaved: ((v-1)*PP + 1)/v, Megatron's warm-up of (v-1)*PP model
+  chunks there before the first backward: num_warmup_microbatches in megatron/core/pipeline_parallel/
+  schedules.py, (PP - rank - 1) * 2 + (v - 1) * PP), plus the fp32
+  logits and their gradient (tokens x V/TP x 8 bytes).
 - Mixture of experts with expert parallelism EP (Megatron-Core, expert-tensor-parallel = TP): each
   GPU holds E/EP of each MoE layer's experts, each split over TP like a dense MLP, so a stage's
   expert weights are divided by TP*EP; the distributed optimizer shards them over the
@@ -142,6 +145,9 @@ def gpu_bytes(spec, layouts, recompute_layers=None):
     working = np.where(r > 0, layer, 0)                              # the layer being recomputed
     working = working + np.where(cp > 1, 2 * gathered_kv_bytes(spec, layouts), 0)
     in_flight = np.minimum(pp, layouts.micro_batches) * np.where(v > 1, 1 + (pp - 1) / (pp * v), 1)
+    # the last stage: one micro-batch in 1F1B; interleaved, Megatron's warm-up runs (v-1)*PP model
+    # chunks forward on it before its first backward, so (v-1)*PP + 1 chunks of 1/v of its layers
+    last_flight = np.where(v > 1, np.minimum(((v - 1) * pp + 1) / v, layouts.micro_batches), 1)
     logits = tokens * spec.vocab / tp * 8
 
     def acts(n_layers, flight):
@@ -149,7 +155,7 @@ def gpu_bytes(spec, layouts, recompute_layers=None):
         return (done * kept_full + (n_layers - done) * layer) * flight
 
     first_gpu = states_first + acts(first, in_flight) + working
-    last_gpu = states_last + acts(last, 1) + working + logits      # at PP = 1 the one stage: the larger
+    last_gpu = states_last + acts(last, last_flight) + working + logits   # at PP = 1 the one stage: the larger
     return np.maximum(first_gpu, last_gpu)
 
 

@@ -141,6 +141,21 @@ def test_interleaved_pipeline_keeps_more_micro_batches_in_flight_by_hand():
     assert extra == pytest.approx(2 * layer * 4 * 3 / 8)
 
 
+def test_interleaved_last_stage_holds_its_warm_up_chunks_by_hand():
+    """Megatron's interleaved warm-up runs (v-1)*PP model chunks forward on the last rank before its
+    first backward: (v-1)*PP + 1 chunks of 1/v of the stage's layers, ((2-1)*4 + 1)/2 = 2.5
+    micro-batches' activations at PP 4, v 2, where 1F1B holds 1. A 100K vocabulary makes the last
+    stage (LM head, logits) the fuller one, so gpu_bytes is its bytes."""
+    spec = custom_model(None, 1e9, layers=8, hidden=64, heads=4, kv_heads=4, ffn=256, vocab=100_000, seq_len=16)
+    kw = dict(gpus=4, tp=1, pp=4, micro_batch=1, global_batch=8, recompute="none")
+    plain, inter = _one(spec, vpp=1, **kw), _one(spec, vpp=2, **kw)
+    layer = 16 * memory.activation_bytes_per_token(spec)
+    (_, _), (d_last, _) = memory.stage_param_split(spec, plain)
+    logits = 16 * 100_000 * 8
+    assert memory.gpu_bytes(spec, plain)[0] == pytest.approx(d_last[0] * 18 + 2 * layer * 1 + logits)
+    assert memory.gpu_bytes(spec, inter)[0] - memory.gpu_bytes(spec, plain)[0] == pytest.approx(2 * layer * 1.5)
+
+
 def test_cluster_too_small_says_how_many_gpus():
     with pytest.raises(InputError, match="the fewest it fits is 20 H100-SXM GPUs"):
         plan_training("llama3-70b", "H100-SXM", gpus=16)
