@@ -17,8 +17,13 @@
   output projection's input, are stored either way), selective costing one more attention
   forward (step_time.py).
   Full recompute keeps only each layer's input (2h per token, / TP) plus one layer's working set.
-  As Megatron's --recompute-method block --recompute-num-layers N, the search recomputes only as
-  many layers per stage as memory needs (fit_recompute); --recompute full recomputes them all.
+  The search recomputes only as many layers per stage as memory needs (fit_recompute), any N of
+  them: per-block checkpointing, as PyTorch-native stacks wrap chosen transformer blocks one by one
+  (torchtitan's layer-frequency selective AC checkpoints every k-th block; Meta's Llama 3 stack,
+  which the 405B rows calibrate on, is its own, not Megatron). Megatron-LM's --recompute-method block
+  --recompute-num-layers N is that N without interleaving; with v virtual stages its count is per
+  model chunk, so a Megatron stage recomputes a multiple of v layers, between the search's N and
+  all of them. --recompute full recomputes them all.
 - Pipelining, 1F1B (Narayanan et al. 2021 sec. 2.2): the first stage holds min(PP, micro-batches)
   micro-batches in flight; interleaving with v virtual stages multiplies that by 1 + (PP-1)/(PP*v).
   The last stage holds one (interleaved: ((v-1)*PP + 1)/v, Megatron's warm-up of (v-1)*PP model
