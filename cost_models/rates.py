@@ -20,9 +20,16 @@ which, per part, and goes into the cost output's assumptions.
   B200 1745 TFLOP/s bf16); a training step runs its GEMMs back to back for hours at the power limit, at the model's shapes, with fused epilogues.
 - Attention (FlashAttention, causal): the attention's model FLOPs (flops.py: forward 2*s*h per token
   and layer, backward twice that) over summary.layer.attention_tflops or ATTENTION_FRACTION x the
-  dtype's peak. FlashAttention-2 reports 50-73% of the A100's peak forward and lower backward
-  (Dao 2023, "FlashAttention-2", abstract and sec. 4.1); FlashAttention-3 on H100 1.5-2x FA-2 at up
-  to 75% of peak forward in BF16 (Shah et al. 2024, abstract).
+  dtype's peak. The fraction is of model FLOPs: FlashAttention's own benchmarks count its backward
+  at 2.5x the forward (it recomputes the scores), so 0.50 here is 0.58 of peak in their count.
+  FlashAttention-2 reaches up to 73% of the A100's peak forward and 63% backward (Dao 2023,
+  "FlashAttention-2", sec. 4.1): 0.56 in model FLOPs, so 0.50 is FA-2's level on an A100 at its
+  shapes' low end. On an H100 FA-2 reaches about a third of peak forward (335-370 TFLOP/s, head
+  size 128) and FlashAttention-3 about two thirds (600-650, up to 75%; its backward 1.5-1.75x FA-2's:
+  Shah et al. 2024, abstract and sec. 4.1): 0.50 is near FA-3 forward and backward and about twice
+  what FA-2 sustains there. So on an H100 the catalog's attention is FA-3-era; a run on older
+  kernels is slower than it says, and a measured layer (run --ops layer: torch's SDPA on the
+  machine) replaces the figure.
 - Memory-bound work (norms, activations, residuals, rotary): bytes over the measured element-wise
   rate of the model's own kernels (summary.layer.elementwise_gbps: eager, unfused, so below a copy),
   else the measured copy bandwidth (summary.membw_gbps), else HBM_FRACTION x the datasheet bandwidth:
