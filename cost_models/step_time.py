@@ -23,6 +23,10 @@ The step of the slowest pipeline stage (Narayanan et al. 2021, sec. 2-3; Korthik
   gradients: 10*ffn; GeLU 4*ffn and 6*ffn), rotary on Q and K (4*(h + kv*d) each way) plus its
   cos/sin rows (4*d, on every rank); all but the tables / TP with sequence parallelism. Full
   recompute adds a forward. Plus the LM head's fp32 softmax and its gradient (12 bytes per logit).
+  With fp8 linear layers, their casts (fp8_cast_elements, FP8_CAST_BYTES): each GEMM input and
+  output gradient cast with its transpose, and the layer's weights once a step. Not credited: the
+  casts Transformer Engine fuses into the norm or the activation before a GEMM, and the fp8
+  all-gather that halves the sequence-parallel all-gathers' bytes (tp_comm stays bf16's).
 - TP with sequence parallelism (Korthikanti et al. 2022, sec. 4.2.2): per layer, forward 2
   all-gathers and 2 reduce-scatters of the t x h bf16 activation, backward the same; full
   recompute adds the forward's 4. Each moves S*(TP-1)/TP bytes per GPU (nccl-tests' busbw
@@ -97,6 +101,7 @@ import dataclasses
 
 import numpy as np
 
+from cost_models.flops import expert_weights, layer_linear_weights
 from cost_models.memory import gathered_kv_bytes, mlp_activation_bytes, stage_param_split
 from cost_models.parallelism import GPUS_PER_NODE, RECOMPUTE, stage_layers
 from cost_models.rates import GEMM_OVERHEAD_S
@@ -122,6 +127,11 @@ OVERLAP_COMPUTE_SLOWDOWN = 0.189
 # run attention at half the rate (rates.ATTENTION_FRACTION is v2's, at the low end of its range).
 FLASH_V1_SPEED = 0.5
 FLASH_RECIPES = (True, "v2", "v1", False)   # True = "v2" (today's); False: 2021 Megatron's unfused softmax
+# fp8 linear layers (Transformer Engine's recipes) cast each GEMM input and each output gradient from
+# bf16 to fp8 together with its transpose (Hopper's fp8 GEMMs take only the TN layout, so the weight
+# gradient needs X^T and dY^T): read 2 bytes, write 1 + 1, per element; and the weights likewise once
+# a step (TE caches them over the micro-batches: is_first_microbatch).
+FP8_CAST_BYTES = 4
 DDP_BUCKET_MIN_PARAMS = 40e6             # Megatron-LM DDP default bucket: max(40M, 1M x DP) parameters
 DDP_BUCKET_PARAMS_PER_DP_RANK = 1e6
 PARTS = ("gemm", "attention", "memory_bound", "tp_comm", "cp_comm", "ep_comm", "pp_bubble", "pp_comm", "dp_comm",
@@ -296,6 +306,31 @@ def _mlp_gemms(spec, layouts, t, tp, rates, elem, router_rates):
     return fwd, bwd
 
 
+def fp8_cast_elements(spec, layouts, t):
+    """(forward, backward, weights) elements one GPU casts to fp8 for one layer: the inputs of its
+    linear layers and their output gradients for one micro-batch of t tokens, and its linear weights.
+    Dense, with sequence parallelism: every cast is of 1/TP of the tensor (Transformer Engine casts
+    the norm's output before the all-gather and all-gathers fp8; the row-parallel layers' inputs and
+    the column-parallel layers' gradients are TP slices; the gradients that arrive as SP slices are
+    cast before their all-gather), so per token (QKV, out, gate/up, down): inputs h + h + h + ffn,
+    gradients (h + 2*kv*d) + h + up + h, all / TP. A mixture of experts' MLP gets the dispatcher's
+    whole, bf16-all-gathered tokens (k copies): inputs k*h and k*f/TP, gradients k*up/TP and k*h."""
+    h, kv, d = float(spec.hidden), spec.kv_heads, float(spec.hidden) / spec.heads
+    tp = layouts.tp.astype(float)
+    attn_in, attn_grad = 2 * h / tp, (h + 2 * kv * d + h) / tp
+    gated = 2 if spec.mlp == "swiglu" else 1
+    if spec.moe:
+        k, f = spec.top_k, float(spec.expert_ffn)
+        mlp_in, mlp_grad = k * h + k * f / tp, k * gated * f / tp + k * h
+        weights = (float(layer_linear_weights(h, spec.heads, kv, 0, gated == 2)) / tp
+                   + float(expert_weights(h, spec.experts, f, gated == 2)) / (tp * layouts.ep_degrees))
+    else:
+        f = float(spec.ffn)
+        mlp_in, mlp_grad = (h + f) / tp, (gated * f + h) / tp
+        weights = float(layer_linear_weights(h, spec.heads, kv, f, gated == 2)) / tp
+    return t * (attn_in + mlp_in), t * (attn_grad + mlp_grad), weights
+
+
 def step_parts(spec, layouts, rates, linear_rates=None, flash_attention=True, sequence_parallel=True,
                overlap_dp=True, distributed_optimizer=True) -> dict:
     """{part: seconds per step (array over layouts)} plus "seconds" (their sum) and "stage_mb" (one
@@ -382,6 +417,11 @@ def step_parts(spec, layouts, rates, linear_rates=None, flash_attention=True, se
         sort_bytes = np.where(spec.experts / layouts.ep_degrees > 1, t * 8.0 * spec.top_k * h, 0.0)
         membound = membound + sort_bytes * (2 + full) / (rates.memory_bound_gbps * 1e9)
     head_mem = t * spec.vocab / tp * 12 / (rates.memory_bound_gbps * 1e9)
+    fp8_weights = 0.0
+    if linear_rates is not None:   # fp8: the casts of the linear layers' inputs and output gradients
+        fwd_cast, bwd_cast, weights = fp8_cast_elements(spec, layouts, t)
+        membound = membound + FP8_CAST_BYTES * (fwd_cast * (1 + full) + bwd_cast) / (rates.memory_bound_gbps * 1e9)
+        fp8_weights = FP8_CAST_BYTES * weights / (rates.membw_gbps * 1e9)    # per layer, once a step
 
     one = collective_seconds(t * h * 2, tp, rates.tp_gbps, rates.tp_latency_us)
     if spec.moe:   # the MLP's all-gather / reduce-scatter carry the k routed copies
@@ -454,7 +494,8 @@ def step_parts(spec, layouts, rates, linear_rates=None, flash_attention=True, se
     else:
         dp_comm, dp_overlap = rs + ag, 0.0 * rs
 
-    parts = {"gemm": m * stage[0], "attention": m * stage[1], "memory_bound": m * stage[2],
+    stage_count = np.where(use_last, last, first)
+    parts = {"gemm": m * stage[0], "attention": m * stage[1], "memory_bound": m * stage[2] + fp8_weights * stage_count,
              "tp_comm": m * stage[3], "cp_comm": m * stage[4], "ep_comm": m * stage[5], "pp_bubble": bubble, "pp_comm": pp_comm, "dp_comm": dp_comm,
              "dp_overlap": dp_overlap, "optimizer": optimizer}
     parts["seconds"] = sum(parts[p] for p in PARTS)

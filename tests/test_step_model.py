@@ -438,8 +438,25 @@ def test_fp8_speeds_only_the_linear_gemms():
     bf16 = plan_training("llama3-70b", "H100-SXM", tp=8, pp=4, micro_batch=1, recompute="none")
     fp8 = plan_training("llama3-70b", "H100-SXM", tp=8, pp=4, micro_batch=1, recompute="none", dtype="fp8")
     assert fp8.step["parts"]["gemm"] < 0.75 * bf16.step["parts"]["gemm"]
-    for part in ("attention", "memory_bound", "tp_comm"):
+    for part in ("attention", "tp_comm"):
         assert fp8.step["parts"][part] == pytest.approx(bf16.step["parts"][part])
+    # fp8 costs its casts: more memory-bound time, never less
+    assert fp8.step["parts"]["memory_bound"] > bf16.step["parts"]["memory_bound"]
+
+
+def test_fp8_casts_by_hand():
+    """One layer of _tiny_parts's model (t = 1024, h = 1024, 8 heads = 8 KV heads of 128, ffn 4096
+    SwiGLU, TP 8): per token inputs (h + h + h + ffn) / 8 = 896 and output gradients
+    ((h + 2*8*128) + h + 2*ffn + h) / 8 = 1664 elements, each cast with its transpose (4 bytes), at
+    the element-wise rate; the linear weights (h*3h + h^2 + 3*h*ffn = 16.8M, / 8) once a step at the copy's."""
+    spec, lay, bf16 = _tiny_parts()
+    fwd, bwd, weights = step_time.fp8_cast_elements(spec, lay, 1024.0)
+    assert (fwd[0], bwd[0], weights[0]) == (1024 * 896, 1024 * 1664, (1024 * 3072 + 1024**2 + 3 * 1024 * 4096) / 8)
+    fp8_rates = dataclasses.replace(_rates(), gemm_tflops=200.0)
+    fp8 = step_time.step_parts(spec, lay, _rates(), linear_rates=fp8_rates)
+    per_layer = 4 * (fwd + bwd) / (_rates().memory_bound_gbps * 1e9) + 4 * weights / 1000e9
+    assert fp8["memory_bound"][0] - bf16["memory_bound"][0] == pytest.approx(2 * per_layer[0])   # 2 layers
+    assert fp8["seconds"][0] == pytest.approx(sum(fp8[p][0] for p in step_time.PARTS))
 
 
 def test_fp8_leaves_the_lm_head_in_bf16():
