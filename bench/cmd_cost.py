@@ -78,7 +78,7 @@ def add_arguments(parser, command) -> None:
     eff = parser.add_argument_group("overrides")
     eff.add_argument("--mfu", type=fraction, help="model FLOPs utilisation over whole steps; skips the step model")
     eff.add_argument("--efficiency", type=fraction,
-                     help="fraction of MAMF a training GEMM sustains (default 0.8; the step model's GEMM rate)")
+                     help="fraction of MAMF a training GEMM sustains (default 0.76, calibrated: cost_models/rates.py; the step model's GEMM rate)")
     eff.add_argument("--goodput", type=fraction, help="productive share of wall-clock time (default: from cluster size)")
     eff.add_argument("--gpu-hours", type=positive, help="skip the time model: price this many GPU-hours")
     eff.add_argument("--virtualization-overhead", type=overhead, default=0.0,

@@ -30,13 +30,15 @@ The step of the slowest pipeline stage (Narayanan et al. 2021, sec. 2-3; Korthik
 - TP with sequence parallelism (Korthikanti et al. 2022, sec. 4.2.2): per layer, forward 2
   all-gathers and 2 reduce-scatters of the t x h bf16 activation, backward the same; full
   recompute adds the forward's 4. Each moves S*(TP-1)/TP bytes per GPU (nccl-tests' busbw
-  definition) plus (TP-1) hops of latency, not overlapped with compute. Not counted: the backward's
-  re-all-gather of a column-parallel layer's input for its weight gradient (Megatron-LM's
-  LinearWithGradAccumulationAndAsyncCommunication re-gathers rather than keep the gathered input),
-  which Megatron issues asynchronously beside the input-gradient GEMM, so it hides behind it.
-  Counted exposed though Megatron overlaps it with the weight-gradient GEMM: the backward's
-  reduce-scatter of that layer's input gradient (a bound, conservative by at most a quarter of
-  tp_comm; the calibration table, scripts/calibration.py, counts it so).
+  definition) plus (TP-1) hops of latency. Exposed: the forward's 4 and the backward's 2
+  all-gathers of the row-parallel layers' output gradients. Overlapped: a column-parallel layer's
+  (QKV, gate/up) backward re-all-gathers its input (Megatron-LM's
+  LinearWithGradAccumulationAndAsyncCommunication keeps only the sequence-parallel slice) beside
+  its input-gradient GEMM and reduce-scatters that gradient beside its weight-gradient GEMM: each
+  costs only what outlasts its GEMM plus the slowdown of that GEMM while it runs (overlapped(),
+  OVERLAP_COMPUTE_SLOWDOWN), counted in tp_comm. Without sequence parallelism (2021) the
+  column-parallel layers' input gradients are all-reduced, exposed: the same bytes as the 4
+  backward collectives.
 - PP: the 1F1B bubble is (PP-1)/v micro-batch-times of the stage (Narayanan et al. eq. 1 and
   sec. 2.2.2, v virtual stages); each micro-batch sends its activation (t*h*2/TP bytes with the
   scatter/gather optimisation) forward and its gradient back, across nodes once the pipeline
@@ -424,11 +426,27 @@ def step_parts(spec, layouts, rates, linear_rates=None, flash_attention=True, se
         fp8_weights = FP8_CAST_BYTES * weights / (rates.membw_gbps * 1e9)    # per layer, once a step
 
     one = collective_seconds(t * h * 2, tp, rates.tp_gbps, rates.tp_latency_us)
+    # The backward of a column-parallel layer under sequence parallelism (Megatron-LM's
+    # LinearWithGradAccumulationAndAsyncCommunication): the re-all-gather of its input runs beside its
+    # input-gradient GEMM and the reduce-scatter of that gradient beside its weight-gradient GEMM,
+    # each exposed only where it outlasts the GEMM and slowing the GEMM while it runs (overlapped()).
+    # QKV's always; the MLP's gate/up for a dense model (an MoE's TP traffic is the dispatcher's).
+    column = [((h + 2 * kv * d) / tp, h)]
+    if not spec.moe:
+        column.append(((2 if spec.mlp == "swiglu" else 1) * spec.ffn / tp, h))
+    async_tp = 0.0
+    for n, k in column:
+        dgrad, wgrad = gemm_seconds(t, k, n, lin_rates, elem), gemm_seconds(k, n, t, lin_rates, elem)
+        for window in (dgrad, wgrad):
+            exposed, slow = overlapped(one, window, 0.0) if sequence_parallel else (one, 0.0 * one)
+            async_tp = async_tp + exposed + slow
+    if not sequence_parallel:   # 2021: the all-reduce of each column-parallel input gradient, exposed;
+        async_tp = async_tp - one * len(column)   # nothing is re-gathered (the input was kept whole)
     if spec.moe:   # the MLP's all-gather / reduce-scatter carry the k routed copies
         mlp_one = collective_seconds(t * h * 2 * spec.top_k, tp, rates.tp_gbps, rates.tp_latency_us)
-        tp_comm = (one + mlp_one) * (4 + 2 * full)
+        tp_comm = one * (3 + 2 * full) + mlp_one * (4 + 2 * full) + async_tp
     else:
-        tp_comm = one * (8 + 4 * full)
+        tp_comm = one * (6 + 4 * full) + async_tp
     head_tp = 2 * one
     cp_in_node = tp * cp <= GPUS_PER_NODE
     cp_one = collective_seconds(gathered_kv_bytes(spec, layouts), cp, np.where(cp_in_node, rates.tp_gbps, rates.fabric_gbps),

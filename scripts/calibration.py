@@ -60,16 +60,17 @@ step_time.py, memory.py and training_time.py):
   trained between January and July 2023 (model card), before FlashAttention-2 (July 2023). Hence
   the recipe flash_attention="v1": attention at FLASH_V1_SPEED = 1/2 of FlashAttention-2's rate
   (step_time.py). Chosen after the point missed, from the run's documented software: it moves the
-  point from 0.85 to 0.89 (0.850 to 0.885 at this commit; main() prints each reading: the diagnostic
-  line "by recipe"); the overlap slowdown (step_time.overlapped) had moved it from 0.82 to 0.85.
+  point from 0.85 to 0.89 (0.850 to 0.885 when it was chosen, 0.866 to 0.901 with the overlapped
+  backward TP collectives and GEMM_SUSTAINED_FRACTION 0.76; main() prints each reading: the
+  diagnostic line "by recipe"); the overlap slowdown (step_time.overlapped) had moved it from 0.82 to 0.85.
   Its checkpointing, as documented (Llama 1 sec. 2.4: "we reduce the amount of activations that are
   recomputed during the backward pass with checkpointing. More precisely, we save the activations
   that are expensive to compute, such as the outputs of linear layers"): the attention output, the
   input of the output projection, is not a linear layer's output, so the core attention runs again
   in the backward: recompute="selective", Megatron's selective recompute (step_time.py), not the
   search's choice (none, which fits: with FlashAttention selective saves no memory). Read from the
-  run's paper, but applied after the point missed, as v1 was: it moves the point from 0.885 to 0.908
-  (the held-out Llama 1 65B from 1.060 to 1.045). The same reading recomputes the norms, SwiGLU and
+  run's paper, but applied after the point missed, as v1 was: it moved the point from 0.885 to 0.908
+  (the held-out Llama 1 65B from 1.060 to 1.045); 0.901 to 0.924 now. The same reading recomputes the norms, SwiGLU and
   rotary too; their forward bytes (about 0.6% of the step) are not added, nor the memory it saves.
   The rest of sec. 2.4 (model and sequence parallelism after Korthikanti et al. 2022, overlapped
   communication) is the default recipe already.

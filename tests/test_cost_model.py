@@ -261,11 +261,11 @@ def test_measured_layer_rates_replace_the_catalog():
     # each measured rate stands next to the catalog default it replaced
     for part in plan.assumptions["measured_parts"]:
         assert rates[part].endswith("; replaces the " + catalog.assumptions["rates"][part]), rates[part]
-    assert "replaces the catalog: 0.8 x bf16 MAMF 794" in rates["gemm"]
-    assert plan.step["parts"]["gemm"] > catalog.step["parts"]["gemm"] * 1.1   # 500 < 0.8 x 794
+    assert "replaces the catalog: 0.76 x bf16 MAMF 794" in rates["gemm"]
+    assert plan.step["parts"]["gemm"] > catalog.step["parts"]["gemm"] * 1.1   # 500 < 0.76 x 794
     # The layer figures are this model's: another model priced from the same file uses the MAMF.
     other = plan_training("llama3-8b", "H100-SXM", gpus=1024, throughput=Throughput.from_result(doc, "r.json"))
-    assert other.assumptions["rates"]["gemm"].startswith("measured: 0.8 x bf16 MAMF 700")
+    assert other.assumptions["rates"]["gemm"].startswith("measured: 0.76 x bf16 MAMF 700")
 
 
 def _layer_doc(gemm_tflops=600.0, records=None, **summary):
@@ -344,12 +344,12 @@ def test_fp8_uses_the_files_measured_fp8_mamf():
                         recompute="selective", throughput=Throughput.from_result(doc, "r.json"))
     catalog = plan_training("llama3-70b", "H100-SXM", gpus=2048, dtype="fp8", tp=8, pp=4, micro_batch=1,
                             recompute="selective")
-    assert fp8.assumptions["rates"]["gemm"].startswith("measured: 0.8 x fp8 MAMF 1100 (r.json), roofline (fp8 linear")
+    assert fp8.assumptions["rates"]["gemm"].startswith("measured: 0.76 x fp8 MAMF 1100 (r.json), roofline (fp8 linear")
     assert "gemm" in fp8.assumptions["measured_parts"]
     assert fp8.step["parts"]["gemm"] > catalog.step["parts"]["gemm"]    # 1100 below the catalog's fp8 MAMF
     without = plan_training("llama3-70b", "H100-SXM", gpus=2048, dtype="fp8", throughput=Throughput.from_result(
         _result(bf16=700.0), "b.json"))
-    assert without.assumptions["rates"]["gemm"].startswith("catalog: 0.8 x fp8 MAMF")
+    assert without.assumptions["rates"]["gemm"].startswith("catalog: 0.76 x fp8 MAMF")
 
 
 def test_a_result_from_another_gpu_is_not_used():
@@ -386,7 +386,8 @@ def test_efficiency_scales_the_gemm_rate():
     slow = plan_training("llama3-70b", "H100-SXM", efficiency=0.4, tp=8, pp=4, micro_batch=1, recompute="none")
     fast = plan_training("llama3-70b", "H100-SXM", efficiency=0.8, tp=8, pp=4, micro_batch=1, recompute="none")
     assert slow.step["parts"]["gemm"] == pytest.approx(2 * fast.step["parts"]["gemm"], rel=0.02)
-    assert slow.step["parts"]["tp_comm"] == pytest.approx(fast.step["parts"]["tp_comm"])
+    # slower GEMMs hide more of the backward's overlapped TP collectives: never more TP time
+    assert slow.step["parts"]["tp_comm"] <= fast.step["parts"]["tp_comm"]
 
 
 # ---- cost --------------------------------------------------------------------------------------
