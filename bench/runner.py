@@ -440,6 +440,12 @@ def run(cfg: RunConfig) -> RunOutcome:
 
     launch = launch_env.from_env()
     device = resolve_device(cfg.device)  # first: refusing --device cuda must not create --out
+    if cfg.layer_shape is not None and "layer" in cfg.ops:   # a shape too big to run: refused before any file
+        from kernels import layer, select_cuda_device
+
+        if device == "cuda":
+            select_cuda_device()
+        layer.check_fits(layer.plan_shape(cfg.layer_shape, cfg.tp, device, cfg.quick), device)
     check_out_dir(cfg.out)
     from bench import env
     from kernels import collectives, matmul, select_cuda_device

@@ -759,6 +759,58 @@ def tolerance(record: dict) -> float:
     return table[record["op"]][record["dtype"]]
 
 
+# The bytes one op holds at once, over its operands' bytes: the op's output, the correctness
+# check's fp32 copies and the allocator's slack. A bound to refuse on, not a prediction.
+PEAK_FACTOR = 3
+
+
+def peak_bytes(rank: RankShape, device: str) -> tuple[float, str]:
+    """(bytes, what) of the largest op the layer measurement runs at rank's shapes, in fp32 (the
+    widest dtype it times, and what its references compute in): the biggest GEMM's three operands,
+    attention's q, k, v, output and their gradients (plus the b x h x s x s scores of the math
+    kernel a CPU runs), the MLP activation's rows; each x PEAK_FACTOR."""
+    four = 4.0
+    sizes = []
+    for g in rank.gemms():
+        sizes.append(((g.m * g.k + g.k * g.n + g.m * g.n) * four,   # one problem, timed count times
+                      f"the {g.name} {g.pass_} GEMM ({g.m:,} x {g.n:,} x {g.k:,})"))
+    b, h, kv, sq, d = rank.batch, rank.heads, rank.kv_heads, rank.seq, rank.head_dim
+    attn = 2 * b * sq * d * (2 * h + 2 * kv) * four + (3 * b * h * sq * sq * four if device == "cpu" else 0)
+    sizes.append((attn, f"attention ({h} head{'s' if h != 1 else ''} of {d:,}, sequence {sq:,})"))
+    rows = rank.activation_rows
+    sizes.append((rows * (3 * rank.activation_width + 4 * rank.hidden) * four,
+                  f"the element-wise work ({rows:,} rows of hidden {rank.hidden:,})"))
+    size, what = max(sizes)
+    return PEAK_FACTOR * size, what
+
+
+def free_bytes(device: str) -> float | None:
+    """Memory this process can still take: the GPU's free bytes, or the host's MemAvailable (Linux);
+    None where it cannot be read."""
+    if device == "cuda":
+        return float(torch.cuda.mem_get_info()[0])
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return float(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None
+
+
+def check_fits(rank: RankShape, device: str, free: float | None = None) -> None:
+    """InputError, before anything runs or is written, when the layer's largest op would not fit in
+    the device's free memory (a shape typed in range, e.g. --hidden 1e7 over 2 heads, would
+    otherwise be killed by the kernel's OOM killer or fail inside an allocation)."""
+    free = free_bytes(device) if free is None else free
+    need, what = peak_bytes(rank, device)
+    if free is not None and need > free:
+        raise InputError(f"--ops layer: {rank.model} at --tp {rank.tp} needs about {need / 2**30:,.1f} GiB for "
+                         f"{what} on one {device} rank, more than the {free / 2**30:,.1f} GiB free; "
+                         f"give a smaller shape or a larger --tp")
+
+
 def count(rank: RankShape, dtype: str, device: str) -> int:
     """How many records measure() yields (for a progress bar)."""
     attention = 0 if attention_skip_reason(dtype, device, rank.head_dim) else 2

@@ -109,6 +109,31 @@ def test_bad_tp_on_the_command_line_is_one_line_exit_2(capsys, tmp_path):
     assert os.listdir(tmp_path) == []
 
 
+@pytest.mark.parametrize("flags, what", [
+    (["--hidden", "1e7", "--heads", "2", "--kv-heads", "2"], "for attention (1 head of 5,000,000"),  # was the OOM killer
+    (["--vocab", "1e9"], "for the lm_head"),                                          # was exit 70, a failed allocation
+])
+def test_a_layer_too_big_for_the_device_is_refused_before_anything_runs(capsys, tmp_path, flags, what):
+    assert cli_main(["run", "--device", "cpu", "--quick", "--ops", "layer", "--model", "llama3-8b", *flags,
+                     "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err and what in err and "GiB free" in err
+    assert os.listdir(tmp_path) == []
+
+
+def test_peak_bytes_by_hand():
+    # TP 1, one sequence of 16 tokens, hidden 64 = 4 heads of 16, ffn 128 SwiGLU, vocab 128 x 4 = 512:
+    # the largest op is the LM head's: 16 x 64 + 64 x 512 + 16 x 512 fp32 elements, x 3
+    rank = layer.shard(layer.LayerShape("t", hidden=64, heads=4, kv_heads=4, ffn=128, seq=16, vocab=512), 1)
+    need, what = layer.peak_bytes(rank, "cuda")
+    assert need == 3 * 4 * (16 * 64 + 64 * 512 + 16 * 512) and "lm_head" in what
+    layer.check_fits(rank, "cuda", free=need)              # exactly fits
+    with pytest.raises(InputError, match=r"needs about 0\.0 GiB for the lm_head .* more than the 0\.0 GiB free"):
+        layer.check_fits(rank, "cuda", free=need - 1)
+    # on a CPU the math attention kernel holds the b x h x s x s scores too
+    assert layer.peak_bytes(rank, "cpu")[0] >= layer.peak_bytes(rank, "cuda")[0]
+
+
 @pytest.mark.parametrize("argv, needle", [
     (["--model", "llama3-8b"], "add layer to --ops"),
     (["--ops", "matmul", "--tp", "4"], "--model, --tp and the shape flags describe the layer op"),   # was ignored
