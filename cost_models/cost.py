@@ -83,6 +83,22 @@ def cpu_device(throughput: Throughput) -> GpuSpec:
                    source=f"measured: {throughput.source} (peak: {stand_in})", as_of="2026")
 
 
+def _check_cpu_rates(throughput: Throughput, spec: ModelSpec, dtype: str) -> None:
+    """A CPU has no datasheet: its GEMM rate in `dtype` must be measured, as a MAMF in that dtype or
+    as a layer of this very model in it. Otherwise the stand-in peak (cpu_device) would be another
+    dtype's or another model's rate, labelled as the catalog, and the catalog fractions (attention
+    at ATTENTION_FRACTION of it) would be made up from it."""
+    if dtype in throughput.mamf_tflops:
+        return
+    layer = throughput.layer
+    ok, why = _layer_matches(layer, spec, dtype) if layer.get("gemm_tflops") else (False, "it measured no layer")
+    if not ok:
+        fix = ("costbench run measures no fp16 on a CPU (no fast kernel): price it at --dtype bf16" if dtype == "fp16"
+               else f"run costbench run --device cpu --ops matmul,membw,layer --model {spec.name} on it")
+        raise InputError(f"{throughput.source}: a CPU has no catalog figures, and this file measured no {dtype} "
+                         f"matmul and no {dtype} layer of {spec.name} ({why}); {fix}")
+
+
 # What stands in for a CPU's datasheet peak (cpu_device), which its MFU is relative to.
 CPU_PEAK_MAMF = "its measured MAMF"
 CPU_PEAK_LAYER = "its measured layer GEMM rate (no matmul was measured)"
@@ -431,6 +447,8 @@ def plan_training(model=DEFAULT_MODEL, gpu: str | GpuSpec = DEFAULT_GPU, gpus: i
         raise InputError(f"--dtype fp8: {throughput.source} is a CPU run, and a CPU has no fp8 GEMM rate (costbench "
                          f"run measures fp8 only on NVIDIA GPUs of compute capability 8.9 or newer); price the CPU "
                          f"at --dtype bf16 or fp16")
+    if hw.name == CPU:
+        _check_cpu_rates(throughput, spec, dtype)
     net = find_network(network or DEFAULT_NETWORK)
     peak = hw.peak(dtype)
     if dtype == "fp8":

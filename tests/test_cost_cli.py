@@ -204,7 +204,7 @@ def _cpu_result(tmp_path):
     doc = {"schema_version": 1, "run_id": "c", "created_at": "2026-01-01T00:00:00Z", "costbench_version": "0.1.0",
            "tag": None, "machine": {"device": "cpu", "gpu": None, "world_size": 1, "nodes": 1, "host_memory_gb": 32.0},
            "config": {}, "records": [],
-           "summary": {"mamf_tflops": {"fp32": 1.0}, "membw_gbps": 15.0,
+           "summary": {"mamf_tflops": {"fp32": 1.0, "bf16": 0.9}, "membw_gbps": 15.0,
                        "layer": {"model": "custom", "tp": 1, "dtype": "fp32", "gemm_tflops": 0.8,
                                  "attention_tflops": 0.3, "elementwise_gbps": 8.0}}}
     path = tmp_path / "cpu.json"
@@ -217,7 +217,7 @@ def test_cpu_results_priced_by_a_user_cpu_row(capsys, tmp_path):
     prices = tmp_path / "cpu.csv"
     prices.write_text("provider,gpu,pricing,usd_per_gpu_hour,as_of,source\nmylab,cpu,on-demand,0.10,2026-01,own\n")
     shape = ["--layers", "2", "--hidden", "256", "--heads", "4", "--ffn", "1024", "--vocab", "1000", "--seq", "256",
-             "--tokens", "1e9", "--gpus", "1", "--dtype", "fp16"]
+             "--tokens", "1e9", "--gpus", "1"]
     code, out, err = run(capsys, "cost", "--results", path, "--prices", str(prices), *shape, "--format", "json")
     doc = json.loads(out)
     assert code == 0, err
@@ -226,6 +226,23 @@ def test_cpu_results_priced_by_a_user_cpu_row(capsys, tmp_path):
     assert "measured" in doc["assumptions"]["rates"]["memory_bound"]
     code, out, _ = run(capsys, "cost", "--results", path, *shape)
     assert code == 0 and "no on-demand prices for cpu" in out
+    # fp16 was not measured on this CPU (no MAMF, no layer in it): refused, not made up from bf16's rate
+    code, _, err = run(capsys, "cost", "--results", path, *shape, "--dtype", "fp16")
+    assert code == 2 and err.count("\n") == 1 and "measured no fp16 matmul and no fp16 layer" in err
+
+
+def test_a_cpu_file_whose_layer_is_another_models_and_no_matmul_is_refused(capsys, tmp_path):
+    # the stand-in "peak" would be llama3-70b's layer GEMM rate, and the attention 0.5 x it, labelled catalog
+    doc = json.loads(open(_cpu_result(tmp_path)).read())
+    doc["summary"]["mamf_tflops"] = {}
+    doc["summary"]["layer"] = {"model": "llama3-70b", "tp": 8, "dtype": "bf16", "gemm_tflops": 0.8,
+                               "attention_tflops": 0.07, "elementwise_gbps": 8.0}
+    path = tmp_path / "other.json"
+    path.write_text(json.dumps(doc))
+    code, _, err = run(capsys, "cost", "--results", str(path), "--model", "llama3-8b")
+    assert code == 2 and err.count("\n") == 1 and "it measured llama3-70b, not llama3-8b" in err
+    code, _, err = run(capsys, "cost", "--results", str(path), "--model", "llama3-70b", "--gpus", "16384")
+    assert code == 0, err
 
 
 def test_result_from_a_gpu_the_catalog_lacks_names_the_file(capsys, tmp_path):

@@ -566,7 +566,7 @@ def test_cost_warns_of_a_file_whose_checks_failed_or_that_stopped_early(tmp_path
 def test_a_cpu_files_host_memory_zero_is_refused_and_missing_is_said(tmp_path, capsys):
     """0 read as "unknown" and then as a million GiB: every layout fit on one CPU."""
     cpu = {"device": "cpu", "gpu": None}
-    summary = {"mamf_tflops": {"fp32": 0.1}, "membw_gbps": 10.0}
+    summary = {"mamf_tflops": {"fp32": 0.1, "bf16": 0.1}, "membw_gbps": 10.0}
     for memory, expect in ((0, 2), (None, 0)):
         path = tmp_path / f"cpu{memory}.json"
         path.write_text(json.dumps(result_doc([matmul(0.1)], summary, **cpu, host_memory_gb=memory)))
