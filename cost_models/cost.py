@@ -83,6 +83,38 @@ def cpu_device(throughput: Throughput) -> GpuSpec:
                    source=f"measured: {throughput.source} (peak: {stand_in})", as_of="2026")
 
 
+DATASHEET_SLACK = 1.05   # a measured rate may pass the datasheet by rounding, not by more
+
+
+def _check_within_datasheet(throughput: Throughput, hw: GpuSpec) -> None:
+    """InputError naming the field when a GPU file's measured compute rate passes its GPU's dense
+    datasheet peak in that dtype (or its memory bandwidth the HBM's) by more than DATASHEET_SLACK:
+    no kernel beats the datasheet, so the figure is a typo or a hand edit, and it would price a
+    run at an MFU above 100%."""
+    src = throughput.source
+
+    def check(field, value, dtype):
+        peak = hw.peak_tflops.get(dtype)
+        if value is not None and peak and value > DATASHEET_SLACK * peak:
+            raise InputError(f"{src}: {field}: {value:.4g} TFLOP/s is above the {hw.name}'s {dtype} datasheet peak "
+                             f"{peak:g}; no kernel beats the datasheet: fix or re-measure the file")
+
+    for dtype, value in throughput.mamf_tflops.items():
+        check(f"summary.mamf_tflops.{dtype}", value, dtype)
+    layer = throughput.layer
+    dtype = layer.get("dtype") or "bf16"
+    check("summary.layer.gemm_tflops", layer.get("gemm_tflops"), dtype)
+    check("summary.layer.attention_tflops", layer.get("attention_tflops"), dtype)
+    for m, n, k, _, seconds in layer.get("gemms", ()):
+        check(f"a layer GEMM record ({m} x {n} x {k})", 2 * m * n * k / seconds / 1e12, dtype)
+    hbm = hw.hbm_tbps * 1000
+    for field, value in (("summary.membw_gbps", throughput.membw_gbps),
+                         ("summary.layer.elementwise_gbps", layer.get("elementwise_gbps"))):
+        if value is not None and hbm and value > DATASHEET_SLACK * hbm:
+            raise InputError(f"{src}: {field}: {value:g} GB/s is above the {hw.name}'s HBM bandwidth "
+                             f"{hbm:g} GB/s; fix or re-measure the file")
+
+
 def _check_cpu_rates(throughput: Throughput, spec: ModelSpec, dtype: str) -> None:
     """A CPU has no datasheet: its GEMM rate in `dtype` must be measured, as a MAMF in that dtype or
     as a layer of this very model in it. Otherwise the stand-in peak (cpu_device) would be another
@@ -129,6 +161,8 @@ def device_rates(hw: GpuSpec, net: Network, dtype: str, throughput: Throughput |
     new, origin = {}, dict(cat.origin)
     if mine:
         tp_, src = throughput, throughput.source
+        if hw.name != CPU:
+            _check_within_datasheet(tp_, hw)
         layer_ok, layer_why = _layer_matches(tp_.layer, spec, base_dtype)
         measured_name = tp_.layer.get("model") or "a layer"
         if measured_name != spec.name:

@@ -202,6 +202,30 @@ def _result(gpu="H100-SXM", bf16=700.0, busbw=None, device="cuda", **summary):
                                             "nodes": 1}, "summary": summary}
 
 
+@pytest.mark.parametrize("summary, needle", [
+    ({"bf16": 1100.0}, "summary.mamf_tflops.bf16: 1100 TFLOP/s is above the H100-SXM's bf16 datasheet peak 989"),
+    ({"layer": {"model": "llama3-70b", "tp": 8, "dtype": "bf16", "gemm_tflops": 5000.0}},
+     "summary.layer.gemm_tflops: 5000 TFLOP/s is above"),                  # was an MFU of 99% at 5x the peak
+    ({"layer": {"model": "llama3-70b", "tp": 8, "dtype": "bf16", "gemm_tflops": 600.0, "attention_tflops": 4e4}},
+     "summary.layer.attention_tflops: 4e+04 TFLOP/s is above"),
+    ({"membw_gbps": 99000.0}, "summary.membw_gbps: 99000 GB/s is above the H100-SXM's HBM bandwidth 3350"),
+])
+def test_a_gpu_files_rate_above_its_datasheet_is_refused(summary, needle):
+    doc = _result(**({"bf16": summary.pop("bf16")} if "bf16" in summary else {}), **summary)
+    with pytest.raises(InputError, match=re.escape(needle)):
+        plan_training("llama3-70b", "H100-SXM", gpus=2048, throughput=Throughput.from_result(doc, "r.json"))
+    # a rate within the datasheet is used (the MAMF of 794 here)
+    assert plan_training("llama3-70b", "H100-SXM", gpus=2048,
+                         throughput=Throughput.from_result(_result(bf16=794.0), "r.json")).step is not None
+
+
+def test_a_layer_gemm_record_faster_than_the_datasheet_is_refused():
+    records = _gemm_records(find_model("llama3-70b"), 1e-4)     # 8192 x 16032 x 8192 in 0.1 ms: 21,500 TFLOP/s
+    doc = _layer_doc(600.0, records)
+    with pytest.raises(InputError, match=r"r.json: a layer GEMM record \(\d+ x \d+ x \d+\): [\d.e+]+ TFLOP/s is above"):
+        plan_training("llama3-70b", "H100-SXM", gpus=2048, throughput=Throughput.from_result(doc, "r.json"))
+
+
 def test_from_result_reads_every_spec_field_all_optional():
     doc = _result(membw_gbps=3000.0, collectives={"allgather": {"busbw_gbps_max": 350.0},
                                                   "reducescatter": {"busbw_gbps_max": 360.0, "bytes": 1}},
@@ -289,9 +313,9 @@ def test_a_layers_gemm_records_and_its_summary_rate_give_the_same_scale():
     """The records say which shapes ran and how long each took; a file without them (summary only)
     is read as the priced model's layer at the measured TP: for the same GEMMs, the same answer."""
     spec = find_model("llama3-70b")
-    records = _gemm_records(spec, 1e-3)
+    records = _gemm_records(spec, 5e-3)
     flops_ = sum(2 * r["m"] * r["n"] * r["k"] for r in records)
-    rate = flops_ / (len(records) * 1e-3) / 1e12
+    rate = flops_ / (len(records) * 5e-3) / 1e12
     with_records = plan_training("llama3-70b", "H100-SXM", gpus=2048,
                                  throughput=Throughput.from_result(_layer_doc(1.0, records), "r.json"))
     summary_only = plan_training("llama3-70b", "H100-SXM", gpus=2048,
