@@ -475,8 +475,18 @@ def plan_training(model=DEFAULT_MODEL, gpu: str | GpuSpec = DEFAULT_GPU, gpus: i
     if dtype not in DTYPES:
         from cost_models.errors import unknown_name
         raise unknown_name("dtype", dtype, DTYPES)
+    skip = "--gpu-hours" if gpu_hours is not None else "--mfu" if mfu is not None else None
+    layout_flags = dict(tp=tp, pp=pp, micro_batch=micro_batch, global_batch=global_batch, recompute=recompute,
+                        vpp=vpp, ep=ep, cp=cp, network=network)
+    unused = [f"--{k.replace('_', '-')}" for k, v in layout_flags.items() if v is not None]
+    if skip and unused:   # they set the step model's layout and links, which skip replaces: silently ignored before
+        raise InputError(f"{skip} and {', '.join(unused)}: {skip} skips the step model, and {', '.join(unused)} "
+                         f"only shape it, so they would change nothing; give one or the other")
     spec = _resolve_model(model, tokens)
     hw = _device(gpu, throughput)
+    if skip and throughput is not None and hw.name != CPU:
+        raise InputError(f"{skip} and --results {throughput.source}: {skip} skips the step model, the only user of "
+                         f"a GPU file's measured rates, so the file would change nothing; give one or the other")
     if hw.name == CPU and dtype == "fp8":
         raise InputError(f"--dtype fp8: {throughput.source} is a CPU run, and a CPU has no fp8 GEMM rate (costbench "
                          f"run measures fp8 only on NVIDIA GPUs of compute capability 8.9 or newer); price the CPU "
@@ -563,7 +573,10 @@ def plan_training(model=DEFAULT_MODEL, gpu: str | GpuSpec = DEFAULT_GPU, gpus: i
                                                                     size, goodput))
         count, count_from = (gpus, "--gpus") if gpus else default_gpus(spec, hw, need, lambda size: at(size)[0])
         hours, days, good = at(count)
-        assumptions.update({"achieved_tflops_from": f"--mfu {mfu:g} x {dtype} peak {peak:g}; step model skipped",
+        basis = "bf16" if dtype == "fp8" else dtype     # an fp8 MFU is on the bf16 scale (peak above)
+        assumptions.update({"achieved_tflops_from": f"--mfu {mfu:g} x {basis} peak {peak:g}"
+                            + (" (fp8 runs' MFU is quoted on the bf16 scale)" if dtype == "fp8" else "")
+                            + "; step model skipped",
                             "gpus_from": count_from, "goodput": round(good, 4)})
         return TrainingPlan(spec, hw, int(count), total_flops, need, achieved, mfu, hours, days, assumptions)
 

@@ -630,3 +630,26 @@ def test_a_cpu_files_collectives_price_its_tensor_parallel_traffic(capsys):
     assert match, line
     busbw, latency, best = map(float, match.groups())
     assert best == pytest.approx(slowest, rel=1e-5) and 0 < busbw < 5 and 100 < latency < 1000
+
+
+@pytest.mark.parametrize("argv, needle", [
+    (["--gpu-hours", "1M", "--tp", "2", "--pp", "4", "--recompute", "full"], "--gpu-hours and --tp, --pp, --recompute:"),
+    (["--mfu", "0.4", "--tp", "2", "--micro-batch", "4"], "--mfu and --tp, --micro-batch:"),
+    (["--gpu-hours", "1M", "--cp", "2"], "--gpu-hours and --cp:"),
+    (["--mfu", "0.5", "--network", "eth-100"], "--mfu and --network:"),
+])
+def test_flags_the_overrides_would_ignore_are_refused(capsys, argv, needle):
+    """--mfu and --gpu-hours skip the step model; its layout and network flags were silently ignored."""
+    code, _, err = run(capsys, "cost", "--model", "llama3-8b", *argv)
+    assert code == 2 and err.count("\n") == 1 and needle in err and "would change nothing" in err
+
+
+def test_a_gpu_file_with_gpu_hours_is_refused(capsys, tmp_path):
+    code, _, err = run(capsys, "cost", "--results", _result_file(tmp_path), "--gpu-hours", "1M")
+    assert code == 2 and err.count("\n") == 1 and "--gpu-hours and --results" in err
+
+
+def test_mfu_with_fp8_names_the_bf16_peak_it_is_quoted_on(capsys):
+    code, out, _ = run(capsys, "cost", "--model", "llama3-8b", "--mfu", "0.4", "--dtype", "fp8", "--format", "json")
+    line = json.loads(out)["assumptions"]["achieved_tflops_from"]
+    assert code == 0 and line.startswith("--mfu 0.4 x bf16 peak 989") and "fp8 peak" not in line
