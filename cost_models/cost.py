@@ -494,6 +494,11 @@ def plan_training(model=DEFAULT_MODEL, gpu: str | GpuSpec = DEFAULT_GPU, gpus: i
     if hw.name == CPU:
         _check_cpu_rates(throughput, spec, dtype)
     net = find_network(network or DEFAULT_NETWORK)
+    if net.scope != "inter-node":   # --network is the fabric between nodes; NVLink already carries what stays in one
+        from cost_models.networks import networks
+        fabrics = ", ".join(n.name for n in networks() if n.scope == "inter-node")
+        raise InputError(f"--network {net.name}: an {net.scope} link, not a fabric between nodes (the step model "
+                         f"runs the traffic inside a node over the GPU's own NVLink); give one of {fabrics}")
     peak = hw.peak(dtype)
     if dtype == "fp8":
         # MFU of an fp8 run is quoted against the bf16 peak, so that it reads on the scale of bf16 runs;

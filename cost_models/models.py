@@ -240,6 +240,14 @@ def custom_model(params: float | None, tokens: float, active_params: float | Non
                 hidden = heads * HEAD_DIM
         if layers is None:
             layers = active / (12 * hidden**2)
+        estimate = 12 * max(1, round(layers)) * hidden**2      # what N = 12*L*h^2 gives for the whole layers
+        if abs(estimate - active) > SHAPE_PARAMS_TOLERANCE * active:
+            # too small (or a --layers/--hidden too large) for whole layers and heads: --params 1000 once
+            # became 1 layer of hidden 128, 200x the count, and 63 GiB a GPU
+            raise InputError(f"--params {_count(active)}: no estimated shape comes within "
+                             f"{SHAPE_PARAMS_TOLERANCE:.0%} of it (the nearest, {max(1, round(layers))} layer(s) of hidden "
+                             f"{int(hidden)}, has {_count(estimate)} in its layers); give the shape (--layers "
+                             f"--hidden --heads --ffn --vocab)")
         heads = heads or _estimated_heads(hidden)
         mlp = mlp or "gelu"
     heads = heads or max(1, round(hidden / HEAD_DIM))

@@ -653,3 +653,18 @@ def test_mfu_with_fp8_names_the_bf16_peak_it_is_quoted_on(capsys):
     code, out, _ = run(capsys, "cost", "--model", "llama3-8b", "--mfu", "0.4", "--dtype", "fp8", "--format", "json")
     line = json.loads(out)["assumptions"]["achieved_tflops_from"]
     assert code == 0 and line.startswith("--mfu 0.4 x bf16 peak 989") and "fp8 peak" not in line
+
+
+def test_an_intra_node_link_is_refused_as_the_fabric(capsys):
+    # nvlink as the fabric across 2,048 GPUs priced them faster than InfiniBand (hostile tester)
+    code, _, err = run(capsys, "cost", "--model", "llama3-70b", "--gpus", "2048", "--network", "nvlink")
+    assert code == 2 and err.count("\n") == 1 and "--network nvlink: an intra-node link" in err and "ib-ndr-400" in err
+
+
+@pytest.mark.parametrize("params", ["1000", "1M"])
+def test_params_too_small_to_estimate_a_shape_from_are_refused(capsys, params):
+    # --params 1000 became 1 layer of hidden 128 (~200K parameters) at 63 GiB a GPU (hostile tester)
+    code, _, err = run(capsys, "cost", "--params", params, "--tokens", "1e9")
+    assert code == 2 and err.count("\n") == 1 and "no estimated shape comes within 10%" in err and "--layers" in err
+    code, _, err = run(capsys, "cost", "--params", "3M", "--tokens", "1e9")   # the smallest that estimates well
+    assert code == 0, err
