@@ -180,6 +180,22 @@ def warn_other_device(throughput, gpu: str, command: str = "cost") -> None:
           f"not used; {gpu} is priced at the catalog's rates", file=sys.stderr)
 
 
+def warn_other_dtype(throughput, gpu: str, dtype: str, command: str = "cost") -> None:
+    """One stderr line when a GPU file for the device priced measured its compute in other dtypes
+    than the one priced: its MAMF and layer rates are then not used (device_rates), and the catalog's
+    take their place, which can be faster than what the file measured."""
+    from cost_models.throughput import CPU
+
+    if throughput is None or throughput.gpu != gpu or gpu == CPU:   # a CPU file without the dtype is refused
+        return
+    base = "bf16" if dtype == "fp8" else dtype
+    measured = sorted(set(throughput.mamf_tflops) | ({throughput.layer.get("dtype") or "bf16"}
+                                                     if throughput.measured_layer else set()))
+    if measured and base not in measured:
+        print(f"costbench {command}: warning: {throughput.source} measured {', '.join(measured)}, not {base}: its GEMM "
+              f"and attention rates are not used for --dtype {dtype}; those parts are the catalog's", file=sys.stderr)
+
+
 def warn_unsound(throughput, command: str = "cost") -> None:
     """One stderr line when a --results file's run failed checks or stopped early: its rates come
     from the records that passed and the parts it measured, which the user should know before
@@ -410,6 +426,7 @@ def main(args, command: str = "cost") -> int:
                    "global_batch": args.global_batch, "recompute": args.recompute, "ep": args.ep, "cp": args.cp, "dtype": args.dtype,
                    "gpu_hours": args.gpu_hours}
     warn_other_device(throughput, gpu, command)
+    warn_other_dtype(throughput, gpu, args.dtype, command)
     warn_unsound(throughput, command)
     run_cost(plan_kwargs, args.pricing, args.providers, args.prices, args.format, region=args.region,
              stale_months=args.stale_months, virtualization_overhead=args.virtualization_overhead, command=command)

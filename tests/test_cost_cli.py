@@ -668,3 +668,12 @@ def test_params_too_small_to_estimate_a_shape_from_are_refused(capsys, params):
     assert code == 2 and err.count("\n") == 1 and "no estimated shape comes within 10%" in err and "--layers" in err
     code, _, err = run(capsys, "cost", "--params", "3M", "--tokens", "1e9")   # the smallest that estimates well
     assert code == 0, err
+
+
+def test_a_gpu_file_measured_in_another_dtype_is_warned_about(capsys, tmp_path):
+    # --dtype fp16 on a bf16 H100 file took the catalog's faster rates without a word (hostile tester)
+    path = _result_file(tmp_path)
+    code, _, err = run(capsys, "cost", "--results", path, "--gpus", "2048", "--dtype", "fp16")
+    assert code == 0 and "measured bf16, not fp16" in err and "those parts are the catalog's" in err
+    code, _, err = run(capsys, "cost", "--results", path, "--gpus", "2048")
+    assert "not fp16" not in err and "measured bf16, not" not in err
