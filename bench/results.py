@@ -21,6 +21,7 @@ import threading
 
 from bench import __version__
 from cost_models.errors import InputError, OutputError
+from cost_models.hardware import DTYPES
 from cost_models.files import read_json
 from kernels.records import best_matmul, sustained_matmul  # torch-free: the one home of the MAMF rule
 
@@ -459,6 +460,31 @@ def _check_present(path: str, obj: dict, fields: dict, where: str) -> None:
     _check(path, obj, {k: v for k, v in fields.items() if k in obj}, where)
 
 
+def _check_layer_summary(path: str, layer) -> None:
+    """summary.layer's labels and times (summarize_layer writes them; cost reads dtype): a dtype
+    costbench times, non-negative times, by_dtype an object of such blocks."""
+    if not isinstance(layer, dict):
+        return
+    blocks = [("summary.layer", layer)]
+    by_dtype = layer.get("by_dtype")
+    if by_dtype is not None:
+        _check(path, layer, {"by_dtype": "dict"}, "summary.layer")
+        _check(path, by_dtype, dict.fromkeys(by_dtype, "dict"), "summary.layer.by_dtype")
+        blocks += [(f"summary.layer.by_dtype.{d}", b) for d, b in by_dtype.items()]
+    for where, block in blocks:
+        dtype = block.get("dtype")
+        if dtype is not None and dtype not in DTYPES:
+            raise InputError(f"{path}: {where}.dtype: expected one of {', '.join(DTYPES)}, got {_show(dtype)}")
+        times = [("lm_head_ms", block.get("lm_head_ms"))]
+        if block.get("layer_ms") is not None:
+            _check(path, block, {"layer_ms": "dict"}, where)
+            times += [(f"layer_ms.{k}", v) for k, v in block["layer_ms"].items()]
+        for name, value in times:
+            ok = value is None or (isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0)
+            if not ok:
+                raise InputError(f"{path}: {where}.{name}: expected a time of at least 0 ms or null, got {_show(value)}")
+
+
 def validate(doc, path: str = "<result>") -> dict:
     """Check a parsed result document; returns it, or raises InputError naming path and field."""
     if not isinstance(doc, dict):
@@ -479,6 +505,7 @@ def validate(doc, path: str = "<result>") -> dict:
     _check_present(path, summary, _SUMMARY_OPTIONAL, "summary")
     collectives = summary.get("collectives") or {}
     _check(path, collectives, dict.fromkeys(collectives, "dict"), "summary.collectives")
+    _check_layer_summary(path, summary.get("layer"))
     for i, rec in enumerate(doc["records"]):
         where = f"records[{i}]"
         if not isinstance(rec, dict):

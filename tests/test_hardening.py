@@ -557,9 +557,10 @@ def test_a_zero_or_vanishing_summary_rate_is_refused(tmp_path, capsys, summary, 
 ])
 def test_cost_warns_of_a_file_whose_checks_failed_or_that_stopped_early(tmp_path, capsys, change, needle):
     """Such a file was used without a word (its rates come from what passed and what it measured)."""
-    bad = dict(matmul(), correct=change.get("correct", True))
-    summary = {"mamf_tflops": {"fp32": 1.0}, **({"complete": False} if "complete" in change else {})}
-    code, _, err = cli(capsys, "cost", "--results", gpu_result(tmp_path, summary, [matmul(), bad]), "--stale-months", "1200")
+    bad = dict(matmul(dtype="bf16"), correct=change.get("correct", True))
+    summary = {"mamf_tflops": {"bf16": 1.0}, **({"complete": False} if "complete" in change else {})}
+    code, _, err = cli(capsys, "cost", "--results", gpu_result(tmp_path, summary, [matmul(dtype="bf16"), bad]),
+                       "--stale-months", "1200")
     assert code == 0 and err.count("\n") == 1 and err.startswith("costbench cost: warning: ") and needle in err, err
 
 

@@ -208,6 +208,11 @@ def mutate(path_keys, value):
     (["records", 0, "tflops"], True, "records[0].tflops: expected a number, got true"),
     (["machine", "device"], KeyError, "machine.device: missing"),
     (["machine", "device"], "tpu", "machine.device: expected one of cpu, cuda, got 'tpu'"),
+    (["summary", "layer"], {"dtype": "bogus"}, "summary.layer.dtype: expected one of bf16, fp16, tf32, fp32, fp8"),
+    (["summary", "layer"], {"dtype": "bf16", "lm_head_ms": -5}, "summary.layer.lm_head_ms: expected a time of at least 0"),
+    (["summary", "layer"], {"by_dtype": "x"}, "summary.layer.by_dtype: expected an object, got 'x'"),
+    (["summary", "layer"], {"by_dtype": {"bf16": {"layer_ms": {"gemm": "slow"}}}},
+     "summary.layer.by_dtype.bf16.layer_ms.gemm: expected a time"),
     (["records"], {}, "records: expected a list"),
     (["run_id"], KeyError, "run_id: missing"),
     # the summary fields that cost, compare and report walk (each crashed compare and report once)
