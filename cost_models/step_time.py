@@ -434,14 +434,13 @@ def step_parts(spec, layouts, rates, linear_rates=None, flash_attention=True, se
     column = [((h + 2 * kv * d) / tp, h)]
     if not spec.moe:
         column.append(((2 if spec.mlp == "swiglu" else 1) * spec.ffn / tp, h))
-    async_tp = 0.0
-    for n, k in column:
+    # 2021 (no SP): the all-reduce of each column-parallel input gradient, exposed; nothing re-gathered
+    async_tp = 0.0 if sequence_parallel else one * len(column)
+    for n, k in column if sequence_parallel else ():
         dgrad, wgrad = gemm_seconds(t, k, n, lin_rates, elem), gemm_seconds(k, n, t, lin_rates, elem)
         for window in (dgrad, wgrad):
-            exposed, slow = overlapped(one, window, 0.0) if sequence_parallel else (one, 0.0 * one)
+            exposed, slow = overlapped(one, window, 0.0)
             async_tp = async_tp + exposed + slow
-    if not sequence_parallel:   # 2021: the all-reduce of each column-parallel input gradient, exposed;
-        async_tp = async_tp - one * len(column)   # nothing is re-gathered (the input was kept whole)
     if spec.moe:   # the MLP's all-gather / reduce-scatter carry the k routed copies
         mlp_one = collective_seconds(t * h * 2 * spec.top_k, tp, rates.tp_gbps, rates.tp_latency_us)
         tp_comm = one * (3 + 2 * full) + mlp_one * (4 + 2 * full) + async_tp
