@@ -183,7 +183,7 @@ def _print_table(doc, out) -> None:
         for r in fitting:   # the fabric each row ran on, where rows differ in it
             comm = f"; overlap {r['overlap']:g}" if r.get("overlap") is not None else ""
             out.write(f"network     {r['value']}: {r['network']}{comm}\n")
-    else:
+    elif first.get("network") is not None:   # None: --mfu/--gpu-hours set the pace, no fabric modelled
         out.write(f"network     {first['network']}\n")
     for r in fitting:
         if r.get("tokens_placeholder"):

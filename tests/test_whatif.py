@@ -228,3 +228,11 @@ def test_a_large_number_is_shown_as_typed():
 def test_whatif_table_shows_tokens_as_typed(capsys):
     code, out, _ = run(capsys, "whatif", "--vary", "tokens=5T,15T", "--model", "llama3-8b")
     assert code == 0 and "what if tokens = 5T, 15T;" in out and "5000000000000" not in out
+
+
+def test_varying_mfu_prints_no_fabric_line(capsys):
+    """--mfu sets the pace without a step model, so there is no fabric to name (it printed 'None')."""
+    code, out, err = run(capsys, "whatif", "--vary", "mfu=0.3,0.4", *FIXED)
+    assert code == 0, err
+    assert "None" not in out and "network " not in out
+    assert "0.75x" in out   # 0.3 -> 0.4 MFU: three quarters of the hours
