@@ -505,8 +505,8 @@ def plan_training(model=DEFAULT_MODEL, gpu: str | GpuSpec = DEFAULT_GPU, gpus: i
         # with fp8 GEMMs at up to twice that rate it can pass 100% (assumptions.mfu_basis says so)
         peak = hw.peak("bf16")
     # the input embedding does no multiply-adds (flops.py); a shape estimated from --params alone
-    # (N = 12*L*h^2) holds no embedding to leave out
-    embedding = 0 if spec.shape_estimated else spec.vocab * spec.hidden
+    # (N = 12*L*h^2) holds no embedding to leave out, and a tied one is the LM head's weight, which does
+    embedding = 0 if spec.shape_estimated or spec.tied_embeddings else spec.vocab * spec.hidden
     total_flops = float(flops_mod.training_flops(spec.active_params, spec.tokens, spec.layers, spec.hidden,
                                                  spec.seq_len, embedding=embedding))
     given = {k: v for k, v in dict(tp=tp, pp=pp, micro_batch=micro_batch, global_batch=global_batch,
@@ -525,7 +525,8 @@ def plan_training(model=DEFAULT_MODEL, gpu: str | GpuSpec = DEFAULT_GPU, gpus: i
     usable = memory.usable_bytes(hw.memory_gb) / 2**30
     assumptions = {
         "flops": "model FLOPs 6*N*D" + (f" with N less the input embedding ({embedding / 1e9:.3g}B, a lookup)"
-                                        if embedding else "") + " + causal attention 6*L*s*h per token (no recompute counted)",
+                                        if embedding else " with the tied embedding counted once, as the LM head"
+                                        if spec.tied_embeddings else "") + " + causal attention 6*L*s*h per token (no recompute counted)",
         "dtype": dtype, "peak_tflops": peak, "min_gpus_for_memory": need,
         **({"mfu_basis": f"the bf16 peak ({peak:g} TFLOP/s), not the fp8 peak ({hw.peak('fp8'):g}): an fp8 run's "
                          "MFU reads on the bf16 scale and may pass 100%"} if dtype == "fp8" else {}),

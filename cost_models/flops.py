@@ -13,8 +13,9 @@ Derivation (Kaplan et al. 2020; Narayanan et al. 2021 sec. 5.1; PaLM, Chowdhery 
   here (Megatron-LM's num_floating_point_operations likewise counts the logit layer's 6*V*h per
   token and no embedding). It matters for small models with large vocabularies: Llama 3 8B's
   embedding is 6.5% of its 8.03B parameters; counted, a 1-layer model with a 128K vocabulary would
-  report more FLOP/s than its GPU's peak. (A tied embedding is the LM head's weight too, which does
-  run: counting it out undercounts such a model by that one matrix, GPT-3 175B's 0.35%.)
+  report more FLOP/s than its GPU's peak. A tied embedding (GPT-2/GPT-3: the LM head multiplies by
+  the embedding's own matrix) is counted once in N and does run, as the LM head: nothing to leave
+  out (the catalog's tied_embeddings column; cost.py).
 - Attention scores: per layer and token, QK^T and softmax*V are each 2*seq*h FLOPs forward with
   full attention; a causal mask halves them, and FlashAttention skips the masked half, so
   2*seq*h forward (6*seq*h for training). We count the causal (halved) figure, as Megatron-LM's

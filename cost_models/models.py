@@ -29,6 +29,7 @@ _COLUMNS = [
     Column("experts", positive, required=False), Column("top_k", positive, required=False),
     Column("moe_ffn", positive, required=False), Column("source"), Column("as_of", as_of_date),
     Column("tokens_placeholder", one_of("yes"), required=False),
+    Column("tied_embeddings", one_of("yes"), required=False),
 ]
 
 # Without a shape, one is estimated from the parameter count: N ~ 12*L*h^2 (attention 4h^2 + MLP
@@ -71,6 +72,7 @@ class ModelSpec:
     top_k: int = 0                 # experts per token (0: dense)
     moe_ffn: int | None = None     # one expert's MLP width (None: ffn)
     tokens_placeholder: bool = False   # the catalog's tokens are a unit (not published), not a claim
+    tied_embeddings: bool = False  # the LM head is the input embedding's matrix (GPT-2/GPT-3): counted once
 
     def __post_init__(self):
         for what in ("params", "active_params", "tokens", "layers", "hidden", "seq_len"):
@@ -114,7 +116,7 @@ def reshaped(spec: ModelSpec, changes: dict, flags: dict | None = None) -> Model
     It is no longer the published model: renamed after the change, no published budget or cluster."""
     def count(s, top_k=0):
         return float(params_from_shape(s.layers, s.hidden, s.heads, s.kv_heads, s.ffn, s.vocab, s.mlp == "swiglu",
-                                       experts=s.experts, top_k=top_k, moe_ffn=s.moe_ffn))
+                                       tied=s.tied_embeddings, experts=s.experts, top_k=top_k, moe_ffn=s.moe_ffn))
 
     flags = flags or {}
     new = dataclasses.replace(spec, **changes)
@@ -164,6 +166,7 @@ def _spec(row: dict) -> ModelSpec:
         published_gpus=int(gpus) if gpus else None, published_hardware=row["published_hardware"],
         source=row["source"], as_of=row["as_of"], experts=_whole(row["experts"]), top_k=_whole(row["top_k"]),
         moe_ffn=_whole(row["moe_ffn"]) or None, tokens_placeholder=row["tokens_placeholder"] == "yes",
+        tied_embeddings=row["tied_embeddings"] == "yes",
     )
 
 

@@ -43,6 +43,12 @@ def test_model_flops_leave_out_the_embedding_so_mfu_stays_below_the_peak():
     seventy = find_model("llama3-70b")
     assert plan_training(seventy, "H100-SXM", gpus=16384).training_flops == pytest.approx(
         float(flops.training_flops(seventy.active_params - 128256 * 8192, seventy.tokens, 80, 8192, 8192)))
+    # GPT-3's embedding is tied: the LM head's weight, which does run, so N keeps it (175e9 in full)
+    gpt3 = find_model("gpt3-175b")
+    assert gpt3.tied_embeddings and not seventy.tied_embeddings
+    gpt3_plan = plan_training(gpt3, "H100-SXM", gpus=1024)
+    assert gpt3_plan.training_flops == pytest.approx(float(flops.training_flops(175e9, 300e9, 96, 12288, 2048)))
+    assert "tied embedding counted once" in gpt3_plan.assumptions["flops"]
     # a shape estimated from --params alone (N = 12*L*h^2) has no embedding in N to leave out
     estimated = custom_model(7e9, 1e12)
     assert estimated.shape_estimated and plan_training(estimated, "H100-SXM", gpus=64).training_flops == pytest.approx(
