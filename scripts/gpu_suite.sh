@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # The full GPU suite in one call (a lent GPU machine, or any GPU node with torch and triton), in
-# this order: the method checks on a cold GPU first (scripts/gpu_checks.py: torch version and fp8
-# max_rel_err at large k, layout NN vs TN at 2048x2048x13312 and 8192^3, cold vs warmed 4096^3,
-# the memory copy against the datasheet), the full `costbench run` (every dtype incl. fp8, full
-# search, 30 s warm-up, membw, the all-reduce sweep, burst and sustained MAMF, NVML fingerprint),
-# the timer against triton.testing.do_bench on 8192^3 bf16 (fails outside 2%), the GPU-marked
-# tests, issue 7's layer runs and Llama 3 70B priced from them, and mamf-finder.py itself when a copy is in .anchors/ (git-ignored; never committed):
+# this order, shortest first so that a time limit cuts only the longest: the method checks on a cold
+# GPU (scripts/gpu_checks.py: torch version and fp8 max_rel_err at large k, layout NN vs TN at
+# 2048x2048x13312 and 8192^3, cold vs warmed 4096^3, the memory copy against the datasheet), issue
+# 7's layer runs and Llama 3 70B priced from them, the timer against triton.testing.do_bench on
+# 8192^3 bf16 (fails outside 2%), the GPU-marked tests, the full `costbench run` (every dtype incl.
+# fp8, full search, 30 s warm-up, membw, the all-reduce sweep, burst and sustained MAMF, NVML
+# fingerprint), and mamf-finder.py itself when a copy is in .anchors/ (git-ignored; never committed):
 #   mkdir -p .anchors && curl -sSLo .anchors/mamf-finder.py \
 #     https://raw.githubusercontent.com/stas00/ml-engineering/master/compute/accelerator/benchmarks/mamf-finder.py
 # MAMF_FINDER_ARGS sets its arguments (default: bf16 with its own default search), bounded by
@@ -29,7 +30,6 @@ step() {  # step NAME COMMAND...: run it, log it, time it; a failure fails the s
     [ "$rc" -eq 0 ] || status=1
 }
 step gpu_checks python3 scripts/gpu_checks.py --warmup-s 30
-step run python3 -m bench run --device cuda --tag "$tag" --out "$out"
 # Issue 7 on a real GPU: the model's own layer (GEMMs at their TP shapes, FlashAttention, the
 # element-wise work) and memory bandwidth for llama3-8b at TP 1 and llama3-70b at TP 8 (one rank's
 # shapes), then Llama 3 70B priced from the TP 8 file next to the catalog-only estimate: the cost
@@ -47,7 +47,15 @@ if [ -n "$layer70" ]; then
     step cost_llama3_70b_catalog sh -c "python3 -m bench cost --model llama3-70b --format json > '$out/cost-llama3-70b-catalog.json'"
 fi
 step timing_vs_triton python3 scripts/bench_timing_vs_triton.py
-step pytest_gpu python3 -m pytest -q -m gpu tests
+if python3 -c "import pytest, hypothesis" 2>/dev/null; then   # the device image lists neither
+    step pytest_gpu python3 -m pytest -q -m gpu tests
+else
+    echo "== pytest_gpu: skipped (no pytest or hypothesis on this machine's python3)" | tee -a "$out/suite.log"
+fi
+# the full run last of the measurements, being the longest (minutes per dtype): should the call's
+# time limit stop it, its file holds what finished (flushed per record, complete: false) and every
+# shorter step above already ran
+step run python3 -m bench run --device cuda --tag "$tag" --out "$out"
 if [ -f .anchors/mamf-finder.py ]; then
     # an anchor for comparison, not a check: its timeout (124) or failure leaves the status alone
     before=$status
