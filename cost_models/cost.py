@@ -70,10 +70,13 @@ def cpu_device(throughput: Throughput) -> GpuSpec:
     if not throughput.mamf_tflops and not throughput.measured_layer:
         raise InputError(f"{throughput.source}: a CPU has no catalog figures and this file measured no matmul "
                          f"(run costbench run --device cpu --ops matmul,membw,layer)")
-    bw = throughput.membw_gbps or throughput.layer.get("elementwise_gbps")   # the copy: its "HBM"
+    # the copy: its "HBM", the GEMM roofline's bandwidth and the optimizer's. Not the layer's
+    # element-wise rate: eager, unfused kernels run far below a copy, and as the roofline's bandwidth
+    # they made thin GEMMs look memory-bound and every larger one too fast (hostile tester)
+    bw = throughput.membw_gbps
     if bw is None:
-        raise InputError(f"{throughput.source}: a CPU has no catalog figures and this file has no memory bandwidth "
-                         f"(summary.membw_gbps: run costbench run --device cpu --ops membw)")
+        raise InputError(f"{throughput.source}: a CPU has no catalog figures and this file has no copy bandwidth "
+                         f"(summary.membw_gbps): run costbench run --device cpu --ops membw (with layer, matmul) on it")
     best = max([*throughput.mamf_tflops.values(), throughput.layer.get("gemm_tflops") or 0])
     peaks = {d: throughput.mamf_tflops.get(d, best) for d in DTYPES if d != "fp8"} | {"fp8": None}
     stand_in = CPU_PEAK_MAMF if throughput.mamf_tflops else CPU_PEAK_LAYER
@@ -188,7 +191,8 @@ def device_rates(hw: GpuSpec, net: Network, dtype: str, throughput: Throughput |
             if gemms is not None and sustained is None:
                 at, rate = tp_.layer["tp"], tp_.layer["gemm_tflops"]
                 mb = (tp_.layer.get("shape") or {}).get("micro_batch") or 1
-                scale = step_time.layer_gemm_scale(gemms, seconds, dataclasses.replace(cat, **new), frac)
+                scale = step_time.layer_gemm_scale(gemms, seconds, dataclasses.replace(cat, **new), frac,
+                                                   peak_tflops=hw.peak(base_dtype))
                 new["gemm_scale"] = scale
                 origin["gemm"] = (f"measured: {measured_name} layer GEMMs at TP {at}, micro-batch {mb}{at_shapes}, "
                                   f"{rate:.4g} TFLOP/s ({src}), {scale:.3g} x the time of the roofline on "

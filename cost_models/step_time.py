@@ -205,14 +205,21 @@ def passes(linears):
     return [g for m, n, k, c in linears for g in ((m, n, k, c), (m, k, n, c), (k, n, m, c))]
 
 
-def layer_gemm_scale(gemms, measured_seconds, rates, sustained):
+def layer_gemm_scale(gemms, measured_seconds, rates, sustained, peak_tflops=None):
     """Rates.gemm_scale from a measured layer: its GEMMs `gemms` ((m, n, k, count), as run) took
     `measured_seconds` in all, in a burst; a training step sustains `sustained` of a burst's rate
     (rates.GEMM_SUSTAINED_FRACTION, as for MAMF), so the step's time for them is measured /
-    sustained, against the roofline's prediction at `rates` (unscaled): their ratio."""
+    sustained, against the roofline's prediction at `rates` (unscaled): their ratio.
+
+    With `peak_tflops` (the device's peak in the dtype: a datasheet, or a CPU's measured stand-in)
+    the scale is at least rates.gemm_tflops / (sustained x peak): a layer that beat its roofline
+    (thin shapes the roofline took for memory-bound ran from cache) must not carry that to the
+    compute-bound GEMMs of a larger layout and run them past the sustained share of the peak (an MFU
+    above 100% on a CPU whose peak is its own measured rate: hostile tester)."""
     unscaled = dataclasses.replace(rates, gemm_scale=1.0)
     predicted = sum(c * float(gemm_seconds(m, n, k, unscaled)) for m, n, k, c in gemms)
-    return measured_seconds / sustained / predicted
+    scale = measured_seconds / sustained / predicted
+    return scale if peak_tflops is None else max(scale, rates.gemm_tflops / (sustained * peak_tflops))
 
 
 def collective_seconds(size_bytes, ranks, busbw_gbps, latency_us, calls=1):

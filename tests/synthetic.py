@@ -17,7 +17,7 @@ def layer_shape(model="llama3-70b"):
     return shape_of(model, {}, 1).key()
 
 
-def _time(ms):
+def time_stats(ms):
     return {**STATS, "min": ms, "median": ms, "mean": ms, "p10": ms, "p90": ms}
 
 
@@ -30,7 +30,7 @@ def result(tag="coreweave/us-east", bf16=750.0, gpu="H100-SXM", world=8, run_id=
                                 ("sustained", 8192, 0.97)):
             t = tflops * f
             records.append({"op": "matmul", "dtype": dtype, "m": shape, "n": shape, "k": shape, "layout": "TN",
-                            "phase": phase, "time_ms": _time(2 * shape ** 3 / t / 1e9), "tflops": t,
+                            "phase": phase, "time_ms": time_stats(2 * shape ** 3 / t / 1e9), "tflops": t,
                             "correct": True, "max_rel_err": 1e-3})
     collectives = {}
     for op, factor in FACTOR.items():
@@ -39,11 +39,11 @@ def result(tag="coreweave/us-east", bf16=750.0, gpu="H100-SXM", world=8, run_id=
             bus = best * (i + 1) / len(SIZES)
             algbw = bus / factor
             records.append({"op": op, "dtype": "fp32", "bytes": size, "world_size": world, "backend": "nccl",
-                            "inplace": False, "time_ms": _time(size / algbw / 1e6), "time_ms_rank_mean": 1.0,
+                            "inplace": False, "time_ms": time_stats(size / algbw / 1e6), "time_ms_rank_mean": 1.0,
                             "algbw_gbps": algbw, "busbw_gbps": bus, "nccl_tests": {}, "wrong": 0})
         collectives[op] = {"busbw_gbps_max": best, "bytes": SIZES[-1], "busbw_gbps_256mib": best * 3 / 4,
                            "world_size": world, "nodes": 1, "backend": "nccl"}
-    records.append({"op": "membw", "dtype": "u8", "bytes": 1 << 30, "time_ms": _time(0.8), "gbps": 2700.0,
+    records.append({"op": "membw", "dtype": "u8", "bytes": 1 << 30, "time_ms": time_stats(0.8), "gbps": 2700.0,
                     "correct": True})
     summary = {
         "mamf_tflops": {"bf16": bf16, "fp32": 50.0}, "mamf_tflops_sustained": {"bf16": bf16 * 0.97, "fp32": 48.5},

@@ -231,6 +231,39 @@ def test_cpu_results_priced_by_a_user_cpu_row(capsys, tmp_path):
     assert code == 2 and err.count("\n") == 1 and "measured no fp16 matmul and no fp16 layer" in err
 
 
+def test_a_cpu_file_without_a_copy_bandwidth_is_refused(capsys, tmp_path):
+    """A CPU's roofline and optimizer run at its copy bandwidth; the layer's element-wise rate (eager,
+    unfused: far below a copy) once stood in, made the thin measured GEMMs look memory-bound and
+    priced GPT-3 at an MFU of 130% of the CPU's own GEMM rate (hostile tester)."""
+    doc = json.loads(open(_cpu_result(tmp_path)).read())
+    del doc["summary"]["membw_gbps"]
+    path = synthetic.write_text(tmp_path, "nocopy.json", json.dumps(doc))
+    code, _, err = run(capsys, "cost", "--results", path, "--layers", "2", "--hidden", "256", "--heads", "4",
+                       "--ffn", "1024", "--vocab", "1000", "--seq", "256", "--tokens", "1e9", "--gpus", "1")
+    assert code == 2 and err.count("\n") == 1
+    assert "nocopy.json: a CPU has no catalog figures and this file has no copy bandwidth (summary.membw_gbps)" in err
+
+
+def test_a_measured_layer_that_beat_its_roofline_never_prices_past_the_peak(capsys, tmp_path):
+    """A CPU layer timed at TP 8 whose GEMMs ran far faster than the roofline's bytes allow (a copy
+    bandwidth of 0.01 GB/s): priced at TP 1, wider GEMMs with fewer bytes per FLOP, the scale once
+    ran them at several times the CPU's own MAMF (its peak). It stops at the peak: the MFU stays
+    within the sustained share of it."""
+    doc = json.loads(open(_cpu_result(tmp_path)).read())
+    doc["summary"]["membw_gbps"] = 0.01   # a roofline that takes every GEMM for memory-bound
+    doc["summary"]["layer"].update(model="llama3-8b", tp=8, dtype="bf16", gemm_tflops=0.85, tokens=8192,
+                                   shape=synthetic.layer_shape("llama3-8b"))
+    flops = 2 * 8192 * 768 * 4096
+    doc["records"] = [{"op": "gemm", "dtype": "bf16", "model": "llama3-8b", "tp": 8, "tokens": 8192, "name": "qkv",
+                       "pass": "fprop", "m": 8192, "n": 768, "k": 4096, "layout": "TN", "flops": flops, "per": "layer",
+                       "tflops": 0.85, "correct": True, "max_rel_err": 1e-3,
+                       "time_ms": synthetic.time_stats(1e3 * flops / 0.85e12)}]
+    path = synthetic.write_text(tmp_path, "fast.json", json.dumps(doc))
+    plan = _plan(capsys, "--results", path, "--model", "llama3-8b", "--tp", "1", "--tokens", "1B", "--gpus", "64")
+    assert plan["assumptions"]["rates"]["gemm"].startswith("measured: llama3-8b layer GEMMs at TP 8")
+    assert 0 < plan["mfu"] < 0.76
+
+
 def test_a_cpu_file_whose_layer_is_another_models_and_no_matmul_is_refused(capsys, tmp_path):
     # the stand-in "peak" would be llama3-70b's layer GEMM rate, and the attention 0.5 x it, labelled catalog
     doc = json.loads(open(_cpu_result(tmp_path)).read())

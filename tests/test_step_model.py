@@ -52,6 +52,11 @@ def test_layer_gemm_scale_by_hand():
     predicted = step_time.gemm_seconds(1024, 1024, 1024, r) + 2 * step_time.gemm_seconds(8, 1024, 1024, r)
     assert step_time.layer_gemm_scale(gemms, 0.8 * predicted, r, 0.8) == pytest.approx(1.0)
     assert step_time.layer_gemm_scale(gemms, 0.01, r, 0.8) == pytest.approx(0.01 / 0.8 / predicted)
+    # with the device's peak: never below R / (sustained x peak), so a layer that beat its roofline
+    # does not run a larger layout's compute-bound GEMMs past the sustained share of the peak
+    floor = r.gemm_tflops / (0.8 * 150.0)
+    assert step_time.layer_gemm_scale(gemms, 1e-9, r, 0.8, peak_tflops=150.0) == pytest.approx(floor)
+    assert step_time.layer_gemm_scale(gemms, 0.8 * predicted, r, 0.8, peak_tflops=150.0) == pytest.approx(1.0)
     # a rates object already scaled is not scaled twice
     assert step_time.layer_gemm_scale(gemms, 0.01, _rates(gemm_scale=3.0), 0.8) == pytest.approx(0.01 / 0.8 / predicted)
     # the scale multiplies every GEMM, of any shape
