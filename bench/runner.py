@@ -121,6 +121,10 @@ def layer_shape(model: str | None, flags: dict, tp: int):
         name = "custom"
     shape = layer.LayerShape(name=name, **{**base, **flags})
     layer.shard(shape, tp)  # InputError if tp cannot split it
+    from cost_models.parallelism import GPUS_PER_NODE
+    if tp > GPUS_PER_NODE:   # as `cost --tp` refuses: a layer at that TP is one no priced layout runs
+        raise InputError(f"--tp {tp}: tensor parallelism must stay within a node of {GPUS_PER_NODE} GPUs "
+                         f"(the step model runs TP over NVLink; cost --results could not use this layer)")
     return shape
 
 

@@ -74,6 +74,8 @@ def test_other_tp_degrees_by_hand():
     ("llama3-8b", {"top_k": 2}, 1, "--experts and --top-k go together"),
     (None, {"hidden": 256, "heads": 4, "ffn": 512, "experts": 2, "top_k": 4}, 1, "top_k 4 exceeds the 2 experts"),
     ("mixtral-8x7b", {"moe_ffn": 1000}, 16, "--tp 16: does not divide"),
+    # divides gpt3-175b's 96 heads, but no priced layout runs TP beyond a node (cost --tp refuses it too)
+    ("gpt3-175b", {}, 16, "--tp 16: tensor parallelism must stay within a node of 8 GPUs"),
 ])
 def test_bad_shapes_are_input_errors(model, flags, tp, expect):
     with pytest.raises(InputError, match=expect.replace("(", r"\(").replace(")", r"\)")):
