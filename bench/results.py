@@ -597,6 +597,33 @@ def _plausible(doc: dict, path: str) -> None:
     if _number(value) and top is not None and value > top * (1 + 1e-6):
         bad("summary.busbw_gbps_max", value, f"exceeds every all-reduce record (best {top:g}): "
             "the summary contradicts the records")
+    for where, value, top, what in _summarised_rates(summary, best):
+        if _number(value) and top is not None and value > top * (1 + 1e-6):
+            bad(f"summary.{where}", value, f"exceeds every {what} record (best {top:g}): the summary "
+                "contradicts the records")
+
+
+def _summarised_rates(summary: dict, best: dict):
+    """(field, value, the best record's rate or None, what) for the summary's other rates the cost
+    model reads: each is a best or a total-work-over-total-time of its records, so none can pass the
+    best record (a hand-edited 9,999 TFLOP/s attention on a CPU was read as measured: hostile tester)."""
+    def top(op, key, dtype=None):
+        found = [v for (o, d, k), v in best.items() if o == op and k == key and dtype in (None, d)]
+        return max(found) if found else None
+
+    yield "membw_gbps", summary.get("membw_gbps"), top("membw", "gbps"), "membw"
+    colls = summary.get("collectives") if isinstance(summary.get("collectives"), dict) else {}
+    for op, c in colls.items():
+        if isinstance(c, dict):
+            yield f"collectives.{op}.busbw_gbps_max", c.get("busbw_gbps_max"), top(op, "busbw_gbps"), op
+    layer = summary.get("layer") if isinstance(summary.get("layer"), dict) else {}
+    blocks = [("layer", layer)] + [(f"layer.by_dtype.{d}", b) for d, b in (layer.get("by_dtype") or {}).items()
+                                   if isinstance(b, dict)]
+    for name, block in blocks:
+        dtype = block.get("dtype") if isinstance(block.get("dtype"), str) else None
+        for key, op, unit in (("gemm_tflops", "gemm", "tflops"), ("attention_tflops", "attention", "tflops"),
+                              ("elementwise_gbps", "elementwise", "gbps")):
+            yield f"{name}.{key}", block.get(key), top(op, unit, dtype), f"{dtype or ''} layer {op}".replace("  ", " ")
 
 
 def _plausible_summary(summary: dict, ceiling: float, bad) -> None:

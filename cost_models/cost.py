@@ -91,7 +91,8 @@ DATASHEET_SLACK = 1.05   # a measured rate may pass the datasheet by rounding, n
 
 def _check_within_datasheet(throughput: Throughput, hw: GpuSpec) -> None:
     """InputError naming the field when a GPU file's measured compute rate passes its GPU's dense
-    datasheet peak in that dtype (or its memory bandwidth the HBM's) by more than DATASHEET_SLACK:
+    datasheet peak in that dtype (its memory bandwidth the HBM's, a bus bandwidth the NVLink's) by
+    more than DATASHEET_SLACK:
     no kernel beats the datasheet, so the figure is a typo or a hand edit, and it would price a
     run at an MFU above 100%."""
     src = throughput.source
@@ -110,6 +111,15 @@ def _check_within_datasheet(throughput: Throughput, hw: GpuSpec) -> None:
     check("summary.layer.attention_tflops", layer.get("attention_tflops"), dtype)
     for m, n, k, _, seconds in layer.get("gemms", ()):
         check(f"a layer GEMM record ({m} x {n} x {k})", 2 * m * n * k / seconds / 1e12, dtype)
+    # a bus bandwidth passes neither the NVLink's both-directions figure (NVLS all-reduce, the switch
+    # reducing, reads about 480 GB/s on an H100's 900) nor, across nodes, anything NVLink does not
+    link = hw.nvlink_gbps
+    busbws = [("summary.busbw_gbps_max", throughput.busbw_gbps)] + [
+        (f"summary.collectives.{op}.busbw_gbps_max", v) for op, v in throughput.collectives.items()]
+    for field, value in busbws:
+        if value is not None and link and value > DATASHEET_SLACK * link:
+            raise InputError(f"{src}: {field}: {value:g} GB/s is above the {hw.name}'s NVLink {link:g} GB/s "
+                             f"(both directions); no collective beats its link: fix or re-measure the file")
     hbm = hw.hbm_tbps * 1000
     for field, value in (("summary.membw_gbps", throughput.membw_gbps),
                          ("summary.layer.elementwise_gbps", layer.get("elementwise_gbps"))):

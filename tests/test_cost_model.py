@@ -215,6 +215,10 @@ def _result(gpu="H100-SXM", bf16=700.0, busbw=None, device="cuda", **summary):
     ({"layer": {"model": "llama3-70b", "tp": 8, "dtype": "bf16", "gemm_tflops": 600.0, "attention_tflops": 4e4}},
      "summary.layer.attention_tflops: 4e+04 TFLOP/s is above"),
     ({"membw_gbps": 99000.0}, "summary.membw_gbps: 99000 GB/s is above the H100-SXM's HBM bandwidth 3350"),
+    # a summary-only file (no records to contradict it): an all-to-all at 100x NVLink made ep_comm vanish
+    ({"collectives": {"alltoall": {"busbw_gbps_max": 90000.0}}},
+     "summary.collectives.alltoall.busbw_gbps_max: 90000 GB/s is above the H100-SXM's NVLink 900 GB/s"),
+    ({"busbw_gbps_max": 5000.0}, "summary.busbw_gbps_max: 5000 GB/s is above the H100-SXM's NVLink 900"),
 ])
 def test_a_gpu_files_rate_above_its_datasheet_is_refused(summary, needle):
     doc = _result(**({"bf16": summary.pop("bf16")} if "bf16" in summary else {}), **summary)

@@ -3,6 +3,7 @@
 import datetime
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -260,3 +261,49 @@ def test_membw_record_is_validated(tmp_path):
     doc["records"].append({"op": "membw", "dtype": "u8", "bytes": 1024, "time_ms": matmul()["time_ms"],
                            "gbps": "fast", "correct": True})
     assert "records[4].gbps: expected a number" in load_error(write_doc(tmp_path, doc))
+
+
+def _layer_record(op, dtype="bf16", rate=1.0):
+    """One of kernels.layer's records (`run --ops layer`), its rate in TFLOP/s (gbps for element-wise),
+    its work what that rate does in its 1 ms."""
+    base = {"op": op, "dtype": dtype, "model": "llama3-8b", "tp": 1, "tokens": 256, "pass": "fprop",
+            "time_ms": time_ms(), "correct": True}
+    if op == "gemm":
+        return {**base, "name": "qkv", "m": 256, "n": 6144, "k": 4096, "layout": "TN", "flops": rate * 1e9, "per": "layer",
+                "tflops": rate, "max_rel_err": 1e-3}
+    if op == "attention":
+        return {**base, "batch": 1, "heads": 32, "kv_heads": 8, "head_dim": 128, "seq": 256, "causal": True,
+                "flops": rate * 1e9, "tflops": rate}
+    return {**base, "name": "rmsnorm", "bytes": int(rate * 1e6), "gbps": rate}
+
+
+@pytest.mark.parametrize("field, value, needle", [
+    ("membw_gbps", 99999.0, "summary.membw_gbps: 99999.0 exceeds every membw record (best 50)"),
+    ("collectives.allreduce.busbw_gbps_max", 9000.0,
+     "summary.collectives.allreduce.busbw_gbps_max: 9000.0 exceeds every allreduce record (best 2)"),
+    ("layer.gemm_tflops", 5000.0, "summary.layer.gemm_tflops: 5000.0 exceeds every bf16 layer gemm record (best 0.9)"),
+    ("layer.attention_tflops", 9999.0, "summary.layer.attention_tflops: 9999.0 exceeds every bf16 layer attention"),
+    ("layer.elementwise_gbps", 500.0, "summary.layer.elementwise_gbps: 500.0 exceeds every bf16 layer elementwise"),
+    ("layer.by_dtype.fp32.gemm_tflops", 70.0, "summary.layer.by_dtype.fp32.gemm_tflops: 70.0 exceeds every fp32"),
+])
+def test_a_summary_rate_above_every_record_it_summarises_is_refused(tmp_path, field, value, needle):
+    """The cost model reads these rates from the summary; each is a best or a total work over total
+    time of its records, so none passes the best record. A hand edit that did (attention at 9,999
+    TFLOP/s on a CPU) was priced as measured (hostile tester)."""
+    records = [{"op": "membw", "dtype": "u8", "bytes": 1 << 30, "time_ms": time_ms(), "gbps": 50.0, "correct": True},
+               allreduce(busbw=2.0), _layer_record("gemm", rate=0.9), _layer_record("attention", rate=0.1),
+               _layer_record("elementwise", rate=5.0), _layer_record("gemm", "fp32", rate=0.5)]
+    doc = {"schema_version": 1, "run_id": "r", "created_at": "2026-01-01T00:00:00Z", "costbench_version": "0",
+           "tag": None, "machine": MACHINE, "config": {}, "records": records,
+           "summary": results.summarize(records, MACHINE)}
+    path = tmp_path / "r.json"
+    path.write_text(json.dumps(doc))
+    results.load(str(path))   # the summary as written agrees with its records
+    node = doc["summary"]
+    *parents, last = field.split(".")
+    for part in parents:
+        node = node[part]
+    node[last] = value
+    path.write_text(json.dumps(doc))
+    with pytest.raises(InputError, match=re.escape(needle)):
+        results.load(str(path))
