@@ -59,6 +59,21 @@ def read_text(path: str, what: str = "file", max_bytes: int = MAX_BYTES) -> str:
                          f"save it as UTF-8") from None
 
 
+class DuplicateKey(ValueError):
+    pass
+
+
+def _no_duplicate_keys(pairs):
+    """A JSON object as a dict, refusing a key given twice: json keeps the last without a word, so
+    a hand-edited file's second summary.layer.gemm_tflops silently replaced the first."""
+    out = {}
+    for key, value in pairs:
+        if key in out:
+            raise DuplicateKey(key)
+        out[key] = value
+    return out
+
+
 def read_json(path: str, what: str = "file", max_bytes: int = MAX_BYTES):
     """read_text parsed as JSON; InputError naming the file for an empty file, invalid JSON (a
     cut-off one hinted as truncated), nesting Python cannot recurse through, a 5000-digit number."""
@@ -66,7 +81,10 @@ def read_json(path: str, what: str = "file", max_bytes: int = MAX_BYTES):
     if not text.strip():
         raise InputError(f"{path}: empty file, not a {what}")
     try:
-        return json.loads(text)
+        return json.loads(text, object_pairs_hook=_no_duplicate_keys)
+    except DuplicateKey as e:
+        raise InputError(f"{path}: not a {what}: key {e.args[0]!r} appears twice in one object "
+                         f"(which value is meant?)") from None
     except json.JSONDecodeError as e:
         cut = e.pos >= len(text.rstrip()) or e.msg.startswith("Unterminated string")  # ends mid-value
         hint = " (truncated?)" if cut else ""

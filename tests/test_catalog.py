@@ -98,6 +98,9 @@ def test_user_prices_override_and_add(tmp_path):
 
 @pytest.mark.parametrize("body,message", [
     ("provider,gpu,pricing,as_of\nx,h100,on-demand,2025\n", r"prices.csv:1: missing column\(s\) usd_per_gpu_hour"),
+    # the last of two cells was read: a $0.5 quote priced at $500 (hostile tester)
+    ("provider,gpu,pricing,usd_per_gpu_hour,usd_per_gpu_hour\nx,h100,on-demand,0.5,500\n",
+     r"prices.csv:1: column usd_per_gpu_hour appears 2 times in the header"),
     ("x,h100,on-demand,-1,,,,2025,s\n", r"prices.csv:2: column usd_per_gpu_hour: '-1' must not be negative"),
     ("x,h100,on-demand,cheap,,,,2025,s\n", r"prices.csv:2: column usd_per_gpu_hour: 'cheap' is not a number"),
     ("x,h100,hourly,1,,,,2025,s\n", r"prices.csv:2: column pricing: 'hourly' must be one of on-demand"),

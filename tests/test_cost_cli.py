@@ -191,6 +191,12 @@ def test_catalog_model_with_a_shape_flag_is_a_new_model(capsys):
     assert doc["gpu_hours"] == pytest.approx(full["gpu_hours"], rel=2e-3)
     code, out, _ = run(capsys, "cost", "--model", "llama3-70b", "--layers", "40", "--gpus", "2048")
     assert code == 0 and "published" not in out.split("time ", 1)[1].splitlines()[0]
+    # a catalog MoE shrunk to experts of one weight column: the catalog's rounded total and active
+    # counts moved by slightly different offsets, and active once passed total (refused, exit 2)
+    code, out, err = run(capsys, "cost", "--model", "mixtral-8x7b", "--ffn", "1", "--gpus", "64", "--format", "json")
+    assert code == 0, err
+    model = json.loads(out)["model"]
+    assert 0 < model["active_params"] <= model["params"]
 
 
 def test_catalog_model_with_other_tokens_drops_the_published_budget(capsys):

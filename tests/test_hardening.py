@@ -199,6 +199,10 @@ def _big_int_doc():
     (json.dumps(result_doc([matmul(1.0)], {"mamf_tflops": {"fp32": 9.0}})), "contradicts the records"),
     (json.dumps(result_doc([matmul(-1.0)], {})), "is negative"),
     (json.dumps(result_doc([], {}, world_size=0)), "machine.world_size: 0 must be at least 1"),
+    # json keeps the last of two keys without a word: a second gemm_tflops silently replaced the first
+    (json.dumps(result_doc([matmul()], {"mamf_tflops": {"fp32": 1.0}})).replace(
+        '"mamf_tflops": {"fp32": 1.0}', '"mamf_tflops": {"fp32": 1.0, "fp32": 0.5}'),
+     "not a result file: key 'fp32' appears twice in one object"),
 ])
 def test_hostile_result_files(tmp_path, capsys, content, needle):
     path = write(tmp_path / "r.json", content)

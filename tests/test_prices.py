@@ -135,6 +135,7 @@ def test_gcp_machine_types_map_to_their_gpus():
 
 @pytest.mark.parametrize("text,needle", [
     ("InstanceType,Price\nx,1\n", "not a SkyPilot vms.csv: missing column(s) AcceleratorName"),
+    ("InstanceType,Price,Price\nx,1,2\n", ":1: column Price appears 2 times in the header"),
     (AWS_HEADER + "p5.48xlarge,H100,8.0,192.0,2048.0,,cheap,,us-east-1,use1-az1\n", ":2: column Price: 'cheap' is not a price"),
     (AWS_HEADER + "p5.48xlarge,H100,8.0,192.0\n", ":2: 10 columns expected"),
     # a row written here must load as --prices: the same bounds (it wrote $125M/GPU-h, which cost refused)
