@@ -436,6 +436,27 @@ def _teardown(device: str, failed: bool) -> None:
             pass
 
 
+def nothing_to_measure(cfg: RunConfig, device: str) -> str | None:
+    """Why this run would measure nothing on `device` (every op a dtype op whose every dtype is
+    skipped here: `--ops matmul --dtypes fp8` on a CPU), or None when something runs."""
+    from kernels import layer, matmul
+
+    why = []
+    for op in cfg.ops:
+        if op in ("matmul", "layer"):
+            kernels = matmul if op == "matmul" else layer
+            if op == "layer" and cfg.layer_shape is None:
+                continue   # skipped with a note (no model named)
+            dtypes = list(cfg.dtypes or kernels.default_dtypes(device))
+            reasons = [kernels.unsupported_reason(d, device) for d in dtypes]
+            if not all(reasons):
+                return None
+            why.append(f"{op} {', '.join(dtypes)}: {reasons[0]}")
+        else:
+            return None   # membw and the collectives run on any device
+    return f"--dtypes {','.join(cfg.dtypes or ())}: nothing to measure on {device} (" + "; ".join(why) + ")"
+
+
 def run(cfg: RunConfig) -> RunOutcome:
     """Measure, write the result file (rank 0), and say how it went. Raises InputError for
     arguments that cannot work here (--device cuda without a GPU, an unwritable --out, a bad
@@ -450,6 +471,9 @@ def run(cfg: RunConfig) -> RunOutcome:
         if device == "cuda":
             select_cuda_device()
         layer.check_fits(layer.plan_shape(cfg.layer_shape, cfg.tp, device, cfg.quick), device)
+    nothing = nothing_to_measure(cfg, device)
+    if nothing:   # refused before --out is made: an empty file would read as a complete measurement
+        raise InputError(nothing)
     check_out_dir(cfg.out)
     from bench import env
     from kernels import collectives, matmul, select_cuda_device

@@ -45,6 +45,12 @@ def costbench(*args, **kw):
      "head size 3 (--hidden 96 / --heads 32) must be even: rotary embeddings rotate pairs"),
     # a check that could only fail: with one token the reference gradients are rounding noise
     (["--ops", "layer", "--model", "llama3-8b", "--seq", "1"], "--seq 1: the layer op needs at least 2 tokens"),
+    # every dtype asked for skipped here: an empty file marked complete once came out, exit 0 (hostile tester)
+    (["--device", "cpu", "--ops", "matmul", "--dtypes", "fp8"],
+     "--dtypes fp8: nothing to measure on cpu (matmul fp8: fp8 matmul needs an NVIDIA GPU"),
+    (["--device", "cpu", "--ops", "matmul,layer", "--model", "llama3-8b", "--dtypes", "fp8"],
+     "nothing to measure on cpu (matmul fp8: fp8 matmul needs an NVIDIA GPU with compute capability >= 8.9; "
+     "not on CPU; layer fp8: fp8 layer GEMMs are not measured"),
 ])
 def test_bad_arguments_are_one_line_exit_2(capsys, tmp_path, args, expect):
     assert cli_main(["run", *args, "--out", str(tmp_path)]) == 2
@@ -165,9 +171,11 @@ def test_a_bug_mid_run_still_closes_the_file_complete_false(tmp_path, monkeypatc
 
 
 def test_skipped_dtypes_are_recorded_with_their_reason(tmp_path):
-    cfg = runner.RunConfig(device="cpu", ops=("matmul",), dtypes=("fp8", "tf32"), out=str(tmp_path))
+    # membw beside: a run of skipped dtypes alone measures nothing and is refused (test_bad_arguments...)
+    cfg = runner.RunConfig(device="cpu", ops=("matmul", "membw"), dtypes=("fp8", "tf32"), quick=True,
+                           max_bytes=1 << 20, out=str(tmp_path))
     outcome = runner.run(cfg)
-    assert outcome.exit_code == 0 and outcome.result["records"] == []
+    assert outcome.exit_code == 0 and {r["op"] for r in outcome.result["records"]} == {"membw"}
     skipped = results.load(outcome.path)["config"]["skipped_dtypes"]
     assert set(skipped) == {"fp8", "tf32"} and "not on CPU" in skipped["fp8"]
     assert "matmul fp8: skipped (" in summary_text(outcome.result, outcome.path)
