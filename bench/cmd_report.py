@@ -5,8 +5,11 @@
 Writes into DIR, under fixed names (REPORT_FILES), each file atomically (bench.results.
 atomic_write_bytes): the charts of bench.charts and index.html (bench.report_page), which embeds
 them, the compare table (bench.compare) and the list of runs. A file of one of those names that
-costbench did not write (no "costbench report" marker in it) is never replaced: exit 2 naming it.
-Other files in DIR are left alone. Unreadable result files are warned about as in `compare`.
+costbench did not write is never replaced: exit 2 naming it. What report wrote is known from its
+manifest (MANIFEST in DIR: each file's name and SHA-256 as written), so a user's own index.html, or
+a report they copied and annotated, differs from it and is kept; a chart a re-run no longer draws
+(whatif.png without --whatif) is removed, being report's own unchanged file. Other files in DIR are
+left alone. Unreadable result files are warned about as in `compare`.
 """
 
 import html
@@ -52,6 +55,9 @@ CHARTS = {  # name -> (title, how to read it)
 }
 REPORT_FILES = [f"{name}.png" for name in CHARTS] + ["index.html"]
 MARKER = report_page.GENERATOR.encode()  # in every file report writes: the PNGs' Software field, the page's generator
+# name -> SHA-256 of each file report wrote in DIR. A marker in the file alone is not proof: a user's
+# note that mentions "costbench report" was once replaced (hostile tester).
+MANIFEST = ".costbench-report.json"
 
 
 def add_arguments(parser, command) -> None:
@@ -70,15 +76,12 @@ def check_out(out: str) -> None:
     if os.path.exists(out) and not os.path.isdir(out):
         raise InputError(f"--out {out}: exists and is not a directory")
     for name in REPORT_FILES:
-        path = os.path.join(out, name)
-        if os.path.lexists(path):
-            try:
-                ours = MARKER in read_bytes(path, "report file")[:1 << 16]
-            except InputError:
-                ours = False
-            if not ours:
-                raise InputError(f"--out {out}: {name} exists and was not written by costbench report; "
-                                 "choose another folder or move it")
+        if os.path.lexists(os.path.join(out, name)) and not _ours(out, name):
+            raise InputError(f"--out {out}: {name} exists and was not written by costbench report (or was "
+                             "changed since); choose another folder or move it")
+    manifest = os.path.join(out, MANIFEST)
+    if os.path.lexists(manifest) and (os.path.islink(manifest) or not os.path.isfile(manifest)):
+        raise InputError(f"--out {out}: {MANIFEST} exists and is not report's manifest; choose another folder or move it")
     target = os.path.abspath(out)  # the folder, or the nearest existing folder make_out would create it in
     while not os.path.exists(target):
         target = os.path.dirname(target)
@@ -86,6 +89,39 @@ def check_out(out: str) -> None:
         raise InputError(f"--out {out}: {target} is not a directory")
     if not os.access(target, os.W_OK):
         raise InputError(f"--out {out}: not writable")
+
+
+def _manifest(out: str) -> dict:
+    """MANIFEST's {name: [sha256, ...]} (the bytes report wrote there; two while a write is under
+    way); {} when it is missing or not one (then nothing counts as ours)."""
+    path = os.path.join(out, MANIFEST)
+    if not os.path.isfile(path) or os.path.islink(path):
+        return {}
+    try:
+        files = read_json(path, "report manifest").get("files")
+    except (InputError, AttributeError):
+        return {}
+    return files if isinstance(files, dict) else {}
+
+
+def _digest(data: bytes) -> str:
+    import hashlib
+
+    return hashlib.sha256(data).hexdigest()
+
+
+def _ours(out: str, name: str) -> str | None:
+    """The SHA-256 of DIR/name when it is a regular file (not a link) whose bytes are what report
+    wrote there (MANIFEST says so, and the marker is in it); else None."""
+    path = os.path.join(out, name)
+    if os.path.islink(path) or not os.path.isfile(path):
+        return None
+    try:
+        data = read_bytes(path, "report file")
+    except InputError:
+        return None
+    known, digest = _manifest(out).get(name), _digest(data)
+    return digest if isinstance(known, list) and digest in known and MARKER in data[:1 << 16] else None
 
 
 def make_out(out: str) -> None:
@@ -183,14 +219,28 @@ def build(paths, out: str, model: str = DEFAULT_MODEL, whatif: str | None = None
                 warn(line)
     pngs = [(CHARTS[name][0], png, CHARTS[name][1]) for name, png in rendered.items()]
     html = _page(df, runs, model, pngs)
+    files = {f"{name}.png": png for name, png in rendered.items()} | {"index.html": html.encode()}
+    stale = [n for n in REPORT_FILES if n not in files and _ours(out, n)]   # e.g. whatif.png of an earlier --whatif
     written = []
-    for name, png in rendered.items():
-        path = os.path.join(out, f"{name}.png")
-        atomic_write_bytes(path, png)
-        written.append(path)
-    path = os.path.join(out, "index.html")
-    atomic_write_bytes(path, html.encode())
-    return written + [path]
+    # the manifest first names the old and the new bytes of every file, so that an interrupt
+    # between writes leaves each file, old or new, recognised as report's own; then only the new
+    manifest = {name: [d for d in (_ours(out, name), _digest(data)) if d] for name, data in files.items()}
+    manifest |= {name: [_ours(out, name)] for name in stale}
+    atomic_write_bytes(os.path.join(out, MANIFEST), _manifest_bytes(manifest))
+    for name, data in files.items():
+        atomic_write_bytes(os.path.join(out, name), data)
+        written.append(os.path.join(out, name))
+    for name in stale:
+        os.remove(os.path.join(out, name))
+    final = {name: [_digest(data)] for name, data in files.items()}
+    atomic_write_bytes(os.path.join(out, MANIFEST), _manifest_bytes(final))
+    return written
+
+
+def _manifest_bytes(files: dict) -> bytes:
+    import json
+
+    return json.dumps({"generator": MARKER.decode(), "files": files}, indent=1, sort_keys=True).encode()
 
 
 def _page(df, runs, model, pngs) -> str:

@@ -89,6 +89,35 @@ def test_report_cli_replaces_its_own_files_but_not_a_users(tmp_path, capsys):
     code, _, err = run_cli(capsys, "report", *paths, "--out", str(out))
     assert code == 2 and "index.html exists and was not written by costbench" in err and len(err.splitlines()) == 1
     assert (out / "index.html").read_text() == "<p>my own page</p>" and (out / "notes.txt").read_text() == "mine"
+    # the marker alone proves nothing: a user's note that names the command, or a copy of report's
+    # own page annotated by hand, is the user's (the first was once replaced: hostile tester)
+    for mine in ("<html><p>run costbench report to refresh</p></html>", None):
+        (out / "index.html").unlink()
+        assert run_cli(capsys, "report", *paths, "--out", str(out))[0] == 0
+        page = (out / "index.html").read_text()
+        (out / "index.html").write_text(mine or page.replace("</body>", "<p>my notes</p></body>"))
+        code, _, err = run_cli(capsys, "report", *paths, "--out", str(out))
+        assert code == 2 and "index.html exists and was not written by costbench report (or was changed since)" in err
+    assert "my notes" in (out / "index.html").read_text()
+
+
+def test_a_chart_a_rerun_no_longer_draws_is_removed(tmp_path, capsys):
+    """whatif.png from an earlier --whatif, report's own unchanged file, goes when a re-run draws
+    no what-if chart (it stayed behind, shown by no page: hostile tester); a user's file of that
+    name would have been refused before anything was written."""
+    paths = [synthetic.write(tmp_path, "a.json", synthetic.result("lambda/x"))]
+    code, doc, _ = run_cli(capsys, "whatif", "--vary", "gpu=H100-SXM,H200-SXM", "--model", "llama3-8b",
+                           "--format", "json")
+    whatif = synthetic.write_text(tmp_path, "wi.json", doc)
+    out = tmp_path / "r"
+    assert run_cli(capsys, "report", *paths, "--out", str(out), "--whatif", whatif)[0] == 0
+    assert (out / "whatif.png").exists()
+    manifest = json.loads((out / cmd_report.MANIFEST).read_text())["files"]
+    assert set(manifest) == {n for n in os.listdir(out) if not n.startswith(".")} and \
+        all(len(v) == 1 for v in manifest.values())
+    assert run_cli(capsys, "report", *paths, "--out", str(out))[0] == 0
+    assert not (out / "whatif.png").exists() and "whatif.png" not in json.loads(
+        (out / cmd_report.MANIFEST).read_text())["files"]
 
 
 def test_a_charts_warning_is_one_prefixed_line_and_an_interrupt_writes_nothing(tmp_path, capsys, monkeypatch):
