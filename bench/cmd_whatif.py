@@ -157,8 +157,12 @@ def run_whatif(args) -> dict:
 def _layout(row) -> str:
     p = row.get("parallelism")
     if p:
-        return " ".join(f"{k.upper()}{p[k]}" for k in ("tp", "pp", "dp") if k in p) + \
-            (f" mb{p['micro_batch']}" if "micro_batch" in p else "")
+        # CP where used, so the degrees shown multiply out to the cluster (CP 2 was left out); EP
+        # runs within DP (as cost's layout line shows it)
+        degrees = " ".join(f"{k.upper()}{p[k]}" for k in ("tp", "cp", "pp", "dp")
+                           if k in p and (k != "cp" or (p[k] or 1) > 1))
+        ep = f"(EP{p['ep']})" if (p.get("ep") or 1) > 1 else ""
+        return " ".join(x for x in (degrees, ep, f"mb{p['micro_batch']}" if "micro_batch" in p else "") if x)
     return "-"
 
 

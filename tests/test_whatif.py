@@ -236,3 +236,19 @@ def test_varying_mfu_prints_no_fabric_line(capsys):
     assert code == 0, err
     assert "None" not in out and "network " not in out
     assert "0.75x" in out   # 0.3 -> 0.4 MFU: three quarters of the hours
+
+
+def test_the_layout_column_multiplies_out_to_the_cluster(capsys):
+    """CP was left out of the table's layout (TP2 PP1 DP256 on 1,024 GPUs); EP, within DP, is shown so."""
+    code, out, err = run(capsys, "whatif", "--vary", "cp=1,2", "--model", "llama3-8b", "--gpus", "1024")
+    assert code == 0, err
+    doc = whatif_json(capsys, "--vary", "cp=1,2", "--model", "llama3-8b", "--gpus", "1024")
+    for r in doc["rows"]:
+        p = r["parallelism"]
+        assert p["tp"] * p["cp"] * p["pp"] * p["dp"] == 1024
+        shown = f"TP{p['tp']} " + (f"CP{p['cp']} " if p["cp"] > 1 else "") + f"PP{p['pp']} DP{p['dp']} mb"
+        assert shown in out
+    from bench.cmd_whatif import _layout
+
+    assert _layout({"parallelism": {"tp": 1, "cp": 4, "pp": 2, "dp": 128, "ep": 8, "micro_batch": 1}}) == \
+        "TP1 CP4 PP2 DP128 (EP8) mb1"
