@@ -180,9 +180,14 @@ def _print_table(doc, out) -> None:
     columns = [c for c in COLUMNS if term or c[0] != "commitment_usd"]
     out.write(format_table(rows, columns) + "\n\n")
     first = next(r for r in doc["rows"] if r.get("fits", True))
-    out.write(f"model       {first['model']}; cost min/max over {first['price_rows']} price rows "
-              f"(cheapest: {first['cheapest'] or 'none'})\n")
     fitting = [r for r in doc["rows"] if r.get("fits", True)]
+    if len({(r["price_rows"], r["cheapest"]) for r in fitting}) > 1:   # varied prices: each row's own
+        out.write(f"model       {first['model']}; cost min/max over each row's price rows\n")
+        for r in fitting:
+            out.write(f"prices      {value_label(r['value'])}: {r['price_rows']} rows (cheapest: {r['cheapest'] or 'none'})\n")
+    else:
+        out.write(f"model       {first['model']}; cost min/max over {first['price_rows']} price rows "
+                  f"(cheapest: {first['cheapest'] or 'none'})\n")
     if len({r.get("network") for r in fitting}) > 1 or doc["vary"] == "network":
         for r in fitting:   # the fabric each row ran on, where rows differ in it
             comm = f"; overlap {r['overlap']:g}" if r.get("overlap") is not None else ""
@@ -199,7 +204,7 @@ def _print_table(doc, out) -> None:
         from bench.cmd_cost import TERM_LINE
 
         out.write(TERM_LINE.replace("`term commitment`", "`term commitment` (of the cost min row)") + "\n")
-    fixed = ", ".join(f"{k}={v}" for k, v in doc["fixed"].items())
+    fixed = ", ".join(f"{k}={value_label(v)}" for k, v in doc["fixed"].items())
     out.write(f"fixed       {fixed or 'all cost defaults'}\n")
     for note in dict.fromkeys(r["note"] for r in doc["rows"] if r.get("note")):   # once each, in row order
         out.write(f"note        {note}\n")

@@ -18,6 +18,8 @@ RATIO_OF = ("gpu_hours", "wall_clock_days", "cost_usd_min", "cost_usd_max")
 
 def value_label(value) -> str:
     """A varied value as a person types it: 15T for 15e12 tokens (a number the flags accept back)."""
+    if isinstance(value, (list, tuple)):   # --providers aws: a list of one
+        return ",".join(value_label(v) for v in value)
     if isinstance(value, float) and value.is_integer() and abs(value) >= 1e4:
         for scale, suffix in ((1e12, "T"), (1e9, "B"), (1e6, "M"), (1e3, "K")):
             if abs(value) >= scale:

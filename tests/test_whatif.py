@@ -252,3 +252,14 @@ def test_the_layout_column_multiplies_out_to_the_cluster(capsys):
 
     assert _layout({"parallelism": {"tp": 1, "cp": 4, "pp": 2, "dp": 128, "ep": 8, "micro_batch": 1}}) == \
         "TP1 CP4 PP2 DP128 (EP8) mb1"
+
+
+def test_varied_prices_get_each_rows_own_footer_and_values_read_as_typed(capsys):
+    """--vary providers: the footer named only the first row's price rows, and the values printed
+    as Python lists (['aws']); a fixed --tokens 1T as 1000000000000.0."""
+    code, out, err = run(capsys, "whatif", "--vary", "providers=aws,gcp", "--model", "llama3-8b", "--tokens", "1T",
+                         "--gpus", "64")
+    assert code == 0, err
+    assert "['aws']" not in out and "\naws " in out and "\ngcp " in out
+    assert "prices      aws: 1 rows (cheapest: aws on-demand)" in out and "prices      gcp: 1 rows (cheapest: gcp" in out
+    assert "tokens=1T" in out and "1000000000000" not in out
