@@ -215,8 +215,11 @@ def _price_rows(args):
 def _skypilot_rows(args):
     from cost_models.skypilot import import_vms
 
-    if not args.provider or len(args.provider) != 1:
+    if not args.provider:
         raise InputError("--from-skypilot needs --provider NAME: the one cloud the file is for (e.g. aws, gcp)")
+    if len(args.provider) != 1:
+        raise InputError(f"--provider {','.join(args.provider)}: --from-skypilot reads one cloud's vms.csv; "
+                         "give the one cloud the file is for")
     for flag, value in (("--gpu", args.gpu), ("--region", args.region), ("--prices", args.prices)):
         if value:
             raise InputError(f"--from-skypilot converts a whole file; {flag} does not apply (filter the output)")
@@ -246,6 +249,9 @@ def main(args) -> int:
         check_choice("pricing", args.pricing, (*PRICING_KINDS, "all"))
         rows, cols = _skypilot_rows(args)
     elif args.command == "prices":
+        if getattr(args, "as_of", None):   # the listing shows each row's own date; --as-of dates an import
+            raise InputError("--as-of dates the rows --from-skypilot imports; it does not apply to the listing "
+                             "(each row shows its own as-of date)")
         rows, cols = _price_rows(args)
         if not rows:
             raise InputError("prices: no rows match --gpu/--provider/--pricing/--region")

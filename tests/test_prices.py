@@ -150,6 +150,13 @@ def test_skypilot_import_bad_files_are_one_line(capsys, tmp_path, text, needle):
 def test_from_skypilot_needs_one_provider(capsys, tmp_path):
     code, _, err = run(capsys, "prices", "--from-skypilot", _file(tmp_path, AWS))
     assert code == 2 and "needs --provider" in err
+    code, _, err = run(capsys, "prices", "--from-skypilot", _file(tmp_path, AWS), "--provider", "aws,gcp")
+    assert code == 2 and "--provider aws,gcp: --from-skypilot reads one cloud's vms.csv" in err   # not "needs"
+
+
+def test_as_of_without_an_import_is_refused_not_ignored(capsys):
+    code, _, err = run(capsys, "prices", "--as-of", "1999-01", "--gpu", "h100", "--provider", "lambda")
+    assert code == 2 and err.count("\n") == 1 and "--as-of dates the rows --from-skypilot imports" in err
 
 
 # ---- term commitments ----------------------------------------------------------------------------
