@@ -97,6 +97,8 @@ def _cheaper(claim, rows):
     found = []
     if claim.label.startswith("specialised"):   # groups of providers within each row
         for r in rows:
+            if r.get("value") == "all":   # each provider's cheapest of any kind: spot against on-demand, not like for like
+                continue
             by = r.get("cost_usd_by_provider") or {}
             rng = _cheaper_range([c for p, c in by.items() if claim.other(p)],
                                  [c for p, c in by.items() if claim.base(p)])

@@ -89,6 +89,11 @@ def test_pricing_claims_specialised_vs_hyperscaler(capsys):
     hyper = [p for name, p in prices.items() if name in claims.HYPERSCALERS]
     special = [p for name, p in prices.items() if name not in claims.HYPERSCALERS]
     assert found["found"] == pytest.approx([1 - max(special) / min(hyper), 1 - min(special) / max(hyper)])
+    # pricing=all: each provider's cheapest of any kind (spot against on-demand) is no like-for-like
+    # pair, so that row sets no claim (it printed "-408%-88% cheaper": hostile tester)
+    doc = whatif_json(capsys, "--vary", "pricing=on-demand,all", *FIXED)
+    (found,) = [f for f in doc["claims"] if f["claim"].startswith("specialised")]
+    assert found["compared"].startswith("on-demand:")
 
 
 def test_measured_row_says_so(capsys, tmp_path):
