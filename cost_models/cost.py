@@ -631,7 +631,9 @@ def plan_training(model=DEFAULT_MODEL, gpu: str | GpuSpec = DEFAULT_GPU, gpus: i
         try:
             lay = search_layouts(spec, hw, count, rates, lin_rates, recipe=recipe, goodput=goodput, **given)
             least = float(np.min(lay.gpu_bytes)) / 2**30
-            why = f"the smallest layout needs {least:.0f} GiB per GPU, {usable:.0f} GiB usable"
+            digits = 0 if f"{least:.0f}" != f"{usable:.0f}" else 1 if f"{least:.1f}" != f"{usable:.1f}" else 2
+            # enough digits that the two differ ("72 GiB per GPU, 72 GiB usable" read as a contradiction)
+            why = f"the smallest layout needs {least:.{digits}f} GiB per GPU, {usable:.{digits}f} GiB usable"
         except InputError as e:
             why = str(e)
         fewest = fewest_gpus_that_fit(spec, hw, need, **given) if count < need else need

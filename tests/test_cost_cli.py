@@ -716,3 +716,12 @@ def test_a_gpu_file_measured_in_another_dtype_is_warned_about(capsys, tmp_path):
     assert code == 0 and "measured bf16, not fp16" in err and "those parts are the catalog's" in err
     code, _, err = run(capsys, "cost", "--results", path, "--gpus", "2048")
     assert "not fp16" not in err and "measured bf16, not" not in err
+
+
+def test_a_near_miss_on_memory_shows_enough_digits_to_differ(capsys):
+    """'needs 72 GiB per GPU, 72 GiB usable' read as a contradiction: the refusal was right (72.03
+    against 72.00), the rounding hid it (hostile tester)."""
+    code, _, err = run(capsys, "cost", "--model", "gpt3-175b", "--gpus", "1024", "--pp", "2", "--recompute", "selective")
+    assert code == 2 and err.count("\n") == 1
+    needs, usable = re.search(r"needs ([\d.]+) GiB per GPU, ([\d.]+) GiB usable", err).groups()
+    assert needs != usable and float(needs) > float(usable)
