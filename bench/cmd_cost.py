@@ -31,6 +31,11 @@ ROW_KEYS = ("provider", "gpu", "pricing", "region", "usd_per_gpu_hour", "cost_us
             "marketplace", "offer")
 
 
+def _tflops(x: float) -> str:
+    """3 significant figures, written out past 1,000 (a B200's 1,055, not 1.06e+03)."""
+    return f"{x:,.0f}" if x >= 1000 else f"{x:.3g}"
+
+
 def overhead(text):
     """--virtualization-overhead: a share of step time in [0, 0.5] (virtualization.MAX_OVERHEAD)."""
     from cost_models.virtualization import check_overhead
@@ -286,13 +291,13 @@ def _summary_lines(plan, note=None, prices_line=None) -> list[str]:
         lines += [
             f"layout      {layout_line(plan)} ({a['layout']}; {a['gpu_memory_gib']:g} GiB per GPU)",
             f"step        {step_line(plan)}",
-            f"throughput  {plan.achieved_tflops_per_gpu:.3g} TFLOP/s per GPU, MFU {plan.mfu:.1%}{mfu_of}; "
+            f"throughput  {_tflops(plan.achieved_tflops_per_gpu)} TFLOP/s per GPU, MFU {plan.mfu:.1%}{mfu_of}; "
             f"measured parts: {measured}; catalog: {', '.join(a['catalog_parts']) or 'none'}"
             + (f"; layer GEMM rate {a['layer_gemm_rate'].split(':')[0]}" if "layer_gemm_rate" in a else ""),
             f"goodput     {a['goodput']:.1%} ({a['goodput_from']})",
         ]
     elif plan.achieved_tflops_per_gpu is not None:
-        lines += [f"throughput  {plan.achieved_tflops_per_gpu:.3g} TFLOP/s per GPU ({a['achieved_tflops_from']})",
+        lines += [f"throughput  {_tflops(plan.achieved_tflops_per_gpu)} TFLOP/s per GPU ({a['achieved_tflops_from']})",
                   f"goodput     {a['goodput']:.1%}"]
     else:
         lines.append(f"throughput  {a['gpu_hours_from']}; implied end-to-end MFU {a['implied_mfu_end_to_end']:.1%}"

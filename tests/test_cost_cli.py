@@ -725,3 +725,9 @@ def test_a_near_miss_on_memory_shows_enough_digits_to_differ(capsys):
     assert code == 2 and err.count("\n") == 1
     needs, usable = re.search(r"needs ([\d.]+) GiB per GPU, ([\d.]+) GiB usable", err).groups()
     assert needs != usable and float(needs) > float(usable)
+
+
+def test_a_b200s_throughput_reads_as_a_number(capsys):
+    code, out, _ = run(capsys, "cost", "--model", "llama3-8b", "--gpu", "B200", "--gpus", "512", "--tokens", "2T")
+    assert code == 0 and "e+03 TFLOP/s" not in out
+    assert re.search(r"throughput  \d,\d{3} TFLOP/s per GPU", out)
