@@ -305,7 +305,14 @@ def _summary_lines(plan, note=None, prices_line=None) -> list[str]:
     if "virtualization_overhead" in a:
         lines.append(f"vm          virtualization overhead {a['virtualization_overhead']}")
     days = f", {plan.wall_clock_days:.1f} days wall clock" if plan.gpus else ""
-    published = f" (published: {si(m.published_gpu_hours, 4)} on {m.published_hardware})" if m.published_gpu_hours else ""
+    published = ""
+    if m.published_gpu_hours:
+        # GPU-hours grow with the cluster (more communication, a longer bubble per token): a budget
+        # is compared like for like only at its own cluster's size, which may not be known
+        size = ("; its cluster size not published: compare at the size you assume, --gpus" if not m.published_gpus
+                else f" at {m.published_gpus:,} GPUs" + (", an assumed count" if "assumed" in (m.source or "") else "")
+                if plan.gpus != m.published_gpus else "")
+        published = f" (published: {si(m.published_gpu_hours, 4)} on {m.published_hardware}{size})"
     lines.append(f"time        {si(plan.gpu_hours)} GPU-hours{days}{published}")
     if note:
         lines.append(f"note        {note}")

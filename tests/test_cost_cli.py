@@ -731,3 +731,14 @@ def test_a_b200s_throughput_reads_as_a_number(capsys):
     code, out, _ = run(capsys, "cost", "--model", "llama3-8b", "--gpu", "B200", "--gpus", "512", "--tokens", "2T")
     assert code == 0 and "e+03 TFLOP/s" not in out
     assert re.search(r"throughput  \d,\d{3} TFLOP/s per GPU", out)
+
+
+def test_the_published_budget_says_at_what_cluster_it_compares(capsys):
+    """Llama 3 8B's 1.3M H100-hours beside an estimate for a 1,024-GPU default cluster read as a 2.9x
+    miss: GPU-hours grow with the cluster, and its size is not published; the line says so."""
+    out = run(capsys, "cost", "--model", "llama3-8b")[1]
+    assert "(published: 1.3M on H100-SXM; its cluster size not published: compare at the size you assume, --gpus)" in out
+    out = run(capsys, "cost", "--model", "llama3-70b", "--gpus", "2048")[1]
+    assert "(published: 6.4M on H100-SXM at 16,384 GPUs, an assumed count)" in out
+    out = run(capsys, "cost", "--model", "llama3.1-405b")[1]
+    assert "(published: 30.84M on H100-SXM)" in out   # at its own published cluster: nothing to add
