@@ -209,11 +209,26 @@ def _interrupt_behind(e: BaseException) -> bool:
 
 
 def _import_measurement_stack() -> None:
-    """Import numpy, then torch, before a measuring command starts, and honour a SIGTERM that
-    arrived meanwhile even if torch's initialisation swallowed its KeyboardInterrupt."""
-    import numpy  # noqa: F401 - imported first so that an interrupt inside it is not swallowed by torch
-    import torch  # noqa: F401
+    """Import numpy, then torch, before a measuring command starts, with SIGTERM and SIGINT only
+    noted meanwhile, then honoured. Raised inside torch's C++ start-up (a pybind11 callback), a
+    KeyboardInterrupt aborted the process (std::terminate, SIGABRT, exit -6: the CI's hardening test
+    under load); elsewhere in it torch swallowed one. The import takes a second or two: the
+    interrupt waits that long."""
+    def note(signum, frame):
+        _signalled.append(signum)
 
+    previous = {}
+    try:
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            previous[signum] = signal.signal(signum, note)
+    except ValueError:  # not the main thread: no handlers to swap
+        pass
+    try:
+        import numpy  # noqa: F401
+        import torch  # noqa: F401
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
     if _signalled:
         raise KeyboardInterrupt(f"signal {_signalled[0]}")
 
