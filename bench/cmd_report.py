@@ -14,6 +14,7 @@ left alone. Unreadable result files are warned about as in `compare`.
 
 import html
 import io
+import json
 import os
 import sys
 import time
@@ -75,12 +76,13 @@ def check_out(out: str) -> None:
     make_out does, once the inputs have been read (a refusal leaves no empty folder behind)."""
     if os.path.exists(out) and not os.path.isdir(out):
         raise InputError(f"--out {out}: exists and is not a directory")
+    manifest = _manifest(out)
     for name in REPORT_FILES:
-        if os.path.lexists(os.path.join(out, name)) and not _ours(out, name):
+        if os.path.lexists(os.path.join(out, name)) and not _ours(out, name, manifest):
             raise InputError(f"--out {out}: {name} exists and was not written by costbench report (or was "
                              "changed since); choose another folder or move it")
-    manifest = os.path.join(out, MANIFEST)
-    if os.path.lexists(manifest) and (os.path.islink(manifest) or not os.path.isfile(manifest)):
+    path = os.path.join(out, MANIFEST)
+    if os.path.lexists(path) and (os.path.islink(path) or not os.path.isfile(path)):
         raise InputError(f"--out {out}: {MANIFEST} exists and is not report's manifest; choose another folder or move it")
     target = os.path.abspath(out)  # the folder, or the nearest existing folder make_out would create it in
     while not os.path.exists(target):
@@ -110,9 +112,9 @@ def _digest(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def _ours(out: str, name: str) -> str | None:
+def _ours(out: str, name: str, manifest: dict) -> str | None:
     """The SHA-256 of DIR/name when it is a regular file (not a link) whose bytes are what report
-    wrote there (MANIFEST says so, and the marker is in it); else None."""
+    wrote there (`manifest`, _manifest's, says so, and the marker is in it); else None."""
     path = os.path.join(out, name)
     if os.path.islink(path) or not os.path.isfile(path):
         return None
@@ -120,7 +122,7 @@ def _ours(out: str, name: str) -> str | None:
         data = read_bytes(path, "report file")
     except InputError:
         return None
-    known, digest = _manifest(out).get(name), _digest(data)
+    known, digest = manifest.get(name), _digest(data)
     return digest if isinstance(known, list) and digest in known and MARKER in data[:1 << 16] else None
 
 
@@ -220,12 +222,14 @@ def build(paths, out: str, model: str = DEFAULT_MODEL, whatif: str | None = None
     pngs = [(CHARTS[name][0], png, CHARTS[name][1]) for name, png in rendered.items()]
     html = _page(df, runs, model, pngs)
     files = {f"{name}.png": png for name, png in rendered.items()} | {"index.html": html.encode()}
-    stale = [n for n in REPORT_FILES if n not in files and _ours(out, n)]   # e.g. whatif.png of an earlier --whatif
+    known = _manifest(out)
+    current = {n: _ours(out, n, known) for n in REPORT_FILES}   # report's own files there now: their digests
+    stale = [n for n in REPORT_FILES if n not in files and current[n]]   # e.g. whatif.png of an earlier --whatif
     written = []
     # the manifest first names the old and the new bytes of every file, so that an interrupt
     # between writes leaves each file, old or new, recognised as report's own; then only the new
-    manifest = {name: [d for d in (_ours(out, name), _digest(data)) if d] for name, data in files.items()}
-    manifest |= {name: [_ours(out, name)] for name in stale}
+    manifest = {name: [d for d in (current[name], _digest(data)) if d] for name, data in files.items()}
+    manifest |= {name: [current[name]] for name in stale}
     atomic_write_bytes(os.path.join(out, MANIFEST), _manifest_bytes(manifest))
     for name, data in files.items():
         atomic_write_bytes(os.path.join(out, name), data)
@@ -238,8 +242,6 @@ def build(paths, out: str, model: str = DEFAULT_MODEL, whatif: str | None = None
 
 
 def _manifest_bytes(files: dict) -> bytes:
-    import json
-
     return json.dumps({"generator": MARKER.decode(), "files": files}, indent=1, sort_keys=True).encode()
 
 

@@ -12,7 +12,7 @@ import math
 import os
 
 from cost_models.errors import InputError
-from cost_models.files import read_text
+from cost_models.files import check_unique_columns, read_text
 
 DATA_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data")
 
@@ -137,9 +137,7 @@ def load_csv(path: str, columns: list[Column]) -> list[dict]:
     rows_in = records()
     first = next(rows_in, None)
     header = [h.strip().lstrip("\ufeff") for h in (first[1] if first else [])]
-    twice = sorted({h for h in header if h and header.count(h) > 1})
-    if twice:   # which cell holds the value? read as the last one, a $0.5 quote was priced at $500
-        raise InputError(f"{path}:{lines[0][0]}: column {twice[0]} appears {header.count(twice[0])} times in the header")
+    check_unique_columns(path, header, lines[0][0])
     missing = [c.name for c in columns if c.required and c.name not in header]  # optional: may be absent
     if missing:
         raise InputError(f"{path}:{lines[0][0]}: missing column(s) {', '.join(missing)}")

@@ -60,7 +60,15 @@ def read_text(path: str, what: str = "file", max_bytes: int = MAX_BYTES) -> str:
 
 
 class DuplicateKey(ValueError):
-    pass
+    """A JSON object named one key twice (args[0]: the key)."""
+
+
+def check_unique_columns(path: str, header: list, line: int = 1) -> None:
+    """InputError naming a CSV header's column that appears more than once: which of its cells is
+    meant? (csv readers keep the last: a $0.5 quote was priced at $500)."""
+    twice = sorted({h for h in header if h and header.count(h) > 1})
+    if twice:
+        raise InputError(f"{path}:{line}: column {twice[0]} appears {header.count(twice[0])} times in the header")
 
 
 def _no_duplicate_keys(pairs):

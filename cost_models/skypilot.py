@@ -27,7 +27,7 @@ import math
 import re
 
 from cost_models.errors import InputError
-from cost_models.files import read_text
+from cost_models.files import check_unique_columns, read_text
 from cost_models.hardware import gpus as catalog_gpus
 from cost_models.prices import _usd
 
@@ -120,9 +120,7 @@ def read_offers(path: str, provider: str) -> tuple[list[Offer], int]:
     try:
         reader = csv.DictReader(io.StringIO(text, newline=""))
         header = reader.fieldnames or []
-        twice = sorted({h for h in header if h and header.count(h) > 1})
-        if twice:   # DictReader keeps the last of the two cells without a word
-            raise InputError(f"{path}:1: column {twice[0]} appears {header.count(twice[0])} times in the header")
+        check_unique_columns(path, header)
         missing = [c for c in REQUIRED if c not in header]
         if missing:
             raise InputError(f"{path}:1: not a SkyPilot vms.csv: missing column(s) {', '.join(missing)}")
