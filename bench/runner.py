@@ -184,13 +184,14 @@ def terminate_as_interrupt():
         signal.signal(signal.SIGTERM, previous)
 
 
-def _hold_interrupts() -> dict | None:
-    """After the first interrupt: a second Ctrl-C (or SIGTERM) is noted, not raised, until the result
-    file is finished (a double Ctrl-C 10 ms apart left its records with an empty summary). The
+def _hold_interrupts(noted: list) -> dict | None:
+    """From the first interrupt, or the end of measuring, until the result file is finished: Ctrl-C
+    and SIGTERM are appended to `noted`, not raised (a double Ctrl-C 10 ms apart, or a SIGTERM while
+    the process group was left, skipped the summary and left the records with an empty one). The
     previous handlers, for _release; None off the main thread, where handlers cannot be set."""
     if threading.current_thread() is not threading.main_thread():
         return None
-    return {s: signal.signal(s, lambda signum, frame: None) for s in (signal.SIGINT, signal.SIGTERM)}
+    return {s: signal.signal(s, lambda signum, frame: noted.append(signum)) for s in (signal.SIGINT, signal.SIGTERM)}
 
 
 def _release(previous: dict | None) -> None:
@@ -488,7 +489,7 @@ def run(cfg: RunConfig) -> RunOutcome:
     config = {"ops": list(cfg.ops), "dtypes": dtypes, "quick": cfg.quick, "device": device,
               "layout": cfg.layout, "warmup_s": warmup_s, "skipped_dtypes": skipped,
               "inplace": cfg.inplace, "max_bytes": cfg.max_bytes, "timeout_s": launch.timeout_s, "notes": []}
-    interrupted, error, created, machine, bug, held = False, None, False, None, None, None
+    interrupted, error, created, machine, bug, held, noted = False, None, False, None, None, None, []
     try:
         with terminate_as_interrupt():
             # needed before matmul, to gather every GPU's MAMF; one process gets a group of one
@@ -517,15 +518,18 @@ def run(cfg: RunConfig) -> RunOutcome:
             state.fingerprint("after")
             state.gather_gpus()
     except KeyboardInterrupt:
-        interrupted, held = True, _hold_interrupts()
+        interrupted, held = True, _hold_interrupts(noted)
     except collectives.RankFailure as e:
         error = f"rank {rank}: {e}"
     except Exception as e:   # a bug: still close the file (complete: false, with the error), then let it out
         bug, error = e, f"internal error: {type(e).__name__}: {e}"
     finally:
+        if held is None:   # measuring is over: a signal from here on (teardown, the final write) is noted
+            held = _hold_interrupts(noted)
         state.progress.close()
         if created or (launch.distributed and error):
             _teardown(device, bool(error))
+    interrupted = interrupted or bool(noted)
     if error and not bug:   # a bug's own line is the CLI's
         print(f"costbench run: error: {error}", file=sys.stderr)
     machine = machine or env.fingerprint(device)

@@ -140,6 +140,26 @@ def test_ctrl_c_or_sigterm_leaves_a_valid_file_and_exits_130(tmp_path, sig, twic
     assert "INTERRUPTED" in out and "Traceback" not in err
 
 
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_while_the_process_group_is_left_still_finishes_the_summary(tmp_path, sig):
+    """Slurm's SIGTERM to a finishing job, delivered while the run leaves its process group (after
+    every record, before the summary): it skipped the summary (`"summary": {}`), printed no table and
+    no path. Now it is noted: the summary is written complete: false, printed, and the exit is 130."""
+    script = ("import os, signal, sys; from bench import cli, runner; "
+              "runner._teardown = lambda device, failed: os.kill(os.getpid(), %d); "
+              "sys.exit(cli.main())" % sig)
+    proc = subprocess.run([sys.executable, "-c", script, "run", "--device", "cpu", "--quick", "--ops", "allreduce",
+                           "--max-bytes", "4K", "--out", str(tmp_path)],
+                          cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 130, proc.stderr
+    (name,) = os.listdir(tmp_path)
+    with open(tmp_path / name) as f:
+        summary = json.load(f)["summary"]
+    assert summary["complete"] is False and summary["collectives"]["allreduce"]
+    assert "INTERRUPTED" in proc.stdout and f"result file: {tmp_path / name}" in proc.stdout
+    assert "(complete: false)" in proc.stderr and "Traceback" not in proc.stderr
+
+
 def test_a_failed_check_is_loud_and_exits_1(tmp_path, monkeypatch, capsys):
     from kernels import matmul
 
