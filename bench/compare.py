@@ -204,6 +204,9 @@ def run_row(path: str, doc: dict, model: str, prices, pricing: str) -> dict:
     dtype = next((d for d in PER_PFLOP_DTYPES if row.get(f"mamf_{d}")), None)
     row["pflop_dtype"] = dtype
     plan, row["_throughput"] = _plan(path, doc, gpu, model, notes)
+    row["failed_checks"] = _failed(doc)
+    if row["failed_checks"]:   # a check that fails is loud, here too: this table ranks providers
+        notes.append(f"{row['failed_checks']} measurement(s) failed their correctness check")
     price = None
     if provider is None:
         notes.append("no tag: no provider to price")
@@ -237,6 +240,14 @@ def run_row(path: str, doc: dict, model: str, prices, pricing: str) -> dict:
     row["_plan"] = plan  # for charts; "_" keys stay out of the DataFrame
     row["note"] = "; ".join(notes) or None
     return row
+
+
+def _failed(doc) -> int:
+    from cost_models.throughput import failed_checks
+
+    s = doc["summary"]
+    layer = s.get("layer") if isinstance(s.get("layer"), dict) else {}
+    return failed_checks(doc.get("records"), s.get("failed_checks"), layer.get("failed_checks"))
 
 
 def _plan(path, doc, gpu, model, notes):
@@ -317,6 +328,11 @@ def compare_runs(runs: list[tuple[str, dict]], model: str = DEFAULT_MODEL, price
             (warn or (lambda _: None))(f"skipped {e}")
     if not rows:
         raise InputError("no usable result files: " + ", ".join(p for p, _ in runs))
+    for row in rows:
+        if row["failed_checks"]:
+            (warn or (lambda _: None))(f"{row['file']}: {row['failed_checks']} of its measurements failed their "
+                                       "correctness check (the figures come from those that passed: look at the "
+                                       "run before trusting them)")
     df = summarise(rows)
     df.attrs["runs"] = rows
     return df

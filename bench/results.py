@@ -567,7 +567,7 @@ def _plausible(doc: dict, path: str) -> None:
         if _integer(machine.get(key)) and machine[key] < 1:
             bad(f"machine.{key}", machine[key], "must be at least 1")
     ceiling = _tflops_ceiling()
-    best = {}  # (op, dtype) -> highest tflops / busbw among the records
+    best, measured = {}, set()  # (op, dtype, key) -> highest rate among the records that passed their check
     for i, rec in enumerate(doc["records"]):
         where = f"records[{i}]"
         for key, value in rec["time_ms"].items():
@@ -583,34 +583,43 @@ def _plausible(doc: dict, path: str) -> None:
             if not _rate(f"{where}.{key}", value, high, bad):
                 continue
             k = (rec["op"], rec["dtype"], key)
-            best[k] = max(best.get(k, 0), value)
+            measured.add(k)
+            if record_ok(rec):   # a summary is built from the records that passed (summarize)
+                best[k] = max(best.get(k, 0), value)
     summary = doc.get("summary") or {}
     _plausible_summary(summary, ceiling, bad)
-    mamf = summary.get("mamf_tflops")
-    if isinstance(mamf, dict):
-        for dtype, value in mamf.items():
-            top = best.get(("matmul", dtype, "tflops"))
-            if _number(value) and top is not None and value > top * (1 + 1e-6):
-                bad(f"summary.mamf_tflops.{dtype}", value, f"exceeds every {dtype} matmul record "
-                    f"(best {top:g}): the summary contradicts the records")
-    value, top = summary.get("busbw_gbps_max"), best.get(("allreduce", "fp32", "busbw_gbps"))
-    if _number(value) and top is not None and value > top * (1 + 1e-6):
-        bad("summary.busbw_gbps_max", value, f"exceeds every all-reduce record (best {top:g}): "
-            "the summary contradicts the records")
-    for where, value, top, what in _summarised_rates(summary, best):
-        if _number(value) and top is not None and value > top * (1 + 1e-6):
-            bad(f"summary.{where}", value, f"exceeds every {what} record (best {top:g}): the summary "
+    for where, value, found, what in _summarised_rates(summary, best, measured):
+        if not _number(value) or found is None:
+            continue
+        if found is False:
+            bad(f"summary.{where}", value, f"has no {what} record that passed its check behind it (every one "
+                "failed): the summary contradicts the records")
+        if value > found * (1 + 1e-6):
+            bad(f"summary.{where}", value, f"exceeds every {what} record (best {found:g}): the summary "
                 "contradicts the records")
+    failed = sum(1 for rec in doc["records"] if not record_ok(rec))
+    if _integer(summary.get("failed_checks")) and summary["failed_checks"] < failed:
+        bad("summary.failed_checks", summary["failed_checks"], f"but {failed} records failed their check: the "
+            "summary contradicts the records")
 
 
-def _summarised_rates(summary: dict, best: dict):
-    """(field, value, the best record's rate or None, what) for the summary's other rates the cost
-    model reads: each is a best or a total-work-over-total-time of its records, so none can pass the
-    best record (a hand-edited 9,999 TFLOP/s attention on a CPU was read as measured: hostile tester)."""
+def _summarised_rates(summary: dict, best: dict, measured: set):
+    """(field, value, found, what) for the summary's rates the cost model reads. found: the best
+    rate among the records of that kind that passed their check; False where there are such
+    records but every one failed; None where the file has none (a summary-only file). Each summary
+    rate is a best or a total-work-over-total-time of passing records, so none can pass the best of
+    them (a hand-edited 9,999 TFLOP/s attention on a CPU was read as measured, and a summary kept
+    its MAMF while every matmul record failed: hostile testers)."""
     def top(op, key, dtype=None):
-        found = [v for (o, d, k), v in best.items() if o == op and k == key and dtype in (None, d)]
-        return max(found) if found else None
+        def mine(keys):
+            return [k for k in keys if k[0] == op and k[2] == key and dtype in (None, k[1])]
+        found = [best[k] for k in mine(best)]
+        return max(found) if found else (False if mine(measured) else None)
 
+    mamf = summary.get("mamf_tflops") if isinstance(summary.get("mamf_tflops"), dict) else {}
+    for dtype, value in mamf.items():
+        yield f"mamf_tflops.{dtype}", value, top("matmul", "tflops", dtype), f"{dtype} matmul"
+    yield "busbw_gbps_max", summary.get("busbw_gbps_max"), top("allreduce", "busbw_gbps"), "all-reduce"
     yield "membw_gbps", summary.get("membw_gbps"), top("membw", "gbps"), "membw"
     colls = summary.get("collectives") if isinstance(summary.get("collectives"), dict) else {}
     for op, c in colls.items():

@@ -123,7 +123,7 @@ class Throughput:
             host_memory_gb=float(host) if host is not None else None,   # 0: refused below, not "unknown"
             device_name=field("machine.gpu.name", str),
             tp_collective_times=_collective_times(result.get("records"), TP_COLLECTIVES, source),
-            failed_checks=_failed_checks(result.get("records"), field("summary.failed_checks", int),
+            failed_checks=failed_checks(result.get("records"), field("summary.failed_checks", int),
                                          field("summary.layer.failed_checks", int)),
             complete=field("summary.complete", bool) is not False,
         )
@@ -132,7 +132,7 @@ class Throughput:
 TP_COLLECTIVES = ("allgather", "reducescatter")   # what sequence-parallel TP runs (step_time)
 
 
-def _failed_checks(records, *summarised) -> int:
+def failed_checks(records, *summarised) -> int:
     """Records that failed their check (a check's `correct` false, a collective's `wrong` elements;
     bench.results.record_ok), or the summary's count where it says more (a file without records)."""
     failed = sum(1 for r in records if isinstance(r, dict) and (r.get("correct") is False or

@@ -181,3 +181,22 @@ def test_gpu_counts_stay_whole_beside_a_run_without_one(tmp_path, capsys):
     assert code == 0 and counts and all(type(c) is int for c in counts), counts
     code, out, _ = run(capsys, "compare", known, unknown)
     assert code == 0 and "16,384.0" not in out and "16,384" in out
+
+
+def test_a_run_with_failed_checks_is_flagged_where_providers_are_ranked(tmp_path, capsys):
+    """compare said nothing of a run whose summary counted 3 failed checks (cost --results warned):
+    the table that ranks providers now carries a note and stderr a warning naming the file."""
+    doc = synthetic.result("aws/us-east-1")
+    bad = dict(doc["records"][-1], correct=False)   # a memory copy whose check failed; a passing one stays
+    doc["records"].append(bad)
+    doc["summary"]["failed_checks"] = 1
+    path = synthetic.write(tmp_path, "failed.json", doc)
+    clean = synthetic.write(tmp_path, "clean.json", synthetic.result("coreweave/us-east", run_id="r2"))
+    df = compare([path, clean], model="llama3-8b", prices=synthetic.prices(tmp_path))
+    by_file = {r["file"]: r for r in df.attrs["runs"]}
+    assert by_file[path]["failed_checks"] == 1 and "1 measurement(s) failed their correctness check" in by_file[path]["note"]
+    assert by_file[clean]["failed_checks"] == 0 and "failed" not in (by_file[clean]["note"] or "")
+    code, out, err = run(capsys, "compare", path, clean, "--model", "llama3-8b", "--prices", synthetic.prices(tmp_path))
+    assert code == 0 and "failed their correctness check" in out
+    (line,) = [w for w in err.splitlines() if "failed" in w]
+    assert line.startswith(f"costbench compare: warning: {path}: 1 of its measurements failed")

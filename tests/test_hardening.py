@@ -197,6 +197,13 @@ def _big_int_doc():
     (b"\xff\xfe{}", "not UTF-8"),
     (json.dumps(result_doc([matmul(1e9)], {})), "more than any hardware"),
     (json.dumps(result_doc([matmul(1.0)], {"mamf_tflops": {"fp32": 9.0}})), "contradicts the records"),
+    # every matmul record failed its check, yet the summary kept a MAMF that cost then priced
+    (json.dumps(result_doc([{**matmul(1.0), "correct": False}], {"mamf_tflops": {"fp32": 1.0}})),
+     "summary.mamf_tflops.fp32: 1.0 has no fp32 matmul record that passed its check behind it"),
+    (json.dumps(result_doc([matmul(1.0), {**matmul(2.0), "correct": False}], {"mamf_tflops": {"fp32": 2.0}})),
+     "exceeds every fp32 matmul record (best 1)"),
+    (json.dumps(result_doc([{**matmul(1.0), "correct": False}], {"failed_checks": 0})),
+     "summary.failed_checks: 0 but 1 records failed their check"),
     (json.dumps(result_doc([matmul(-1.0)], {})), "is negative"),
     (json.dumps(result_doc([], {}, world_size=0)), "machine.world_size: 0 must be at least 1"),
     # json keeps the last of two keys without a word: a second gemm_tflops silently replaced the first
