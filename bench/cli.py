@@ -103,11 +103,17 @@ _BYTE_UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
 
 
 def byte_size(text):
-    """'4G', '256M', '4GiB', '64k', '1048576' -> bytes. Binary units, as nccl-tests' -b/-e."""
-    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([KMGT]?)(?:I?B)?\s*", text, re.IGNORECASE)
-    if not m:
+    """'4G', '256M', '4GiB', '64k', '1048576', '1_024', '4e3' -> bytes. Binary units, as nccl-tests'
+    -b/-e; the number as cost_models.units reads every number (ASCII digits, `_` between them)."""
+    m = re.fullmatch(r"\s*([0-9][0-9_.eE+-]*?)\s*([KMGT]?)(?:I?B)?\s*", text, re.IGNORECASE)
+    try:
+        value = parse_number(m.group(1)) * _BYTE_UNITS[m.group(2).upper()] if m else None
+    except InputError:
+        value = None
+    if value is None:
         raise argparse.ArgumentTypeError(f"{text!r} is not a size (e.g. 4G, 256M, 65536)")
-    value = float(m.group(1)) * _BYTE_UNITS[m.group(2).upper()]
+    if value > _BYTE_UNITS["T"]:
+        raise argparse.ArgumentTypeError(f"{text!r} is above 1T (1 TiB): a message larger than any GPU's memory")
     if value != int(value) or value < 4 or int(value) % 4:
         raise argparse.ArgumentTypeError(f"{text!r} must be a whole number of fp32 elements: "
                                          "a positive multiple of 4 bytes")
@@ -115,10 +121,12 @@ def byte_size(text):
 
 
 def csv_list(text):
-    """'a,b, c' -> ['a', 'b', 'c']"""
-    items = [t.strip() for t in text.split(",") if t.strip()]
-    if not items:
+    """'a,b, c' -> ['a', 'b', 'c']; an empty item (`matmul,,membw`) is refused as a typo, not dropped."""
+    items = [t.strip() for t in text.split(",")]
+    if not any(items):
         raise argparse.ArgumentTypeError(f"{text!r} is an empty list")
+    if not all(items):
+        raise argparse.ArgumentTypeError(f"{text!r} has an empty item (two commas, or one at an end)")
     return items
 
 

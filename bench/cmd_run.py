@@ -16,7 +16,7 @@ module to build the parser, so torch is only imported by main() / run_quick() (v
 
 import sys
 
-from bench.cli import byte_size, csv_list, positive_int
+from bench.cli import byte_size, csv_list, number, positive_int
 from bench.table import format_table
 
 DEFAULT_OUT = "results"
@@ -30,9 +30,9 @@ def add_arguments(parser, command):
     parser.add_argument("--dtypes", type=csv_list, default=None,
                         help="matmul dtypes, comma-separated from bf16,fp16,tf32,fp32,fp8 "
                              "(default: all on a GPU, fp32,bf16 on CPU)")
-    parser.add_argument("--layout", default="TN",
+    parser.add_argument("--layout", default=None,
                         help="matmul operand layout: TN (default: B column-major, as nn.Linear runs) or NN")
-    parser.add_argument("--warmup-s", type=float, default=None,
+    parser.add_argument("--warmup-s", type=number, default=None,
                         help="seconds of matmul to warm the GPU before the first timed shape "
                              "(default 30 on a GPU, as mamf-finder; 0 on CPU)")
     parser.add_argument("--inplace", action="store_true",
@@ -58,7 +58,7 @@ def add_arguments(parser, command):
     parser.add_argument("--out", default=DEFAULT_OUT, help=f"folder for the result file (default {DEFAULT_OUT}/)")
 
 
-def _tflops(v):
+def _tflops(v):   # and any rate: 3 digits below 10, so a small non-zero busbw does not print as 0.0
     return f"{v:,.1f}" if v >= 10 else f"{v:.3g}"
 
 
@@ -94,7 +94,7 @@ def summary_text(result: dict, path: str | None) -> str:
         if c["world_size"] == 1:
             lines.append(f"{op}: world size 1 (one process): no link measured, busbw is 0 by definition")
         else:
-            lines.append(f"{op}: best busbw {c['busbw_gbps_max']:,.1f} GB/s at {human_bytes(c['bytes'])} "
+            lines.append(f"{op}: best busbw {_tflops(c['busbw_gbps_max'])} GB/s at {human_bytes(c['bytes'])} "
                          f"(world size {c['world_size']}, {c['nodes']} node(s), {c['backend']})")
     if s.get("layer"):
         lines.append(layer_text(s["layer"]))

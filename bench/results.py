@@ -520,6 +520,7 @@ def validate(doc, path: str = "<result>") -> dict:
 
 MAX_DEPTH = 32  # a result file nests ~5 deep; deeper is not ours (and json recursion has a limit)
 MAX_STR = 1 << 16  # a host name, a note, a failure line: nothing costbench writes comes near 64 KiB
+MAX_TAG = 1024     # what `run --tag` takes: a label; readers take up to MAX_STR (files written by hand or older runs)
 MAX_INT = 2 ** 63  # bytes, shapes and counts fit in 64 bits; larger overflow float arithmetic later
 MAX_GBPS = 1e5  # 100 TB/s: ~50x the fastest link or HBM shipping (NVLink 5: 1.8 TB/s, B200 HBM: 8 TB/s)
 # The floors of a compute or memory rate the cost model divides by: 1 MFLOP/s and 1 MB/s, thousands of

@@ -49,7 +49,7 @@ class RunConfig:
     out: str = "results"
     inplace: bool = False          # also time reduce-scatter and all-gather in place
     max_bytes: int | None = None   # the largest collective message size (default: kernels.collectives)
-    layout: str = "TN"
+    layout: str | None = None      # None: TN (matmul_layout); given, it needs matmul in ops
     warmup_s: float | None = None  # None: kernels.matmul.WARMUP_S of the device
     model: str | None = None  # the layer op's model: a catalog name...
     tp: int = 1
@@ -60,7 +60,7 @@ class RunConfig:
     def __post_init__(self):
         if self.device not in DEVICES:
             raise unknown_name("device", self.device, DEVICES)
-        if self.layout not in LAYOUTS:
+        if self.layout is not None and self.layout not in LAYOUTS:
             raise unknown_name("layout", self.layout, LAYOUTS)
         if self.warmup_s is not None and not 0 <= self.warmup_s <= 3600:
             raise InputError(f"--warmup-s {self.warmup_s:g}: must be between 0 and 3600 seconds")
@@ -72,6 +72,8 @@ class RunConfig:
                 raise unknown_name("dtype", dtype, DTYPES)
         if self.max_bytes is not None and (self.max_bytes < 4 or self.max_bytes % 4):
             raise InputError(f"--max-bytes {self.max_bytes}: must be a positive multiple of 4 bytes (fp32 elements)")
+        _check_tag(self.tag)
+        _check_applies(self)
         # keep the order given, drop repeats: `--dtypes bf16,bf16` measures bf16 once
         self.ops = tuple(dict.fromkeys(self.ops))
         self.dtypes = tuple(dict.fromkeys(self.dtypes)) if self.dtypes else None
@@ -82,6 +84,42 @@ class RunConfig:
                                  "name the model, e.g. --model llama3-8b")
         elif self.model is not None or self.tp_given or any(v is not None for v in self.shape.values()):
             raise InputError("--model, --tp and the shape flags describe the layer op: add layer to --ops")
+
+    @property
+    def matmul_layout(self) -> str:
+        return self.layout or "TN"
+
+
+def _check_tag(tag: str | None) -> None:
+    """A tag every reader can read back (bench.results.MAX_STR) and print as one table cell: a
+    100,000-character tag was measured, exited 0 and then refused by compare and cost; a newline
+    or an escape sequence in one broke compare's table and recoloured the terminal."""
+    if tag is None:
+        return
+    if len(tag) > results.MAX_TAG:
+        raise InputError(f"--tag: {len(tag):,} characters; at most {results.MAX_TAG} (a label such as "
+                         "coreweave/us-east-04)")
+    bad = next((c for c in tag if not c.isprintable()), None)
+    if bad is not None:
+        raise InputError(f"--tag {ascii(tag)[:60]}: holds the control character {ascii(bad)}; a tag is one "
+                         "line of printable text")
+
+
+# flags that only some ops read: each given without one of those ops would be recorded as if applied
+_APPLIES = (("dtypes", ("matmul", "layer"), "sets the dtypes of matmul and layer"),
+            ("layout", ("matmul",), "sets matmul's operand layout (layer times its own TN/NN/NT passes)"),
+            ("warmup_s", ("matmul", "membw"), "warms the GPU before matmul and membw; nothing else warms up"),
+            ("inplace", ("reducescatter", "allgather"), "adds in-place reduce-scatter and all-gather "
+                                                        "(all-reduce is always in place, all-to-all never)"),
+            ("max_bytes", results.COLLECTIVES, "bounds the collectives' message sizes"))
+
+
+def _check_applies(cfg: "RunConfig") -> None:
+    for field, ops, what in _APPLIES:
+        value = getattr(cfg, field)
+        if value not in (None, False) and not any(op in cfg.ops for op in ops):
+            raise InputError(f"--{field.replace('_', '-')} {what}: add {' or '.join(ops)} to --ops "
+                             f"(--ops {','.join(cfg.ops)})")
 
 
 def layer_shape(model: str | None, flags: dict, tp: int):
@@ -138,6 +176,10 @@ class RunOutcome:
 
 def check_out_dir(out: str) -> None:
     """Create --out if needed and prove it is writable, before anything is measured."""
+    if os.path.lexists(out) and not os.path.isdir(out):   # makedirs said "(File exists)" of these
+        what = ("a symbolic link to a missing path" if os.path.islink(out) and not os.path.exists(out)
+                else "a file, not a folder" if os.path.isfile(out) else "not a folder")
+        raise InputError(f"--out {out}: is {what}; result files go in a folder (it is created if missing)")
     try:
         os.makedirs(out, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=out, prefix=".costbench-probe-"):
@@ -239,7 +281,7 @@ class _Run:
             mine = []
             if self.measures_matmul():
                 self.progress.phase(f"matmul {dtype}")
-                for rec in matmul.search(dtype, self.device, self.cfg.quick, layout=self.cfg.layout):
+                for rec in matmul.search(dtype, self.device, self.cfg.quick, layout=self.cfg.matmul_layout):
                     mine.append(rec)
                     if self.leader:
                         self.add(rec)
@@ -265,7 +307,7 @@ class _Run:
             self.progress.phase(f"matmul {dtype} sustained")
             rec = matmul.measure(top["m"], top["n"], top["k"], dtype, self.device,
                                  matmul.remeasure_budget_ms(self.device, self.cfg.quick),
-                                 layout=top.get("layout", self.cfg.layout), phase="sustained")
+                                 layout=top.get("layout", self.cfg.matmul_layout), phase="sustained")
             self.add(rec)
             self.progress.step(f"{rec['m']}x{rec['n']}x{rec['k']} {rec['tflops']:.3g} TFLOP/s")
             if not rec["correct"]:
@@ -437,6 +479,18 @@ def _teardown(device: str, failed: bool) -> None:
             pass
 
 
+def _check_message_sizes(cfg: RunConfig, world: int) -> None:
+    """A --max-bytes below one fp32 element per rank leaves the chunked collectives no size to run
+    (4 B on 2 ranks: reduce-scatter, all-gather and all-to-all measured nothing, without a word)."""
+    from kernels.collectives import ELEMENT_BYTES, INPLACE_ONLY
+
+    chunked = [op for op in cfg.ops if op in results.COLLECTIVES and op not in INPLACE_ONLY]
+    least = ELEMENT_BYTES * world
+    if cfg.max_bytes is not None and chunked and cfg.max_bytes < least:
+        raise InputError(f"--max-bytes {cfg.max_bytes}: below one fp32 element per rank for {', '.join(chunked)} "
+                         f"at world size {world}, which would measure nothing; at least {least} bytes")
+
+
 def nothing_to_measure(cfg: RunConfig, device: str) -> str | None:
     """Why this run would measure nothing on `device` (every op a dtype op whose every dtype is
     skipped here: `--ops matmul --dtypes fp8` on a CPU), or None when something runs."""
@@ -465,6 +519,7 @@ def run(cfg: RunConfig) -> RunOutcome:
     from bench import launch as launch_env
 
     launch = launch_env.from_env()
+    _check_message_sizes(cfg, launch.world_size)
     device = resolve_device(cfg.device)  # first: refusing --device cuda must not create --out
     if cfg.layer_shape is not None and "layer" in cfg.ops:   # a shape too big to run: refused before any file
         from kernels import layer, select_cuda_device
@@ -487,7 +542,7 @@ def run(cfg: RunConfig) -> RunOutcome:
     skipped = {d: r for d in dtypes if (r := matmul.unsupported_reason(d, device))}
     warmup_s = matmul.WARMUP_S[device] if cfg.warmup_s is None else cfg.warmup_s
     config = {"ops": list(cfg.ops), "dtypes": dtypes, "quick": cfg.quick, "device": device,
-              "layout": cfg.layout, "warmup_s": warmup_s, "skipped_dtypes": skipped,
+              "layout": cfg.matmul_layout, "warmup_s": warmup_s, "skipped_dtypes": skipped,
               "inplace": cfg.inplace, "max_bytes": cfg.max_bytes, "timeout_s": launch.timeout_s, "notes": []}
     interrupted, error, created, machine, bug, held, noted = False, None, False, None, None, None, []
     try:

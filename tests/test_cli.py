@@ -1,5 +1,6 @@
 """The dispatcher's contract: top-level help, unknown commands, one-line errors, table layout."""
 
+import argparse
 import subprocess
 import sys
 
@@ -47,7 +48,18 @@ def test_positive_int_rejects_fractions():
 
 
 def test_csv_list():
-    assert cli.csv_list("a, b,,c") == ["a", "b", "c"]
+    assert cli.csv_list("a, b ,c") == ["a", "b", "c"]
+    for typo in ("a,,c", "a,b,", ",a", " , "):   # a dropped item hid a typo (`--ops matmul,,membw`)
+        with pytest.raises(argparse.ArgumentTypeError):
+            cli.csv_list(typo)
+
+
+def test_byte_size_reads_numbers_as_the_readme_does():
+    assert cli.byte_size("1_024") == 1024 and cli.byte_size("4e3") == 4000 and cli.byte_size("1T") == 1 << 40
+    assert cli.byte_size("4GiB") == 4 << 30 and cli.byte_size(" 64k ") == 65536 and cli.byte_size("1.5K") == 1536
+    for bad in ("\u0664K", "4X", "1__0", "nan", "inf", "-4", "2T", "1e400"):
+        with pytest.raises(argparse.ArgumentTypeError):
+            cli.byte_size(bad)
 
 
 def test_version_via_python_m_bench():

@@ -40,7 +40,23 @@ def costbench(*args, **kw):
     (["--bogus"], "unrecognized arguments: --bogus"),
     (["--layout", "nt"], "unknown layout 'nt'"),
     (["--warmup-s", "-5"], "--warmup-s -5: must be between 0 and 3600 seconds"),
-    (["--warmup-s", "soon"], "--warmup-s: invalid float value: 'soon'"),
+    (["--warmup-s", "soon"], "argument --warmup-s: 'soon' is not a number"),
+    # hostile tester round 4: numbers as the README reads them, flags that would not apply, tags readers refuse
+    (["--warmup-s", "\u0663"], "is not a number: use ASCII digits"),
+    (["--warmup-s", "1e400"], "--warmup-s: '1e400' is too large"),
+    (["--max-bytes", "\u0664K"], "argument --max-bytes: '\u0664K' is not a size"),
+    (["--max-bytes", "2T"], "argument --max-bytes: '2T' is above 1T (1 TiB)"),
+    (["--ops", "matmul,,membw"], "'matmul,,membw' has an empty item"),
+    (["--ops", "allreduce", "--warmup-s", "5"], "--warmup-s warms the GPU before matmul and membw; nothing else "
+                                                "warms up: add matmul or membw to --ops (--ops allreduce)"),
+    (["--ops", "allreduce", "--layout", "NN"], "--layout sets matmul's operand layout"),
+    (["--ops", "layer", "--model", "llama3-8b", "--layout", "NN"], "--layout sets matmul's operand layout"),
+    (["--ops", "membw", "--dtypes", "fp16"], "--dtypes sets the dtypes of matmul and layer: add matmul or layer"),
+    (["--ops", "matmul,allreduce,alltoall", "--inplace"], "--inplace adds in-place reduce-scatter and all-gather"),
+    (["--ops", "matmul", "--max-bytes", "4K"], "--max-bytes bounds the collectives' message sizes"),
+    (["--ops", "membw", "--tag", "me/" + "x" * 2000], "--tag: 2,003 characters; at most 1024"),
+    (["--ops", "membw", "--tag", "me/east\nFAKE ROW"], "--tag 'me/east\\nFAKE ROW': holds the control character '\\n'"),
+    (["--ops", "membw", "--tag", "me/\x1b[31mred"], "holds the control character '\\x1b'"),
     (["--ops", "layer", "--hidden", "96", "--heads", "32", "--kv-heads", "8", "--ffn", "256", "--seq", "64"],
      "head size 3 (--hidden 96 / --heads 32) must be even: rotary embeddings rotate pairs"),
     # a check that could only fail: with one token the reference gradients are rounding noise
@@ -193,7 +209,7 @@ def test_a_bug_mid_run_still_closes_the_file_complete_false(tmp_path, monkeypatc
 def test_skipped_dtypes_are_recorded_with_their_reason(tmp_path):
     # membw beside: a run of skipped dtypes alone measures nothing and is refused (test_bad_arguments...)
     cfg = runner.RunConfig(device="cpu", ops=("matmul", "membw"), dtypes=("fp8", "tf32"), quick=True,
-                           max_bytes=1 << 20, out=str(tmp_path))
+                           out=str(tmp_path))
     outcome = runner.run(cfg)
     assert outcome.exit_code == 0 and {r["op"] for r in outcome.result["records"]} == {"membw"}
     skipped = results.load(outcome.path)["config"]["skipped_dtypes"]
@@ -202,8 +218,8 @@ def test_skipped_dtypes_are_recorded_with_their_reason(tmp_path):
 
 
 def test_run_config_dedupes_and_validates():
-    cfg = runner.RunConfig(ops=("allreduce", "allreduce"), dtypes=("bf16", "bf16"))
-    assert cfg.ops == ("allreduce",) and cfg.dtypes == ("bf16",)
+    cfg = runner.RunConfig(ops=("matmul", "allreduce", "allreduce"), dtypes=("bf16", "bf16"))
+    assert cfg.ops == ("matmul", "allreduce") and cfg.dtypes == ("bf16",) and cfg.matmul_layout == "TN"
     with pytest.raises(Exception, match="unknown op 'mm'"):
         runner.RunConfig(ops=("mm",))
     with pytest.raises(Exception, match="unknown layout 'TT'"):
@@ -285,3 +301,47 @@ def test_every_ranks_fingerprint_is_gathered_before_and_after(tmp_path):
     assert [g["rank"] for g in gpus] == [0, 1]
     for g in gpus:  # no GPU here: every snapshot says so, nothing crashed
         assert g["host"] and g["before"]["nvml"] == g["after"]["nvml"] == "unavailable: no GPU on this rank"
+
+
+@pytest.mark.parametrize("kind", ["file", "dangling", "device"])
+def test_out_that_is_not_a_folder_is_named_for_what_it_is(tmp_path, capsys, kind):
+    """A regular file, a dangling symlink and /dev/null all said "(File exists)"; nothing is touched."""
+    if kind == "file":
+        out, expect = tmp_path / "afile", "is a file, not a folder"
+        out.write_text("mine")
+    elif kind == "dangling":
+        out, expect = tmp_path / "link", "is a symbolic link to a missing path"
+        out.symlink_to(tmp_path / "missing")
+    else:
+        out, expect = "/dev/null", "is not a folder"
+        if not os.path.exists(out):
+            pytest.skip("no /dev/null")
+    assert cli_main(["run", "--device", "cpu", "--ops", "membw", "--quick", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert f"--out {out}: {expect}" in err and err.count("\n") == 1
+    if kind == "file":
+        assert out.read_text() == "mine"
+    if kind == "dangling":
+        assert not (tmp_path / "missing").exists()
+
+
+def test_max_bytes_below_one_element_per_rank_is_refused_for_the_chunked_ops():
+    """4 B on 2 ranks: reduce-scatter, all-gather and all-to-all measured nothing, exit 0, no note."""
+    cfg = runner.RunConfig(ops=("allreduce", "reducescatter", "alltoall"), max_bytes=4)
+    with pytest.raises(InputError, match=r"--max-bytes 4: below one fp32 element per rank for reducescatter, "
+                                         r"alltoall at world size 2, which would measure nothing; at least 8 bytes"):
+        runner._check_message_sizes(cfg, 2)
+    runner._check_message_sizes(cfg, 1)   # one process: one element is a whole chunk
+    runner._check_message_sizes(runner.RunConfig(ops=("allreduce",), max_bytes=4), 8)   # not chunked
+    runner._check_message_sizes(dataclasses_replace(cfg, max_bytes=8), 2)
+
+
+def dataclasses_replace(cfg, **changes):
+    import dataclasses
+    return dataclasses.replace(cfg, **changes)
+
+
+def test_a_small_busbw_keeps_its_digits():
+    doc = {"summary": {"mamf_tflops": {}, "collectives": {"allreduce": {
+        "busbw_gbps_max": 2.4e-05, "bytes": 4, "world_size": 2, "nodes": 1, "backend": "gloo"}}}, "config": {}}
+    assert "allreduce: best busbw 2.4e-05 GB/s at 4 B (world size 2" in summary_text(doc, None)

@@ -29,3 +29,13 @@ def test_terminal_draws_with_rich_same_cells():
         assert value in text
     nebius = next(line for line in text.splitlines() if "nebius" in line)
     assert nebius.rstrip().endswith("-")  # the missing value shown as "-", right-aligned
+
+
+def test_control_characters_in_a_cell_are_escaped():
+    """A tag with a newline and an ESC (from a result file) split a row in two and recoloured the terminal."""
+    rows = [{"tag": "me/east\nFAKE ROW\x1b[31m 日本", "v": 1.0}]
+    for terminal in (False, True):
+        text = format_table(rows, [("tag", "tag", ""), ("v", "v", ".1f")], terminal=terminal)
+        assert "\x1b[31m" not in text.replace("\x1b[1m", "") or not terminal
+        assert "me/east\\nFAKE ROW\\x1b[31m 日本" in text
+        assert len([line for line in text.splitlines() if "FAKE" in line]) == 1
