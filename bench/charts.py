@@ -49,7 +49,13 @@ def _line_label(ax, y, text):
 
 def _label(row) -> str:
     """A run's name in legends: its tag, and the GPU where the tag does not say it."""
-    return f"{row['tag']} ({row['gpu']}, {row['world_size']} ranks)"
+    return f"{_tag(row)} ({row['gpu']}, {row['world_size']} ranks)"
+
+
+def _tag(row) -> str:
+    """The tag as one printable line: a newline or ESC in a result file's tag would break a legend."""
+    from bench.table import printable
+    return printable(row["tag"])
 
 
 def _message(ax, text):
@@ -79,7 +85,7 @@ def cost_by_provider(df, model: str, prices=None, size=(10, 6)):
     for gpu in dict.fromkeys(df["gpu"]):
         row = _representative(df, gpu)
         if row is not None:
-            plans.append((row["_plan"], f"measured throughput of {row['tag']} (a provider with its own run: that run's)"))
+            plans.append((row["_plan"], f"measured throughput of {_tag(row)} (a provider with its own run: that run's)"))
     if not plans:
         plans = [(plan_training(model, DEFAULT_GPU), "catalog throughput: no run measured a catalog GPU")]
     # A provider with a run of its own on that GPU is priced on that run's throughput, as the compare
@@ -284,7 +290,7 @@ def days_vs_cost(df, model: str, prices=None, sizes=CLUSTER_SIZES, size=(10, 6))
         if pts:
             color = f"C{(gpus.index(row['gpu']) if row['gpu'] in gpus else 9) % 10}"
             ax.plot(*zip(*pts), linestyle=("--", ":", "-.")[j % 3], marker="x+^v"[j % 4], color=color, linewidth=1.2,
-                    label=f"{row['tag']} (measured {row['gpu']}, ${price:.2f}/GPU-h)")
+                    label=f"{_tag(row)} (measured {row['gpu']}, ${price:.2f}/GPU-h)")
     ax.set_xscale("log")
     ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
     ax.yaxis.set_major_formatter(FuncFormatter(_money))

@@ -12,7 +12,6 @@ a report they copied and annotated, differs from it and is kept; a chart a re-ru
 left alone. Unreadable result files are warned about as in `compare`.
 """
 
-import html
 import io
 import json
 import os
@@ -252,7 +251,7 @@ def _page(df, runs, model, pngs) -> str:
     numeric = {k for k, _, _ in columns} - {"tag", "gpu", "pflop_dtype", "note"}
     compare_html = (report_page.table_html([_formatted(r, columns) for r in rows], [(k, h) for k, h, _ in columns],
                                            numeric)
-                    + "<p>" + "<br>".join(html.escape(x) for x in footer(df, model, "on-demand").splitlines())
+                    + "<p>" + "<br>".join(report_page.escape(x) for x in footer(df, model, "on-demand").splitlines())
                     + "</p>")
     run_rows = [{"tag": d.get("tag") or "(no tag)", "gpu": gpu_name(d), "ranks": d["machine"].get("world_size"),
                  "nodes": d["machine"].get("nodes") or 1, "host": d["machine"].get("hostname"),

@@ -8,6 +8,8 @@ page(title, intro, sections, charts, footer) -> str; sections are (heading, HTML
 import base64
 import html
 
+from bench.table import printable
+
 GENERATOR = "costbench report"  # also marks the page as costbench's own, so a re-run may replace it
 
 CSS = """
@@ -31,13 +33,18 @@ footer { color: #5a6470; font-size: 13px; margin-top: 48px; }
 """
 
 
+def escape(text: str) -> str:
+    """HTML-escaped, control characters as visible escapes (a tag's ESC or newline from a result file)."""
+    return html.escape(text if text.isprintable() else printable(text))
+
+
 def _anchor(title: str) -> str:
     return "".join(c if c.isalnum() else "-" for c in title.lower()).strip("-")
 
 
 def table_html(rows: list[dict], columns: list[tuple[str, str]], numeric=()) -> str:
     """rows of already formatted cells; columns: (key, header); keys in `numeric` right-aligned."""
-    head = "".join(f"<th>{html.escape(h)}</th>" for _, h in columns)
+    head = "".join(f"<th>{escape(h)}</th>" for _, h in columns)
     body = []
     for r in rows:
         cells = []
@@ -45,7 +52,7 @@ def table_html(rows: list[dict], columns: list[tuple[str, str]], numeric=()) -> 
             value = r.get(key)
             text = "-" if value is None or value != value else str(value)
             cls = ' class="num"' if key in numeric else ""
-            cells.append(f"<td{cls}>{html.escape(text)}</td>")
+            cells.append(f"<td{cls}>{escape(text)}</td>")
         body.append("<tr>" + "".join(cells) + "</tr>")
     return f'<div class="scroll"><table><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table></div>'
 
@@ -53,18 +60,18 @@ def table_html(rows: list[dict], columns: list[tuple[str, str]], numeric=()) -> 
 def page(title: str, intro: str, sections: list[tuple[str, str]], charts: list[tuple[str, bytes, str]],
          footer: str) -> str:
     """sections: (heading, HTML) before the charts; charts: (title, PNG bytes, how-to-read text)."""
-    nav = " ".join(f'<a href="#{_anchor(t)}">{html.escape(t)}</a>' for t, _ in sections + [(c[0], "") for c in charts])
-    parts = [f"<h1>{html.escape(title)}</h1>", f'<p class="meta">{html.escape(intro)}</p>', f"<nav>{nav}</nav>"]
+    nav = " ".join(f'<a href="#{_anchor(t)}">{escape(t)}</a>' for t, _ in sections + [(c[0], "") for c in charts])
+    parts = [f"<h1>{escape(title)}</h1>", f'<p class="meta">{escape(intro)}</p>', f"<nav>{nav}</nav>"]
     for heading, body in sections:
-        parts.append(f'<h2 id="{_anchor(heading)}">{html.escape(heading)}</h2>{body}')
+        parts.append(f'<h2 id="{_anchor(heading)}">{escape(heading)}</h2>{body}')
     for chart_title, png, how in charts:
         data = base64.b64encode(png).decode("ascii")
-        parts.append(f'<h2 id="{_anchor(chart_title)}">{html.escape(chart_title)}</h2>'
-                     f'<p class="how"><b>How to read this:</b> {html.escape(how)}</p>'
-                     f'<figure><img alt="{html.escape(chart_title)}" src="data:image/png;base64,{data}"></figure>')
-    parts.append(f"<footer>{html.escape(footer)}</footer>")
+        parts.append(f'<h2 id="{_anchor(chart_title)}">{escape(chart_title)}</h2>'
+                     f'<p class="how"><b>How to read this:</b> {escape(how)}</p>'
+                     f'<figure><img alt="{escape(chart_title)}" src="data:image/png;base64,{data}"></figure>')
+    parts.append(f"<footer>{escape(footer)}</footer>")
     return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
             f"<meta name=\"generator\" content=\"{GENERATOR}\">"
             "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
-            f"<title>{html.escape(title)}</title><style>{CSS}</style></head>"
+            f"<title>{escape(title)}</title><style>{CSS}</style></head>"
             f"<body><main>{''.join(parts)}</main></body></html>\n")

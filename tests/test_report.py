@@ -225,3 +225,12 @@ def test_the_cost_chart_prices_each_provider_on_its_own_run_as_the_table_does(tm
     for provider, cost in table.items():
         mine = [w for label, w in bars.items() if label.startswith(f"{provider} on-demand")]
         assert any(w == pytest.approx(cost, rel=1e-9) for w in mine), (provider, cost, bars)
+
+
+def test_control_characters_in_a_tag_are_visible_escapes_on_the_page(tmp_path):
+    """A tag holding a newline and an ESC (a file made by hand or by an older run) reached the page raw."""
+    tag = "lambda/x\nFAKE\x1b[31m<b>"
+    paths = [synthetic.write(tmp_path, "a.json", synthetic.result(tag))]
+    cmd_report.build(paths, str(tmp_path / "r"), model="llama3-8b", dpi=30, scale=0.5)
+    page = (tmp_path / "r" / "index.html").read_text()
+    assert "\x1b" not in page and "lambda/x\\nFAKE\\x1b[31m&lt;b&gt;" in page
