@@ -227,6 +227,10 @@ def _skypilot_rows(args):
     if result.unknown:
         listed = ", ".join(f"{name} ({n} rows)" for name, n in sorted(result.unknown.items()))
         print(f"costbench prices: skipped accelerators not in costbench's GPU catalog: {listed}", file=sys.stderr)
+    if result.fractional:
+        listed = ", ".join(f"{name} ({n} rows)" for name, n in sorted(result.fractional.items()))
+        print(f"costbench prices: skipped instances with a fraction of a GPU (AcceleratorCount below 1 or not "
+              f"whole): {listed}", file=sys.stderr)
     if result.unmatched:
         print(f"costbench prices: skipped {result.unmatched} GCP host VM or GPU rows without their other half "
               f"in the same zone (pass the whole gcp/vms.csv)", file=sys.stderr)

@@ -1,9 +1,12 @@
 """Turn a SkyPilot catalog file (skypilot-org/skypilot-catalog, catalogs/<version>/<cloud>/vms.csv)
 into per-GPU price rows that `--prices` accepts.
 
-SkyPilot's vms.csv has one row per instance type x availability zone with (at least) the columns
-InstanceType, AcceleratorName, AcceleratorCount, Price, SpotPrice, Region, AvailabilityZone; Price
-and SpotPrice are $/hour for the whole instance (either may be empty: not offered there).
+SkyPilot's vms.csv has one row per instance type x region (x availability zone where the cloud
+has them) with (at least) the columns InstanceType, AcceleratorName, AcceleratorCount, Price,
+SpotPrice, Region, and AvailabilityZone for AWS and GCP (Lambda's and Azure's files have none);
+Price and SpotPrice are $/hour for the whole instance (either may be empty: not offered there).
+AcceleratorCount may be a fraction (Azure's NVads A10 v5 sells 1/6 of a GPU): such a share is
+skipped and counted, as it rents no whole GPU-hour.
 
     $/GPU-hour = instance price / AcceleratorCount, for on-demand (Price) and spot (SpotPrice);
     per region the cheapest zone; per GPU and region the instance with the most GPUs (what a
@@ -53,8 +56,9 @@ _GCP_FAMILIES = [
     (r"a3-ultragpu-(\d+)g", "H200"),
     (r"a4-highgpu-(\d+)g", "B200"),
 ]
-REQUIRED = ("InstanceType", "AcceleratorName", "AcceleratorCount", "Price", "SpotPrice", "Region",
-            "AvailabilityZone")
+REQUIRED = ("InstanceType", "AcceleratorName", "AcceleratorCount", "Price", "SpotPrice", "Region")
+# Optional: Lambda's (catalogs/v8) and Azure's (v6) files price per region and have no zone column
+ZONE = "AvailabilityZone"
 
 
 def gcp_host_gpus(instance_type: str) -> tuple[str, int] | None:
@@ -73,7 +77,7 @@ class Offer:
 
     instance: str
     accel: str
-    count: int
+    count: float                # whole for every offer priced; a fraction is a share of one GPU
     region: str
     zone: str
     price: float | None
@@ -85,6 +89,7 @@ class Import:
     rows: list[dict]            # prices.csv rows (dicts with its columns)
     unknown: dict               # accelerator name -> rows skipped
     unmatched: int = 0          # GCP: GPU or host rows without their other half in the zone
+    fractional: dict = dataclasses.field(default_factory=dict)   # accelerator -> offers of a GPU share
 
 
 def _money(value: str, where: str) -> float | None:
@@ -99,14 +104,15 @@ def _money(value: str, where: str) -> float | None:
     return x
 
 
-def _count(value: str, where: str) -> int:
+def _count(value: str, where: str) -> float:
+    """The instance's GPUs: a positive number, whole or (a share of one GPU) a fraction."""
     try:
         x = float(value)
     except ValueError:
         raise InputError(f"{where}: column AcceleratorCount: {value!r} is not a number") from None
-    if not (x >= 1 and x == int(x)):
-        raise InputError(f"{where}: column AcceleratorCount: {value!r} must be a whole number >= 1")
-    return int(x)
+    if not (math.isfinite(x) and x > 0):
+        raise InputError(f"{where}: column AcceleratorCount: {value!r} must be a positive number of GPUs")
+    return int(x) if x == int(x) else x
 
 
 def read_offers(path: str, provider: str) -> tuple[list[Offer], int]:
@@ -134,7 +140,7 @@ def read_offers(path: str, provider: str) -> tuple[list[Offer], int]:
         if None in r or any(r.get(c) is None for c in REQUIRED):
             raise InputError(f"{where}: {len(header)} columns expected (truncated row?)")
         instance, accel = r["InstanceType"].strip(), r["AcceleratorName"].strip()
-        region, zone = r["Region"].strip(), r["AvailabilityZone"].strip()
+        region, zone = r["Region"].strip(), (r.get(ZONE) or "").strip()
         price = _money(r["Price"], f"{where}: column Price")
         spot = _money(r["SpotPrice"], f"{where}: column SpotPrice")
         if provider == "gcp" and not instance and accel:
@@ -182,10 +188,14 @@ def import_vms(path: str, provider: str, as_of: str = "", source: str | None = N
     unknown: dict = {}
     best: dict = {}   # (gpu, kind, region) -> (rank, row)
     per_zone: dict = {}
+    fractional: dict = {}
     for o in offers:
         gpu = catalog_gpu(o, known)
         if gpu is None:
             unknown[o.accel] = unknown.get(o.accel, 0) + 1
+            continue
+        if o.count != int(o.count):   # a share of one GPU: no whole GPU-hour to price
+            fractional[o.accel] = fractional.get(o.accel, 0) + 1
             continue
         for kind, total in (("on-demand", o.price), ("spot", o.spot)):
             if total is None or total == 0:   # $0: not a price (no --prices row may be free), not offered
@@ -208,9 +218,9 @@ def import_vms(path: str, provider: str, as_of: str = "", source: str | None = N
                 "provider": provider, "gpu": gpu, "pricing": kind, "usd_per_gpu_hour": round(usd, 6),
                 "usd_low": "", "usd_high": "", "region": region, "as_of": as_of,
                 "source": f"{origin}: {instance} ${total:g}/h {'spot ' if kind == 'spot' else ''}"
-                          f"/ {o.count} GPUs, zone {o.zone} (cheapest in {region})",
+                          f"/ {o.count} GPUs, " + (f"zone {o.zone} (cheapest in {region})" if o.zone else region),
                 "instance_gpus": o.count,
             })
     rows = [row for _, row in best.values()]
     rows.sort(key=lambda r: (r["gpu"], r["pricing"], r["usd_per_gpu_hour"], r["region"]))
-    return Import(rows, unknown, unmatched)
+    return Import(rows, unknown, unmatched, fractional)

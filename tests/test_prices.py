@@ -89,6 +89,31 @@ def test_skypilot_import_per_gpu_spot_cheapest_zone_and_unknowns(tmp_path):
     assert len(result.rows) == 4 and all(r["as_of"] == "2026-07" for r in result.rows)
 
 
+# the headers of skypilot-catalog's catalogs/v8/lambda/vms.csv and catalogs/v6/azure/vms.csv: no zone column
+LAMBDA = ("InstanceType,AcceleratorName,AcceleratorCount,vCPUs,MemoryGiB,Price,Region,GpuInfo,SpotPrice\n"
+          "gpu_8x_h100_sxm5,H100,8.0,208.0,1800.0,23.92,us-east-1,,\n"
+          "gpu_1x_h100_pcie,H100,1.0,26.0,200.0,2.49,us-east-1,,\n")
+AZURE = ("InstanceType,AcceleratorName,AcceleratorCount,vCPUs,MemoryGiB,GpuInfo,Price,SpotPrice,Region,Generation\n"
+         "Standard_ND96isr_H100_v5,H100,8.0,96.0,1900.0,,98.32,,eastus,V2\n"
+         "Standard_NV6ads_A10_v5,A10,0.167,6.0,55.0,,0.454,0.09,eastus,V2\n"        # a sixth of a GPU
+         "Standard_NC_H100_share,H100,0.5,20.0,160.0,,4.0,,eastus,V2\n")            # a catalog GPU, halved
+
+
+def test_skypilot_files_without_zones_and_with_gpu_shares(tmp_path):
+    """Lambda's and Azure's vms.csv have no AvailabilityZone (refused: the import could not refresh
+    them), and Azure's fractional A10 count stopped the whole file (hostile tester round 5)."""
+    lam = import_vms(_file(tmp_path, LAMBDA), "lambda", as_of="2026-07")
+    (row,) = [r for r in lam.rows if r["pricing"] == "on-demand" and r["gpu"] == "H100-SXM"]
+    assert row["usd_per_gpu_hour"] == pytest.approx(23.92 / 8) and "zone" not in row["source"]
+    assert "us-east-1" in row["source"]
+    az = import_vms(_file(tmp_path, AZURE, "azure.csv"), "azure", as_of="2026-07")
+    assert [(r["gpu"], r["usd_per_gpu_hour"]) for r in az.rows] == [("H100-SXM", pytest.approx(98.32 / 8))]
+    assert az.unknown == {"A10": 1} and az.fractional == {"H100": 1}
+    bad = AZURE.replace("0.167", "0")
+    with pytest.raises(InputError, match=r"azure.csv:3: column AcceleratorCount: '0' must be a positive number"):
+        import_vms(_file(tmp_path, bad, "azure.csv"), "azure")
+
+
 def test_skypilot_import_through_cli_feeds_prices(capsys, tmp_path):
     code, out, err = run(capsys, "prices", "--from-skypilot", _file(tmp_path, AWS), "--provider", "aws",
                          "--format", "csv", "--as-of", "2026-07")
