@@ -71,18 +71,29 @@ def csv_safe(value):
     return value
 
 
+def data_rows(rows: list[dict]) -> list[dict]:
+    """The rows without their "_" keys: a table's display text (an age as "24mo STALE"), not data."""
+    return [{k: v for k, v in r.items() if not k.startswith("_")} for r in rows]
+
+
+def _csv_cell(value):
+    """A flag as the CSV readers take it (yes/no): `prices --format csv` wrote marketplace True/False,
+    which --prices then refused, so the catalog could not be dumped, edited and passed back."""
+    return ("yes" if value else "no") if isinstance(value, bool) else value
+
+
 def emit(rows: list[dict], columns, fmt: str, out=None, json_doc=None) -> None:
     """rows as a table (columns: format_table's (key, header, fmt) triples), CSV of every key of the
     rows, or JSON (json_doc if given, else the list of rows), on `out` (default: sys.stdout now)."""
     out = out or sys.stdout
     if fmt == "json":
-        json.dump(clean(json_doc if json_doc is not None else rows), out, indent=2)
+        json.dump(clean(json_doc if json_doc is not None else data_rows(rows)), out, indent=2)
         out.write("\n")
     elif fmt == "csv":
         keys = list(dict.fromkeys(k for r in rows for k in r if not k.startswith("_"))) or [c[0] for c in columns]
         writer = csv.DictWriter(out, fieldnames=keys, extrasaction="ignore", lineterminator="\n")
         writer.writeheader()
-        writer.writerows([{k: csv_safe(clean(r.get(k))) for k in keys} for r in rows])
+        writer.writerows([{k: csv_safe(_csv_cell(clean(r.get(k)))) for k in keys} for r in rows])
     else:
         out.write(format_table(rows, columns) + "\n")
 
@@ -263,5 +274,5 @@ def main(args) -> int:
         rows, cols = listing[args.command]()
     else:
         raise InputError(f"cmd_catalog cannot list {args.command!r}")
-    emit(rows, cols, args.format, json_doc={"rows": rows})  # one JSON object, as every command's --format json
+    emit(rows, cols, args.format, json_doc={"rows": data_rows(rows)})  # one JSON object, as every command's --format json
     return 0

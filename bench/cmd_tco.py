@@ -11,7 +11,7 @@ import argparse
 import sys
 
 from bench.cli import csv_list, number
-from bench.cmd_catalog import check_choice, choices_help, emit, usd
+from bench.cmd_catalog import add_age_argument, age_text, check_choice, choices_help, emit, usd, warn_stale
 from bench.cmd_cost import PRICING_CHOICES
 from bench.table import format_table
 from cost_models.errors import InputError
@@ -28,7 +28,14 @@ def prices_list(text):
 
 
 def _pct(value) -> str:
-    return f"{value:.0%}"
+    """Whole percent, but never rounded to 100% or 0%: a 99.5% break-even printed as "100%" read
+    as "never" (which prints as "-")."""
+    text = f"{value:.0%}"
+    if text in ("100%", "0%") and 0 < value < 1:
+        text = f"{value:.1%}"
+        if text == "100.0%":
+            text = ">99.9%"
+    return text
 
 
 def _years(value) -> str:
@@ -37,7 +44,8 @@ def _years(value) -> str:
 
 COLUMNS = [("provider", "provider", ""), ("pricing", "pricing", ""), ("region", "region", ""),
            ("usd_per_gpu_hour", "$/GPU-h", ".2f"), ("break_even_utilization", "owning wins above", _pct),
-           ("saving_usd_over_life", "saving over life", usd), ("payback_years", "payback years", _years)]
+           ("saving_usd_over_life", "saving over life", usd), ("payback_years", "payback years", _years),
+           ("_age", "age", "")]
 
 
 def add_arguments(parser, command) -> None:
@@ -69,6 +77,7 @@ def add_arguments(parser, command) -> None:
     rent.add_argument("--providers", type=csv_list, help="only these providers, comma-separated")
     rent.add_argument("--region", help="compare with this region only (default: each provider's cheapest region)")
     rent.add_argument("--prices", metavar="FILE", help="CSV with prices.csv's columns: overrides or adds rows")
+    add_age_argument(parser)
     parser.add_argument("--format", default="table", help=choices_help(TCO_FORMATS, "table"))
 
 
@@ -100,11 +109,16 @@ def owned_gpu(args):
     return gpu, hw, assumptions
 
 
-def _rows(gpu, prices) -> list[dict]:
+def _rows(gpu, prices, ref, stale_months) -> list[dict]:
+    """One row per rental price; its age as `cost` shows it (owning set against a 2-year-old quote
+    read as current: hostile tester)."""
+    from cost_models.prices import age_days, is_stale
+
     return [{"provider": p.provider, "pricing": p.pricing, "region": p.region, "usd_per_gpu_hour": p.usd_per_gpu_hour,
              "break_even_utilization": gpu.break_even_utilization(p.usd_per_gpu_hour),
              "saving_usd_over_life": gpu.saving_usd_over_life(p.usd_per_gpu_hour),
-             "payback_years": gpu.payback_years(p.usd_per_gpu_hour), "as_of": p.as_of, "source": p.source}
+             "payback_years": gpu.payback_years(p.usd_per_gpu_hour), "as_of": p.as_of,
+             "age_days": age_days(p, ref), "stale": is_stale(p, ref, stale_months), "source": p.source}
             for p in sorted(prices, key=lambda p: (p.usd_per_gpu_hour, p.provider))]
 
 
@@ -139,13 +153,15 @@ def _utilization_claim(gpu) -> dict:
 
 
 def tco_document(args) -> dict:
-    from cost_models.prices import cheapest_regions, load_prices, select
+    from cost_models.prices import cheapest_regions, load_prices, select, today
 
     check_choice("pricing", args.pricing, PRICING_CHOICES)
     gpu, hw, assumptions = owned_gpu(args)
     prices = select(load_prices(args.prices), hw.name, args.pricing, args.providers, args.region)
     if args.region is None:  # one row per provider and kind, as `costbench cost` shows
         prices = cheapest_regions(prices)
+    ref = today()
+    warn_stale(prices, ref, args.stale_months, "tco")
     return {
         "gpu": hw.name, "utilization": gpu.utilization,
         "owned_usd_per_gpu_hour": gpu.owned_usd_per_gpu_hour(),
@@ -156,7 +172,7 @@ def tco_document(args) -> dict:
                       "fixed_usd_per_used_hour": gpu.owned_usd_per_gpu_hour() - gpu.power_usd_per_used_hour,
                       "power_usd_per_used_hour": gpu.power_usd_per_used_hour},
         "assumptions": assumptions,
-        "rows": _rows(gpu, prices),
+        "rows": _rows(gpu, prices, ref, args.stale_months),
         "provider_side": _provider_side(gpu, args.rental_price or []),
         "sensitivity": gpu.sensitivity(),
         "claims": [_utilization_claim(gpu)],
@@ -177,7 +193,8 @@ def _print(doc, out) -> None:
         out.write(f"  {key:<18} {v['value']:g}  ({v['from']})\n")
     out.write("\n")
     if doc["rows"]:
-        out.write(format_table(doc["rows"], COLUMNS) + "\n")
+        rows = [{**r, "_age": age_text(r["age_days"], r["stale"])} for r in doc["rows"]]
+        out.write(format_table(rows, COLUMNS) + "\n")
         out.write(f"  saving over life: renting the same used hours minus owning, at {u:.0%} utilisation over "
                   f"{side['life_years']:g} years (negative: owning costs more); payback: renting the GPU out at "
                   "that price\n\n")

@@ -20,6 +20,7 @@ Pricing kinds (what a cost row with each means, cost.price_rows applies it):
                   to 182 (AWS Capacity Blocks pricing page), paid in full up front
 """
 
+import calendar
 import dataclasses
 import datetime
 import math
@@ -240,15 +241,23 @@ def age_days(price: Price, ref: datetime.date) -> int | None:
     return None if start is None else max(0, (ref - start).days)
 
 
-def months_between(start: datetime.date, end: datetime.date) -> int:
-    """Whole calendar months from start to end (2026-01-15 -> 2026-07-14 is 5)."""
-    return (end.year - start.year) * 12 + end.month - start.month - (end.day < start.day)
+def add_months(start: datetime.date, months: int) -> datetime.date:
+    """The same day `months` calendar months on, clamped to the month's end (01-31 + 1 -> 02-28)."""
+    year, month0 = divmod(start.month - 1 + months, 12)
+    year += start.year
+    last = calendar.monthrange(year, month0 + 1)[1]
+    return datetime.date(year, month0 + 1, min(start.day, last))
 
 
 def is_stale(price: Price, ref: datetime.date, stale_months: float = DEFAULT_STALE_MONTHS) -> bool:
-    """Older than `stale_months` whole months at `ref`; an undated (user) row never is."""
+    """Older than `stale_months` at `ref`: `ref` past the day that many calendar months after as_of
+    (a fraction of a month as days of a 30.44-day month). A quote 6 months and 6 days old is older
+    than 6 months (whole months compared with > marked it only from 7). An undated (user) row never is."""
     start = as_of_start(price.as_of)
-    return start is not None and months_between(start, ref) > stale_months
+    if start is None:
+        return False
+    whole = math.floor(stale_months)
+    return ref > add_months(start, whole) + datetime.timedelta(days=(stale_months - whole) * 30.44)
 
 
 def stale_warning(prices: list[Price], ref: datetime.date, stale_months: float) -> str | None:

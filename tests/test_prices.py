@@ -249,6 +249,14 @@ def test_staleness_rule():
     assert is_stale(Price("p", "H100-SXM", "on-demand", 1.0, "2025-01", "t"), ref)
     assert not is_stale(Price("p", "H100-SXM", "on-demand", 1.0, "", "t"), ref)   # undated: never
     assert is_stale(_p("on-demand"), ref, stale_months=3)
+    # "older than 6 months" means that: 6 months and a day (whole months with > marked it from 7)
+    june = Price("p", "H100-SXM", "on-demand", 1.0, "2026-06-06", "t")
+    assert not is_stale(june, datetime.date(2026, 12, 6)) and is_stale(june, datetime.date(2026, 12, 7))
+    assert is_stale(Price("p", "H100-SXM", "on-demand", 1.0, "2026-06", "t"), datetime.date(2026, 12, 7))
+    end = Price("p", "H100-SXM", "on-demand", 1.0, "2026-08-31", "t")    # + 6 months: Feb's last day
+    assert not is_stale(end, datetime.date(2027, 2, 28)) and is_stale(end, datetime.date(2027, 3, 1))
+    assert is_stale(june, datetime.date(2026, 6, 22), stale_months=0.5) and not is_stale(
+        june, datetime.date(2026, 6, 20), stale_months=0.5)
     line = stale_warning([Price("p", "H100-SXM", "on-demand", 1.0, "2024-12", "t"), _p("on-demand")], ref, 6)
     assert line.startswith("1 of 2 price rows are older than 6 months") and "2024-12" in line
 
