@@ -140,6 +140,7 @@ def describe(f: dict) -> str:
     if f["kind"] == "speedup":
         got, want = f"{f['found']:.2f}x", f"{lo:g}x" if lo == hi else f"{lo:g}-{hi:g}x"
     else:
-        got = f"{f['found'][0]:.0%}-{f['found'][1]:.0%} cheaper"
-        want = f"{lo:.0%}-{hi:.0%} cheaper"
+        # "to", not a dash: "-11%-84%" read as a minus (a range from 11% dearer to 84% cheaper)
+        got = f"{f['found'][0]:.0%} to {f['found'][1]:.0%} cheaper"
+        want = f"{lo:.0%} to {hi:.0%} cheaper"
     return f"{f['claim']} ({f['compared']}): {got} {f['basis']} vs {want} claimed ({f['text']}; {f['source']})"

@@ -32,7 +32,9 @@ def _comm_share(cost: dict):
     step = cost.get("step")
     if step and step.get("seconds"):
         parts = step.get("parts", {})
-        comm = sum(v for k, v in parts.items() if k.endswith("_comm") or k == "pp_bubble")
+        # the collectives' exposed time and dp_overlap (compute slowed by the DP collectives beside
+        # it); the pipeline bubble is idle time, not communication, and once counted here
+        comm = sum(v for k, v in parts.items() if k.endswith("_comm") or k == "dp_overlap")
         return comm / step["seconds"]
     return cost.get("assumptions", {}).get("exposed_comm_share")
 

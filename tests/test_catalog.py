@@ -1,6 +1,7 @@
 """Catalog files: every row has a source and date; GPU name resolution; price-file validation;
 reading a result dict into Throughput."""
 
+import json
 import pytest
 
 from cost_models.catalog import DATA_DIR
@@ -196,3 +197,16 @@ def test_gh200_has_a_sourced_lambda_price():
 
     (row,) = [p for p in catalog_prices() if p.gpu == "GH200" and p.provider == "lambda"]
     assert row.usd_per_gpu_hour == 2.29 and "gpu_1x_gh200" in row.source and row.as_of == "2026-07"
+
+
+def test_models_listing_marks_which_gpu_counts_are_assumed(capsys):
+    """The listing showed Llama 3 70B's assumed 16,384 GPUs as it showed 3.1 405B's published count."""
+    from tests.conftest import run_cli
+    code, out, _ = run_cli(capsys, "models", "--format", "json")
+    rows = {r["name"]: r for r in json.loads(out)["rows"]}
+    assert code == 0 and rows["llama3.1-405b"]["published_gpus_from"] == "published"
+    assert rows["llama3-70b"]["published_gpus_from"].startswith("assumed")
+    assert rows["llama2-70b"]["published_gpus_from"].startswith("assumed") and rows["llama3-8b"]["published_gpus_from"] is None
+    code, out, _ = run_cli(capsys, "models")
+    (line,) = [x for x in out.splitlines() if x.startswith("llama3-70b ")]
+    assert "16,384  assumed" in line

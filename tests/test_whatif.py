@@ -144,6 +144,8 @@ def test_frame_flattens_layout_and_step():
     assert doc["rows"][0]["exposed_comm_share"] == pytest.approx(0.25)
     df = whatif.frame(doc)
     assert df.loc[0, "tp"] == 8 and df.loc[0, "step_seconds"] == 2.0 and df.loc[0, "step_dp_comm"] == 0.5
+    cost["step"] = {"seconds": 2.0, "parts": {"gemm": 1.0, "pp_bubble": 0.5, "tp_comm": 0.25, "dp_overlap": 0.25}}
+    assert whatif.row(8, cost)["exposed_comm_share"] == pytest.approx(0.25)   # the bubble is not comm
 
 
 @pytest.mark.parametrize("argv, needle", [
