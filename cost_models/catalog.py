@@ -161,7 +161,10 @@ def load_csv(path: str, columns: list[Column]) -> list[dict]:
                 row[col.name] = col.convert(raw)
             except ValueError as e:
                 shown = repr(raw) if len(raw) <= 40 else repr(raw[:37]) + "..."
-                raise InputError(f"{path}:{lineno}: column {col.name}: {shown} {e}") from None
+                # a trailing empty cell is tolerated, so `1,5` can shift every value one column on
+                shifted = (f" ({len(cells)} cells under a header of {len(header)} columns: a decimal comma, "
+                           "or a comma in an unquoted cell?)" if len(cells) > len(header) else "")
+                raise InputError(f"{path}:{lineno}: column {col.name}: {shown} {e}{shifted}") from None
         rows.append(row)
     return rows
 

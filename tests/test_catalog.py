@@ -110,6 +110,9 @@ def test_user_prices_override_and_add(tmp_path):
     ("x,h100,on-demand,1,,\n", r"prices.csv:2: 6 of 9 columns \(truncated row\?\)"),
     # a source with an unquoted comma shifted nothing here, but a row of more cells cannot be read as meant
     ("x,h100,on-demand,1,,,,2025,my, quote\n", r"prices.csv:2: 10 cells under a header of 9 columns \(a decimal comma, or a comma in an unquoted cell"),
+    # the README's `1,5` with a trailing comma: the shifted value is refused, and the line says why
+    ("x,h100,on-demand,5,1,,,eu,2025,\n", r"prices.csv:2: column as_of: 'eu' is not a date.*\(10 cells under a "
+                                        r"header of 9 columns: a decimal comma"),
     ("x,tpu-v5,on-demand,1,,,,2025,s\n", r"prices.csv:2: column gpu: unknown GPU 'tpu-v5'"),
     ("x,h100,on-demand,nan,,,,2025,s\n", r"prices.csv:2: column usd_per_gpu_hour: 'nan' is not a finite number"),
 ])
