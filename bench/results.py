@@ -567,6 +567,13 @@ def _plausible(doc: dict, path: str) -> None:
     for key in ("world_size", "nodes"):
         if _integer(machine.get(key)) and machine[key] < 1:
             bad(f"machine.{key}", machine[key], "must be at least 1")
+    if _integer(machine.get("nodes")) and _integer(machine.get("world_size")) and machine["nodes"] > machine["world_size"]:
+        bad("machine.nodes", machine["nodes"], f"exceeds machine.world_size {machine['world_size']} (a node runs "
+            "at least one rank)")
+    gpu = machine.get("gpu") if isinstance(machine.get("gpu"), dict) else {}
+    if machine.get("mig") is True and isinstance(gpu.get("normalized"), str):   # priced as the whole GPU once
+        bad("machine.gpu.normalized", gpu["normalized"], "names a whole GPU, but machine.mig is true: a MIG "
+            "slice has no catalog name, peak or price")
     ceiling = _tflops_ceiling()
     best, measured = {}, set()  # (op, dtype, key) -> highest rate among the records that passed their check
     for i, rec in enumerate(doc["records"]):

@@ -104,10 +104,10 @@ def mig_profile(name: str) -> str | None:
     """The MIG profile of a slice's name ("NVIDIA H100 80GB HBM3 MIG 1g.10gb" -> "1g.10gb";
     "MIG" alone -> "MIG"), or None for a whole GPU."""
     n = _key(name)
-    if not re.search(r"(?:^|-)mig(?:-|$)", n):
-        return None
-    found = re.search(r"\d+g\.\d+gb", n)
-    return found.group(0) if found else "MIG"
+    found = re.search(r"(?:^|-)(\d+g\.\d+gb)(?:-|$)", n)
+    if found:   # a profile alone names a slice too ("H100 1g.10gb" was priced as a whole H100)
+        return found.group(1)
+    return "MIG" if re.search(r"(?:^|-)mig(?:-|$)", n) else None
 
 
 def normalize_device_name(torch_name: str, memory_gb: float | None = None) -> str | None:

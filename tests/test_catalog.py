@@ -175,7 +175,9 @@ def test_gh200_is_catalogued_with_its_measured_mamf():
 
 
 @pytest.mark.parametrize("name, profile", [("NVIDIA H100 80GB HBM3 MIG 1g.10gb", "1g.10gb"),
-                                           ("H100 MIG 3g.40gb", "3g.40gb"), ("h100-mig", "MIG")])
+                                           ("H100 MIG 3g.40gb", "3g.40gb"), ("h100-mig", "MIG"),
+                                           # the profile alone (no word MIG) was priced as a whole H100
+                                           ("H100 1g.10gb", "1g.10gb"), ("H100-SXM-3g.40gb", "3g.40gb")])
 def test_find_gpu_refuses_a_mig_slice_with_the_reason(name, profile):
     assert mig_profile(name) == profile
     with pytest.raises(InputError) as e:
@@ -186,6 +188,7 @@ def test_find_gpu_refuses_a_mig_slice_with_the_reason(name, profile):
 
 def test_whole_gpu_names_are_not_mig():
     assert mig_profile("NVIDIA H100 80GB HBM3") is None and mig_profile("migrate-gpu") is None
+    assert mig_profile("NVIDIA A100-SXM4-80GB") is None and mig_profile("H200 141gb") is None
 
 
 def test_l40s_is_recognised_from_its_torch_name_and_the_l40_is_not():

@@ -206,6 +206,10 @@ def _big_int_doc():
      "summary.failed_checks: 0 but 1 records failed their check"),
     (json.dumps(result_doc([matmul(-1.0)], {})), "is negative"),
     (json.dumps(result_doc([], {}, world_size=0)), "machine.world_size: 0 must be at least 1"),
+    (json.dumps(result_doc([], {}, world_size=8, nodes=100)), "machine.nodes: 100 exceeds machine.world_size 8"),
+    (json.dumps(result_doc([], {}, device="cuda", mig=True, gpu={"name": "NVIDIA H100 80GB HBM3 MIG 1g.10gb",
+                                                                 "normalized": "H100-SXM", "count": 1})),
+     "machine.gpu.normalized: 'H100-SXM' names a whole GPU, but machine.mig is true"),
     # json keeps the last of two keys without a word: a second gemm_tflops silently replaced the first
     (json.dumps(result_doc([matmul()], {"mamf_tflops": {"fp32": 1.0}})).replace(
         '"mamf_tflops": {"fp32": 1.0}', '"mamf_tflops": {"fp32": 1.0, "fp32": 0.5}'),
