@@ -98,7 +98,8 @@ def footer(df, model: str, pricing: str) -> str:
     lines = ["TFLOP/s: measured MAMF (efficiency against the datasheet peak); membw GB/s (efficiency); "
              "collectives: best busbw GB/s / busbw at 256 MiB",
              f"cost: to train {model} at {pricing} prices from each run's measured figures "
-             "(as costbench cost --results FILE); $/PFLOP-h = $/GPU-h / (measured MAMF of the dtype in 'of' / 1000)"]
+             "(as costbench cost --results FILE; the parts a run did not measure are the catalog's, named in its "
+             "note); $/PFLOP-h = $/GPU-h / (measured MAMF of the dtype in 'of' / 1000)"]
     if _has_term(df):
         lines.append(TERM_LINE.replace("term        ", "term: ", 1))
     sizes = sorted({(int(r["cluster_gpus"]), r.get("cluster_gpus_from")) for r in df.to_dict("records")

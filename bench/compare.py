@@ -177,8 +177,9 @@ def _price(prices, provider, region, gpu, pricing, gpus=None):
     return best, note
 
 
-def run_row(path: str, doc: dict, model: str, prices, pricing: str) -> dict:
-    """The figures of one result file (keys as the DataFrame's columns)."""
+def run_row(path: str, doc: dict, model: str, prices, pricing: str, gpus: int | None = None) -> dict:
+    """The figures of one result file (keys as the DataFrame's columns); `gpus`: the cluster to
+    plan on (default: sized as `cost` sizes it)."""
     from cost_models.cost import price_rows
 
     s, m = doc["summary"], doc["machine"]
@@ -203,7 +204,12 @@ def run_row(path: str, doc: dict, model: str, prices, pricing: str) -> dict:
 
     dtype = next((d for d in PER_PFLOP_DTYPES if row.get(f"mamf_{d}")), None)
     row["pflop_dtype"] = dtype
-    plan, row["_throughput"] = _plan(path, doc, gpu, model, notes)
+    plan, row["_throughput"] = _plan(path, doc, gpu, model, notes, gpus)
+    a = plan.assumptions if plan else {}
+    row["measured_parts"] = ", ".join(a.get("measured_parts") or ()) or None
+    row["catalog_parts"] = ", ".join(a.get("catalog_parts") or ()) or None
+    if row["catalog_parts"]:   # a run that measured less may rank cheaper on the catalog's faster rates
+        notes.append(f"catalog parts: {row['catalog_parts']}")
     row["failed_checks"] = _failed(doc)
     if row["failed_checks"]:   # a check that fails is loud, here too: this table ranks providers
         notes.append(f"{row['failed_checks']} measurement(s) failed their correctness check")
@@ -250,7 +256,7 @@ def _failed(doc) -> int:
     return failed_checks(doc.get("records"), s.get("failed_checks"), layer.get("failed_checks"))
 
 
-def _plan(path, doc, gpu, model, notes):
+def _plan(path, doc, gpu, model, notes, gpus=None):
     """(plan_training from the run's measured components, the run's Throughput), or None for the plan
     and a note where the run cannot be planned (a GPU not in the catalog, figures the model needs missing)."""
     from cost_models.cost import plan_training
@@ -265,7 +271,7 @@ def _plan(path, doc, gpu, model, notes):
             return None, None
     throughput = Throughput.from_result(doc, source=path)
     try:
-        return plan_training(model=model, gpu=gpu, throughput=throughput), throughput
+        return plan_training(model=model, gpu=gpu, throughput=throughput, gpus=gpus), throughput
     except InputError as e:  # e.g. a CPU run without the membw or layer figures the step model needs
         notes.append(f"no cost to train: {e}")
         return None, throughput
@@ -274,6 +280,26 @@ def _plan(path, doc, gpu, model, notes):
 # ---- many runs -------------------------------------------------------------------------------------
 
 KEY = ["tag", "gpu", "nodes", "world_size"]
+
+def one_cluster_per_setup(rows: list[dict], docs: dict, model: str, prices, pricing: str) -> list[dict]:
+    """Runs of one setup (KEY) that were sized to different clusters, planned again on the largest of
+    them (each run then finishes within the sizing's 30 days): their medians were once of days and
+    costs at 1,024 and 2,048 GPUs, shown as a "1,536-GPU" row that neither run had."""
+    groups: dict = {}
+    for i, r in enumerate(rows):
+        groups.setdefault(tuple(r[k] for k in KEY), []).append(i)
+    for members in groups.values():
+        sizes = {rows[i]["cluster_gpus"] for i in members if rows[i]["cluster_gpus"]}
+        if len(sizes) < 2:
+            continue
+        target = max(sizes)
+        for i in members:
+            if rows[i]["cluster_gpus"] and rows[i]["cluster_gpus"] != target:
+                rows[i] = run_row(rows[i]["file"], docs[rows[i]["file"]], model, prices, pricing, gpus=target)
+            rows[i]["cluster_gpus_from"] = (f"the largest cluster any of this setup's {len(members)} runs was "
+                                            f"sized to ({', '.join(f'{n:,}' for n in sorted(sizes))})")
+    return rows
+
 
 
 def summarise(rows: list[dict]):
@@ -320,14 +346,16 @@ def compare_runs(runs: list[tuple[str, dict]], model: str = DEFAULT_MODEL, price
         raise unknown_name("pricing", pricing, PRICING_KINDS)
     find_model(model)  # an unknown model is bad input, not one warning per file
     table = prices if isinstance(prices, list) else load_prices(prices)
-    rows = []
+    rows, docs = [], {}
     for path, doc in runs:
         try:
             rows.append(run_row(path, doc, model, table, pricing))
+            docs[path] = doc
         except InputError as e:  # a field the cost model rejects (a negative MAMF): skip that file
             (warn or (lambda _: None))(f"skipped {e}")
     if not rows:
         raise InputError("no usable result files: " + ", ".join(p for p, _ in runs))
+    rows = one_cluster_per_setup(rows, docs, model, table, pricing)
     for row in rows:
         if row["failed_checks"]:
             (warn or (lambda _: None))(f"{row['file']}: {row['failed_checks']} of its measurements failed their "

@@ -200,3 +200,33 @@ def test_a_run_with_failed_checks_is_flagged_where_providers_are_ranked(tmp_path
     assert code == 0 and "failed their correctness check" in out
     (line,) = [w for w in err.splitlines() if "failed" in w]
     assert line.startswith(f"costbench compare: warning: {path}: 1 of its measurements failed")
+
+
+def test_runs_of_one_setup_are_planned_on_one_cluster(tmp_path):
+    """Two runs of one setup sized to 1,024 and 2,048 GPUs became one "1,536-GPU" row whose days and
+    cost were medians at two cluster sizes (hostile tester round 5): both are planned on the larger."""
+    from cost_models.cost import plan_training
+    from cost_models.throughput import Throughput
+
+    fast, slow = synthetic.result("lambda/us-east-1", bf16=750, run_id="a"), synthetic.result("lambda/us-east-1", bf16=300, run_id="b")
+    sizes = [plan_training(model="llama3-8b", gpu="H100-SXM", throughput=Throughput.from_result(d)).gpus for d in (fast, slow)]
+    assert sizes == [1024, 2048]   # the premise: sized apart
+    paths = [synthetic.write(tmp_path, "a.json", fast), synthetic.write(tmp_path, "b.json", slow)]
+    df = compare(paths, model="llama3-8b")
+    (row,) = df.to_dict("records")
+    runs = df.attrs["runs"]
+    assert row["cluster_gpus"] == 2048 and {r["cluster_gpus"] for r in runs} == {2048}
+    alone = plan_training(model="llama3-8b", gpu="H100-SXM", throughput=Throughput.from_result(fast), gpus=2048)
+    assert {r["run_id"]: r["gpu_hours"] for r in runs}["a"] == pytest.approx(alone.gpu_hours)
+    assert "largest cluster any of this setup's 2 runs was sized to (1,024, 2,048)" in row["cluster_gpus_from"]
+
+
+def test_a_rows_catalog_parts_are_named(tmp_path):
+    """A run without its MAMF ranked cheaper on the catalog's faster GEMM rate, with no word."""
+    doc = synthetic.result("lambda/us-east-1")
+    del doc["summary"]["mamf_tflops"]["bf16"], doc["summary"]["layer"]   # no measured GEMM rate at all
+    doc["records"] = [r for r in doc["records"] if not (r["op"] == "matmul" and r["dtype"] == "bf16")]
+    path = synthetic.write(tmp_path, "a.json", doc)
+    (row,) = compare([path], model="llama3-70b").attrs["runs"]
+    assert "gemm" in row["catalog_parts"].split(", ") and "catalog parts: " in row["note"]
+    assert "gemm" not in (row["measured_parts"] or "").split(", ")
