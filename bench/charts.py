@@ -117,20 +117,37 @@ def cost_by_provider(df, model: str, prices=None, size=(10, 6)):
     ax.set_yticks(list(y), [f"{r['provider']} {r['pricing']}"
                             f"{' (' + r['region'] + ')' if r.get('region') not in (None, '', 'all') else ''}"
                             f" · {r['gpu']}" for r in bars], fontsize=8)
-    for yi, r, h in zip(y, bars, highs):
-        ax.text(r["cost_usd"] + h, yi, f"  {_money(r['cost_usd'])}", va="center", ha="left", fontsize=8)
+    extras = [_bar_extra(r) for r in bars]
+    for yi, r, h, extra in zip(y, bars, highs, extras):
+        # two "$" in one text would be read as mathtext ("$14.3M (term commitment $829M)" lost its spaces)
+        text = f"  {_money(r['cost_usd'])}{extra}".replace("$", r"\$")
+        ax.text(r["cost_usd"] + h, yi, text, va="center", ha="left", fontsize=8)
     ax.xaxis.set_major_formatter(FuncFormatter(_money))
     ax.set_xlabel("cost to train (US$, list price × GPU-hours; error bar: published low–high price)")
-    ax.set_xlim(0, max(c + h for c, h in zip(costs, highs)) * 1.18)
+    ax.set_xlim(0, max(c + h for c, h in zip(costs, highs)) * (1.6 if any(extras) else 1.18))
     from matplotlib.patches import Patch
     kinds = [k for k in PRICING_KINDS if any(r["pricing"] == k for r in bars)]
     handles = [Patch(color=colors[k], label=k) for k in kinds] + ax.get_legend_handles_labels()[0]
     ax.legend(handles=handles, title="pricing", loc="upper right")  # cheapest bars are on top: room there
     origins = "; ".join(dict.fromkeys(f"{p.gpu.name}: {p.gpus:,} GPUs, {p.gpu_hours / 1e6:.2f}M GPU-hours, "
                                       f"{o}" for p, o in plans))
-    fig.text(0.01, 0.005, origins, fontsize=8, color="0.3")
-    fig.tight_layout(rect=(0, 0.03, 1, 1))
+    if any(r["pricing"] == "spot" for r in bars):
+        from cost_models.prices import SPOT_NOTE
+        origins += f"; {SPOT_NOTE}"
+    import textwrap
+    origins = textwrap.fill(origins, 150)   # one line ran off the figure's right edge
+    fig.text(0.01, 0.005, origins.replace("$", r"\$"), fontsize=8, color="0.3")
+    fig.tight_layout(rect=(0, 0.015 * (origins.count("\n") + 2), 1, 1))
     return fig
+
+
+def _bar_extra(r: dict) -> str:
+    """What a bar's length leaves out, as the cost table says it: a reserved or capacity-block term
+    commits to more than the run's hours (aws reserved-3y drew as $12.4M beside a $829M commitment),
+    and an offer that is no cluster of NVLink nodes."""
+    parts = [f"term commitment {_money(r['commitment_usd'])}"] if r.get("commitment_usd") else []
+    parts += [r["offer"]] if r.get("offer") else []
+    return f" ({'; '.join(parts)})" if parts else ""
 
 
 # ---- 2 ----------------------------------------------------------------------------------------------
@@ -253,6 +270,7 @@ def days_vs_cost(df, model: str, prices=None, sizes=CLUSTER_SIZES, size=(10, 6))
     GPU run (its own throughput and its provider's price). Points are labelled with the GPU count."""
     from cost_models.cost import estimate_grid, plan_training
     from cost_models.hardware import gpus as catalog_gpus
+    from cost_models.parallelism import GPUS_PER_NODE
     from cost_models.prices import load_prices, select
 
     table = select(prices if isinstance(prices, list) else load_prices(prices), None, "on-demand")
@@ -266,12 +284,20 @@ def days_vs_cost(df, model: str, prices=None, sizes=CLUSTER_SIZES, size=(10, 6))
         g = grid[grid["gpu"] == gpu].dropna(subset=["cost_usd"])
         if g.empty:
             continue
-        best = g.loc[g["usd_per_gpu_hour"].idxmin()]  # the cheapest provider and region for this GPU
-        cheapest = best["provider"]
-        g = g[(g["provider"] == cheapest) & (g["usd_per_gpu_hour"] == best["usd_per_gpu_hour"])]
+        # the cheapest offer of a cluster, by the rule `cost` and `compare` price with (whole nodes
+        # before a cheaper 1-GPU or marketplace listing): the line once priced 16,384 H100s at a
+        # 1-GPU marketplace listing
+        best = min((p for p in table if p.gpu == gpu), key=lambda p: (
+            *p.cluster_gaps(sizes[0], GPUS_PER_NODE), p.usd_per_gpu_hour, p.provider, p.region))
+        cheapest = best.provider
+        g = g[(g["provider"] == cheapest) & (g["usd_per_gpu_hour"] == best.usd_per_gpu_hour)]
         g = g.drop_duplicates("gpus").sort_values("gpus")
+        if g.empty:
+            continue
+        offer = best.offer(sizes[0], GPUS_PER_NODE)
         ax.plot(g["wall_clock_days"], g["cost_usd"], marker="o", markersize=3, color=f"C{i % 10}",
-                label=f"{gpu} (catalog, {cheapest} ${g['usd_per_gpu_hour'].iloc[0]:.2f}/GPU-h)")
+                label=f"{gpu} (catalog, {cheapest} ${best.usd_per_gpu_hour:.2f}/GPU-h"
+                      + (f"; {offer}" if offer else "") + ")")
         for _, p in g.iloc[[0, -1]].iterrows():
             ax.annotate(f"{p['gpus']:,}", (p["wall_clock_days"], p["cost_usd"]), fontsize=7,
                         xytext=(3, 3), textcoords="offset points", color=f"C{i % 10}")

@@ -41,7 +41,9 @@ CHARTS = {  # name -> (title, how to read it)
                       "the right is what gradients see. The dashed line is the link the run crossed (NVLink inside "
                       "a node, the fabric across nodes): a plateau far below it means a slow or misconfigured link."),
     "days_vs_cost": ("Days against cost as the cluster grows",
-                     "Each line is one GPU type at its cheapest on-demand price, from 256 GPUs (right: slow) to "
+                     "Each line is one GPU type at its cheapest on-demand price for a cluster (whole 8-GPU nodes before a "
+                     "cheaper 1-GPU or marketplace listing, as `costbench cost` prices; the legend names such an offer "
+                     "where it is the only one), from 256 GPUs (right: slow) to "
                      "16,384 (left: fast); cost rises as communication and failures eat into larger clusters. "
                      "Solid lines use catalog throughput, dashed lines a measured run's own figures. Further left "
                      "is faster, lower is cheaper."),

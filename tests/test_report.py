@@ -234,3 +234,36 @@ def test_control_characters_in_a_tag_are_visible_escapes_on_the_page(tmp_path):
     cmd_report.build(paths, str(tmp_path / "r"), model="llama3-8b", dpi=30, scale=0.5)
     page = (tmp_path / "r" / "index.html").read_text()
     assert "\x1b" not in page and "lambda/x\\nFAKE\\x1b[31m&lt;b&gt;" in page
+
+
+def test_days_vs_cost_prices_a_cluster_at_a_whole_node_offer(tmp_path):
+    """The catalog line took the cheapest row of any kind: 16,384 H100s at a 1-GPU marketplace listing."""
+    from bench import charts
+    from bench.compare import compare
+
+    header = "provider,gpu,pricing,usd_per_gpu_hour,region,as_of,source,instance_gpus,marketplace\n"
+    path = tmp_path / "p.csv"
+    path.write_text(header + "m,H100-SXM,on-demand,1.0,x,2026-11,t,1,yes\n"    # beside the catalog's rows
+                             "n,H100-SXM,on-demand,1.5,y,2026-11,t,8,no\n")
+    df = compare([synthetic.write(tmp_path, "a.json", synthetic.result("n/y"))], model="llama3-8b", prices=str(path))
+    fig = charts.days_vs_cost(df, "llama3-8b", str(path), sizes=(256, 1024))
+    labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    assert "H100-SXM (catalog, n $1.50/GPU-h)" in labels and not any("m $1.00" in x for x in labels), labels
+    # a GPU whose cheapest offer is still no whole node says so: the catalog's H100 PCIe (1-GPU instances)
+    assert any(x.startswith("H100-PCIe (catalog, ") and x.endswith("1-GPU instances)") for x in labels), labels
+
+
+def test_cost_bars_carry_a_terms_commitment_and_the_spot_caveat(tmp_path):
+    """A reserved-3y bar drew at the run's hours only ($12.4M) beside a $829M commitment."""
+    from bench import charts
+    from bench.compare import compare
+
+    df = compare([synthetic.write(tmp_path, "a.json", synthetic.result("aws/us-east-1"))], model="llama3-8b")
+    fig = charts.cost_by_provider(df, "llama3-8b")
+    texts = [t.get_text() for t in fig.axes[0].texts]
+    labels = [t.get_text() for t in fig.axes[0].get_yticklabels()]
+    reserved = [t for t, label in zip(texts, labels) if "reserved-3y" in label]
+    assert reserved and all("term commitment \\$" in t for t in reserved), (texts, labels)   # \$: not mathtext
+    on_demand = [t for t, label in zip(texts, labels) if " on-demand" in label]
+    assert on_demand and not any("term commitment" in t for t in on_demand)
+    assert any("interruptions not modelled" in " ".join(t.get_text().split()) for t in fig.texts)
