@@ -20,7 +20,7 @@ import sys
 
 from bench.cmd_catalog import FORMATS, check_choice, emit, usd
 from bench.table import si
-from cost_models.errors import InputError, NoLayoutError, unknown_name
+from cost_models.errors import CannotRun, InputError, NoLayoutError, unknown_name
 from cost_models.units import check_plausible
 
 NOT_VARIED = ("help", "format", "vary")   # cost flags that make no sense as a varied input
@@ -134,7 +134,10 @@ def run_whatif(args) -> dict:
         except NoLayoutError as e:       # a value that cannot run is an answer too: its own row
             rows.append(whatif.no_layout_row(value, str(e), one.gpu, one.gpus))
             continue
-        except InputError as e:
+        except CannotRun as e:           # so is one the scenario rules out (fp8 on an A100)
+            rows.append(whatif.no_layout_row(value, f"--vary {key}={text}: {e}", one.gpu, one.gpus))
+            continue
+        except InputError as e:          # a typo, a missing file: bad input, nothing runs
             raise InputError(f"--vary {key}={text}: {e}") from None
         if one.results not in measured_gpus:
             measured_gpus[one.results] = _measured_gpu(one.results)
@@ -172,7 +175,8 @@ def _print_table(doc, out) -> None:
     from cost_models.whatif import value_label
 
     rows = [{**r, "value": value_label(r["value"]), "layout": _layout(r),
-             "figures": "no layout fits" if not r.get("fits", True) else "measured" if r["measured"] else "catalog"}
+             "figures": ("no layout fits" if "no layout" in (r.get("note") or "") else "does not run")
+             if not r.get("fits", True) else "measured" if r["measured"] else "catalog"}
             for r in doc["rows"]]
     out.write(f"what if {doc['vary']} = {', '.join(str(r['value']) for r in rows)}; ratios to the first row"
               f"{' that fits' if not rows[0].get('fits', True) else ''}\n\n")

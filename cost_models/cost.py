@@ -18,7 +18,7 @@ import numpy as np
 
 from cost_models import flops as flops_mod
 from cost_models import memory, parallelism, rates as rates_mod, step_time, training_time
-from cost_models.errors import InputError, NoLayoutError
+from cost_models.errors import CannotRun, InputError, NoLayoutError
 from cost_models.hardware import DTYPES, GpuSpec, find_gpu
 from cost_models.models import ModelSpec, find_model
 from cost_models.networks import DEFAULT_NETWORK, Network, find_network
@@ -572,7 +572,7 @@ def plan_training(model=DEFAULT_MODEL, gpu: str | GpuSpec = DEFAULT_GPU, gpus: i
         top = hw.peak(dtype)     # fp8: its own peak bounds what is possible (the MFU is on the bf16 scale)
         at_peak = total_flops / (3600 * top * 1e12)    # GPU-hours at 100% of that peak
         if gpu_hours < at_peak:   # faster than the peak: not a training run here
-            raise InputError(f"--gpu-hours {gpu_hours:,.0f}: {spec.name}'s {total_flops:.3g} FLOPs in that many {hw.name} "
+            raise CannotRun(f"--gpu-hours {gpu_hours:,.0f}: {spec.name}'s {total_flops:.3g} FLOPs in that many {hw.name} "
                              f"GPU-hours is {at_peak / gpu_hours:.0%} of the {dtype} peak ({top:g} TFLOP/s); at the "
                              f"peak it takes {at_peak:,.0f} GPU-hours")
         assumptions.update({"gpu_hours_from": "given (--gpu-hours); time model skipped",

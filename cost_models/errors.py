@@ -21,9 +21,14 @@ def unknown_name(kind: str, name: str, choices) -> InputError:
     return InputError(f"unknown {kind} {name!r}{hint}")
 
 
-class NoLayoutError(InputError):
-    """Valid inputs, but no parallel layout of the model fits the cluster (memory, divisibility):
-    `costbench cost` exits 2 with it; `costbench whatif` shows it as that value's row and goes on."""
+class CannotRun(InputError):
+    """Valid inputs that together describe no run (a dtype the GPU lacks, GPU-hours the GPU's peak
+    cannot reach): `costbench cost` exits 2 with it; `costbench whatif` shows it as that value's row
+    and goes on. A typo or a missing file stays a plain InputError, which stops whatif."""
+
+
+class NoLayoutError(CannotRun):
+    """Valid inputs, but no parallel layout of the model fits the cluster (memory, divisibility)."""
 
 
 class OutputError(Exception):

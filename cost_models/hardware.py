@@ -16,7 +16,7 @@ import dataclasses
 import re
 
 from cost_models.catalog import Column, as_of_date, fraction, load_data, non_negative, positive, text
-from cost_models.errors import InputError, unknown_name
+from cost_models.errors import CannotRun, InputError, unknown_name
 
 DTYPES = ("bf16", "fp16", "tf32", "fp32", "fp8")
 # The dtypes a training run is priced in (`costbench cost --dtype`): bf16 and fp16 are the 2-byte
@@ -71,7 +71,7 @@ class GpuSpec:
         value = self.peak_tflops[dtype]
         if value is None:
             have = [d for d in DTYPES if self.peak_tflops[d]]
-            raise InputError(f"GPU {self.name} has no {dtype} peak (it has {', '.join(have)})")
+            raise CannotRun(f"GPU {self.name} has no {dtype} peak (it has {', '.join(have)})")
         return value
 
     def mamf_tflops(self, dtype: str = "bf16") -> float:

@@ -191,6 +191,23 @@ def test_a_value_no_layout_fits_is_its_own_row_and_the_rest_still_run(capsys):
     assert "no layout fits" in out and out.count("--gpus 8: no layout of llama3-70b fits") == 1
 
 
+def test_a_value_the_scenario_makes_impossible_is_its_own_row(capsys):
+    """fp8 on an A100 stopped the whole table, bf16's row with it (hostile tester round 5)."""
+    code, out, err = run(capsys, "whatif", "--vary", "dtype=bf16,fp8", "--gpu", "A100", "--format", "json")
+    rows = {r["value"]: r for r in json.loads(out)["rows"]}
+    assert code == 0 and rows["bf16"]["fits"] and rows["bf16"]["gpu_hours"] > 0
+    assert not rows["fp8"]["fits"] and rows["fp8"]["gpu_hours"] is None
+    assert rows["fp8"]["note"].startswith("does not run: --vary dtype=fp8: GPU A100-SXM-80GB has no fp8 peak")
+    code, out, _ = run(capsys, "whatif", "--vary", "dtype=bf16,fp8", "--gpu", "A100")
+    assert code == 0 and "does not run" in out
+    code, _, err = run(capsys, "whatif", "--vary", "dtype=fp8", "--gpu", "A100")
+    assert code == 2 and "no value fits" in err and len(err.splitlines()) == 1
+    code, out, _ = run(capsys, "whatif", "--vary", "gpu-hours=1M,2M", "--format", "json")   # 1M: above the peak
+    assert code == 0 and [r["fits"] for r in json.loads(out)["rows"]] == [False, True]
+    for typo in ("providers=aws,nope", "region=us-east-1,nowhere"):   # bad input still stops it
+        assert run(capsys, "whatif", "--vary", typo)[0] == 2
+
+
 def test_cost_virtualization_overhead_flag(capsys):
     bare = cost_json(capsys, *FIXED)
     vm = cost_json(capsys, *FIXED, "--virtualization-overhead", "0.05")
