@@ -215,7 +215,8 @@ def run_row(path: str, doc: dict, model: str, prices, pricing: str, gpus: int | 
         notes.append(f"{row['failed_checks']} measurement(s) failed their correctness check")
     price = None
     if provider is None:
-        notes.append("no tag: no provider to price")
+        notes.append("no tag: no provider to price" if not doc.get("tag") else
+                     "its tag names no provider (the part before '/'): nothing to price")
     else:
         price, why = _price(prices, provider, region, gpu, pricing, plan.gpus if plan else None)
         if price is None and gpu == "cpu":
