@@ -17,7 +17,11 @@ def unknown_name(kind: str, name: str, choices) -> InputError:
     choices = list(choices)
     lowered = {c.lower(): c for c in choices}
     close = [lowered[c] for c in difflib.get_close_matches(name.lower(), list(lowered), n=4, cutoff=0.5)]
-    hint = f"; did you mean {', '.join(close)}?" if close else f"; known: {', '.join(choices)}"
+    def show(c):   # a name holding a comma ("Florida, US, NA") quoted, so the list reads one way
+        return repr(c) if "," in c else c
+
+    hint = (f"; did you mean {', '.join(map(show, close))}?" if close
+            else f"; known: {', '.join(map(show, choices))}")
     return InputError(f"unknown {kind} {name!r}{hint}")
 
 

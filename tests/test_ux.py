@@ -331,3 +331,10 @@ def test_prices_table_says_what_each_offer_sells(capsys):
     assert code == 0 and "instance" in lines[0]
     assert any(line.startswith("vast") and "1-GPU marketplace" in line for line in lines)
     assert any(line.startswith("aws") and "8-GPU" in line and "marketplace" not in line for line in lines)
+
+
+def test_unknown_name_quotes_a_choice_that_holds_a_comma():
+    """vast's regions ("Florida, US, NA") made the list of known regions unreadable."""
+    from cost_models.errors import unknown_name
+    msg = str(unknown_name("region", "nowhere", ["Florida, US, NA", "us-east-1"]))
+    assert msg == "unknown region 'nowhere'; known: 'Florida, US, NA', us-east-1"
