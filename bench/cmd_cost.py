@@ -23,12 +23,20 @@ PRICING_NOTES = {"spot": "interruptions not modelled: a lower bound",
 
 COLUMNS = [("provider", "provider", ""), ("gpu", "GPU", ""), ("pricing", "pricing", ""),
            ("region", "region", ""), ("usd_per_gpu_hour", "$/GPU-h", ".2f"), ("cost_usd", "cost", usd),
-           ("commitment_usd", "term commitment", usd),
+           ("commitment_usd", "term commitment", usd), ("billed_usd", "you pay", usd),
            ("cost_usd_low", "low", usd), ("cost_usd_high", "high", usd), ("as_of", "as of", ""),
            ("_age", "age", ""), ("offer", "offer", "")]
 ROW_KEYS = ("provider", "gpu", "pricing", "region", "usd_per_gpu_hour", "cost_usd", "cost_usd_low",
-            "cost_usd_high", "commitment_usd", "as_of", "age_days", "stale", "source", "note", "instance_gpus",
+            "cost_usd_high", "commitment_usd", "billed_usd", "as_of", "age_days", "stale", "source", "note", "instance_gpus",
             "marketplace", "offer")
+
+
+def table_columns(rows: list[dict]) -> list:
+    """COLUMNS less those no row fills (low/high without a published range, a term's columns without
+    a term, offer where every row sells the cluster): the default table was 133 columns wide."""
+    optional = {"commitment_usd", "cost_usd_low", "cost_usd_high", "offer"}
+    keep = [c for c in COLUMNS if c[0] not in optional or any(r.get(c[0]) for r in rows)]
+    return [c for c in keep if c[0] != "billed_usd" or any(r.get("commitment_usd") for r in rows)]
 
 
 def _tflops(x: float) -> str:
@@ -382,13 +390,13 @@ def run_cost(plan_kwargs: dict, pricing="on-demand", providers=None, prices_file
         from cost_models.prices import SPOT_NOTE
         prices_line += f"\nspot        {SPOT_NOTE.removeprefix('spot: ')}"
     if any(r["commitment_usd"] is not None for r in rows):
-        prices_line += "\n" + TERM_LINE
+        prices_line += "\n" + TERM_LINE + "; `you pay` = the larger, which the rows are ranked by"
     if any(r["offer"] for r in rows):
         from cost_models.cost import offer_note
         prices_line += f"\noffer       {offer_note(plan)}"
     if fmt == "table":
         if rows:
-            emit(rows, [c for c in COLUMNS if c[0] != "offer" or any(r["offer"] for r in rows)], fmt, out)
+            emit(rows, table_columns(rows), fmt, out)
             out.write("\n")
         out.write("\n".join(_summary_lines(plan, note, prices_line)) + "\n")
     else:

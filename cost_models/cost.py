@@ -721,7 +721,9 @@ def plan_training(model=DEFAULT_MODEL, gpu: str | GpuSpec = DEFAULT_GPU, gpus: i
 
 def price_rows(plan: TrainingPlan, prices: list[Price], ref_date=None,
                stale_months: float = DEFAULT_STALE_MONTHS) -> list[dict]:
-    """One row per price for the plan's GPU: cost = GPU-hours x $/GPU-hour, cheapest first.
+    """One row per price for the plan's GPU: cost = GPU-hours x $/GPU-hour; billed_usd = the larger
+    of cost and the term's commitment; rows that sell a cluster of the plan's size first, then the
+    smallest bill first.
 
     Each row also carries its region, its age in days at `ref_date` (default: prices.today())
     and whether it is stale (older than `stale_months`), and for term kinds (reserved-1y/3y,
@@ -746,7 +748,12 @@ def price_rows(plan: TrainingPlan, prices: list[Price], ref_date=None,
             "source": p.source, "note": SPOT_NOTE if p.pricing == "spot" else None,
             "instance_gpus": p.instance_gpus, "marketplace": p.marketplace, "offer": p.offer(plan.gpus, GPUS_PER_NODE),
         })
-    return sorted(rows, key=lambda r: (r["cost_usd"], r["provider"], r["pricing"], r["region"]))
+        # what the run is billed: its hours at the rate, or a term's commitment where that is more
+        rows[-1]["billed_usd"] = max(cost, rows[-1]["commitment_usd"] or 0.0)
+    # offers that sell the cluster first, then by the bill: a reserved-3y row committing $477M once
+    # ranked 4th on its run-hours, and a 1-GPU marketplace listing topped a 16,384-GPU table
+    return sorted(rows, key=lambda r: (r["offer"] is not None, r["billed_usd"], r["provider"], r["pricing"],
+                                       r["region"]))
 
 
 def offer_note(plan: TrainingPlan) -> str:
@@ -768,8 +775,8 @@ def estimate(model="llama3-70b", gpu: str = DEFAULT_GPU, pricing: str = "on-dema
     table = prices if isinstance(prices, list) else load_prices(prices)
     rows = price_rows(plan, select(table, plan.gpu.name, pricing, providers))
     df = pd.DataFrame(rows, columns=["provider", "gpu", "pricing", "region", "usd_per_gpu_hour", "cost_usd",
-                                     "cost_usd_low", "cost_usd_high", "commitment_usd", "as_of", "age_days",
-                                     "stale", "source", "note", "instance_gpus", "marketplace", "offer"])
+                                     "cost_usd_low", "cost_usd_high", "commitment_usd", "billed_usd", "as_of",
+                                     "age_days", "stale", "source", "note", "instance_gpus", "marketplace", "offer"])
     df["model"] = plan.model.name
     df["gpus"] = plan.gpus
     df["gpu_hours"] = plan.gpu_hours

@@ -46,14 +46,19 @@ def row(value, cost: dict, measured: bool = False, measured_from: str | None = N
     for p in prices:
         if not p.get("offer"):   # a listing that does not sell a cluster of this size is no such price
             by_provider[p["provider"]] = min(p["cost_usd"], by_provider.get(p["provider"], float("inf")))
-    cheapest = min(prices, key=lambda p: p["cost_usd"]) if prices else None
+    # min and max over the offers that sell this cluster (a 1-GPU or marketplace listing only where
+    # none does), each what the run is billed: the cheapest was once a marketplace listing, and a
+    # reserved-3y row's $104M commitment read as 1.03x on-demand
+    capable = [p for p in prices if not p.get("offer")] or prices
+    bill = lambda p: p.get("billed_usd", p["cost_usd"])   # noqa: E731 (older cost documents lack it)
+    cheapest = min(capable, key=bill) if capable else None
     a = cost.get("assumptions", {})
     return {
         "value": value, "model": cost["model"]["name"], "gpu": cost["gpu"], "gpus": cost["gpus"],
         "gpu_hours": cost["gpu_hours"], "wall_clock_days": cost["wall_clock_days"],
         "achieved_tflops_per_gpu": cost.get("achieved_tflops_per_gpu"), "mfu": cost.get("mfu"),
-        "cost_usd_min": cheapest["cost_usd"] if cheapest else None,
-        "cost_usd_max": max(p["cost_usd"] for p in prices) if prices else None,
+        "cost_usd_min": bill(cheapest) if cheapest else None,
+        "cost_usd_max": max(map(bill, capable)) if capable else None,
         "commitment_usd": cheapest.get("commitment_usd") if cheapest else None,   # the cheapest row's term
         "cheapest": (f"{cheapest['provider']} {cheapest['pricing']}"
                      + (f" ({cheapest['offer']}: not a cluster of this size)" if cheapest.get("offer") else "")

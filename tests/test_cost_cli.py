@@ -29,8 +29,11 @@ def test_cost_table_default_is_llama3_70b_cheapest_first(capsys):
     rows = json.loads(doc)["rows"]
     providers = [r["provider"] for r in rows]
     assert [line.split()[0] for line in out.splitlines()[2:2 + len(rows)]] == providers
-    costs = [r["cost_usd"] for r in rows]
-    assert costs == sorted(costs) and len(set(providers)) == len(providers)   # cheapest first, one row each
+    # offers that sell the 16,384-GPU cluster first, each block by its bill (here the run-hours' cost)
+    order = [(r["offer"] is not None, r["billed_usd"]) for r in rows]
+    assert order == sorted(order) and len(set(providers)) == len(providers)   # one row each
+    assert all(r["billed_usd"] == r["cost_usd"] for r in rows) and any(r["offer"] for r in rows)
+    assert "you pay" not in out and "term commitment" not in out   # no term: no columns for one
     assert "llama3-70b" in out and "16,384 x H100-SXM" in out and "goodput" in out
 
 

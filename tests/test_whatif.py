@@ -37,10 +37,13 @@ def test_rows_equal_separate_cost_calls(capsys, key, values, flag_values):
     assert doc["vary"] == key and len(doc["rows"]) == len(flag_values)
     for row, text in zip(doc["rows"], flag_values):
         cost = cost_json(capsys, *FIXED, f"--{key}", text)
-        costs = [r["cost_usd"] for r in cost["rows"]]
+        # over the offers that sell the cluster (all rows where none does), each what the run is billed
+        capable = [r for r in cost["rows"] if not r["offer"]] or cost["rows"]
+        bills = [r["billed_usd"] for r in capable]
         assert row["gpu_hours"] == cost["gpu_hours"] and row["wall_clock_days"] == cost["wall_clock_days"]
         assert row["gpu"] == cost["gpu"] and row["gpus"] == cost["gpus"]
-        assert row["cost_usd_min"] == min(costs) and row["cost_usd_max"] == max(costs)
+        assert row["cost_usd_min"] == min(bills) and row["cost_usd_max"] == max(bills)
+        assert row["cost_usd_min"] == capable[0]["billed_usd"]   # cost's first row is whatif's cheapest
         assert row["ratio_gpu_hours"] == pytest.approx(row["gpu_hours"] / doc["rows"][0]["gpu_hours"])
 
 
