@@ -194,8 +194,11 @@ def _print_table(doc, out) -> None:
                   f"(cheapest: {first['cheapest'] or 'none'})\n")
     if len({r.get("network") for r in fitting}) > 1 or doc["vary"] == "network":
         for r in fitting:   # the fabric each row ran on, where rows differ in it
-            comm = f"; overlap {r['overlap']:g}" if r.get("overlap") is not None else ""
-            out.write(f"network     {r['value']}: {r['network']}{comm}\n")
+            # overlap = 1 - exposed / total data-parallel traffic time (cost's assumptions.overlap)
+            parts = ([r["network"]] if r["network"] != str(r["value"]) else []) + (
+                [f"{r['overlap']:.0%} of the data-parallel traffic hidden under compute"]
+                if r.get("overlap") is not None else [])
+            out.write(f"network     {r['value']}: {'; '.join(parts) or r['network']}\n")
     elif first.get("network") is not None:   # None: --mfu/--gpu-hours set the pace, no fabric modelled
         out.write(f"network     {first['network']}\n")
     for r in fitting:
@@ -210,8 +213,12 @@ def _print_table(doc, out) -> None:
         out.write(TERM_LINE.replace("`term commitment`", "`term commitment` (of the cost min row)") + "\n")
     fixed = ", ".join(f"{k}={value_label(v)}" for k, v in doc["fixed"].items())
     out.write(f"fixed       {fixed or 'all cost defaults'}\n")
-    for note in dict.fromkeys(r["note"] for r in doc["rows"] if r.get("note")):   # once each, in row order
-        out.write(f"note        {note}\n")
+    notes = {}   # note -> the values it is about, once each, in row order
+    for r in doc["rows"]:
+        if r.get("note"):
+            notes.setdefault(r["note"], []).append(value_label(r["value"]))
+    for note, values in notes.items():
+        out.write(f"note        {', '.join(values)}: {note}\n")
     for found in doc["claims"]:
         out.write(f"claim       {describe(found)}\n")
 

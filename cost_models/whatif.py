@@ -67,7 +67,9 @@ def row(value, cost: dict, measured: bool = False, measured_from: str | None = N
         "measured": measured, "measured_from": measured_from,
         "tokens_placeholder": "tokens" in a, "tokens": cost["model"].get("tokens"),
         "network": a.get("network"), "overlap": a.get("overlap"), "exposed_comm_share": _comm_share(cost),
-        "parallelism": cost.get("parallelism"), "step": cost.get("step"), "note": cost.get("note"),
+        "parallelism": cost.get("parallelism"), "step": cost.get("step"),
+        # GPUs billed but idle (eth-100 at 16,384: 2,560) change the row's hours: say so on the row
+        "note": "; ".join(n for n in (cost.get("note"), a.get("idle_gpus")) if n) or None,
         "fits": True,
     }
 

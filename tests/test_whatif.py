@@ -290,3 +290,13 @@ def test_varied_prices_get_each_rows_own_footer_and_values_read_as_typed(capsys)
     assert "['aws']" not in out and "\naws " in out and "\ngcp " in out
     assert "prices      aws: 1 rows (cheapest: aws on-demand)" in out and "prices      gcp: 1 rows (cheapest: gcp" in out
     assert "tokens=1T" in out and "1000000000000" not in out
+
+
+def test_idle_gpus_are_noted_on_their_row(capsys):
+    """eth-100 at 16,384 GPUs bills 2,560 idle GPUs; whatif said nothing (cost did) (UX review)."""
+    doc = whatif_json(capsys, "--vary", "network=ib-ndr-400,eth-100", "--gpus", "16384")
+    ib, eth = doc["rows"]
+    assert ib["note"] is None and "2,560 of the 16,384 GPUs idle (billed)" in eth["note"]
+    code, out, _ = run(capsys, "whatif", "--vary", "network=ib-ndr-400,eth-100", "--gpus", "16384")
+    assert "note        eth-100: 2,560 of the 16,384 GPUs idle" in out
+    assert "network     eth-100: " in out and "of the data-parallel traffic hidden under compute" in out
