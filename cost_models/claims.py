@@ -139,8 +139,32 @@ def describe(f: dict) -> str:
     lo, hi = f["claimed"]
     if f["kind"] == "speedup":
         got, want = f"{f['found']:.2f}x", f"{lo:g}x" if lo == hi else f"{lo:g}-{hi:g}x"
+        found = (f["found"], f["found"])
     else:
-        # "to", not a dash: "-11%-84%" read as a minus (a range from 11% dearer to 84% cheaper)
-        got = f"{f['found'][0]:.0%} to {f['found'][1]:.0%} cheaper"
-        want = f"{lo:.0%} to {hi:.0%} cheaper"
-    return f"{f['claim']} ({f['compared']}): {got} {f['basis']} vs {want} claimed ({f['text']}; {f['source']})"
+        found = f["found"]
+        got, want = _range(*found), f"{lo:.0%} to {hi:.0%} cheaper"
+    return (f"{f['claim']} ({f['compared']}): {got} {f['basis']} vs {want} claimed: {verdict(found, (lo, hi))} "
+            f"({f['text']}; {f['source']})")
+
+
+def _range(a: float, b: float) -> str:
+    """A cheaper-by range in words: "-7% to 3% cheaper" read as a minus; it is 7% dearer to 3% cheaper."""
+    def one(x):
+        return f"{x:.0%} cheaper" if x >= 0 else f"{-x:.0%} dearer"
+    if a >= 0 and b >= 0:
+        return f"{a:.0%} to {b:.0%} cheaper"
+    if a < 0 and b < 0:
+        return f"{-b:.0%} to {-a:.0%} dearer"
+    return f"{one(a)} to {one(b)}"
+
+
+def verdict(found: tuple, claimed: tuple) -> str:
+    """Where the model's figure (a range, or one value twice) stands against the claimed range."""
+    (a, b), (lo, hi) = sorted(found), claimed
+    if b < lo:
+        return "below the claim"
+    if a > hi:
+        return "above the claim"
+    if lo <= a and b <= hi:
+        return "within the claim"
+    return "overlapping the claim"

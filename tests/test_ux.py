@@ -346,3 +346,15 @@ def test_unknown_name_quotes_a_choice_that_holds_a_comma():
     from cost_models.errors import unknown_name
     msg = str(unknown_name("region", "nowhere", ["Florida, US, NA", "us-east-1"]))
     assert msg == "unknown region 'nowhere'; known: 'Florida, US, NA', us-east-1"
+
+
+def test_claim_lines_read_as_words_and_give_a_verdict():
+    """'-7% to 3% cheaper' read as a minus sign, and no line said whether the model bore the claim out."""
+    from cost_models.claims import _range, describe, verdict
+    assert _range(-0.07, 0.03) == "7% dearer to 3% cheaper" and _range(0.3, 0.8) == "30% to 80% cheaper"
+    assert _range(-0.2, -0.05) == "5% to 20% dearer"
+    assert verdict((2.02, 2.02), (3, 4)) == "below the claim" and verdict((3.5, 3.5), (3, 4)) == "within the claim"
+    assert verdict((0.1, 0.5), (0.3, 0.8)) == "overlapping the claim" and verdict((0.9, 0.95), (0.3, 0.8)) == "above the claim"
+    line = describe({"claim": "H100 / A100", "compared": "x", "kind": "speedup", "found": 2.4, "claimed": (3, 3),
+                     "basis": "model", "text": "H100 = 3x A100", "source": "s"})
+    assert line == "H100 / A100 (x): 2.40x model vs 3x claimed: below the claim (H100 = 3x A100; s)"
