@@ -11,7 +11,7 @@ import sys
 from bench.cli import csv_list, fraction, number, positive, positive_int
 from bench.cmd_catalog import (FORMATS, add_age_argument, age_text, check_choice, choices_help, emit, usd,
                                warn_stale)
-from bench.table import si
+from bench.table import footer_text, si
 from cost_models.errors import InputError
 from cost_models.hardware import TRAINING_DTYPES
 from cost_models.prices import DEFAULT_STALE_MONTHS, PRICING_KINDS
@@ -322,9 +322,15 @@ def _summary_lines(plan, note=None, prices_line=None) -> list[str]:
                 if plan.gpus != m.published_gpus else "")
         published = f" (published: {si(m.published_gpu_hours, 4)} on {m.published_hardware}{size})"
     lines.append(f"time        {si(plan.gpu_hours)} GPU-hours{days}{published}")
+    if plan.gpus and str(a.get("gpus_from", "")).startswith("default"):
+        # the size follows the GPU and model: two `cost --gpu` calls are then not like for like
+        lines.append("compare     the default cluster is sized per GPU: compare GPUs at one size with --gpus N or "
+                     "`costbench whatif --vary gpu=...`; days against dollars: `costbench whatif --vary gpus=...`")
     if note:
         lines.append(f"note        {note}")
     lines.append(prices_line or PRICES_LINE)
+    lines.append("scope       GPU-hours at list price (the instance, host included); not storage, egress, "
+                 "experiments or failed runs beyond goodput, support or taxes")
     return lines
 
 
@@ -398,7 +404,7 @@ def run_cost(plan_kwargs: dict, pricing="on-demand", providers=None, prices_file
         if rows:
             emit(rows, table_columns(rows), fmt, out)
             out.write("\n")
-        out.write("\n".join(_summary_lines(plan, note, prices_line)) + "\n")
+        out.write(footer_text(_summary_lines(plan, note, prices_line), out) + "\n")
     else:
         figures = {"model": plan.model.name, "gpus": plan.gpus, "gpu_hours": plan.gpu_hours,
                    "wall_clock_days": plan.wall_clock_days}

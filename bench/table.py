@@ -81,3 +81,19 @@ def si(value: float, digits: int = 3) -> str:
         if abs(value) >= scale:
             return f"{value / scale:.{digits}g}{suffix}"
     return f"{value:.{digits}g}"
+
+
+def footer_text(lines: list[str], out=None, indent: int = 12) -> str:
+    """Footer lines ("label       text") as one text: on a terminal each wrapped to its width with
+    the text's indent kept (lines ran to 265 characters); to a pipe or file one line each, greppable."""
+    out = out or sys.stdout
+    if not (hasattr(out, "isatty") and out.isatty()):
+        return "\n".join(lines)
+    import shutil
+    import textwrap
+
+    width = max(60, shutil.get_terminal_size().columns)
+    wrapped = []
+    for line in lines:
+        wrapped += textwrap.wrap(line, width, subsequent_indent=" " * indent, break_on_hyphens=False) or [""]
+    return "\n".join(wrapped)

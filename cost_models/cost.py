@@ -712,8 +712,9 @@ def plan_training(model=DEFAULT_MODEL, gpu: str | GpuSpec = DEFAULT_GPU, gpus: i
                          f"at a global batch of {layout['global_batch']:,} sequences"} if used < count else {}),
         "goodput": round(good, 4),
         "goodput_from": "given (--goodput)" if goodput is not None else
-        f"Llama 3's interruption rate (466 in 54 days at 16,384 GPUs, 90% effective time) on the {used:,} GPUs "
-        f"the layout runs",
+        f"= 1 / (1 + {training_time.FAILURES_PER_GPU_HOUR * training_time.HOURS_LOST_PER_FAILURE * training_time.LLAMA3_GPUS:.3f}"
+        f" x {used:,} / {training_time.LLAMA3_GPUS:,}): Llama 3's interruption rate (466 in 54 days at 16,384 GPUs, "
+        f"90% effective time) on the {used:,} GPUs the layout runs",
     })
     return TrainingPlan(spec, hw, int(count), total_flops, need, achieved, achieved / peak, hours, days,
                         assumptions, parallelism=layout, step={"seconds": seconds, "parts": parts})

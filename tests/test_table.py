@@ -2,6 +2,7 @@
 
 import contextlib
 import io
+import os
 
 from bench.table import format_table
 
@@ -39,3 +40,20 @@ def test_control_characters_in_a_cell_are_escaped():
         assert "\x1b[31m" not in text.replace("\x1b[1m", "") or not terminal
         assert "me/east\\nFAKE ROW\\x1b[31m 日本" in text
         assert len([line for line in text.splitlines() if "FAKE" in line]) == 1
+
+
+def test_footer_lines_wrap_on_a_terminal_only(monkeypatch):
+    from bench.table import footer_text
+
+    lines = ["scope       " + "word " * 40, "short       x"]
+    pipe = io.StringIO()
+    assert footer_text(lines, pipe) == "\n".join(lines)   # a pipe or file: one line each
+
+    class Tty(io.StringIO):
+        def isatty(self):
+            return True
+
+    monkeypatch.setattr("shutil.get_terminal_size", lambda *a: os.terminal_size((80, 24)))
+    text = footer_text(lines, Tty())
+    assert all(len(line) <= 80 for line in text.splitlines()) and len(text.splitlines()) > 2
+    assert all(line.startswith(" " * 12) for line in text.splitlines()[1:-1])
