@@ -83,7 +83,7 @@ def table_rows(df) -> tuple[list[dict], list]:
     columns += [(op, f"{COLLECTIVE_HEADER[op]} GB/s", "") for op in ops]
     columns += [("stragglers", "stragglers", ""), ("usd_per_gpu_hour", "$/GPU-h", ".2f"),
                 ("usd_per_pflop_hour", "$/PFLOP-h", ".2f"), ("pflop_dtype", "of", ""),
-                ("cluster_gpus", "GPUs", ","), ("days", "days", ".1f"), ("cost_usd", "cost", "")]
+                ("cluster_gpus", "GPUs", ","), ("days", "days", ",.1f"), ("cost_usd", "cost", "")]
     if _has_term(df):
         columns.append(("commitment_usd", "term commitment", ""))
     columns.append(("note", "note", ""))

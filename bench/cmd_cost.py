@@ -249,7 +249,12 @@ def step_line(plan) -> str:
     parts = sorted(plan.step["parts"].items(), key=lambda kv: -kv[1])
     # parts under 0.01% of the step are left out (a fixed 0.5 ms hid every part of a small model's step)
     shown = [(k, v) for k, v in parts if v > 0 and v >= 1e-4 * plan.step["seconds"]]
-    return f"{plan.step['seconds']:.3g} s = " + " + ".join(f"{k} {v:.3g}" for k, v in shown)
+    return f"{_secs(plan.step['seconds'])} s = " + " + ".join(f"{k} {_secs(v)}" for k, v in shown)
+
+
+def _secs(v: float) -> str:
+    """3 significant figures, written out past 1,000 (a CPU's 2,327 s step, not 2.33e+03)."""
+    return f"{v:,.0f}" if v >= 1000 else f"{v:.3g}"
 
 
 def layout_line(plan) -> str:
@@ -312,7 +317,7 @@ def _summary_lines(plan, note=None, prices_line=None) -> list[str]:
                      + (" of the bf16 peak" if "mfu_basis" in a else ""))
     if "virtualization_overhead" in a:
         lines.append(f"vm          virtualization overhead {a['virtualization_overhead']}")
-    days = f", {plan.wall_clock_days:.1f} days wall clock" if plan.gpus else ""
+    days = f", {plan.wall_clock_days:,.1f} days wall clock" if plan.gpus else ""
     published = ""
     if m.published_gpu_hours:
         # GPU-hours grow with the cluster (more communication, a longer bubble per token): a budget

@@ -31,7 +31,7 @@ def _ratio(value) -> str:
 
 
 COLUMNS = [("value", "value", ""), ("gpu", "GPU", ""), ("gpus", "GPUs", ","), ("gpu_hours", "GPU-hours", si),
-           ("wall_clock_days", "days", ".1f"), ("cost_usd_min", "cost min", usd),
+           ("wall_clock_days", "days", ",.1f"), ("cost_usd_min", "cost min", usd),
            ("commitment_usd", "term commitment", usd), ("cost_usd_max", "cost max", usd),
            ("ratio_gpu_hours", "x hours", _ratio), ("ratio_wall_clock_days", "x days", _ratio),
            ("ratio_cost_usd_min", "x cost", _ratio), ("layout", "layout", ""),
@@ -188,7 +188,7 @@ def _print_table(doc, out) -> None:
     if len({(r["price_rows"], r["cheapest"]) for r in fitting}) > 1:   # varied prices: each row's own
         out.write(f"model       {first['model']}; cost min/max over each row's price rows\n")
         for r in fitting:
-            out.write(f"prices      {value_label(r['value'])}: {r['price_rows']} rows (cheapest: {r['cheapest'] or 'none'})\n")
+            out.write(f"prices      {value_label(r['value'])}: {r['price_rows']} row{'s' if r['price_rows'] != 1 else ''} (cheapest: {r['cheapest'] or 'none'})\n")
     else:
         out.write(f"model       {first['model']}; cost min/max over {first['price_rows']} price rows "
                   f"(cheapest: {first['cheapest'] or 'none'})\n")

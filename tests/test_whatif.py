@@ -288,7 +288,7 @@ def test_varied_prices_get_each_rows_own_footer_and_values_read_as_typed(capsys)
                          "--gpus", "64")
     assert code == 0, err
     assert "['aws']" not in out and "\naws " in out and "\ngcp " in out
-    assert "prices      aws: 1 rows (cheapest: aws on-demand)" in out and "prices      gcp: 1 rows (cheapest: gcp" in out
+    assert "prices      aws: 1 row (cheapest: aws on-demand)" in out and "prices      gcp: 1 row (cheapest: gcp" in out
     assert "tokens=1T" in out and "1000000000000" not in out
 
 
