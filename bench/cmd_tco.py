@@ -44,7 +44,7 @@ def _years(value) -> str:
 
 COLUMNS = [("provider", "provider", ""), ("pricing", "pricing", ""), ("region", "region", ""),
            ("usd_per_gpu_hour", "$/GPU-h", ".2f"), ("break_even_utilization", "owning wins above", _pct),
-           ("saving_usd_over_life", "saving over life", usd), ("payback_years", "payback years", _years),
+           ("saving_usd_over_life", "saving per GPU over life", usd), ("payback_years", "payback if rented out (years)", _years),
            ("_age", "age", "")]
 
 
@@ -191,11 +191,14 @@ def _print(doc, out) -> None:
               f"+ interest ${b['interest_usd_per_year']:,.0f}; opex ${b['opex_usd_per_year']:,.0f}/year\n")
     for key, v in a.items():
         out.write(f"  {key:<18} {v['value']:g}  ({v['from']})\n")
+    if a["capex_usd"]["from"] != "given":   # set against rental prices that include the host and fabric
+        out.write("  the default capex is the GPU alone (no server, fabric, storage or facility share) while a rental "
+                  "price includes them: the owned cost is a floor; pass --capex with your all-in cost per GPU\n")
     out.write("\n")
     if doc["rows"]:
         rows = [{**r, "_age": age_text(r["age_days"], r["stale"])} for r in doc["rows"]]
         out.write(format_table(rows, COLUMNS) + "\n")
-        out.write(f"  saving over life: renting the same used hours minus owning, at {u:.0%} utilisation over "
+        out.write(f"  saving per GPU over life: renting the same used hours minus owning, at {u:.0%} utilisation over "
                   f"{side['life_years']:g} years (negative: owning costs more); payback: renting the GPU out at "
                   "that price\n\n")
     else:
