@@ -44,7 +44,8 @@ def _years(value) -> str:
 
 COLUMNS = [("provider", "provider", ""), ("pricing", "pricing", ""), ("region", "region", ""),
            ("usd_per_gpu_hour", "$/GPU-h", ".2f"), ("break_even_utilization", "owning wins above", _pct),
-           ("saving_usd_over_life", "saving per GPU over life", usd), ("payback_years", "payback if rented out (years)", _years),
+           ("saving_usd_over_life", "saving per GPU over life", usd),
+           ("payback_years", "payback if rented out (years)", _years),
            ("_age", "age", "")]
 
 
