@@ -318,10 +318,14 @@ def days_vs_cost(df, model: str, prices=None, sizes=CLUSTER_SIZES, size=(10, 6))
             ax.plot(*zip(*pts), linestyle=("--", ":", "-.")[j % 3], marker="x+^v"[j % 4], color=color, linewidth=1.2,
                     label=f"{_tag(row)} (measured {row['gpu']}, ${price:.2f}/GPU-h)")
     ax.set_xscale("log")
-    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}" if v >= 1 else f"{v:g}"))
+    costs = [y for line in ax.get_lines() for y in line.get_ydata() if y > 0]
+    spread = bool(costs) and max(costs) / min(costs) > 20   # a CPU run's $1B beside GPUs' $10M flattened them
+    if spread:
+        ax.set_yscale("log")
     ax.yaxis.set_major_formatter(FuncFormatter(_money))
     ax.set_xlabel("wall-clock days to train (log scale; fewer GPUs → right)")
-    ax.set_ylabel("cost to train (US$, on-demand list price)")
+    ax.set_ylabel(f"cost to train (US$, on-demand list price{'; log scale' if spread else ''})")
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), title="GPU type (price)")
     fig.tight_layout()
     return fig
