@@ -308,6 +308,9 @@ def _summary_lines(plan, note=None, prices_line=None) -> list[str]:
             f"measured parts: {measured}; catalog: {', '.join(a['catalog_parts']) or 'none'}"
             + (f"; layer GEMM rate {a['layer_gemm_rate'].split(':')[0]}" if "layer_gemm_rate" in a else ""),
             f"goodput     {a['goodput']:.1%} ({a['goodput_from']})",
+            # one fabric times every provider's row: a provider's own can differ, and moves the hours
+            f"network     {a['network']} for every row (--network; `costbench networks`); a provider's own fabric "
+            f"may differ (AWS p5: efa-3200): `costbench whatif --vary network=...`",
         ]
     elif plan.achieved_tflops_per_gpu is not None:
         lines += [f"throughput  {_tflops(plan.achieved_tflops_per_gpu)} TFLOP/s per GPU ({a['achieved_tflops_from']})",
