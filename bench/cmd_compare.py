@@ -82,7 +82,7 @@ def table_rows(df) -> tuple[list[dict], list]:
         columns.append(("membw", "membw GB/s", ""))
     columns += [(op, f"{COLLECTIVE_HEADER[op]} GB/s", "") for op in ops]
     columns += [("stragglers", "stragglers", ""), ("usd_per_gpu_hour", "$/GPU-h", ".2f"),
-                ("usd_per_pflop_hour", "$/PFLOP-h", ".2f"), ("pflop_dtype", "of", ""),
+                ("usd_per_pflop_hour", "$/PFLOP-h", ".2f"), ("pflop_dtype", "PFLOP dtype", ""),
                 ("cluster_gpus", "GPUs", ","), ("days", "days", ",.1f"), ("cost_usd", "cost", "")]
     if _has_term(df):
         columns.append(("commitment_usd", "term commitment", ""))
@@ -95,11 +95,11 @@ def _has_term(df) -> bool:
 
 
 def footer(df, model: str, pricing: str) -> str:
-    lines = ["TFLOP/s: measured MAMF (efficiency against the datasheet peak); membw GB/s (efficiency); "
+    lines = ["TFLOP/s: measured MAMF (efficiency against the datasheet peak, where the GPU has one); membw GB/s (efficiency, likewise); "
              "collectives: best busbw GB/s / busbw at 256 MiB",
              f"cost: to train {model} at {pricing} prices from each run's measured figures "
              "(as costbench cost --results FILE; the parts a run did not measure are the catalog's, named in its "
-             "note); $/PFLOP-h = $/GPU-h / (measured MAMF of the dtype in 'of' / 1000)"]
+             "note); $/PFLOP-h = $/GPU-h / (measured MAMF of the dtype in 'PFLOP dtype' / 1000)"]
     if _has_term(df):
         lines.append(TERM_LINE.replace("term        ", "term: ", 1))
     sizes = sorted({(int(r["cluster_gpus"]), r.get("cluster_gpus_from")) for r in df.to_dict("records")

@@ -240,7 +240,7 @@ def _throughput(path):
 
 TERM_LINE = ("term        reserved/capacity-block rows: `cost` is the run's hours at the rate; "
              "`term commitment` = GPUs x term hours x rate, paid even if the run is shorter")
-PRICES_LINE = ("prices      list prices, cheapest region per provider (one that sells the cluster first) unless --region; "
+PRICES_LINE = ("prices      list prices, cheapest region per provider (preferring one that sells whole 8-GPU nodes) unless --region; "
                "`costbench prices` for every region, source and age")
 
 
@@ -262,7 +262,7 @@ def layout_line(plan) -> str:
 
     p = plan.parallelism
     stage = int(stage_layers(plan.model.layers, p["pp"])[0])
-    rc = p["recompute"] + (f" ({p['recompute_layers']} of the {stage} layers per stage)" if p["recompute"] == "full" else "")
+    rc = p["recompute"] + (f" on {p['recompute_layers']} of the {stage} layers per stage" if p["recompute"] == "full" else "")
     interleave = f" (interleaved x{p['virtual_stages']})" if p["virtual_stages"] > 1 else ""
     ep = f" (EP {p['ep']})" if p.get("ep", 1) > 1 else ""
     used = p.get("gpus_used", plan.gpus)

@@ -694,7 +694,7 @@ def plan_training(model=DEFAULT_MODEL, gpu: str | GpuSpec = DEFAULT_GPU, gpus: i
     assumptions.update({
         "gpus_from": count_from,
         "layout": (f"{'searched' if layout['chosen'] == 'search' else 'given'}: fastest in wall-clock time per token of "
-                   f"{int(found.fits.sum()):,} layouts that fit (of {len(found.layouts):,} feasible)"),
+                   f"{int(found.fits.sum()):,} layouts that fit in memory, of {len(found.layouts):,} that divide the cluster"),
         "gpu_memory_gib": round(float(found.gpu_bytes[i]) / 2**30, 1),
         "rates": rates.origin,
         "measured_parts": provenance["measured"], "catalog_parts": provenance["catalog"],
