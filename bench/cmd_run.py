@@ -99,7 +99,7 @@ def summary_text(result: dict, path: str | None) -> str:
     if s.get("layer"):
         lines.append(layer_text(s["layer"]))
     for note in config.get("notes", []):
-        if "not run" in note or "in-place" in note or note.startswith("layer"):
+        if "not run" in note or "in-place" in note or note.startswith(("layer", "matmul")):
             lines.append(f"note: {note}")
     if s.get("failures"):
         lines.append(f"FAILED: {len(s['failures'])} correctness check(s) failed:")

@@ -209,6 +209,31 @@ def test_search_climbs_to_the_best_shape_and_remeasures_it(monkeypatch):
     assert best(records) is records[-1]  # the MAMF is the re-measurement, not the search's max
 
 
+def test_a_winner_that_does_not_hold_up_is_not_quoted(monkeypatch):
+    """A loaded CPU's search read 256^3 at 0.72 TFLOP/s (a spike); its remeasure gave 0.0042 and was
+    quoted as the MAMF beside 0.27 at 1024^3 (hostile tester round 6). Now the next-best shapes
+    are re-measured too and the best remeasure is the MAMF."""
+    plan = matmul.SearchPlan(shapes=((512, 512, 512), (1024, 1024, 1024), (768, 768, 768)), steps=(),
+                             max_shapes=100, max_dim=2048, budget_ms=1, remeasure_ms=5)
+    monkeypatch.setitem(matmul.PLANS, ("cpu", True), plan)
+    speed = {(512, 512, 512): 100.0, (1024, 1024, 1024): 40.0, (768, 768, 768): 30.0}
+    spiked = _fake_measure(lambda s: speed[s])[0]
+
+    def fake(m, n, k, dtype, device, budget_ms=None, layout="TN", phase="search"):
+        if phase == "remeasure" and (m, n, k) == (512, 512, 512):   # the spike does not repeat
+            return _fake_measure(lambda s: 1.0)[0](m, n, k, dtype, device, budget_ms, layout, phase)
+        return spiked(m, n, k, dtype, device, budget_ms, layout, phase)
+
+    monkeypatch.setattr(matmul, "measure", fake)
+    records = list(search("fp32", "cpu", quick=True))
+    again = [r for r in records if r["phase"] == "remeasure"]
+    assert [(r["m"], round(r["tflops"])) for r in again] == [(512, 1), (1024, 40)]   # stops once one holds up
+    assert best(records) is again[1]
+    # a winner that holds up is re-measured alone (the usual case)
+    monkeypatch.setattr(matmul, "measure", spiked)
+    assert [r["m"] for r in search("fp32", "cpu", quick=True) if r["phase"] == "remeasure"] == [512]
+
+
 def test_search_does_not_climb_on_noise(monkeypatch):
     # every shape runs at the same true speed; medians differ only by +-3% noise. A strict `>` on
     # medians would wander off to whichever neighbour sampled fast; the rule must stay put.
