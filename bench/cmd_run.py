@@ -150,9 +150,11 @@ def _run_and_report(cfg, stream=None) -> tuple:
     """Measure, print the summary on rank 0; (path, result, exit_code) as run_quick documents."""
     from bench.runner import run
 
-    outcome = run(cfg)
-    if outcome.path:  # rank 0
-        print(summary_text(outcome.result, outcome.path), file=stream or sys.stdout)
+    def report(outcome):   # called by run() with Ctrl-C and SIGTERM still held: the table always prints
+        if outcome.path:  # rank 0
+            print(summary_text(outcome.result, outcome.path), file=stream or sys.stdout)
+
+    outcome = run(cfg, report)
     return outcome.path, outcome.result, outcome.exit_code
 
 

@@ -16,7 +16,6 @@ torch and kernels are imported inside run(), so RunConfig validates arguments wi
 except the layer's shape: with `layer` in ops, kernels.layer (and so torch) checks --model/--tp.
 """
 
-import contextlib
 import dataclasses
 import os
 import signal
@@ -208,37 +207,33 @@ def human_bytes(n: int) -> str:
     return f"{n} B"
 
 
-@contextlib.contextmanager
-def terminate_as_interrupt():
-    """SIGTERM (`kill`, Slurm preemption, a Kubernetes pod stop) ends the run as Ctrl-C does:
-    the result file gets its summary with complete: false instead of stopping mid-record."""
-    if threading.current_thread() is not threading.main_thread():
-        yield  # signal handlers can only be set from the main thread
-        return
+class _Signals:
+    """Ctrl-C and SIGTERM (`kill`, Slurm preemption, a Kubernetes pod stop) for one run. While
+    measuring, the first is raised as KeyboardInterrupt, so the sweep stops where it is; the handler
+    disarms itself as it raises, and once measuring is over it is disarmed, so every later signal is
+    only noted until the result file is finished and its summary printed. With handlers swapped at
+    the end instead, a signal between two swaps (or during the summary and the final write, noted
+    but never read again) left a file with no summary, or one marked complete that exited 130 or 0
+    regardless (hostile testers, rounds 4 and 6)."""
 
-    def handler(signum, frame):
-        raise KeyboardInterrupt(f"signal {signum}")
+    def __init__(self):
+        self.noted, self.armed, self.previous = [], True, {}
 
-    previous = signal.signal(signal.SIGTERM, handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+    def handler(self, signum, frame):
+        self.noted.append(signum)
+        if self.armed:
+            self.armed = False
+            raise KeyboardInterrupt(f"signal {signum}")
 
+    def install(self) -> None:
+        if threading.current_thread() is threading.main_thread():   # handlers can only be set there
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                self.previous[signum] = signal.signal(signum, self.handler)
 
-def _hold_interrupts(noted: list) -> dict | None:
-    """From the first interrupt, or the end of measuring, until the result file is finished: Ctrl-C
-    and SIGTERM are appended to `noted`, not raised (a double Ctrl-C 10 ms apart, or a SIGTERM while
-    the process group was left, skipped the summary and left the records with an empty one). The
-    previous handlers, for _release; None off the main thread, where handlers cannot be set."""
-    if threading.current_thread() is not threading.main_thread():
-        return None
-    return {s: signal.signal(s, lambda signum, frame: noted.append(signum)) for s in (signal.SIGINT, signal.SIGTERM)}
-
-
-def _release(previous: dict | None) -> None:
-    for signum, handler in (previous or {}).items():
-        signal.signal(signum, handler)
+    def release(self) -> None:
+        self.armed = False
+        for signum, handler in self.previous.items():
+            signal.signal(signum, handler)
 
 
 def _loud(progress: Progress, failures: list, text: str) -> None:
@@ -519,10 +514,11 @@ def nothing_to_measure(cfg: RunConfig, device: str) -> str | None:
     return f"--dtypes {','.join(cfg.dtypes or ())}: nothing to measure on {device} (" + "; ".join(why) + ")"
 
 
-def run(cfg: RunConfig) -> RunOutcome:
-    """Measure, write the result file (rank 0), and say how it went. Raises InputError for
-    arguments that cannot work here (--device cuda without a GPU, an unwritable --out, a bad
-    torchrun environment or COSTBENCH_TIMEOUT_S)."""
+def run(cfg: RunConfig, report=None) -> RunOutcome:
+    """Measure, write the result file (rank 0), and say how it went; report(outcome), if given, is
+    called once the file is final, with Ctrl-C and SIGTERM still held (the summary table is printed
+    there). Raises InputError for arguments that cannot work here (--device cuda without a GPU, an
+    unwritable --out, a bad torchrun environment or COSTBENCH_TIMEOUT_S)."""
     from bench import launch as launch_env
 
     launch = launch_env.from_env()
@@ -551,9 +547,11 @@ def run(cfg: RunConfig) -> RunOutcome:
     config = {"ops": list(cfg.ops), "dtypes": dtypes, "quick": cfg.quick, "device": device,
               "layout": cfg.matmul_layout, "warmup_s": warmup_s, "skipped_dtypes": skipped,
               "inplace": cfg.inplace, "max_bytes": cfg.max_bytes, "timeout_s": launch.timeout_s, "notes": []}
-    interrupted, error, created, machine, bug, held, noted = False, None, False, None, None, None, []
+    interrupted, error, created, machine, bug = False, None, False, None, None
+    signals = _Signals()
+    signals.install()
     try:
-        with terminate_as_interrupt():
+        try:
             # needed before matmul, to gather every GPU's MAMF; one process gets a group of one
             if launch.distributed or any(op in collectives.OPS for op in cfg.ops):
                 created = collectives.init_distributed(device, launch.timeout_s, state.on_timeout,
@@ -579,37 +577,45 @@ def run(cfg: RunConfig) -> RunOutcome:
             state.sustained(measured)
             state.fingerprint("after")
             state.gather_gpus()
-    except KeyboardInterrupt:
-        interrupted, held = True, _hold_interrupts(noted)
-    except collectives.RankFailure as e:
-        error = f"rank {rank}: {e}"
-    except Exception as e:   # a bug: still close the file (complete: false, with the error), then let it out
-        bug, error = e, f"internal error: {type(e).__name__}: {e}"
-    finally:
-        if held is None:   # measuring is over: a signal from here on (teardown, the final write) is noted
-            held = _hold_interrupts(noted)
+            signals.armed = False   # measured: from here a signal is noted, and read below
+        except KeyboardInterrupt:
+            interrupted = True
+        except collectives.RankFailure as e:
+            error = f"rank {rank}: {e}"
+        except Exception as e:   # a bug: still close the file (complete: false, with the error), then let it out
+            bug, error = e, f"internal error: {type(e).__name__}: {e}"
+    except KeyboardInterrupt:   # raised inside an except clause above (the handler raises once)
+        interrupted = True
+    signals.armed = False
+    try:
         state.progress.close()
         if created or (launch.distributed and error):
             _teardown(device, bool(error))
-    interrupted = interrupted or bool(noted)
-    if error and not bug:   # a bug's own line is the CLI's
-        print(f"costbench run: error: {error}", file=sys.stderr)
-    machine = machine or env.fingerprint(device)
-    machine["gpus"] = state.gpus
-    summary = state.summary(machine, not (interrupted or error), error)
-    doc = {"summary": summary, "config": config, "machine": machine, "records": state.records}
-    try:
-        if state.writer:
-            state.writer.finish(summary)
-            doc = state.writer.doc
+        if error and not bug:   # a bug's own line is the CLI's
+            print(f"costbench run: error: {error}", file=sys.stderr)
+        machine = machine or env.fingerprint(device)
+        machine["gpus"] = state.gpus
+        doc = None
+        while doc is None or (signals.noted and not interrupted):
+            # a signal noted before the file is final makes it an interrupted run: the summary is
+            # (re)written complete: false (one that came during the first write, once more)
+            interrupted = interrupted or bool(signals.noted)
+            summary = state.summary(machine, not (interrupted or error), error)
+            doc = {"summary": summary, "config": config, "machine": machine, "records": state.records}
+            if state.writer:
+                state.writer.finish(summary)
+                doc = state.writer.doc
+        path = state.writer.path if state.writer else None
+        if (interrupted or error) and path:
+            print(f"costbench run: {'interrupted' if interrupted else 'stopped'}; {path} is valid and holds "
+                  f"{len(state.records)} records (complete: false)", file=sys.stderr)
+        code = (EXIT_INTERRUPTED if interrupted else EXIT_RANK_FAILED if error
+                else EXIT_CHECK_FAILED if state.failures else EXIT_OK)
+        outcome = RunOutcome(path, doc, code, state.failures)
+        if report is not None and bug is None:   # the summary printed before a late signal is honoured
+            report(outcome)
     finally:
-        _release(held)
-    path = state.writer.path if state.writer else None
-    if (interrupted or error) and path:
-        print(f"costbench run: {'interrupted' if interrupted else 'stopped'}; {path} is valid and holds "
-              f"{len(state.records)} records (complete: false)", file=sys.stderr)
+        signals.release()   # a signal after the file is final and printed changes nothing: noted, let go
     if bug is not None:
         raise bug
-    code = (EXIT_INTERRUPTED if interrupted else EXIT_RANK_FAILED if error
-            else EXIT_CHECK_FAILED if state.failures else EXIT_OK)
-    return RunOutcome(path, doc, code, state.failures)
+    return outcome

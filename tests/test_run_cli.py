@@ -176,6 +176,40 @@ def test_a_signal_while_the_process_group_is_left_still_finishes_the_summary(tmp
     assert "(complete: false)" in proc.stderr and "Traceback" not in proc.stderr
 
 
+_HOOK = """
+import os, signal, sys
+from bench import cli, cmd_run, results, runner
+target, name, sig = {target}, {name!r}, {sig}
+original = getattr(target, name)
+def hooked(*a, **k):
+    os.kill(os.getpid(), sig)   # the handler runs at the next bytecode: inside this phase
+    return original(*a, **k)
+setattr(target, name, hooked)
+sys.exit(cli.main())
+"""
+
+
+@pytest.mark.parametrize("target, name, complete, code", [
+    ("runner._Run", "summary", False, 130),             # while the summary is built: noted, then read
+    ("results.ResultWriter", "finish", False, 130),     # during the final write: the file is written again
+    ("cmd_run", "summary_text", True, 0),               # the file is final: the table prints, nothing lost
+])
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_in_the_last_phases_is_read_not_lost(tmp_path, target, name, complete, code, sig):
+    """Signals during the summary or the final write gave exit 0 with complete: true; one while the
+    table printed gave 130 with complete: true and no table (hostile tester round 6)."""
+    script = _HOOK.format(target=target, name=name, sig=int(sig))
+    proc = subprocess.run([sys.executable, "-c", script, "run", "--device", "cpu", "--quick", "--ops", "membw,allreduce",
+                           "--max-bytes", "4K", "--out", str(tmp_path)], cwd=ROOT, capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == code, proc.stderr
+    (file,) = os.listdir(tmp_path)
+    with open(tmp_path / file) as f:
+        assert json.load(f)["summary"]["complete"] is complete
+    assert f"result file: {tmp_path / file}" in proc.stdout and "Traceback" not in proc.stderr
+    assert ("INTERRUPTED" in proc.stdout) is (not complete)
+
+
 def test_a_failed_check_is_loud_and_exits_1(tmp_path, monkeypatch, capsys):
     from kernels import matmul
 
