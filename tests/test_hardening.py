@@ -58,6 +58,12 @@ def result_doc(records=(), summary=None, **machine):
     return w
 
 
+def _coll(world=2, busbw=1.0):
+    t = {"min": 1.0, "median": 1.0, "mean": 1.0, "p10": 1.0, "p90": 1.0, "stdev": 0.0, "n": 3}
+    return {"op": "allreduce", "dtype": "fp32", "bytes": 4096, "world_size": world, "backend": "gloo", "time_ms": t,
+            "algbw_gbps": busbw, "busbw_gbps": busbw, "wrong": 0}
+
+
 def matmul(tflops=1.0, dtype="fp32"):
     t = {"min": 1.0, "median": 1.0, "mean": 1.0, "p10": 1.0, "p90": 1.0, "stdev": 0.0, "n": 3}
     return {"op": "matmul", "dtype": dtype, "m": 64, "n": 64, "k": 64, "time_ms": t, "tflops": tflops,
@@ -207,6 +213,14 @@ def _big_int_doc():
     (json.dumps(result_doc([matmul(-1.0)], {})), "is negative"),
     (json.dumps(result_doc([], {}, world_size=0)), "machine.world_size: 0 must be at least 1"),
     (json.dumps(result_doc([], {}, world_size=8, nodes=100)), "machine.nodes: 100 exceeds machine.world_size 8"),
+    # hostile tester round 6: a world that disagrees with itself, a sustained MAMF above its records
+    (json.dumps(result_doc([_coll(world=2)], {}, world_size=1)), "records[0].world_size: 2 differs from machine.world_size 1"),
+    (json.dumps(result_doc([_coll(world=2)], {"collectives": {"allreduce": {"busbw_gbps_max": 1.0, "world_size": 2,
+                                                                            "nodes": 3}}}, world_size=2)),
+     "summary.collectives.allreduce.nodes: 3 exceeds machine.world_size 2"),
+    (json.dumps(result_doc([matmul(1.0)], {"mamf_tflops_sustained": {"fp32": 500.0}})),
+     "summary.mamf_tflops_sustained.fp32: 500.0 exceeds every fp32 matmul record"),
+    (json.dumps(result_doc([], {}, mig="yes")), "machine.mig: expected true or false"),
     (json.dumps(result_doc([], {}, device="cuda", mig=True, gpu={"name": "NVIDIA H100 80GB HBM3 MIG 1g.10gb",
                                                                  "normalized": "H100-SXM", "count": 1})),
      "machine.gpu.normalized: 'H100-SXM' names a whole GPU, but machine.mig is true"),

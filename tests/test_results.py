@@ -157,7 +157,7 @@ def write_doc(tmp_path, doc, name="x.json"):
 
 def good_doc():
     return {"schema_version": 1, "run_id": "r", "created_at": "2026-11-22T10:15:00Z",
-            "costbench_version": "0.1.0", "tag": None, "machine": dict(MACHINE), "config": {},
+            "costbench_version": "0.1.0", "tag": None, "machine": {**MACHINE, "world_size": 8}, "config": {},
             "records": [matmul(), allreduce(), matmul(), matmul()], "summary": {}}
 
 
@@ -294,8 +294,8 @@ def test_a_summary_rate_above_every_record_it_summarises_is_refused(tmp_path, fi
                allreduce(busbw=2.0), _layer_record("gemm", rate=0.9), _layer_record("attention", rate=0.1),
                _layer_record("elementwise", rate=5.0), _layer_record("gemm", "fp32", rate=0.5)]
     doc = {"schema_version": 1, "run_id": "r", "created_at": "2026-01-01T00:00:00Z", "costbench_version": "0",
-           "tag": None, "machine": MACHINE, "config": {}, "records": records,
-           "summary": results.summarize(records, MACHINE)}
+           "tag": None, "machine": {**MACHINE, "world_size": 8}, "config": {}, "records": records,
+           "summary": results.summarize(records, {**MACHINE, "world_size": 8})}
     path = tmp_path / "r.json"
     path.write_text(json.dumps(doc))
     results.load(str(path))   # the summary as written agrees with its records
