@@ -442,13 +442,30 @@ def measure_size(op: str, nbytes: int, device: str, cfg: SweepConfig, inplace: b
 
 
 def _fits(op: str, nbytes: int, device: str) -> bool:
-    """CUDA: whether every rank has room for this size (base, input, output, check), agreed over
-    ranks so that all skip it together; a one-rank OOM would leave the others waiting."""
-    if device != "cuda":
-        return True
+    """Whether every rank has room for this size (base, input, output, check), agreed over ranks so
+    that all skip it together; a one-rank OOM would leave the others waiting. On CPU the ranks of
+    one host share its memory (--max-bytes 1T on a 23 GiB host swept on towards the OOM killer)."""
     need = 4 * nbytes + (nbytes if op != "allgather" else 0)
-    free = torch.cuda.mem_get_info()[0]
+    if device == "cuda":
+        free = torch.cuda.mem_get_info()[0]
+    else:
+        free = _host_available_bytes()
+        if free is None:   # not Linux: nothing to ask; the allocation's own error ends the sweep
+            return True
+        need *= int(os.environ.get("LOCAL_WORLD_SIZE", 1))
     return _reduce([1.0 if free > need else 0.0], device, dist.ReduceOp.MIN)[0] > 0
+
+
+def _host_available_bytes() -> int | None:
+    """MemAvailable from /proc/meminfo (what can be allocated without swapping), or None."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
 
 
 def sweep(op: str, device: str, config: SweepConfig, inplace: bool = False,
@@ -481,6 +498,7 @@ def sweep(op: str, device: str, config: SweepConfig, inplace: bool = False,
                 raise RankFailure(f"{what} failed: {one_line(e)}") from None
         if record is None:
             if notes is not None:
-                notes.append(f"{what}: not run, some rank lacks the GPU memory; larger sizes skipped")
+                room = "GPU memory" if device == "cuda" else "host memory"
+                notes.append(f"{what}: not run, some rank lacks the {room}; larger sizes skipped")
             return
         yield record

@@ -111,6 +111,20 @@ def test_world_size_1_runs_every_op_on_a_local_group_and_cleans_up():
         dist.destroy_process_group()
 
 
+def test_a_size_beyond_the_hosts_memory_ends_the_sweep_with_a_note(monkeypatch):
+    """--max-bytes 1T on a 23 GiB host swept on towards the OOM killer (hostile tester round 6)."""
+    monkeypatch.setattr(co, "_host_available_bytes", lambda: 5 * 8192 + 1)   # room for 8 KiB, not 16
+    assert co.init_distributed("cpu", env_rendezvous=False)
+    try:
+        notes = []
+        records = list(co.sweep("allreduce", "cpu", co.SweepConfig([4096, 8192, 16384, 32768], **TINY), notes=notes))
+    finally:
+        dist.destroy_process_group()
+    assert [r["bytes"] for r in records] == [4096, 8192]
+    (note,) = notes
+    assert note.endswith("of 16384 bytes: not run, some rank lacks the host memory; larger sizes skipped")
+
+
 def test_a_wrong_sum_is_counted(monkeypatch):
     real = dist.all_reduce
 
