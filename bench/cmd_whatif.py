@@ -101,6 +101,23 @@ def _measured_gpu(path: str | None) -> str | None:
     return Throughput.from_result(load(path), source=path).gpu
 
 
+STALE_MARK = "price rows are older than"   # cost_models.prices.stale_warning's words
+
+
+def _stale_line(rows, stale_months: float) -> str | None:
+    """cost's age warning over the price rows of every value (cost JSON rows: as_of, stale)."""
+    rows = list(rows)
+    old = [r for r in rows if r.get("stale")]
+    if not old:
+        return None
+    oldest = min(old, key=lambda r: r["as_of"])
+    from cost_models.prices import today
+
+    return (f"{len(old)} of the values' {len(rows)} {STALE_MARK} {stale_months:g} months at {today().isoformat()} "
+            f"(oldest: {oldest['provider']} {oldest['gpu']} {oldest['pricing']}, as of {oldest['as_of']}); "
+            "re-check them, pass your own with --prices, or set --stale-months")
+
+
 def run_whatif(args) -> dict:
     """The what-if JSON document for parsed whatif flags (args.vary plus cost flags)."""
     from cost_models import whatif
@@ -119,6 +136,7 @@ def run_whatif(args) -> dict:
     for value in values:  # the plausibility bounds every command's flags get (bench.cli.check_args)
         check_plausible(action.dest, value, f"--vary {key}")
     rows, warnings, measured_gpus = [], [], {}   # measured_gpus: result file -> its GPU, each file read once
+    priced = {}   # every price row the values were priced at, once: one age warning for them all
     # "Everything else fixed" includes the cluster: without --gpus, cost sizes it per scenario (a slower
     # GPU got more of them and came out faster), so the first row's size holds for every row. A model
     # varied keeps its own default size (its published count), as the note in `fixed` says.
@@ -143,10 +161,14 @@ def run_whatif(args) -> dict:
             measured_gpus[one.results] = _measured_gpu(one.results)
         measured = measured_gpus[one.results] == cost["gpu"]     # None (no file) never equals a GPU name
         rows.append(whatif.row(value, cost, measured, one.results if measured else None))
+        priced.update({(p["provider"], p["gpu"], p["pricing"], p["region"]): p for p in cost.get("rows") or []})
     if not any(r["fits"] for r in rows):
         raise NoLayoutError(f"--vary {key}: no value fits; the first {rows[0]['note']}")
-    for line in dict.fromkeys(warnings):   # each cost warning once, in order
+    stale = _stale_line(priced.values(), args.stale_months)
+    for line in dict.fromkeys(w for w in warnings if STALE_MARK not in w):   # each other warning once, in order
         print(line, file=sys.stderr)
+    if stale:   # one line, not one per value (four near-identical lines for --vary gpu)
+        print(f"costbench whatif: warning: {stale}", file=sys.stderr)
     fixed = {a.dest: getattr(args, a.dest) for a in actions.values()
              if a.dest != action.dest and getattr(args, a.dest) != a.default}
     if pinned is not None:

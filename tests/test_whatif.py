@@ -300,3 +300,11 @@ def test_idle_gpus_are_noted_on_their_row(capsys):
     code, out, _ = run(capsys, "whatif", "--vary", "network=ib-ndr-400,eth-100", "--gpus", "16384")
     assert "note        eth-100: 2,560 of the 16,384 GPUs idle" in out
     assert "network     eth-100: " in out and "of the data-parallel traffic hidden under compute" in out
+
+
+def test_one_age_warning_for_every_values_prices(capsys, monkeypatch):
+    """--vary gpu printed four near-identical stale-price lines, one per GPU (UX review)."""
+    monkeypatch.setenv("COSTBENCH_TODAY", "2026-12-07")
+    code, _, err = run(capsys, "whatif", "--vary", "gpu=A100-SXM-80GB,H100-SXM", "--format", "json")
+    lines = [line for line in err.splitlines() if "older than" in line]
+    assert code == 0 and len(lines) == 1 and "of the values' " in lines[0] and "at 2026-12-07" in lines[0]
