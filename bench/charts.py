@@ -23,6 +23,7 @@ from matplotlib.ticker import FuncFormatter  # noqa: E402
 
 from bench.compare import COLLECTIVES, KEY, busbw_per_size  # noqa: E402
 from bench.results import catalog_gpu  # noqa: E402
+from bench.table import si  # noqa: E402
 from cost_models.errors import InputError  # noqa: E402
 from cost_models.prices import PRICING_KINDS  # noqa: E402
 
@@ -129,7 +130,7 @@ def cost_by_provider(df, model: str, prices=None, size=(10, 6)):
     kinds = [k for k in PRICING_KINDS if any(r["pricing"] == k for r in bars)]
     handles = [Patch(color=colors[k], label=k) for k in kinds] + ax.get_legend_handles_labels()[0]
     ax.legend(handles=handles, title="pricing", loc="upper right")  # cheapest bars are on top: room there
-    origins = "; ".join(dict.fromkeys(f"{p.gpu.name}: {p.gpus:,} GPUs, {p.gpu_hours / 1e6:.2f}M GPU-hours, "
+    origins = "; ".join(dict.fromkeys(f"{p.gpu.name}: {p.gpus:,} GPUs, {si(p.gpu_hours)} GPU-hours, "
                                       f"{o}" for p, o in plans))
     if any(r["pricing"] == "spot" for r in bars):
         from cost_models.prices import SPOT_NOTE
