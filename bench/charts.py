@@ -54,9 +54,15 @@ def _label(row) -> str:
 
 
 def _tag(row) -> str:
-    """The tag as one printable line: a newline or ESC in a result file's tag would break a legend."""
+    return _text(row["tag"])
+
+
+def _text(text: str) -> str:
+    """Text from a file (a tag, a provider) for a chart: one printable line (a newline or ESC would
+    break a legend), its "$" escaped (two of them are read as mathtext: a tag "aws/$\\frac x" beside
+    a "$2.00" price stopped the report with a ValueError)."""
     from bench.table import printable
-    return printable(row["tag"])
+    return printable(str(text)).replace("$", r"\$")
 
 
 def _message(ax, text):
@@ -115,9 +121,9 @@ def cost_by_provider(df, model: str, prices=None, size=(10, 6)):
     if ranged:
         ax.errorbar([costs[i] for i in ranged], ranged, xerr=[[lows[i] for i in ranged], [highs[i] for i in ranged]],
                     fmt="none", ecolor="0.15", capsize=4, elinewidth=1.2, label="published low–high")
-    ax.set_yticks(list(y), [f"{r['provider']} {r['pricing']}"
-                            f"{' (' + r['region'] + ')' if r.get('region') not in (None, '', 'all') else ''}"
-                            f" · {r['gpu']}" for r in bars], fontsize=8)
+    ax.set_yticks(list(y), [_text(f"{r['provider']} {r['pricing']}"
+                                  f"{' (' + r['region'] + ')' if r.get('region') not in (None, '', 'all') else ''}"
+                                  f" · {r['gpu']}") for r in bars], fontsize=8)
     extras = [_bar_extra(r) for r in bars]
     for yi, r, h, extra in zip(y, bars, highs, extras):
         # two "$" in one text would be read as mathtext ("$14.3M (term commitment $829M)" lost its spaces)
@@ -297,7 +303,7 @@ def days_vs_cost(df, model: str, prices=None, sizes=CLUSTER_SIZES, size=(10, 6))
             continue
         offer = best.offer(sizes[0], GPUS_PER_NODE)
         ax.plot(g["wall_clock_days"], g["cost_usd"], marker="o", markersize=3, color=f"C{i % 10}",
-                label=f"{gpu} (catalog, {cheapest} ${best.usd_per_gpu_hour:.2f}/GPU-h"
+                label=f"{gpu} (catalog, {_text(cheapest)} \\${best.usd_per_gpu_hour:.2f}/GPU-h"
                       + (f"; {offer}" if offer else "") + ")")
         for _, p in g.iloc[[0, -1]].iterrows():
             ax.annotate(f"{p['gpus']:,}", (p["wall_clock_days"], p["cost_usd"]), fontsize=7,
@@ -317,7 +323,7 @@ def days_vs_cost(df, model: str, prices=None, sizes=CLUSTER_SIZES, size=(10, 6))
         if pts:
             color = f"C{(gpus.index(row['gpu']) if row['gpu'] in gpus else 9) % 10}"
             ax.plot(*zip(*pts), linestyle=("--", ":", "-.")[j % 3], marker="x+^v"[j % 4], color=color, linewidth=1.2,
-                    label=f"{_tag(row)} (measured {row['gpu']}, ${price:.2f}/GPU-h)")
+                    label=f"{_tag(row)} (measured {row['gpu']}, \\${price:.2f}/GPU-h)")
     ax.set_xscale("log")
     ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}" if v >= 1 else f"{v:g}"))
     costs = [y for line in ax.get_lines() for y in line.get_ydata() if y > 0]

@@ -191,6 +191,13 @@ def _layout(row) -> str:
     return "-"
 
 
+def _rows_text(r: dict) -> str:
+    """'6 price rows (3 offers that do not sell this cluster left out)'."""
+    n, out = r["price_rows"], r.get("price_rows_left_out") or 0
+    left = f" ({out} offer{'s' if out != 1 else ''} that do not sell this cluster left out)" if out else ""
+    return f"{n} price row{'s' if n != 1 else ''}{left}"
+
+
 def _print_table(doc, out) -> None:
     from bench.table import format_table
     from cost_models.claims import describe
@@ -210,9 +217,9 @@ def _print_table(doc, out) -> None:
     if len({(r["price_rows"], r["cheapest"]) for r in fitting}) > 1:   # varied prices: each row's own
         out.write(f"model       {first['model']}; cost min/max over each row's price rows\n")
         for r in fitting:
-            out.write(f"prices      {value_label(r['value'])}: {r['price_rows']} row{'s' if r['price_rows'] != 1 else ''} (cheapest: {r['cheapest'] or 'none'})\n")
+            out.write(f"prices      {value_label(r['value'])}: {_rows_text(r)} (cheapest: {r['cheapest'] or 'none'})\n")
     else:
-        out.write(f"model       {first['model']}; cost min/max over {first['price_rows']} price rows "
+        out.write(f"model       {first['model']}; cost min/max over {_rows_text(first)} "
                   f"(cheapest: {first['cheapest'] or 'none'})\n")
     if len({r.get("network") for r in fitting}) > 1 or doc["vary"] == "network":
         for r in fitting:   # the fabric each row ran on, where rows differ in it
@@ -230,9 +237,9 @@ def _print_table(doc, out) -> None:
             out.write(placeholder_line(r["model"], r["tokens"]) + "\n")
             break
     if term:
-        from bench.cmd_cost import TERM_LINE
-
-        out.write(TERM_LINE.replace("`term commitment`", "`term commitment` (of the cost min row)") + "\n")
+        out.write("term        reserved/capacity-block rows: cost min/max are what the run is billed, the larger of its "
+                  "hours at the rate and the term commitment (GPUs x term hours x rate, paid even if the run is "
+                  "shorter), shown for the cost min row\n")
     fixed = ", ".join(f"{k}={value_label(v)}" for k, v in doc["fixed"].items())
     out.write(f"fixed       {fixed or 'all cost defaults'}\n")
     notes = {}   # note -> the values it is about, once each, in row order

@@ -53,12 +53,13 @@ def _rich_table(headers, cells, numeric) -> str:
     from rich import box
     from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
 
     table = Table(box=box.SIMPLE_HEAD, header_style="bold", pad_edge=False)
     for header, num in zip(headers, numeric):
         table.add_column(header, justify="right" if num else "left", overflow="fold")
-    for row in cells:
-        table.add_row(*row)
+    for row in cells:   # Text: a cell is never read as markup (a tag "team[/]x" raised MarkupError)
+        table.add_row(*(Text(c) for c in row))
     buf = io.StringIO()
     Console(file=buf, force_terminal=True, width=shutil.get_terminal_size().columns).print(table)
     return buf.getvalue().rstrip("\n")
@@ -87,6 +88,7 @@ def footer_text(lines: list[str], out=None, indent: int = 12) -> str:
     """Footer lines ("label       text") as one text: on a terminal each wrapped to its width with
     the text's indent kept (lines ran to 265 characters); to a pipe or file one line each, greppable."""
     out = out or sys.stdout
+    lines = [part for line in lines for part in line.split("\n")]   # an item may hold several lines
     if not (hasattr(out, "isatty") and out.isatty()):
         return "\n".join(lines)
     import shutil

@@ -151,6 +151,8 @@ def _range(a: float, b: float) -> str:
     """A cheaper-by range in words: "-7% to 3% cheaper" read as a minus; it is 7% dearer to 3% cheaper."""
     def one(x):
         return f"{x:.0%} cheaper" if x >= 0 else f"{-x:.0%} dearer"
+    if f"{a:.0%}" == f"{b:.0%}":   # one pair, or ends that round alike: "15% dearer", not "15% to 15%"
+        return one(a)
     if a >= 0 and b >= 0:
         return f"{a:.0%} to {b:.0%} cheaper"
     if a < 0 and b < 0:

@@ -42,15 +42,18 @@ def _comm_share(cost: dict):
 def row(value, cost: dict, measured: bool = False, measured_from: str | None = None) -> dict:
     """One what-if row from one cost JSON document. cost_usd_min/max: over its price rows."""
     prices = cost.get("rows") or []
-    by_provider = {}   # what each provider charges for this cluster (the claims compare these)
+
+    def bill(p):   # what the run is billed (older cost documents lack billed_usd)
+        return p.get("billed_usd", p["cost_usd"])
+
+    by_provider = {}   # what each provider bills for this cluster (the claims compare these, as the table)
     for p in prices:
         if not p.get("offer"):   # a listing that does not sell a cluster of this size is no such price
-            by_provider[p["provider"]] = min(p["cost_usd"], by_provider.get(p["provider"], float("inf")))
+            by_provider[p["provider"]] = min(bill(p), by_provider.get(p["provider"], float("inf")))
     # min and max over the offers that sell this cluster (a 1-GPU or marketplace listing only where
     # none does), each what the run is billed: the cheapest was once a marketplace listing, and a
     # reserved-3y row's $104M commitment read as 1.03x on-demand
     capable = [p for p in prices if not p.get("offer")] or prices
-    bill = lambda p: p.get("billed_usd", p["cost_usd"])   # noqa: E731 (older cost documents lack it)
     cheapest = min(capable, key=bill) if capable else None
     a = cost.get("assumptions", {})
     return {
@@ -63,7 +66,8 @@ def row(value, cost: dict, measured: bool = False, measured_from: str | None = N
         "cheapest": (f"{cheapest['provider']} {cheapest['pricing']}"
                      + (f" ({cheapest['offer']}: not a cluster of this size)" if cheapest.get("offer") else "")
                      if cheapest else None),
-        "price_rows": len(prices), "cost_usd_by_provider": by_provider,
+        "price_rows": len(capable), "price_rows_left_out": len(prices) - len(capable),
+        "cost_usd_by_provider": by_provider,
         "measured": measured, "measured_from": measured_from,
         "tokens_placeholder": "tokens" in a, "tokens": cost["model"].get("tokens"),
         "network": a.get("network"), "overlap": a.get("overlap"), "exposed_comm_share": _comm_share(cost),

@@ -248,7 +248,7 @@ def test_days_vs_cost_prices_a_cluster_at_a_whole_node_offer(tmp_path):
     df = compare([synthetic.write(tmp_path, "a.json", synthetic.result("n/y"))], model="llama3-8b", prices=str(path))
     fig = charts.days_vs_cost(df, "llama3-8b", str(path), sizes=(256, 1024))
     labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
-    assert "H100-SXM (catalog, n $1.50/GPU-h)" in labels and not any("m $1.00" in x for x in labels), labels
+    assert "H100-SXM (catalog, n \\$1.50/GPU-h)" in labels and not any("m \\$1.00" in x for x in labels), labels
     # a GPU whose cheapest offer is still no whole node says so: the catalog's H100 PCIe (1-GPU instances)
     assert any(x.startswith("H100-PCIe (catalog, ") and x.endswith("1-GPU instances)") for x in labels), labels
 
@@ -267,3 +267,10 @@ def test_cost_bars_carry_a_terms_commitment_and_the_spot_caveat(tmp_path):
     on_demand = [t for t, label in zip(texts, labels) if " on-demand" in label]
     assert on_demand and not any("term commitment" in t for t in on_demand)
     assert any("interruptions not modelled" in " ".join(t.get_text().split()) for t in fig.texts)
+
+
+def test_a_dollar_in_a_tag_is_text_not_mathtext(tmp_path):
+    """A tag "aws/$\\frac x" beside a "$2.00" price in a legend stopped the report (ValueError)."""
+    paths = [synthetic.write(tmp_path, "a.json", synthetic.result("aws/$\\frac x"))]
+    cmd_report.build(paths, str(tmp_path / "r"), model="llama3-8b", dpi=30, scale=0.5)
+    assert "aws/$\\frac x" in (tmp_path / "r" / "index.html").read_text()

@@ -226,7 +226,7 @@ def test_whatif_and_compare_mark_the_placeholder_too(capsys, tmp_path):
 def test_whatif_shows_the_term_commitment_of_reserved_rows(capsys):
     code, out, _ = run(capsys, "whatif", "--vary", "pricing=on-demand,reserved-3y", *SMALL)
     header = out.splitlines()[2]
-    assert code == 0 and "term commitment" in header and "(of the cost min row)" in out
+    assert code == 0 and "term commitment" in header and "shown for the cost min row" in out
     _, out, _ = run(capsys, "whatif", "--vary", "pricing=on-demand,reserved-3y", *SMALL, "--format", "json")
     on_demand, reserved = json.loads(out)["rows"]
     assert on_demand["commitment_usd"] is None

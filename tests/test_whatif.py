@@ -288,7 +288,7 @@ def test_varied_prices_get_each_rows_own_footer_and_values_read_as_typed(capsys)
                          "--gpus", "64")
     assert code == 0, err
     assert "['aws']" not in out and "\naws " in out and "\ngcp " in out
-    assert "prices      aws: 1 row (cheapest: aws on-demand)" in out and "prices      gcp: 1 row (cheapest: gcp" in out
+    assert "prices      aws: 1 price row (cheapest: aws on-demand)" in out and "prices      gcp: 1 price row (cheapest: gcp" in out
     assert "tokens=1T" in out and "1000000000000" not in out
 
 
@@ -308,3 +308,14 @@ def test_one_age_warning_for_every_values_prices(capsys, monkeypatch):
     code, _, err = run(capsys, "whatif", "--vary", "gpu=A100-SXM-80GB,H100-SXM", "--format", "json")
     lines = [line for line in err.splitlines() if "older than" in line]
     assert code == 0 and len(lines) == 1 and "of the values' " in lines[0] and "at 2026-12-07" in lines[0]
+
+
+def test_claims_compare_what_the_table_shows(capsys):
+    """The reserved claim read "72% cheaper: above the claim" beside a billed x cost of 1.15x: the
+    claim priced run-hours, the table the bill (code review). Both are the bill now."""
+    doc = whatif_json(capsys, "--vary", "pricing=on-demand,reserved-3y", "--model", "llama3-8b", "--gpus", "64",
+                      "--providers", "aws")
+    on_demand, reserved = doc["rows"]
+    assert reserved["ratio_cost_usd_min"] > 1 and reserved["cost_usd_by_provider"]["aws"] == reserved["cost_usd_min"]
+    (claim,) = [c for c in doc["claims"] if c["claim"].startswith("reserved")]
+    assert max(claim["found"]) < 0   # dearer, as the ratio says
