@@ -33,3 +33,44 @@ def torch_device(device: str):
     import torch
 
     return torch.device("cuda", torch.cuda.current_device()) if device == "cuda" else torch.device("cpu")
+
+
+def free_bytes(device: str) -> float | None:
+    """Memory this process can still take: the GPU's free bytes; on CPU the host's MemAvailable,
+    or less where a cgroup (a Kubernetes pod, a Slurm job) caps the memory (cgroup v2 memory.max
+    less memory.current); None where neither can be read."""
+    if device == "cuda":
+        import torch
+
+        return float(torch.cuda.mem_get_info()[0])
+    found = [v for v in (_meminfo_available(), _cgroup_room()) if v is not None]
+    return float(min(found)) if found else None
+
+
+def _meminfo_available() -> int | None:
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def _cgroup_room(root: str = "/sys/fs/cgroup") -> int | None:
+    """memory.max - memory.current of this process's cgroup (v2), or None (no limit, or not v2)."""
+    try:
+        with open("/proc/self/cgroup") as f:
+            path = next((line.strip().split("::", 1)[1] for line in f if line.startswith("0::")), None)
+        if path is None:
+            return None
+        folder = os.path.join(root, path.lstrip("/"))
+        with open(os.path.join(folder, "memory.max")) as f:
+            limit = f.read().strip()
+        if limit == "max":
+            return None
+        with open(os.path.join(folder, "memory.current")) as f:
+            return max(0, int(limit) - int(f.read().strip()))
+    except (OSError, ValueError):
+        return None

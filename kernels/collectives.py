@@ -445,27 +445,23 @@ def _fits(op: str, nbytes: int, device: str) -> bool:
     """Whether every rank has room for this size (base, input, output, check), agreed over ranks so
     that all skip it together; a one-rank OOM would leave the others waiting. On CPU the ranks of
     one host share its memory (--max-bytes 1T on a 23 GiB host swept on towards the OOM killer)."""
+    from kernels import free_bytes
+
     need = 4 * nbytes + (nbytes if op != "allgather" else 0)
-    if device == "cuda":
-        free = torch.cuda.mem_get_info()[0]
-    else:
-        free = _host_available_bytes()
-        if free is None:   # not Linux: nothing to ask; the allocation's own error ends the sweep
-            return True
-        need *= int(os.environ.get("LOCAL_WORLD_SIZE", 1))
+    free = free_bytes(device)
+    if free is None:   # nothing to ask (not Linux): the allocation's own error ends the sweep
+        return True
+    if device != "cuda":
+        need *= _local_ranks()
     return _reduce([1.0 if free > need else 0.0], device, dist.ReduceOp.MIN)[0] > 0
 
 
-def _host_available_bytes() -> int | None:
-    """MemAvailable from /proc/meminfo (what can be allocated without swapping), or None."""
+def _local_ranks() -> int:
+    """The ranks on this host (torchrun's LOCAL_WORLD_SIZE); 1 when unset or not a whole number."""
     try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        return None
-    return None
+        return max(1, int(os.environ.get("LOCAL_WORLD_SIZE", 1)))
+    except ValueError:
+        return 1
 
 
 def sweep(op: str, device: str, config: SweepConfig, inplace: bool = False,
@@ -474,7 +470,7 @@ def sweep(op: str, device: str, config: SweepConfig, inplace: bool = False,
 
     Needs the process group (init_distributed). Every rank yields the same records. A size
     that does not split into n chunks of whole elements is left out; a size that does not fit in
-    GPU memory on some rank ends the op's sweep (records so far stand; a line goes to notes).
+    some rank's GPU (or host) memory ends the op's sweep (records so far stand; a line goes to notes).
     A failed collective
     raises RankFailure; a hung one ends the process through the Watchdog.
     """

@@ -74,7 +74,7 @@ import torch.nn.functional as F
 
 from cost_models.errors import InputError
 from cost_models.models import check_experts, check_heads
-from kernels import matmul, torch_device
+from kernels import free_bytes, matmul, torch_device
 from kernels.matmul import rel_err
 from kernels.timing import benchmark
 
@@ -782,21 +782,6 @@ def peak_bytes(rank: RankShape, device: str) -> tuple[float, str]:
                   f"the element-wise work ({rows:,} rows of hidden {rank.hidden:,})"))
     size, what = max(sizes)
     return PEAK_FACTOR * size, what
-
-
-def free_bytes(device: str) -> float | None:
-    """Memory this process can still take: the GPU's free bytes, or the host's MemAvailable (Linux);
-    None where it cannot be read."""
-    if device == "cuda":
-        return float(torch.cuda.mem_get_info()[0])
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return float(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return None
 
 
 def check_fits(rank: RankShape, device: str, free: float | None = None) -> None:

@@ -1,6 +1,7 @@
 """kernels.collectives: nccl-tests arithmetic, each op's exact expected output, 1- and 3-rank gloo runs."""
 
 import json
+import io
 import os
 import subprocess
 import sys
@@ -113,7 +114,8 @@ def test_world_size_1_runs_every_op_on_a_local_group_and_cleans_up():
 
 def test_a_size_beyond_the_hosts_memory_ends_the_sweep_with_a_note(monkeypatch):
     """--max-bytes 1T on a 23 GiB host swept on towards the OOM killer (hostile tester round 6)."""
-    monkeypatch.setattr(co, "_host_available_bytes", lambda: 5 * 8192 + 1)   # room for 8 KiB, not 16
+    import kernels
+    monkeypatch.setattr(kernels, "free_bytes", lambda device: 5 * 8192 + 1)   # room for 8 KiB, not 16
     assert co.init_distributed("cpu", env_rendezvous=False)
     try:
         notes = []
@@ -213,3 +215,27 @@ def test_nccl_sweeps_on_one_gpu():
                 assert r["backend"] == "nccl" and r["wrong"] == 0 and r["world_size"] >= 1
     finally:
         dist.destroy_process_group()
+
+
+def test_a_cgroup_limit_caps_the_hosts_free_memory(tmp_path, monkeypatch):
+    """A pod or Slurm job's memory.max is the limit, not the host's MemAvailable (code review)."""
+    import builtins
+
+    import kernels
+
+    (tmp_path / "job").mkdir()
+    (tmp_path / "job" / "memory.max").write_text("1000000\n")
+    (tmp_path / "job" / "memory.current").write_text("400000\n")
+    real_open = builtins.open
+
+    def fake_open(path, *a, **k):
+        if path == "/proc/self/cgroup":
+            return io.StringIO("0::/job\n")
+        return real_open(path, *a, **k)
+
+    monkeypatch.setattr(builtins, "open", fake_open)
+    assert kernels._cgroup_room(str(tmp_path)) == 600000
+    (tmp_path / "job" / "memory.max").write_text("max\n")
+    assert kernels._cgroup_room(str(tmp_path)) is None
+    monkeypatch.setattr(kernels, "_cgroup_room", lambda: 600000)
+    assert kernels.free_bytes("cpu") == 600000   # below any host's MemAvailable
