@@ -549,62 +549,64 @@ def run(cfg: RunConfig, report=None) -> RunOutcome:
               "inplace": cfg.inplace, "max_bytes": cfg.max_bytes, "timeout_s": launch.timeout_s, "notes": []}
     interrupted, error, created, machine, bug = False, None, False, None, None
     signals = _Signals()
-    signals.install()
     try:
+        signals.install()
         try:
-            # needed before matmul, to gather every GPU's MAMF; one process gets a group of one
-            if launch.distributed or any(op in collectives.OPS for op in cfg.ops):
-                created = collectives.init_distributed(device, launch.timeout_s, state.on_timeout,
-                                                       launch.distributed)
-            machine = env.fingerprint(device)
-            state.fingerprint("before")
-            machine["gpus"] = state.gpus  # this rank's until the end, when rank 0 has gathered every rank's
-            if state.leader:
-                state.writer = results.ResultWriter(cfg.out, machine, config, tag=cfg.tag)
-                for dtype, reason in skipped.items():
-                    state.progress.write(f"skipping matmul {dtype}: {reason}")
-            measured = [d for d in dtypes if d not in skipped]
-            if measured or "membw" in cfg.ops:
-                state.warm_up(warmup_s)
-            if measured:
-                state.matmul(measured, config)
-            if "membw" in cfg.ops:
-                state.membw()
-            if any(op in collectives.OPS for op in cfg.ops):
-                state.collectives(config, launch.timeout_s)
-            if "layer" in cfg.ops:
-                state.layer(config)
-            state.sustained(measured)
-            state.fingerprint("after")
-            state.gather_gpus()
-            signals.armed = False   # measured: from here a signal is noted, and read below
-        except KeyboardInterrupt:
+            try:
+                # needed before matmul, to gather every GPU's MAMF; one process gets a group of one
+                if launch.distributed or any(op in collectives.OPS for op in cfg.ops):
+                    created = collectives.init_distributed(device, launch.timeout_s, state.on_timeout,
+                                                           launch.distributed)
+                machine = env.fingerprint(device)
+                state.fingerprint("before")
+                machine["gpus"] = state.gpus  # this rank's until the end, when rank 0 has gathered every rank's
+                if state.leader:
+                    state.writer = results.ResultWriter(cfg.out, machine, config, tag=cfg.tag)
+                    for dtype, reason in skipped.items():
+                        state.progress.write(f"skipping matmul {dtype}: {reason}")
+                measured = [d for d in dtypes if d not in skipped]
+                if measured or "membw" in cfg.ops:
+                    state.warm_up(warmup_s)
+                if measured:
+                    state.matmul(measured, config)
+                if "membw" in cfg.ops:
+                    state.membw()
+                if any(op in collectives.OPS for op in cfg.ops):
+                    state.collectives(config, launch.timeout_s)
+                if "layer" in cfg.ops:
+                    state.layer(config)
+                state.sustained(measured)
+                state.fingerprint("after")
+                state.gather_gpus()
+                signals.armed = False   # measured: a signal from here is only noted, and read below
+            except KeyboardInterrupt:
+                interrupted = True
+            except collectives.RankFailure as e:
+                error = f"rank {rank}: {e}"
+            except Exception as e:   # a bug: still close the file (complete: false, with the error), then let it out
+                bug, error = e, f"internal error: {type(e).__name__}: {e}"
+        except KeyboardInterrupt:   # raised inside an except clause above (the handler raises once)
             interrupted = True
-        except collectives.RankFailure as e:
-            error = f"rank {rank}: {e}"
-        except Exception as e:   # a bug: still close the file (complete: false, with the error), then let it out
-            bug, error = e, f"internal error: {type(e).__name__}: {e}"
-    except KeyboardInterrupt:   # raised inside an except clause above (the handler raises once)
-        interrupted = True
-    signals.armed = False
-    try:
+        signals.armed = False   # the error paths: the handler raises no more
         state.progress.close()
-        if created or (launch.distributed and error):
-            _teardown(device, bool(error))
         if error and not bug:   # a bug's own line is the CLI's
             print(f"costbench run: error: {error}", file=sys.stderr)
         machine = machine or env.fingerprint(device)
         machine["gpus"] = state.gpus
         doc = None
-        while doc is None or (signals.noted and not interrupted):
-            # a signal noted before the file is final makes it an interrupted run: the summary is
-            # (re)written complete: false (one that came during the first write, once more)
-            interrupted = interrupted or bool(signals.noted)
+        while doc is None or (signals.noted and not (interrupted or error)):
+            # a signal noted before the file is final makes it an interrupted run (a rank failure
+            # stays one): the summary is (re)written complete: false, once more for one that came
+            # during the first write
+            interrupted = interrupted or (bool(signals.noted) and not error)
             summary = state.summary(machine, not (interrupted or error), error)
             doc = {"summary": summary, "config": config, "machine": machine, "records": state.records}
             if state.writer:
                 state.writer.finish(summary)
                 doc = state.writer.doc
+        # after the file: a teardown that hangs ends the process (exit 3) with the summary written
+        if created or (launch.distributed and error):
+            _teardown(device, bool(error) or interrupted)   # peers gone or going: abort, not destroy
         path = state.writer.path if state.writer else None
         if (interrupted or error) and path:
             print(f"costbench run: {'interrupted' if interrupted else 'stopped'}; {path} is valid and holds "
@@ -612,10 +614,10 @@ def run(cfg: RunConfig, report=None) -> RunOutcome:
         code = (EXIT_INTERRUPTED if interrupted else EXIT_RANK_FAILED if error
                 else EXIT_CHECK_FAILED if state.failures else EXIT_OK)
         outcome = RunOutcome(path, doc, code, state.failures)
-        if report is not None and bug is None:   # the summary printed before a late signal is honoured
+        if report is not None and bug is None:   # the summary table, with signals still only noted
             report(outcome)
     finally:
-        signals.release()   # a signal after the file is final and printed changes nothing: noted, let go
+        signals.release()   # a signal after the file is final is noted and let go: nothing was cut short
     if bug is not None:
         raise bug
     return outcome

@@ -158,22 +158,23 @@ def test_ctrl_c_or_sigterm_leaves_a_valid_file_and_exits_130(tmp_path, sig, twic
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 def test_a_signal_while_the_process_group_is_left_still_finishes_the_summary(tmp_path, sig):
-    """Slurm's SIGTERM to a finishing job, delivered while the run leaves its process group (after
-    every record, before the summary): it skipped the summary (`"summary": {}`), printed no table and
-    no path. Now it is noted: the summary is written complete: false, printed, and the exit is 130."""
+    """Slurm's SIGTERM to a finishing job, delivered while the run leaves its process group: it
+    skipped the summary (`"summary": {}`), printed no table and no path. The group is now left after
+    the file is final (a hung teardown ends the process with the summary written), so the signal is
+    noted and let go: the file is complete, the table printed, exit 0."""
     script = ("import os, signal, sys; from bench import cli, runner; "
               "runner._teardown = lambda device, failed: os.kill(os.getpid(), %d); "
               "sys.exit(cli.main())" % sig)
     proc = subprocess.run([sys.executable, "-c", script, "run", "--device", "cpu", "--quick", "--ops", "allreduce",
                            "--max-bytes", "4K", "--out", str(tmp_path)],
                           cwd=ROOT, capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 130, proc.stderr
+    assert proc.returncode == 0, proc.stderr
     (name,) = os.listdir(tmp_path)
     with open(tmp_path / name) as f:
         summary = json.load(f)["summary"]
-    assert summary["complete"] is False and summary["collectives"]["allreduce"]
-    assert "INTERRUPTED" in proc.stdout and f"result file: {tmp_path / name}" in proc.stdout
-    assert "(complete: false)" in proc.stderr and "Traceback" not in proc.stderr
+    assert summary["complete"] is True and summary["collectives"]["allreduce"]
+    assert "INTERRUPTED" not in proc.stdout and f"result file: {tmp_path / name}" in proc.stdout
+    assert "Traceback" not in proc.stderr
 
 
 _HOOK = """
@@ -208,6 +209,21 @@ def test_a_signal_in_the_last_phases_is_read_not_lost(tmp_path, target, name, co
         assert json.load(f)["summary"]["complete"] is complete
     assert f"result file: {tmp_path / file}" in proc.stdout and "Traceback" not in proc.stderr
     assert ("INTERRUPTED" in proc.stdout) is (not complete)
+
+
+def test_a_teardown_that_hangs_leaves_the_summary_written(tmp_path):
+    """The watchdog of a hung teardown ends the process (exit 3); that once came before the summary,
+    leaving `"summary": {}` (code review). The file is final before the group is left."""
+    script = ("import os, sys; from bench import cli, runner; "
+              "runner._teardown = lambda device, failed: os._exit(3); sys.exit(cli.main())")
+    proc = subprocess.run([sys.executable, "-c", script, "run", "--device", "cpu", "--quick", "--ops", "allreduce",
+                           "--max-bytes", "4K", "--out", str(tmp_path)], cwd=ROOT, capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 3
+    (name,) = os.listdir(tmp_path)
+    with open(tmp_path / name) as f:
+        summary = json.load(f)["summary"]
+    assert summary["complete"] is True and summary["collectives"]["allreduce"]
 
 
 def test_a_failed_check_is_loud_and_exits_1(tmp_path, monkeypatch, capsys):
