@@ -33,8 +33,7 @@ def _pct(value) -> str:
     text = f"{value:.0%}"
     if text in ("100%", "0%") and 0 < value < 1:
         text = f"{value:.1%}"
-        if text == "100.0%":
-            text = ">99.9%"
+        text = {"100.0%": ">99.9%", "0.0%": "<0.1%"}.get(text, text)
     return text
 
 

@@ -149,11 +149,10 @@ def run_whatif(args) -> dict:
             cost = cost_document(one, warnings)
             if pinned is None and args.gpus is None and action.dest not in ("gpus", "model"):
                 pinned = cost["gpus"]
-        except NoLayoutError as e:       # a value that cannot run is an answer too: its own row
-            rows.append(whatif.no_layout_row(value, str(e), one.gpu, one.gpus))
-            continue
-        except CannotRun as e:           # so is one the scenario rules out (fp8 on an A100)
-            rows.append(whatif.no_layout_row(value, f"--vary {key}={text}: {e}", one.gpu, one.gpus))
+        except CannotRun as e:   # a value that cannot run (no layout fits; fp8 on an A100) is an answer too
+            kind = "no layout fits" if isinstance(e, NoLayoutError) else "does not run"
+            reason = str(e) if f"--{key} " in str(e) else f"--vary {key}={text}: {e}"   # the value named once
+            rows.append(whatif.cannot_run_row(value, reason, one.gpu, one.gpus, kind))
             continue
         except InputError as e:          # a typo, a missing file: bad input, nothing runs
             raise InputError(f"--vary {key}={text}: {e}") from None
@@ -204,8 +203,8 @@ def _print_table(doc, out) -> None:
     from cost_models.whatif import value_label
 
     rows = [{**r, "value": value_label(r["value"]), "layout": _layout(r),
-             "figures": ("no layout fits" if "no layout" in (r.get("note") or "") else "does not run")
-             if not r.get("fits", True) else "measured" if r["measured"] else "catalog"}
+             "figures": r.get("cannot", "no layout fits") if not r.get("fits", True)
+             else "measured" if r["measured"] else "catalog"}
             for r in doc["rows"]]
     out.write(f"what if {doc['vary']} = {', '.join(str(r['value']) for r in rows)}; ratios to the first row"
               f"{' that fits' if not rows[0].get('fits', True) else ''}\n\n")

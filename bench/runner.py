@@ -116,7 +116,8 @@ _APPLIES = (("dtypes", ("matmul", "layer"), "sets the dtypes of matmul and layer
 def _check_applies(cfg: "RunConfig") -> None:
     for field, ops, what in _APPLIES:
         value = getattr(cfg, field)
-        if value not in (None, False) and not any(op in cfg.ops for op in ops):
+        given = value is not None and value is not False   # `not in (None, False)` let 0.0 (== False) by
+        if given and not any(op in cfg.ops for op in ops):
             raise InputError(f"--{field.replace('_', '-')} {what}: add {' or '.join(ops)} to --ops "
                              f"(--ops {','.join(cfg.ops)})")
 
@@ -545,7 +546,9 @@ def run(cfg: RunConfig, report=None) -> RunOutcome:
     skipped = {d: r for d in dtypes if (r := matmul.unsupported_reason(d, device))}
     warmup_s = matmul.WARMUP_S[device] if cfg.warmup_s is None else cfg.warmup_s
     config = {"ops": list(cfg.ops), "dtypes": dtypes, "quick": cfg.quick, "device": device,
-              "layout": cfg.matmul_layout, "warmup_s": warmup_s, "skipped_dtypes": skipped,
+              # recorded where an op applies it: an all-reduce run neither lays out matrices nor warms up
+              "layout": cfg.matmul_layout if "matmul" in cfg.ops else None,
+              "warmup_s": warmup_s if dtypes or "membw" in cfg.ops else None, "skipped_dtypes": skipped,
               "inplace": cfg.inplace, "max_bytes": cfg.max_bytes, "timeout_s": launch.timeout_s, "notes": []}
     interrupted, error, created, machine, bug = False, None, False, None, None
     signals = _Signals()

@@ -190,12 +190,12 @@ def import_vms(path: str, provider: str, as_of: str = "", source: str | None = N
     per_zone: dict = {}
     fractional: dict = {}
     for o in offers:
+        if o.count != int(o.count):   # a share of one GPU (Azure's 1/6 A10): no whole GPU-hour to price
+            fractional[o.accel] = fractional.get(o.accel, 0) + 1
+            continue
         gpu = catalog_gpu(o, known)
         if gpu is None:
             unknown[o.accel] = unknown.get(o.accel, 0) + 1
-            continue
-        if o.count != int(o.count):   # a share of one GPU: no whole GPU-hour to price
-            fractional[o.accel] = fractional.get(o.accel, 0) + 1
             continue
         for kind, total in (("on-demand", o.price), ("spot", o.spot)):
             if total is None or total == 0:   # $0: not a price (no --prices row may be free), not offered

@@ -78,14 +78,15 @@ def row(value, cost: dict, measured: bool = False, measured_from: str | None = N
     }
 
 
-def no_layout_row(value, reason: str, gpu=None, gpus=None) -> dict:
-    """The row of a value no layout fits (cost_models.errors.NoLayoutError): the row's fields, its
-    figures None and the reason as its note, so the table goes on to the other values. The note
-    starts with words, not the flag the reason names (a CSV cell starting with '-' is quoted)."""
+def cannot_run_row(value, reason: str, gpu=None, gpus=None, kind: str = "no layout fits") -> dict:
+    """The row of a value that cannot run (cost_models.errors.CannotRun: no layout fits, a dtype the
+    GPU lacks): the row's fields, its figures None, `cannot` = kind and the reason as its note, so
+    the table goes on to the other values. The note starts with words, not the flag the reason
+    names (a CSV cell starting with '-' is quoted)."""
     keys = row(None, {"model": {"name": None}, "gpu": None, "gpus": None, "gpu_hours": None,
                       "wall_clock_days": None}).keys()
     return {**dict.fromkeys(keys), "value": value, "gpu": gpu, "gpus": gpus, "measured": False, "fits": False,
-            "note": f"does not run: {reason}"}
+            "cannot": kind, "note": f"does not run: {reason}"}
 
 
 def add_ratios(rows: list[dict]) -> list[dict]:

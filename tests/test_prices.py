@@ -108,7 +108,7 @@ def test_skypilot_files_without_zones_and_with_gpu_shares(tmp_path):
     assert "us-east-1" in row["source"]
     az = import_vms(_file(tmp_path, AZURE, "azure.csv"), "azure", as_of="2026-07")
     assert [(r["gpu"], r["usd_per_gpu_hour"]) for r in az.rows] == [("H100-SXM", pytest.approx(98.32 / 8))]
-    assert az.unknown == {"A10": 1} and az.fractional == {"H100": 1}
+    assert az.unknown == {} and az.fractional == {"A10": 1, "H100": 1}
     bad = AZURE.replace("0.167", "0")
     with pytest.raises(InputError, match=r"azure.csv:3: column AcceleratorCount: '0' must be a positive number"):
         import_vms(_file(tmp_path, bad, "azure.csv"), "azure")

@@ -50,6 +50,7 @@ def costbench(*args, **kw):
     (["--ops", "allreduce", "--warmup-s", "5"], "--warmup-s warms the GPU before matmul and membw; nothing else "
                                                 "warms up: add matmul or membw to --ops (--ops allreduce)"),
     (["--ops", "allreduce", "--layout", "NN"], "--layout sets matmul's operand layout"),
+    (["--ops", "allreduce", "--warmup-s", "0"], "--warmup-s warms the GPU"),   # 0 == False slipped by
     (["--ops", "layer", "--model", "llama3-8b", "--layout", "NN"], "--layout sets matmul's operand layout"),
     (["--ops", "membw", "--dtypes", "fp16"], "--dtypes sets the dtypes of matmul and layer: add matmul or layer"),
     (["--ops", "matmul,allreduce,alltoall", "--inplace"], "--inplace adds in-place reduce-scatter and all-gather"),

@@ -170,7 +170,7 @@ def test_rows_show_the_price_age_and_warn_when_stale(capsys, tmp_path, monkeypat
 def test_break_even_never_rounds_to_100_or_0_percent():
     from bench.cmd_tco import _pct
     assert _pct(0.99526) == "99.5%" and _pct(0.9999) == ">99.9%" and _pct(0.004) == "0.4%" and _pct(0.62) == "62%"
-    assert _pct(1.0) == "100%"
+    assert _pct(1.0) == "100%" and _pct(0.0004) == "<0.1%"
 
 
 @pytest.mark.parametrize("argv, needle", [
