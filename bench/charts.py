@@ -278,7 +278,7 @@ def days_vs_cost(df, model: str, prices=None, sizes=CLUSTER_SIZES, size=(10, 6))
     from cost_models.cost import estimate_grid, plan_training
     from cost_models.hardware import gpus as catalog_gpus
     from cost_models.parallelism import GPUS_PER_NODE
-    from cost_models.prices import load_prices, select
+    from cost_models.prices import cluster_order, load_prices, select
 
     table = select(prices if isinstance(prices, list) else load_prices(prices), None, "on-demand")
     # catalog lines for the catalog's GPUs only: a user's "cpu" row prices the measured CPU runs below
@@ -294,8 +294,7 @@ def days_vs_cost(df, model: str, prices=None, sizes=CLUSTER_SIZES, size=(10, 6))
         # the cheapest offer of a cluster, by the rule `cost` and `compare` price with (whole nodes
         # before a cheaper 1-GPU or marketplace listing): the line once priced 16,384 H100s at a
         # 1-GPU marketplace listing
-        best = min((p for p in table if p.gpu == gpu), key=lambda p: (
-            *p.cluster_gaps(sizes[0], GPUS_PER_NODE), p.usd_per_gpu_hour, p.provider, p.region))
+        best = min((p for p in table if p.gpu == gpu), key=lambda p: cluster_order(p, sizes[0], GPUS_PER_NODE))
         cheapest = best.provider
         g = g[(g["provider"] == cheapest) & (g["usd_per_gpu_hour"] == best.usd_per_gpu_hour)]
         g = g.drop_duplicates("gpus").sort_values("gpus")

@@ -39,8 +39,9 @@ def table_columns(rows: list[dict]) -> list:
     return [c for c in keep if c[0] != "billed_usd" or any(r.get("commitment_usd") for r in rows)]
 
 
-def _tflops(x: float) -> str:
-    """3 significant figures, written out past 1,000 (a B200's 1,055, not 1.06e+03)."""
+def _figures(x: float) -> str:
+    """3 significant figures, written out past 1,000 (a B200's 1,055 TFLOP/s, a CPU's 2,327 s step,
+    not 1.06e+03 or 2.33e+03)."""
     return f"{x:,.0f}" if x >= 1000 else f"{x:.3g}"
 
 
@@ -249,12 +250,8 @@ def step_line(plan) -> str:
     parts = sorted(plan.step["parts"].items(), key=lambda kv: -kv[1])
     # parts under 0.01% of the step are left out (a fixed 0.5 ms hid every part of a small model's step)
     shown = [(k, v) for k, v in parts if v > 0 and v >= 1e-4 * plan.step["seconds"]]
-    return f"{_secs(plan.step['seconds'])} s = " + " + ".join(f"{k} {_secs(v)}" for k, v in shown)
+    return f"{_figures(plan.step['seconds'])} s = " + " + ".join(f"{k} {_figures(v)}" for k, v in shown)
 
-
-def _secs(v: float) -> str:
-    """3 significant figures, written out past 1,000 (a CPU's 2,327 s step, not 2.33e+03)."""
-    return f"{v:,.0f}" if v >= 1000 else f"{v:.3g}"
 
 
 def layout_line(plan) -> str:
@@ -304,7 +301,7 @@ def _summary_lines(plan, note=None, prices_line=None) -> list[str]:
         lines += [
             f"layout      {layout_line(plan)} ({a['layout']}; {a['gpu_memory_gib']:g} GiB per GPU)",
             f"step        {step_line(plan)}",
-            f"throughput  {_tflops(plan.achieved_tflops_per_gpu)} TFLOP/s per GPU, MFU {plan.mfu:.1%}{mfu_of}; "
+            f"throughput  {_figures(plan.achieved_tflops_per_gpu)} TFLOP/s per GPU, MFU {plan.mfu:.1%}{mfu_of}; "
             f"measured parts: {measured}; catalog: {', '.join(a['catalog_parts']) or 'none'}"
             + (f"; layer GEMM rate {a['layer_gemm_rate'].split(':')[0]}" if "layer_gemm_rate" in a else ""),
             f"goodput     {a['goodput']:.1%} ({a['goodput_from']})",
@@ -313,7 +310,7 @@ def _summary_lines(plan, note=None, prices_line=None) -> list[str]:
             f"may differ (AWS p5: efa-3200): `costbench whatif --vary network=...`",
         ]
     elif plan.achieved_tflops_per_gpu is not None:
-        lines += [f"throughput  {_tflops(plan.achieved_tflops_per_gpu)} TFLOP/s per GPU ({a['achieved_tflops_from']})",
+        lines += [f"throughput  {_figures(plan.achieved_tflops_per_gpu)} TFLOP/s per GPU ({a['achieved_tflops_from']})",
                   f"goodput     {a['goodput']:.1%}"]
     else:
         lines.append(f"throughput  {a['gpu_hours_from']}; implied end-to-end MFU {a['implied_mfu_end_to_end']:.1%}"
@@ -404,7 +401,7 @@ def run_cost(plan_kwargs: dict, pricing="on-demand", providers=None, prices_file
         from cost_models.prices import SPOT_NOTE
         prices_line += f"\nspot        {SPOT_NOTE.removeprefix('spot: ')}"
     if any(r["commitment_usd"] is not None for r in rows):
-        prices_line += "\n" + TERM_LINE + "; `you pay` = the larger, which the rows are ranked by"
+        prices_line += "\n" + TERM_LINE + "; `you pay` = the larger: the offers that sell the cluster first, each block ranked by it"
     if any(r["offer"] for r in rows):
         from cost_models.cost import offer_note
         prices_line += f"\noffer       {offer_note(plan)}"

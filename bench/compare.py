@@ -296,7 +296,11 @@ def one_cluster_per_setup(rows: list[dict], docs: dict, model: str, prices, pric
         target = max(sizes)
         for i in members:
             if rows[i]["cluster_gpus"] and rows[i]["cluster_gpus"] != target:
-                rows[i] = run_row(rows[i]["file"], docs[rows[i]["file"]], model, prices, pricing, gpus=target)
+                try:
+                    rows[i] = run_row(rows[i]["file"], docs[rows[i]["file"]], model, prices, pricing, gpus=target)
+                except InputError as e:   # cannot be planned there: it keeps its own size, and says so
+                    rows[i]["note"] = "; ".join(x for x in (rows[i]["note"], f"not re-planned on {target:,} GPUs: "
+                                                            f"{e}") if x)
             rows[i]["cluster_gpus_from"] = (f"the largest cluster any of this setup's {len(members)} runs was "
                                             f"sized to ({', '.join(f'{n:,}' for n in sorted(sizes))})")
     return rows

@@ -35,7 +35,7 @@ footer { color: #5a6470; font-size: 13px; margin-top: 48px; }
 
 def escape(text: str) -> str:
     """HTML-escaped, control characters as visible escapes (a tag's ESC or newline from a result file)."""
-    return html.escape(text if text.isprintable() else printable(text))
+    return html.escape(printable(text))
 
 
 def _anchor(title: str) -> str:

@@ -100,8 +100,8 @@ def _check_tag(tag: str | None) -> None:
                          "coreweave/us-east-04)")
     bad = next((c for c in tag if not c.isprintable()), None)
     if bad is not None:
-        raise InputError(f"--tag {ascii(tag)[:60]}: holds the control character {ascii(bad)}; a tag is one "
-                         "line of printable text")
+        raise InputError(f"--tag {ascii(tag)[:60]}: holds the non-printable character {ascii(bad)}; a tag is "
+                         "one line of printable text")
 
 
 # flags that only some ops read: each given without one of those ops would be recorded as if applied
@@ -287,12 +287,15 @@ class _Run:
                               f"matmul {dtype} {rec['m']}x{rec['n']}x{rec['k']}: max_rel_err "
                               f"{rec['max_rel_err']} exceeds {matmul.TOLERANCE[dtype]}")
             again = [r for r in mine if r.get("phase") == "remeasure"]
-            if len(again) > 1 and self.leader:   # the search's winner did not hold up when re-measured
-                first = again[0]
+            searched = {(r["m"], r["n"], r["k"]): r["tflops"] for r in mine if r.get("phase") == "search"}
+            first = again[0] if again else None
+            if first and self.leader and first["tflops"] < matmul.HOLDS_UP * searched.get(
+                    (first["m"], first["n"], first["k"]), 0):   # the search's winner did not hold up
+                rest = ("the next-best shapes were re-measured too and the best remeasure is the MAMF"
+                        if len(again) > 1 else "no other shape was left to re-measure: the MAMF may read low")
                 self._note(config, f"matmul {dtype}: the search's best shape {first['m']}x{first['n']}x{first['k']} "
                            f"re-measured at {first['tflops']:.3g} TFLOP/s, under {matmul.HOLDS_UP:.0%} of its search "
-                           f"figure (a spike, or a busy machine): the next-best shapes were re-measured too and the "
-                           f"best remeasure is the MAMF")
+                           f"figure (a spike, or a busy machine): {rest}")
             if self.world > 1 and self.device == "cuda":
                 self._gather_rank_mamf(dtype, matmul.best(mine), sum(not r["correct"] for r in mine))
 

@@ -14,13 +14,14 @@ import sys
 def cell(value, fmt) -> str:
     if value is None or (isinstance(value, float) and value != value):
         return "-"
-    text = fmt(value) if callable(fmt) else format(value, fmt) if fmt else str(value)
-    return text if text.isprintable() else printable(text)
+    return printable(fmt(value) if callable(fmt) else format(value, fmt) if fmt else str(value))
 
 
 def printable(text: str) -> str:
     """Control characters as escapes: a newline or an ESC in a tag from a result file broke a
     table's row in two and recoloured the terminal (hostile tester)."""
+    if text.isprintable():   # the common case, at the cost of one scan
+        return text
     return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 

@@ -3,7 +3,7 @@
     plan_training(...)   the time side for one model on one device type and cluster (TrainingPlan):
                          the fastest feasible parallel layout (or the one given) and its step time
                          from parts (step_time.py), then GPU-hours with goodput (training_time.py)
-    price_rows(plan, prices)   one dict per price row: $/GPU-hour x GPU-hours, cheapest first
+    price_rows(plan, prices)   one dict per price row: $/GPU-hour x GPU-hours; offers that sell the cluster first, then by the bill
     estimate(...)        both, as a pandas DataFrame (plan in df.attrs["plan"])
     estimate_grid(...)   many models x GPUs x cluster sizes x price rows
 
@@ -768,7 +768,8 @@ def offer_note(plan: TrainingPlan) -> str:
 
 def estimate(model="llama3-70b", gpu: str = DEFAULT_GPU, pricing: str = "on-demand",
              providers: list[str] | None = None, prices: list[Price] | str | None = None, **plan_kwargs):
-    """pandas DataFrame, one row per provider x GPU x pricing kind (cheapest first), with the plan's
+    """pandas DataFrame, one row per provider x GPU x pricing kind (as price_rows orders them: offers
+    that sell the cluster first, then by the bill), with the plan's
     gpu_hours and wall_clock_days as columns and the TrainingPlan in df.attrs["plan"]."""
     import pandas as pd
 

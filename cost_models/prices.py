@@ -196,18 +196,21 @@ def select(prices: list[Price], gpu: str | None = None, pricing: str = "all",
             and (wanted is None or p.provider in wanted) and (region is None or p.region == region)]
 
 
+def cluster_order(p: Price, gpus: int | None, node_gpus: int = 8) -> tuple:
+    """The order offers are chosen in for a cluster of `gpus` GPUs (None: any size): whole nodes
+    before a marketplace's nodes before single GPUs, then the price, then the region."""
+    small, market = p.cluster_gaps(gpus, node_gpus) if gpus is not None else (False, False)
+    return (small, market, p.usd_per_gpu_hour, p.region)
+
+
 def cheapest_regions(prices: list[Price], gpus: int | None = None, node_gpus: int = 8) -> list[Price]:
     """One row per provider x GPU x pricing kind: its cheapest region (ties: the first region by
     name, so the choice is stable). With `gpus`, a region whose offer comes closer to a cluster of
     that many GPUs in nodes of `node_gpus` (Price.cluster_gaps: whole nodes first, then a
     marketplace's) comes before a cheaper one (a 1-GPU listing beside the same provider's 8-GPU
     one): a cluster is what is priced."""
-    def key(p):   # whole nodes before a marketplace's nodes before single GPUs, then the price
-        small, market = p.cluster_gaps(gpus, node_gpus) if gpus is not None else (False, False)
-        return (small, market, p.usd_per_gpu_hour, p.region)
-
     best = {}
-    for p in sorted(prices, key=key):
+    for p in sorted(prices, key=lambda p: cluster_order(p, gpus, node_gpus)):
         best.setdefault((p.provider, p.gpu, p.pricing), p)
     return list(best.values())
 
