@@ -15,6 +15,7 @@ import sys
 
 from bench.cli import csv_list
 from bench.table import format_table, si
+from cost_models.catalog import FORMULA_GUARDED
 from cost_models.errors import InputError, unknown_name
 
 FORMATS = ("table", "json", "csv")
@@ -59,14 +60,14 @@ def clean(value):
     return value
 
 
-# A cell starting with one of these is run as a formula by Excel/LibreOffice/Sheets; OWASP's
-# CSV Injection advice: prefix such a cell with a single quote so it is shown as text.
-FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+# A cell starting with one of FORMULA_GUARDED is run as a formula by Excel/LibreOffice/Sheets; OWASP's
+# CSV Injection advice: prefix such a cell with a single quote so it is shown as text (and
+# cost_models.catalog drops that quote when the file is read back).
 
 
 def csv_safe(value):
     """value, with a leading ' if it is text a spreadsheet would read as a formula."""
-    if isinstance(value, str) and value.startswith(FORMULA_START):
+    if isinstance(value, str) and value.startswith(FORMULA_GUARDED):
         return "'" + value
     return value
 
@@ -243,6 +244,11 @@ def _skypilot_rows(args):
         if value:
             raise InputError(f"--from-skypilot converts a whole file; {flag} does not apply (filter the output)")
     result = import_vms(args.from_skypilot, args.provider[0], args.as_of or "")
+    from cost_models.prices import catalog_prices
+    known = sorted({p.provider for p in catalog_prices()})
+    if args.provider[0].strip().lower() not in known:   # a new cloud is allowed; a typo ('awz') is likely
+        print(f"costbench prices: warning: --provider {args.provider[0]} is not in the price catalog (it has "
+              f"{', '.join(known)}); the rows are written for it as named", file=sys.stderr)
     if result.unknown:
         listed = ", ".join(f"{name} ({n} rows)" for name, n in sorted(result.unknown.items()))
         print(f"costbench prices: skipped accelerators not in costbench's GPU catalog: {listed}", file=sys.stderr)

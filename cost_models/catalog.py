@@ -88,6 +88,11 @@ def one_of(*choices):
     return convert
 
 
+# A cell that starts with one of these is written with a leading ' (OWASP's CSV-injection advice,
+# bench.cmd_catalog.csv_safe): the quote is dropped on reading, so `prices --format csv` loads back.
+FORMULA_GUARDED = ("=", "+", "-", "@", "\t", "\r")
+
+
 def at_most(convert, high: float, why: str):
     """A converter that also refuses values above `high` (a plausibility bound, units.PLAUSIBLE)."""
     def bounded(value: str):
@@ -152,6 +157,8 @@ def load_csv(path: str, columns: list[Column]) -> list[dict]:
         row = {"_line": lineno}
         for col in columns:
             raw = cells[index[col.name]].strip() if col.name in index else ""
+            if raw[:1] == "'" and raw[1:2] in FORMULA_GUARDED:   # what costbench's CSV output guarded, read back
+                raw = raw[1:]
             if raw == "":
                 if col.required:
                     raise InputError(f"{path}:{lineno}: column {col.name}: empty")

@@ -63,7 +63,7 @@ _COLUMNS = [
     Column("usd_per_gpu_hour", _usd), Column("usd_low", _usd, required=False),
     Column("usd_high", _usd, required=False), Column("region", text, required=False),
     Column("as_of", as_of_date, required=False), Column("source", text, required=False),
-    Column("instance_gpus", positive_whole, required=False), Column("marketplace", one_of("yes", "no"), required=False),
+    Column("instance_gpus", at_most(positive_whole, PLAUSIBLE["gpus"][1], PLAUSIBLE["gpus"][2]), required=False), Column("marketplace", one_of("yes", "no"), required=False),
 ]
 CATALOG_PATH = "cost_models/data/prices.csv"
 

@@ -42,6 +42,9 @@ SKYPILOT_GPUS = {
     "H200": "H200-SXM", "H200-SXM": "H200-SXM",
     "B200": "B200", "GB200": "GB200", "GH200": "GH200", "L40S": "L40S",
 }
+# Clouds whose vms.csv lists a marketplace's hosts (asking prices, no cluster or fabric sold): their
+# rows are written marketplace=yes, as the catalog's are (a refreshed vast file ranked as a cluster).
+MARKETPLACES = frozenset({"vast"})
 # Instance names that say PCIe: the same accelerator name then means the PCIe part.
 _PCIE = re.compile(r"pci", re.IGNORECASE)
 _PCIE_GPUS = {"H100-SXM": "H100-PCIe"}   # A100 PCIe is not in the GPU catalog: skipped
@@ -219,7 +222,7 @@ def import_vms(path: str, provider: str, as_of: str = "", source: str | None = N
                 "usd_low": "", "usd_high": "", "region": region, "as_of": as_of,
                 "source": f"{origin}: {instance} ${total:g}/h {'spot ' if kind == 'spot' else ''}"
                           f"/ {o.count} GPUs, " + (f"zone {o.zone} (cheapest in {region})" if o.zone else region),
-                "instance_gpus": o.count,
+                "instance_gpus": o.count, "marketplace": "yes" if provider in MARKETPLACES else "no",
             })
     rows = [row for _, row in best.values()]
     rows.sort(key=lambda r: (r["gpu"], r["pricing"], r["usd_per_gpu_hour"], r["region"]))

@@ -330,3 +330,40 @@ def test_empty_table_says_what_exists(capsys):
     assert "in the catalog" not in out
     code, out, _ = run(capsys, "cost", "--providers", "runpod", "--gpu", "A100-SXM-40GB", "--gpu-hours", "10M")
     assert "A100-SXM-40GB on-demand prices exist from: aws" in out
+
+
+def test_a_marketplace_clouds_import_keeps_its_mark_and_a_new_provider_is_named(capsys, tmp_path):
+    """A refreshed vast file lost its marketplace mark and ranked first as if it sold the cluster;
+    `--provider awz` (a typo) was written silently (hostile tester round 7)."""
+    vast = _file(tmp_path, "InstanceType,AcceleratorName,AcceleratorCount,Price,SpotPrice,Region\n"
+                           "8x-H100-SXM,H100,8,14.94,,\"Vietnam, VN, AS\"\n", "vast.csv")
+    code, out, err = run(capsys, "prices", "--from-skypilot", vast, "--provider", "vast", "--format", "csv",
+                         "--as-of", "2026-11")
+    assert code == 0 and "marketplace" in out.splitlines()[0] and out.splitlines()[1].endswith(",yes")
+    mine = tmp_path / "mine.csv"
+    mine.write_text(out)
+    code, out, _ = run(capsys, "cost", "--prices", str(mine), "--providers", "vast", "--format", "json")
+    assert code == 0 and json.loads(out)["rows"][0]["offer"] == "marketplace"
+    code, _, err = run(capsys, "prices", "--from-skypilot", vast, "--provider", "awz", "--format", "csv")
+    assert code == 0 and "warning: --provider awz is not in the price catalog" in err
+
+
+def test_prices_csv_output_loads_back_with_its_guard_quotes_dropped(capsys, tmp_path):
+    """A region '-r1' was written "'-r1" (OWASP's guard) and read back with the quote (hostile tester)."""
+    src = tmp_path / "p.csv"
+    src.write_text("provider,gpu,pricing,usd_per_gpu_hour,region,as_of,source\nlambda,H100-SXM,on-demand,2,-r1,2026-11,@src\n")
+    code, out, _ = run(capsys, "prices", "--prices", str(src), "--provider", "lambda", "--region=-r1", "--format", "csv")
+    assert code == 0 and "'-r1" in out and "'@src" in out
+    back = tmp_path / "back.csv"
+    back.write_text(out)
+    code, out, _ = run(capsys, "cost", "--prices", str(back), "--providers", "lambda", "--region=-r1", "--format", "json")
+    row = json.loads(out)["rows"][0]
+    assert code == 0 and row["region"] == "-r1" and row["source"] == "@src"
+
+
+def test_instance_gpus_is_bounded_like_every_gpu_count(tmp_path):
+    from cost_models.prices import load_prices
+    path = tmp_path / "p.csv"
+    path.write_text("provider,gpu,pricing,usd_per_gpu_hour,as_of,source,instance_gpus\nx,H100-SXM,on-demand,2,2026-11,s,8M\n")
+    with pytest.raises(InputError, match=r"p.csv:2: column instance_gpus: '8M' is above 1e\+07"):
+        load_prices(str(path))
