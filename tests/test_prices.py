@@ -364,6 +364,6 @@ def test_prices_csv_output_loads_back_with_its_guard_quotes_dropped(capsys, tmp_
 def test_instance_gpus_is_bounded_like_every_gpu_count(tmp_path):
     from cost_models.prices import load_prices
     path = tmp_path / "p.csv"
-    path.write_text("provider,gpu,pricing,usd_per_gpu_hour,as_of,source,instance_gpus\nx,H100-SXM,on-demand,2,2026-11,s,8M\n")
-    with pytest.raises(InputError, match=r"p.csv:2: column instance_gpus: '8M' is above 1e\+07"):
+    path.write_text("provider,gpu,pricing,usd_per_gpu_hour,as_of,source,instance_gpus\nx,H100-SXM,on-demand,2,2026-11,s,99999999\n")
+    with pytest.raises(InputError, match=r"p.csv:2: column instance_gpus: '99999999' is above 1e\+07"):
         load_prices(str(path))
