@@ -110,7 +110,9 @@ def cost_by_provider(df, model: str, prices=None, size=(10, 6)):
     if not bars:
         _message(ax, "no price rows for the runs' GPUs")
         return fig
-    bars.sort(key=lambda r: (r["gpu"], r["cost_usd"]), reverse=True)
+    # as cost ranks (cheapest on top): offers that sell the cluster before those that do not, then
+    # by what the run is billed (a reserved-3y bar committing $829M sat above on-demand ones)
+    bars.sort(key=lambda r: (r["gpu"], r["offer"] is not None, r["billed_usd"]), reverse=True)
     colors = {k: f"C{i}" for i, k in enumerate(PRICING_KINDS)}
     y = range(len(bars))
     costs = [r["cost_usd"] for r in bars]

@@ -237,7 +237,8 @@ def run_row(path: str, doc: dict, model: str, prices, pricing: str, gpus: int | 
     row["days"] = plan.wall_clock_days if plan else None
     row["step_s"] = (getattr(plan, "step", None) or {}).get("seconds") if plan else None
     priced = price_rows(plan, [price])[0] if plan and price else {}
-    for key in ("cost_usd", "cost_usd_low", "cost_usd_high", "commitment_usd", "age_days", "stale"):
+    for key in ("cost_usd", "cost_usd_low", "cost_usd_high", "commitment_usd", "billed_usd", "age_days", "stale",
+                "offer"):
         row[key] = priced.get(key)
     if priced.get("offer"):
         notes.append(f"offer: {priced['offer']}, not a {plan.gpus:,}-GPU cluster of NVLink nodes on a fabric")
@@ -333,9 +334,23 @@ def summarise(rows: list[dict]):
         row["straggler_detail"] = "; ".join(dict.fromkeys(
             n for n in group["straggler_detail"] if isinstance(n, str))) or None
         row["stragglers"] = int(group["stragglers"].max())
+        # the parts any run took from the catalog, and those every run measured: one run's lists
+        # once stood for the merged row's median
+        parts = [str(p).split(", ") if isinstance(p, str) else [] for p in group["catalog_parts"]]
+        row["catalog_parts"] = ", ".join(dict.fromkeys(x for ps in parts for x in ps)) or None
+        lists = [p.split(", ") if isinstance(p, str) else [] for p in group["measured_parts"]]
+        row["measured_parts"] = ", ".join(x for x in dict.fromkeys(x for ps in lists for x in ps)
+                                          if all(x in ps for ps in lists)) or None
+        dtype = row.get("pflop_dtype")
+        mamf = row.get(f"mamf_{dtype}") if isinstance(dtype, str) else None
+        if row.get("usd_per_gpu_hour") and mamf:   # the footer's formula on the row's own figures
+            row["usd_per_pflop_hour"] = row["usd_per_gpu_hour"] / (mamf / 1000)
         out.append(row)
     table = pd.DataFrame(out).drop(columns=["run_id", "file", "created_at"], errors="ignore")
-    table = table.sort_values(["cost_usd", "usd_per_pflop_hour", "tag"], na_position="last", kind="stable")
+    # as cost ranks: offers that sell the cluster first, then by what the run is billed
+    table["_no_cluster"] = table["offer"].map(lambda o: isinstance(o, str) and bool(o))
+    table = table.sort_values(["_no_cluster", "billed_usd", "usd_per_pflop_hour", "tag"], na_position="last",
+                              kind="stable").drop(columns=["_no_cluster"])
     return table.reset_index(drop=True)
 
 
@@ -362,6 +377,9 @@ def compare_runs(runs: list[tuple[str, dict]], model: str = DEFAULT_MODEL, price
         raise InputError("no usable result files: " + ", ".join(p for p, _ in runs))
     rows = one_cluster_per_setup(rows, docs, model, table, pricing)
     for row in rows:
+        if not row["complete"]:   # as cost --results warns: what the run did not measure is the catalog's
+            (warn or (lambda _: None))(f"{row['file']}: its run stopped before the end (complete: false): what it "
+                                       "did not measure is the catalog's")
         if row["failed_checks"]:
             (warn or (lambda _: None))(f"{row['file']}: {row['failed_checks']} of its measurements failed their "
                                        "correctness check (the figures come from those that passed: look at the "

@@ -230,3 +230,32 @@ def test_a_rows_catalog_parts_are_named(tmp_path):
     (row,) = compare([path], model="llama3-70b").attrs["runs"]
     assert "gemm" in row["catalog_parts"].split(", ") and "catalog parts: " in row["note"]
     assert "gemm" not in (row["measured_parts"] or "").split(", ")
+
+
+def test_compare_ranks_offers_that_sell_the_cluster_first_and_warns_of_incomplete_runs(tmp_path, capsys):
+    """vast (marketplace) and verda (1-GPU) ranked above providers that sell the cluster, unlike
+    cost; a complete: false run was noted but not warned (hostile tester round 7)."""
+    paths = [synthetic.write(tmp_path, "v.json", synthetic.result("vast/x", run_id="v")),
+             synthetic.write(tmp_path, "l.json", synthetic.result("lambda/y", run_id="l"))]
+    prices = tmp_path / "p.csv"
+    prices.write_text("provider,gpu,pricing,usd_per_gpu_hour,region,as_of,source,instance_gpus,marketplace\n"
+                      "vast,H100-SXM,on-demand,1.0,x,2026-11,t,8,yes\nlambda,H100-SXM,on-demand,3.0,y,2026-11,t,8,no\n")
+    df = compare(paths, model="llama3-8b", prices=str(prices))
+    assert list(df["provider"]) == ["lambda", "vast"] and df.loc[0, "cost_usd"] > df.loc[1, "cost_usd"]
+    stopped = synthetic.result("lambda/y", run_id="s")
+    stopped["summary"]["complete"] = False
+    path = synthetic.write(tmp_path, "s.json", stopped)
+    code, _, err = run(capsys, "compare", path, "--model", "llama3-8b", "--prices", str(prices))
+    assert code == 0 and f"warning: {path}: its run stopped before the end (complete: false)" in err
+
+
+def test_a_merged_rows_parts_and_price_per_pflop_are_its_own(tmp_path):
+    """A merged row showed the first run's catalog parts and a median of per-run $/PFLOP-h that the
+    row's own median MAMF and price did not give (hostile tester round 7)."""
+    with_layer = synthetic.result("lambda/y", bf16=750, run_id="a")
+    without = synthetic.result("lambda/y", bf16=300, run_id="b")
+    del without["summary"]["layer"]
+    paths = [synthetic.write(tmp_path, "a.json", with_layer), synthetic.write(tmp_path, "b.json", without)]
+    (row,) = compare(paths, model="llama3-70b").to_dict("records")
+    assert "attention" in row["catalog_parts"].split(", ") and "attention" not in (row["measured_parts"] or "")
+    assert row["usd_per_pflop_hour"] == pytest.approx(row["usd_per_gpu_hour"] / (row["mamf_bf16"] / 1000))
