@@ -22,14 +22,15 @@ FORMATS = ("table", "json", "csv")
 
 
 def usd(value) -> str:
-    """$950, $12.3K, $39.4M, $1.23B."""
+    """$950, $12.3K, $39.4M, $1.23B; a loss as -$10.9K, not $-10.9K."""
     if value is None or not math.isfinite(value):
         return "-"
+    sign, value = ("-" if value < 0 else ""), abs(value)
     for scale, suffix in ((1e9, "B"), (1e6, "M"), (1e3, "K")):
-        if abs(value) >= scale:
-            digits = 2 if abs(value) < 10 * scale else 1 if abs(value) < 100 * scale else 0
-            return f"${value / scale:,.{digits}f}{suffix}"
-    return f"${value:,.2f}"
+        if value >= scale:
+            digits = 2 if value < 10 * scale else 1 if value < 100 * scale else 0
+            return f"{sign}${value / scale:,.{digits}f}{suffix}"
+    return f"{sign}${value:,.2f}"
 
 
 def choices_help(choices, default=None, notes=None) -> str:

@@ -269,7 +269,7 @@ def stale_warning(prices: list[Price], ref: datetime.date, stale_months: float) 
     if not old:
         return None
     oldest = min(old, key=lambda p: as_of_start(p.as_of))
-    return (f"{len(old)} of {len(prices)} price rows are older than {stale_months:g} months at "
+    return (f"{len(old)} of {len(prices)} price rows are older than {stale_months:g} month{'' if stale_months == 1 else 's'} at "
             f"{ref.isoformat()} (oldest: {oldest.provider} {oldest.gpu} {oldest.pricing}, as of "
             f"{oldest.as_of}); re-check them, pass your own with --prices, or set --stale-months")
 

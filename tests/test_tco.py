@@ -199,3 +199,8 @@ def test_rows_are_each_providers_cheapest_region_unless_one_is_named(capsys):
     dearest = max(gcp, key=lambda p: p.usd_per_gpu_hour).region
     code, out, _ = run(capsys, "tco", "--format", "json", "--providers", "gcp", "--region", dearest)
     assert code == 0 and {r["region"] for r in json.loads(out)["rows"]} == {dearest}
+
+
+def test_a_loss_reads_minus_dollars():
+    from bench.cmd_catalog import usd
+    assert usd(-10_900) == "-$10.9K" and usd(950) == "$950.00" and usd(-1.5e9) == "-$1.50B"
