@@ -10,10 +10,10 @@ or defaulted, and from where.
 import argparse
 import sys
 
-from bench.cli import csv_list, number
+from bench.cli import csv_list, number, positive, positive_int
 from bench.cmd_catalog import add_age_argument, age_text, check_choice, choices_help, emit, usd, warn_stale
 from bench.cmd_cost import PRICING_CHOICES
-from bench.table import format_table
+from bench.table import format_table, si
 from cost_models.errors import InputError
 
 TCO_FORMATS = ("table", "json")
@@ -78,6 +78,9 @@ def add_arguments(parser, command) -> None:
     rent.add_argument("--region", help="compare with this region only (default: each provider's cheapest region)")
     rent.add_argument("--prices", metavar="FILE", help="CSV with prices.csv's columns: overrides or adds rows")
     add_age_argument(parser)
+    run = parser.add_argument_group("a training run (e.g. the GPU-hours `costbench cost` gives)")
+    run.add_argument("--gpu-hours", type=positive, help="its GPU-hours: what they cost owned, and at each rental price")
+    run.add_argument("--gpus", type=positive_int, help="its cluster: the capex of buying that many GPUs")
     parser.add_argument("--format", default="table", help=choices_help(TCO_FORMATS, "table"))
 
 
@@ -107,6 +110,17 @@ def owned_gpu(args):
             assumptions[key] = {"value": DEFAULTS[key].value, "from": DEFAULTS[key].source}
     gpu = OwnedGpu(**{k: v["value"] for k, v in assumptions.items()})
     return gpu, hw, assumptions
+
+
+def _run(gpu, args) -> dict | None:
+    """The run's side (--gpu-hours, --gpus): its hours at the owned rate (the fleet's cost share at
+    the assumed utilisation) and the capex of buying its cluster, set beside the rental rows."""
+    if args.gpu_hours is None:
+        if args.gpus is not None:
+            raise InputError("--gpus: give the run's --gpu-hours too (the cluster alone prices nothing)")
+        return None
+    return {"gpu_hours": args.gpu_hours, "owned_usd": args.gpu_hours * gpu.owned_usd_per_gpu_hour(),
+            "gpus": args.gpus, "capex_usd": args.gpus * gpu.capex_usd if args.gpus else None}
 
 
 def _rows(gpu, prices, ref, stale_months) -> list[dict]:
@@ -157,6 +171,7 @@ def tco_document(args) -> dict:
 
     check_choice("pricing", args.pricing, PRICING_CHOICES)
     gpu, hw, assumptions = owned_gpu(args)
+    run = _run(gpu, args)   # before any warning: --gpus alone is refused first
     prices = select(load_prices(args.prices), hw.name, args.pricing, args.providers, args.region)
     if args.region is None:  # one row per provider and kind, as `costbench cost` shows
         prices = cheapest_regions(prices)
@@ -173,6 +188,7 @@ def tco_document(args) -> dict:
                       "power_usd_per_used_hour": gpu.power_usd_per_used_hour},
         "assumptions": assumptions,
         "rows": _rows(gpu, prices, ref, args.stale_months),
+        "run": run,
         "provider_side": _provider_side(gpu, args.rental_price or []),
         "sensitivity": gpu.sensitivity(),
         "claims": [_utilization_claim(gpu)],
@@ -195,14 +211,22 @@ def _print(doc, out) -> None:
         out.write("  the default capex is the GPU alone (no server, fabric, storage or facility share) while a rental "
                   "price includes them: the owned cost is a floor; pass --capex with your all-in cost per GPU\n")
     out.write("\n")
+    run = doc.get("run")
     if doc["rows"]:
-        rows = [{**r, "_age": age_text(r["age_days"], r["stale"])} for r in doc["rows"]]
-        out.write(format_table(rows, COLUMNS) + "\n")
+        rows = [{**r, "_age": age_text(r["age_days"], r["stale"]),
+                 "_run": run["gpu_hours"] * r["usd_per_gpu_hour"] if run else None} for r in doc["rows"]]
+        columns = COLUMNS[:4] + ([("_run", "the run rented", usd)] if run else []) + COLUMNS[4:]
+        out.write(format_table(rows, columns) + "\n")
         out.write(f"  saving per GPU over life: renting the same used hours minus owning, at {u:.0%} utilisation over "
                   f"{side['life_years']:g} years (negative: owning costs more); payback: renting the GPU out at "
                   "that price\n\n")
     else:
         out.write(f"no catalog prices for {doc['gpu']} with these filters\n\n")
+    if run:
+        capex = (f"; buying its {run['gpus']:,} GPUs is {usd(run['capex_usd'])} up front" if run["gpus"] else "")
+        out.write(f"this run: {si(run['gpu_hours'])} GPU-hours owned cost {usd(run['owned_usd'])} at "
+                  f"${doc['owned_usd_per_gpu_hour']:.2f} per used GPU-hour (its share of the fleet's cost at "
+                  f"{u:.0%} utilisation){capex}; rented: the table's 'the run rented' column\n\n")
     out.write(f"provider's side: the rental price that pays back capex and interest within {side['life_years']:g} "
               f"years is ${side['payback_price_usd_per_gpu_hour']:.2f}/GPU-hour at {u:.0%} utilisation ("
               + ", ".join(f"${p:.2f} at {float(k):.0%}" for k, p in side["payback_price_by_utilization"].items()) + ")\n")

@@ -204,3 +204,18 @@ def test_rows_are_each_providers_cheapest_region_unless_one_is_named(capsys):
 def test_a_loss_reads_minus_dollars():
     from bench.cmd_catalog import usd
     assert usd(-10_900) == "-$10.9K" and usd(950) == "$950.00" and usd(-1.5e9) == "-$1.50B"
+
+
+def test_a_training_runs_hours_owned_and_rented(capsys, monkeypatch):
+    """tco did not connect to the run being decided: its GPU-hours owned and rented, and the capex
+    of its cluster (UX review)."""
+    monkeypatch.setenv("COSTBENCH_TODAY", "2026-12-07")
+    code, out, _ = run(capsys, "tco", "--gpu-hours", "5.93M", "--gpus", "16384", "--format", "json")
+    doc = json.loads(out)
+    assert code == 0 and doc["run"]["owned_usd"] == pytest.approx(5.93e6 * doc["owned_usd_per_gpu_hour"])
+    assert doc["run"]["capex_usd"] == 16384 * 30_000
+    code, out, _ = run(capsys, "tco", "--gpu-hours", "5.93M", "--gpus", "16384", "--providers", "lambda")
+    assert code == 0 and "the run rented" in out and "$23.7M" in out and "buying its 16,384 GPUs is $492M up front" in out
+    code, _, err = run(capsys, "tco", "--gpus", "16")
+    assert code == 2 and err.count("\n") == 1 and "--gpus: give the run's --gpu-hours too" in err
+    assert json.loads(run(capsys, "tco", "--format", "json")[1])["run"] is None
