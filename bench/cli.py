@@ -241,6 +241,13 @@ def _import_measurement_stack() -> None:
         raise KeyboardInterrupt(f"signal {_signalled[0]}")
 
 
+def _say_interrupted() -> None:
+    """The one line of an interrupt, from rank 0 only: under torchrun the agent stops the other ranks
+    with SIGTERM when one ends (rank 0 refusing a flag), and their "interrupted" read as the cause."""
+    if os.environ.get("RANK", "0").strip() in ("", "0"):
+        print("costbench: interrupted", file=sys.stderr)
+
+
 def _prog(command) -> str:
     return f"costbench{' ' + command if command else ''}"
 
@@ -281,7 +288,7 @@ def main(argv=None) -> int:
         print(e.code, file=sys.stderr)
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
-        print("costbench: interrupted", file=sys.stderr)
+        _say_interrupted()
         return EXIT_INTERRUPTED
     except BrokenPipeError:  # `costbench prices | head`: the reader had enough; not an error
         _silence_stdout()
@@ -301,7 +308,7 @@ def main(argv=None) -> int:
         return EXIT_BAD_INPUT
     except Exception as e:  # a bug: still one line, the traceback on request
         if _interrupt_behind(e):
-            print("costbench: interrupted", file=sys.stderr)
+            _say_interrupted()
             return EXIT_INTERRUPTED
         if os.environ.get("COSTBENCH_DEBUG"):
             raise

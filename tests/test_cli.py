@@ -82,3 +82,13 @@ def test_format_table_aligns_numbers_right_and_text_left():
                                         (405.9e9, "406B"), (950, "950")])
 def test_si(value, text):
     assert si(value) == text
+
+
+def test_only_rank_0_says_interrupted(monkeypatch, capsys):
+    """torchrun's agent SIGTERMs the other ranks when rank 0 refuses a flag: rank 1's "interrupted"
+    read as the cause (hostile tester round 6). The status stays 130."""
+    monkeypatch.setattr(cli, "_main", lambda command, argv: (_ for _ in ()).throw(KeyboardInterrupt()))
+    for rank, said in (("1", False), ("0", True), ("", True)):
+        monkeypatch.setenv("RANK", rank)
+        assert cli.main(["prices"]) == 130
+        assert ("costbench: interrupted" in capsys.readouterr().err) is said
