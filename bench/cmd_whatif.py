@@ -257,7 +257,7 @@ def main(args) -> int:
     if args.format == "table":
         _print_table(doc, sys.stdout)
     else:
-        flat = [{k: v for k, v in r.items() if k not in ("parallelism", "step", "cost_usd_by_provider")}
-                for r in doc["rows"]]
-        emit(flat, COLUMNS, args.format, sys.stdout, doc)
+        from cost_models.whatif import flat_rows
+
+        emit(flat_rows(doc), COLUMNS, args.format, sys.stdout, doc)
     return 0

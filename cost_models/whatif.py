@@ -106,24 +106,28 @@ def document(vary: str, rows: list[dict], fixed: dict | None = None) -> dict:
     return {"vary": vary, "rows": rows, "claims": claims.evaluate(vary, fitting), "fixed": fixed or {}}
 
 
+def flat_rows(doc: dict) -> list[dict]:
+    """The rows with `parallelism` flattened to tp/pp/dp/... and `step` to step_seconds and
+    step_<part> (the CSV had no layout at all, where the table shows one)."""
+    flat = []
+    for r in doc["rows"]:
+        out = {k: v for k, v in r.items() if k not in ("parallelism", "step", "cost_usd_by_provider")}
+        out.update(r.get("parallelism") or {})
+        step = r.get("step") or {}
+        if step:
+            out["step_seconds"] = step.get("seconds")
+            out.update({f"step_{k}": v for k, v in step.get("parts", {}).items()})
+        flat.append(out)
+    return flat
+
+
 def frame(doc: dict):
     """pandas DataFrame, one row per varied value, for charts: the row fields with `parallelism`
     flattened to tp/pp/dp/... columns and `step` to step_seconds and step_<part> columns; the
     varied key in df.attrs["vary"] and the claims in df.attrs["claims"]."""
     import pandas as pd
 
-    flat = []
-    for r in doc["rows"]:
-        out = {k: v for k, v in r.items() if k not in ("parallelism", "step", "cost_usd_by_provider")}
-        out["value"] = value_label(r["value"])
-        for k, v in (r.get("parallelism") or {}).items():
-            out[k] = v
-        step = r.get("step") or {}
-        if step:
-            out["step_seconds"] = step.get("seconds")
-            out.update({f"step_{k}": v for k, v in step.get("parts", {}).items()})
-        flat.append(out)
-    df = pd.DataFrame(flat)
+    df = pd.DataFrame([{**r, "value": value_label(r["value"])} for r in flat_rows(doc)])
     df.attrs["vary"] = doc["vary"]
     df.attrs["claims"] = doc.get("claims", [])
     return df

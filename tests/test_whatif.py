@@ -319,3 +319,14 @@ def test_claims_compare_what_the_table_shows(capsys):
     assert reserved["ratio_cost_usd_min"] > 1 and reserved["cost_usd_by_provider"]["aws"] == reserved["cost_usd_min"]
     (claim,) = [c for c in doc["claims"] if c["claim"].startswith("reserved")]
     assert max(claim["found"]) < 0   # dearer, as the ratio says
+
+
+def test_csv_carries_the_layout_and_step(capsys):
+    """whatif's CSV had no layout or step columns, where the table shows the layout (hostile tester)."""
+    import csv
+    import io
+
+    code, out, _ = run(capsys, "whatif", "--vary", "gpus=1024,2048", "--format", "csv")
+    rows = list(csv.DictReader(io.StringIO(out)))
+    assert code == 0 and all(int(r["tp"]) >= 1 and float(r["step_seconds"]) > 0 for r in rows)
+    assert all(int(r["tp"]) * int(r["pp"]) * int(r["dp"]) * int(r["cp"]) <= int(r["gpus"]) for r in rows)
