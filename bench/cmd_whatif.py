@@ -101,6 +101,16 @@ def _measured_gpu(path: str | None) -> str | None:
     return Throughput.from_result(load(path), source=path).gpu
 
 
+def _gpu_name(gpu):
+    """The catalog's name for a row that does not run, as the rows that do say it (A100-SXM-80GB, not A100)."""
+    from cost_models.hardware import find_gpu
+
+    try:
+        return find_gpu(gpu).name if gpu else gpu
+    except InputError:
+        return gpu
+
+
 STALE_MARK = "price rows are older than"   # cost_models.prices.stale_warning's words
 
 
@@ -152,7 +162,7 @@ def run_whatif(args) -> dict:
         except CannotRun as e:   # a value that cannot run (no layout fits; fp8 on an A100) is an answer too
             kind = "no layout fits" if isinstance(e, NoLayoutError) else "does not run"
             reason = str(e) if f"--{key} " in str(e) else f"--vary {key}={text}: {e}"   # the value named once
-            rows.append(whatif.cannot_run_row(value, reason, one.gpu, one.gpus, kind))
+            rows.append(whatif.cannot_run_row(value, reason, _gpu_name(one.gpu), one.gpus, kind))
             continue
         except InputError as e:          # a typo, a missing file: bad input, nothing runs
             raise InputError(f"--vary {key}={text}: {e}") from None

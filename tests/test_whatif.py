@@ -199,7 +199,7 @@ def test_a_value_the_scenario_makes_impossible_is_its_own_row(capsys):
     code, out, err = run(capsys, "whatif", "--vary", "dtype=bf16,fp8", "--gpu", "A100", "--format", "json")
     rows = {r["value"]: r for r in json.loads(out)["rows"]}
     assert code == 0 and rows["bf16"]["fits"] and rows["bf16"]["gpu_hours"] > 0
-    assert not rows["fp8"]["fits"] and rows["fp8"]["gpu_hours"] is None
+    assert not rows["fp8"]["fits"] and rows["fp8"]["gpu_hours"] is None and rows["fp8"]["gpu"] == rows["bf16"]["gpu"]
     assert rows["fp8"]["note"].startswith("does not run: --vary dtype=fp8: GPU A100-SXM-80GB has no fp8 peak")
     code, out, _ = run(capsys, "whatif", "--vary", "dtype=bf16,fp8", "--gpu", "A100")
     assert code == 0 and "does not run" in out
