@@ -26,7 +26,7 @@ def usd(value) -> str:
     if value is None or not math.isfinite(value):
         return "-"
     sign, value = ("-" if value < 0 else ""), abs(value)
-    for scale, suffix in ((1e9, "B"), (1e6, "M"), (1e3, "K")):
+    for scale, suffix in ((1e12, "T"), (1e9, "B"), (1e6, "M"), (1e3, "K")):
         if value >= scale:
             digits = 2 if value < 10 * scale else 1 if value < 100 * scale else 0
             return f"{sign}${value / scale:,.{digits}f}{suffix}"

@@ -330,7 +330,9 @@ def summarise(rows: list[dict]):
         row["complete"] = bool(group["complete"].all())
         row["run_ids"] = ", ".join(str(x) for x in group["run_id"])
         row["files"] = ", ".join(group["file"])
-        row["note"] = "; ".join(dict.fromkeys(n for n in group["note"] if isinstance(n, str))) or None
+        # each run's note items once; the catalog parts as one item, the union (set below)
+        items = [i for n in group["note"] if isinstance(n, str) for i in n.split("; ")]
+        row["note"] = "; ".join(dict.fromkeys(i for i in items if not i.startswith("catalog parts: "))) or None
         row["straggler_detail"] = "; ".join(dict.fromkeys(
             n for n in group["straggler_detail"] if isinstance(n, str))) or None
         row["stragglers"] = int(group["stragglers"].max())
@@ -338,6 +340,8 @@ def summarise(rows: list[dict]):
         # once stood for the merged row's median
         parts = [str(p).split(", ") if isinstance(p, str) else [] for p in group["catalog_parts"]]
         row["catalog_parts"] = ", ".join(dict.fromkeys(x for ps in parts for x in ps)) or None
+        if row["catalog_parts"]:
+            row["note"] = "; ".join(x for x in (f"catalog parts: {row['catalog_parts']}", row["note"]) if x)
         lists = [p.split(", ") if isinstance(p, str) else [] for p in group["measured_parts"]]
         row["measured_parts"] = ", ".join(x for x in dict.fromkeys(x for ps in lists for x in ps)
                                           if all(x in ps for ps in lists)) or None

@@ -110,7 +110,7 @@ PLAUSIBLE = {
     "efficiency": (1e-3, 1, ("below 0.1% of MAMF is not a training run", "")),
     "goodput": (1e-2, 1, ("below 1% of wall-clock time productive is not a training run", "")),
     "usd_per_gpu_hour": (1e-3, 1000, ("a tenth of a cent an hour is no price", "no GPU rents for more than $1000 an hour")),
-    "capex": (0, 1e12, "a trillion dollars"),
+    "capex": (0, 1e7, "ten million dollars per GPU (its share of server and network included)"),
     "life_years": (0.1, 100, ""),
     "utilization": (1e-3, 1, ("below 0.1% of the year (9 hours) is not a cluster that is run", "")),
     "rental_price": (1e-3, 1000, ("a free GPU never pays back", "no GPU rents for more than $1000 an hour")),

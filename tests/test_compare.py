@@ -258,4 +258,5 @@ def test_a_merged_rows_parts_and_price_per_pflop_are_its_own(tmp_path):
     paths = [synthetic.write(tmp_path, "a.json", with_layer), synthetic.write(tmp_path, "b.json", without)]
     (row,) = compare(paths, model="llama3-70b").to_dict("records")
     assert "attention" in row["catalog_parts"].split(", ") and "attention" not in (row["measured_parts"] or "")
+    assert row["note"].count("catalog parts: ") == 1 and f"catalog parts: {row['catalog_parts']}" in row["note"]
     assert row["usd_per_pflop_hour"] == pytest.approx(row["usd_per_gpu_hour"] / (row["mamf_bf16"] / 1000))

@@ -204,6 +204,7 @@ def test_rows_are_each_providers_cheapest_region_unless_one_is_named(capsys):
 def test_a_loss_reads_minus_dollars():
     from bench.cmd_catalog import usd
     assert usd(-10_900) == "-$10.9K" and usd(950) == "$950.00" and usd(-1.5e9) == "-$1.50B"
+    assert usd(4.9e16) == "$49,000T"   # not "$49,000,000B"
 
 
 def test_a_training_runs_hours_owned_and_rented(capsys, monkeypatch):
