@@ -112,7 +112,8 @@ def _cheaper(claim, rows):
         a, b = base.get("cost_usd_by_provider") or {}, other.get("cost_usd_by_provider") or {}
         pairs = [1 - b[p] / a[p] for p in a.keys() & b.keys() if a[p] > 0]
         if pairs:
-            found.append(_found(claim, [min(pairs), max(pairs)], _basis(base, other),
+            # billed: a term's commitment counts, so a short run on a 3-year reservation can be dearer
+            found.append(_found(claim, [min(pairs), max(pairs)], _basis(base, other) + ", billed for this run",
                                 f"{other['value']} vs {base['value']}, same provider"))
     return found
 
