@@ -369,8 +369,10 @@ def json_doc(plan, rows, note=None) -> dict:
 
 
 def run_cost(plan_kwargs: dict, pricing="on-demand", providers=None, prices_file=None, fmt="table", out=None,
-             region=None, stale_months=DEFAULT_STALE_MONTHS, virtualization_overhead=0.0, command="cost"):
-    """Plan, price and print (on `out`, default sys.stdout). Returns the TrainingPlan.
+             region=None, stale_months=DEFAULT_STALE_MONTHS, virtualization_overhead=0.0, command="cost",
+             warn_age=True):
+    """Plan, price and print (on `out`, default sys.stdout). Returns the TrainingPlan. warn_age
+    False: no price-age line (whatif gives one for all its values' rows).
 
     Without `region`, each provider x GPU x pricing kind is priced at its cheapest region (the
     region column names it); with it, only that region's rows. virtualization_overhead:
@@ -392,7 +394,8 @@ def run_cost(plan_kwargs: dict, pricing="on-demand", providers=None, prices_file
         chosen = cheapest_regions(chosen, plan.gpus, GPUS_PER_NODE)
     ref = today()
     rows = price_rows(plan, chosen, ref, stale_months)
-    warn_stale([p for p in chosen if p.gpu == plan.gpu.name], ref, stale_months, command)
+    if warn_age:
+        warn_stale([p for p in chosen if p.gpu == plan.gpu.name], ref, stale_months, command)
     for r in rows:
         r["_age"] = age_text(r["age_days"], r["stale"])
     note = None if rows else _no_price_note(plan, prices, pricing, providers, region)
@@ -438,8 +441,9 @@ def print_cost_table(model: str = "llama3-70b", result: dict | None = None, gpu:
     return run_cost({"model": model, "gpu": gpu, "throughput": throughput, **plan_kwargs}, out=out)
 
 
-def main(args, command: str = "cost") -> int:
-    """`costbench cost`; `command` names the command its warnings speak for (whatif runs this)."""
+def main(args, command: str = "cost", warn_age: bool = True) -> int:
+    """`costbench cost`; `command` names the command its warnings speak for (whatif runs this, with
+    warn_age False: it warns once of its values' price ages)."""
     from cost_models.parallelism import RECOMPUTE
 
     if args.recompute is not None:
@@ -460,5 +464,6 @@ def main(args, command: str = "cost") -> int:
     warn_other_dtype(throughput, gpu, args.dtype, command)
     warn_unsound(throughput, command)
     run_cost(plan_kwargs, args.pricing, args.providers, args.prices, args.format, region=args.region,
-             stale_months=args.stale_months, virtualization_overhead=args.virtualization_overhead, command=command)
+             stale_months=args.stale_months, virtualization_overhead=args.virtualization_overhead, command=command,
+             warn_age=warn_age)
     return 0

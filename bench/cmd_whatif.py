@@ -83,7 +83,7 @@ def cost_document(args, warnings: list | None = None) -> dict:
 
     out, err = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        cmd_cost.main(argparse.Namespace(**{**vars(args), "format": "json"}), command="whatif")
+        cmd_cost.main(argparse.Namespace(**{**vars(args), "format": "json"}), command="whatif", warn_age=False)
     if warnings is not None:
         warnings += err.getvalue().splitlines()
     else:
@@ -111,21 +111,14 @@ def _gpu_name(gpu):
         return gpu
 
 
-STALE_MARK = "price rows are older than"   # cost_models.prices.stale_warning's words
-
-
 def _stale_line(rows, stale_months: float) -> str | None:
-    """cost's age warning over the price rows of every value (cost JSON rows: as_of, stale)."""
-    rows = list(rows)
-    old = [r for r in rows if r.get("stale")]
-    if not old:
-        return None
-    oldest = min(old, key=lambda r: r["as_of"])
-    from cost_models.prices import today
+    """cost's age warning (prices.stale_warning) over the price rows of every value, once: one line
+    per value repeated itself four times for --vary gpu."""
+    from cost_models.prices import Price, stale_warning, today
 
-    return (f"{len(old)} of the values' {len(rows)} {STALE_MARK} {stale_months:g} months at {today().isoformat()} "
-            f"(oldest: {oldest['provider']} {oldest['gpu']} {oldest['pricing']}, as of {oldest['as_of']}); "
-            "re-check them, pass your own with --prices, or set --stale-months")
+    prices = [Price(r["provider"], r["gpu"], r["pricing"], r["usd_per_gpu_hour"], r["as_of"] or "", r["source"],
+                    region=r["region"] or "") for r in rows]
+    return stale_warning(prices, today(), stale_months)
 
 
 def run_whatif(args) -> dict:
@@ -173,11 +166,11 @@ def run_whatif(args) -> dict:
         priced.update({(p["provider"], p["gpu"], p["pricing"], p["region"]): p for p in cost.get("rows") or []})
     if not any(r["fits"] for r in rows):
         raise NoLayoutError(f"--vary {key}: no value fits; the first {rows[0]['note']}")
-    stale = _stale_line(priced.values(), args.stale_months)
-    for line in dict.fromkeys(w for w in warnings if STALE_MARK not in w):   # each other warning once, in order
+    for line in dict.fromkeys(warnings):   # each cost warning once, in order
         print(line, file=sys.stderr)
-    if stale:   # one line, not one per value (four near-identical lines for --vary gpu)
-        print(f"costbench whatif: warning: {stale}", file=sys.stderr)
+    stale = _stale_line(priced.values(), args.stale_months)
+    if stale:
+        print(f"costbench whatif: warning: {stale} (counted once over all of the values' price rows)", file=sys.stderr)
     fixed = {a.dest: getattr(args, a.dest) for a in actions.values()
              if a.dest != action.dest and getattr(args, a.dest) != a.default}
     if pinned is not None:

@@ -368,6 +368,7 @@ def compare_runs(runs: list[tuple[str, dict]], model: str = DEFAULT_MODEL, price
     if pricing not in PRICING_KINDS:  # one kind per comparison; `costbench cost --pricing all` lists them all
         from cost_models.errors import unknown_name
         raise unknown_name("pricing", pricing, PRICING_KINDS)
+    warn = warn or (lambda _: None)
     find_model(model)  # an unknown model is bad input, not one warning per file
     table = prices if isinstance(prices, list) else load_prices(prices)
     rows, docs = [], {}
@@ -376,16 +377,16 @@ def compare_runs(runs: list[tuple[str, dict]], model: str = DEFAULT_MODEL, price
             rows.append(run_row(path, doc, model, table, pricing))
             docs[path] = doc
         except InputError as e:  # a field the cost model rejects (a negative MAMF): skip that file
-            (warn or (lambda _: None))(f"skipped {e}")
+            warn(f"skipped {e}")
     if not rows:
         raise InputError("no usable result files: " + ", ".join(p for p, _ in runs))
     rows = one_cluster_per_setup(rows, docs, model, table, pricing)
     for row in rows:
         if not row["complete"]:   # as cost --results warns: what the run did not measure is the catalog's
-            (warn or (lambda _: None))(f"{row['file']}: its run stopped before the end (complete: false): what it "
+            warn(f"{row['file']}: its run stopped before the end (complete: false): what it "
                                        "did not measure is the catalog's")
         if row["failed_checks"]:
-            (warn or (lambda _: None))(f"{row['file']}: {row['failed_checks']} of its measurements failed their "
+            warn(f"{row['file']}: {row['failed_checks']} of its measurements failed their "
                                        "correctness check (the figures come from those that passed: look at the "
                                        "run before trusting them)")
     df = summarise(rows)

@@ -567,9 +567,6 @@ def _plausible(doc: dict, path: str) -> None:
     for key in ("world_size", "nodes"):
         if _integer(machine.get(key)) and machine[key] < 1:
             bad(f"machine.{key}", machine[key], "must be at least 1")
-    if _integer(machine.get("nodes")) and _integer(machine.get("world_size")) and machine["nodes"] > machine["world_size"]:
-        bad("machine.nodes", machine["nodes"], f"exceeds machine.world_size {machine['world_size']} (a node runs "
-            "at least one rank)")
     gpu = machine.get("gpu") if isinstance(machine.get("gpu"), dict) else {}
     if machine.get("mig") is True and isinstance(gpu.get("normalized"), str):   # priced as the whole GPU once
         bad("machine.gpu.normalized", gpu["normalized"], "names a whole GPU, but machine.mig is true: a MIG "
@@ -613,11 +610,14 @@ def _plausible(doc: dict, path: str) -> None:
 
 
 def _consistent_world(doc: dict, bad) -> None:
-    """Every collective ran over the machine's world: its records and summary say the same size,
-    and no more nodes than ranks (a hand-edited world_size 1 beside records of 2 was read)."""
+    """No more nodes than ranks, and every collective ran over the machine's world: its records and
+    summary say the same size (a hand-edited world_size 1 beside records of 2 was read)."""
     world = doc["machine"].get("world_size")
     if not _integer(world):
         return
+    nodes = doc["machine"].get("nodes")
+    if _integer(nodes) and nodes > world:
+        bad("machine.nodes", nodes, f"exceeds machine.world_size {world} (a node runs at least one rank)")
     for i, rec in enumerate(doc["records"]):
         if rec.get("op") in COLLECTIVES and _integer(rec.get("world_size")) and rec["world_size"] != world:
             bad(f"records[{i}].world_size", rec["world_size"], f"differs from machine.world_size {world}")

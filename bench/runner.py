@@ -287,10 +287,10 @@ class _Run:
                               f"matmul {dtype} {rec['m']}x{rec['n']}x{rec['k']}: max_rel_err "
                               f"{rec['max_rel_err']} exceeds {matmul.TOLERANCE[dtype]}")
             again = [r for r in mine if r.get("phase") == "remeasure"]
-            searched = {(r["m"], r["n"], r["k"]): r["tflops"] for r in mine if r.get("phase") == "search"}
             first = again[0] if again else None
-            if first and self.leader and first["tflops"] < matmul.HOLDS_UP * searched.get(
-                    (first["m"], first["n"], first["k"]), 0):   # the search's winner did not hold up
+            winner = first and next((r for r in mine if r.get("phase") == "search" and
+                                     (r["m"], r["n"], r["k"]) == (first["m"], first["n"], first["k"])), None)
+            if winner and self.leader and not matmul.held_up(first, winner):   # the search's winner fell
                 rest = ("the next-best shapes were re-measured too and the best remeasure is the MAMF"
                         if len(again) > 1 else "no other shape was left to re-measure: the MAMF may read low")
                 self._note(config, f"matmul {dtype}: the search's best shape {first['m']}x{first['n']}x{first['k']} "

@@ -53,8 +53,8 @@ def _meminfo_available() -> int | None:
             for line in f:
                 if line.startswith("MemAvailable:"):
                     return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        pass
+    except (OSError, ValueError, IndexError):   # not Linux, or a /proc/meminfo of another shape
+        return None
     return None
 
 

@@ -342,12 +342,17 @@ def search(dtype: str, device: str, quick: bool, layout: str = "TN") -> Iterator
         again = measure(candidate["m"], candidate["n"], candidate["k"], dtype, device, plan.remeasure_ms,
                         layout=layout, phase="remeasure")
         yield again
-        if again["tflops"] >= HOLDS_UP * candidate["tflops"]:
+        if held_up(again, candidate):
             return
 
 
 HOLDS_UP = 0.5            # a remeasure at least this share of its search figure stands
 REMEASURE_FALLBACKS = 2   # next-best shapes re-measured where the winner does not hold up
+
+
+def held_up(remeasure: dict, searched: dict) -> bool:
+    """Whether a shape's remeasure stands beside its search figure (at least HOLDS_UP of it)."""
+    return remeasure["tflops"] >= HOLDS_UP * searched["tflops"]
 
 
 def remeasure_budget_ms(device: str, quick: bool) -> float:
