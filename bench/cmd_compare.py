@@ -12,6 +12,7 @@ import sys
 from bench.cmd_catalog import FORMATS, check_choice, choices_help, emit, usd
 from bench.cmd_cost import PRICING_NOTES, TERM_LINE, placeholder_line
 from bench.compare import COLLECTIVES, DEFAULT_MODEL, DEFAULT_PRICING
+from bench.table import footer_text
 from cost_models.models import find_model
 from cost_models.prices import PRICING_KINDS
 
@@ -127,7 +128,7 @@ def main(args) -> int:
     if args.format == "table":
         rows, columns = table_rows(df)
         emit(rows, columns, "table")
-        print(footer(df, args.model, args.pricing))
+        print(footer_text(footer(df, args.model, args.pricing).splitlines(), indent=4))
     else:
         records = df.to_dict("records")
         for r in records:

@@ -13,7 +13,7 @@ import sys
 from bench.cli import csv_list, number, positive, positive_int
 from bench.cmd_catalog import add_age_argument, age_text, check_choice, choices_help, emit, usd, warn_stale
 from bench.cmd_cost import PRICING_CHOICES
-from bench.table import format_table, si
+from bench.table import footer_text, format_table, si
 from cost_models.errors import InputError
 
 TCO_FORMATS = ("table", "json")
@@ -200,53 +200,57 @@ def tco_document(args) -> dict:
 
 def _print(doc, out) -> None:
     b, a, side = doc["breakdown"], doc["assumptions"], doc["provider_side"]
+
+    def say(text: str) -> None:   # one line of prose, wrapped to a terminal's width (bench.table.footer_text)
+        out.write(footer_text(text.split("\n"), out, indent=None) + "\n")
+
     u = doc["utilization"]
-    out.write(f"owned {doc['gpu']}: ${doc['owned_usd_per_gpu_hour']:.4f} per used GPU-hour at {u:.0%} utilisation "
-              f"= capital+opex ${b['fixed_usd_per_used_hour']:.4f} + power ${b['power_usd_per_used_hour']:.4f}\n")
-    out.write(f"  capital ${b['capital_usd_per_year']:,.0f}/year = depreciation ${b['depreciation_usd_per_year']:,.0f} "
-              f"+ interest ${b['interest_usd_per_year']:,.0f}; opex ${b['opex_usd_per_year']:,.0f}/year\n")
+    say(f"owned {doc['gpu']}: ${doc['owned_usd_per_gpu_hour']:.4f} per used GPU-hour at {u:.0%} utilisation "
+        f"= capital+opex ${b['fixed_usd_per_used_hour']:.4f} + power ${b['power_usd_per_used_hour']:.4f}")
+    say(f"  capital ${b['capital_usd_per_year']:,.0f}/year = depreciation ${b['depreciation_usd_per_year']:,.0f} "
+        f"+ interest ${b['interest_usd_per_year']:,.0f}; opex ${b['opex_usd_per_year']:,.0f}/year")
     for key, v in a.items():
-        out.write(f"  {key:<18} {v['value']:g}  ({v['from']})\n")
+        say(f"  {key:<18} {v['value']:g}  ({v['from']})")
     if a["capex_usd"]["from"] != "given":   # set against rental prices that include the host and fabric
-        out.write("  the default capex is the GPU alone (no server, fabric, storage or facility share) while a rental "
-                  "price includes them: the owned cost is a floor; pass --capex with your all-in cost per GPU\n")
-    out.write("\n")
+        say("  the default capex is the GPU alone (no server, fabric, storage or facility share) while a rental "
+            "price includes them: the owned cost is a floor; pass --capex with your all-in cost per GPU")
+    say("")
     run = doc.get("run")
     if doc["rows"]:
         rows = [{**r, "_age": age_text(r["age_days"], r["stale"]),
                  "_run": run["gpu_hours"] * r["usd_per_gpu_hour"] if run else None} for r in doc["rows"]]
         columns = COLUMNS[:4] + ([("_run", "the run rented", usd)] if run else []) + COLUMNS[4:]
         out.write(format_table(rows, columns) + "\n")
-        out.write(f"  saving per GPU over life: renting the same used hours minus owning, at {u:.0%} utilisation over "
-                  f"{side['life_years']:g} years (negative: owning costs more); payback: renting the GPU out at "
-                  "that price\n\n")
+        say(f"  saving per GPU over life: renting the same used hours minus owning, at {u:.0%} utilisation over "
+            f"{side['life_years']:g} years (negative: owning costs more); payback: renting the GPU out at "
+            "that price\n")
     else:
-        out.write(f"no catalog prices for {doc['gpu']} with these filters\n\n")
+        say(f"no catalog prices for {doc['gpu']} with these filters\n")
     if run:
         capex = (f"; buying its {run['gpus']:,} GPUs is {usd(run['capex_usd'])} up front" if run["gpus"] else "")
-        out.write(f"this run: {si(run['gpu_hours'])} GPU-hours owned cost {usd(run['owned_usd'])} at "
-                  f"${doc['owned_usd_per_gpu_hour']:.2f} per used GPU-hour (its share of the fleet's cost at "
-                  f"{u:.0%} utilisation){capex}; rented: the table's 'the run rented' column\n\n")
-    out.write(f"provider's side: the rental price that pays back capex and interest within {side['life_years']:g} "
-              f"years is ${side['payback_price_usd_per_gpu_hour']:.2f}/GPU-hour at {u:.0%} utilisation ("
-              + ", ".join(f"${p:.2f} at {float(k):.0%}" for k, p in side["payback_price_by_utilization"].items()) + ")\n")
+        say(f"this run: {si(run['gpu_hours'])} GPU-hours owned cost {usd(run['owned_usd'])} at "
+            f"${doc['owned_usd_per_gpu_hour']:.2f} per used GPU-hour (its share of the fleet's cost at "
+            f"{u:.0%} utilisation){capex}; rented: the table's 'the run rented' column\n")
+    say(f"provider's side: the rental price that pays back capex and interest within {side['life_years']:g} "
+        f"years is ${side['payback_price_usd_per_gpu_hour']:.2f}/GPU-hour at {u:.0%} utilisation ("
+        + ", ".join(f"${p:.2f} at {float(k):.0%}" for k, p in side["payback_price_by_utilization"].items()) + ")")
     for p in side["payback"]:
         lives = p["underwater_by_life_years"]
         under = [k for k, v in lives.items() if v]
         state = (f"underwater on a {', '.join(under)}-year life" if under else
                  f"pays back within {', '.join(lives)} years")
         years = "never" if p["payback_years"] is None else f"in {_years(p['payback_years'])} years"
-        out.write(f"  renting out at ${p['usd_per_gpu_hour']:.2f}/GPU-hour: payback {years} "
-                  f"at {u:.0%} ({state})\n")
+        say(f"  renting out at ${p['usd_per_gpu_hour']:.2f}/GPU-hour: payback {years} "
+            f"at {u:.0%} ({state})")
     s = doc["sensitivity"]
     rows = [{"life": f"{life:g} years", **{str(u): v for u, v in zip(s["utilization"], vals)}}
             for life, vals in zip(s["life_years"], s["owned_usd_per_gpu_hour"])]
-    out.write("\nowned $/used GPU-hour, life x utilisation\n")
+    say("\nowned $/used GPU-hour, life x utilisation")
     out.write(format_table(rows, [("life", "life", "")] + [(str(u), f"{u:.0%}", ".3f") for u in s["utilization"]]) + "\n")
     for c in doc["claims"]:
         (lo, at_lo), (hi, at_hi) = c["owned_usd_per_gpu_hour"].items()
-        out.write(f"\nclaim: {c['text']} ({c['source']}): owned ${at_lo:.3f} -> ${at_hi:.3f} per used GPU-hour "
-                  f"({c['owned_change']:+.1%}) from {float(lo):.0%} to {float(hi):.0%}\n")
+        say(f"\nclaim: {c['text']} ({c['source']}): owned ${at_lo:.3f} -> ${at_hi:.3f} per used GPU-hour "
+            f"({c['owned_change']:+.1%}) from {float(lo):.0%} to {float(hi):.0%}")
 
 
 def main(args) -> int:

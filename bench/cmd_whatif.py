@@ -201,7 +201,7 @@ def _rows_text(r: dict) -> str:
 
 
 def _print_table(doc, out) -> None:
-    from bench.table import format_table
+    from bench.table import footer_text, format_table
     from cost_models.claims import describe
     from cost_models.whatif import value_label
 
@@ -214,44 +214,46 @@ def _print_table(doc, out) -> None:
     term = any(r.get("commitment_usd") is not None for r in rows)
     columns = [c for c in COLUMNS if term or c[0] != "commitment_usd"]
     out.write(format_table(rows, columns) + "\n\n")
+    lines = []   # the footer, wrapped to a terminal's width (bench.table.footer_text)
     first = next(r for r in doc["rows"] if r.get("fits", True))
     fitting = [r for r in doc["rows"] if r.get("fits", True)]
     if len({(r["price_rows"], r["cheapest"]) for r in fitting}) > 1:   # varied prices: each row's own
-        out.write(f"model       {first['model']}; cost min/max over each row's price rows\n")
+        lines.append(f"model       {first['model']}; cost min/max over each row's price rows")
         for r in fitting:
-            out.write(f"prices      {value_label(r['value'])}: {_rows_text(r)} (cheapest: {r['cheapest'] or 'none'})\n")
+            lines.append(f"prices      {value_label(r['value'])}: {_rows_text(r)} (cheapest: {r['cheapest'] or 'none'})")
     else:
-        out.write(f"model       {first['model']}; cost min/max over {_rows_text(first)} "
-                  f"(cheapest: {first['cheapest'] or 'none'})\n")
+        lines.append(f"model       {first['model']}; cost min/max over {_rows_text(first)} "
+                     f"(cheapest: {first['cheapest'] or 'none'})")
     if len({r.get("network") for r in fitting}) > 1 or doc["vary"] == "network":
         for r in fitting:   # the fabric each row ran on, where rows differ in it
             # overlap = 1 - exposed / total data-parallel traffic time (cost's assumptions.overlap)
             parts = ([r["network"]] if r["network"] != str(r["value"]) else []) + (
                 [f"{r['overlap']:.0%} of the data-parallel traffic hidden under compute"]
                 if r.get("overlap") is not None else [])
-            out.write(f"network     {r['value']}: {'; '.join(parts) or r['network']}\n")
+            lines.append(f"network     {r['value']}: {'; '.join(parts) or r['network']}")
     elif first.get("network") is not None:   # None: --mfu/--gpu-hours set the pace, no fabric modelled
-        out.write(f"network     {first['network']}\n")
+        lines.append(f"network     {first['network']}")
     for r in fitting:
         if r.get("tokens_placeholder"):
             from bench.cmd_cost import placeholder_line
 
-            out.write(placeholder_line(r["model"], r["tokens"]) + "\n")
+            lines.append(placeholder_line(r["model"], r["tokens"]))
             break
     if term:
-        out.write("term        reserved/capacity-block rows: cost min/max are what the run is billed, the larger of its "
-                  "hours at the rate and the term commitment (GPUs x term hours x rate, paid even if the run is "
-                  "shorter), shown for the cost min row\n")
+        lines.append("term        reserved/capacity-block rows: cost min/max are what the run is billed, the larger "
+                     "of its hours at the rate and the term commitment (GPUs x term hours x rate, paid even if the "
+                     "run is shorter), shown for the cost min row")
     fixed = ", ".join(f"{k}={value_label(v)}" for k, v in doc["fixed"].items())
-    out.write(f"fixed       {fixed or 'all cost defaults'}\n")
+    lines.append(f"fixed       {fixed or 'all cost defaults'}")
     notes = {}   # note -> the values it is about, once each, in row order
     for r in doc["rows"]:
         if r.get("note"):
             notes.setdefault(r["note"], []).append(value_label(r["value"]))
     for note, values in notes.items():
-        out.write(f"note        {', '.join(values)}: {note}\n")
+        lines.append(f"note        {', '.join(values)}: {note}")
     for found in doc["claims"]:
-        out.write(f"claim       {describe(found)}\n")
+        lines.append(f"claim       {describe(found)}")
+    out.write(footer_text(lines, out) + "\n")
 
 
 def main(args) -> int:
