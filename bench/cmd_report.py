@@ -251,8 +251,12 @@ def _page(df, runs, model, pngs) -> str:
 
     rows, columns = table_rows(df)
     numeric = {k for k, _, _ in columns} - {"tag", "gpu", "pflop_dtype", "note"}
-    compare_html = (report_page.table_html([_formatted(r, columns) for r in rows], [(k, h) for k, h, _ in columns],
-                                           numeric)
+    cells = [_formatted(r, columns) for r in rows]
+    notes = list(dict.fromkeys(c["note"] for c in cells if c.get("note") not in (None, "-")))
+    for c in cells:   # a run's note, numbered under the table: in its column it was squeezed off the page
+        c["note"] = f"[{notes.index(c['note']) + 1}]" if c.get("note") in notes else c.get("note")
+    compare_html = (report_page.table_html(cells, [(k, h) for k, h, _ in columns], numeric)
+                    + "".join(f"<p class=\"note\">[{n}] {report_page.escape(text)}</p>" for n, text in enumerate(notes, 1))
                     + "<p>" + "<br>".join(report_page.escape(x) for x in footer(df, model, "on-demand").splitlines())
                     + "</p>")
     run_rows = [{"tag": d.get("tag") or "(no tag)", "gpu": gpu_name(d), "ranks": d["machine"].get("world_size"),

@@ -23,6 +23,9 @@ table { border-collapse: collapse; font-size: 13px; margin: 8px 0 4px; width: 10
 th, td { padding: 5px 8px; border-bottom: 1px solid #e3e7eb; text-align: left; vertical-align: top; }
 th { background: #f3f5f7; font-weight: 600; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
+td.word { white-space: nowrap; }
+td.prose { min-width: 24em; }
+p.note { font-size: 13px; margin: 2px 0; }
 .scroll { overflow-x: auto; }
 figure { margin: 12px 0 0; }
 figure img { width: 100%; height: auto; border: 1px solid #e3e7eb; }
@@ -42,6 +45,14 @@ def _anchor(title: str) -> str:
     return "".join(c if c.isalnum() else "-" for c in title.lower()).strip("-")
 
 
+def _kind(text: str) -> str | None:
+    """"word" for a cell that must not break (a GPU "A100-SXM-80GB" broke over lines), "prose" for a
+    note given room to read (it was squeezed to one word a line beside many columns)."""
+    if " " not in text:
+        return "word" if len(text) <= 24 else None
+    return "prose" if len(text) > 40 else None
+
+
 def table_html(rows: list[dict], columns: list[tuple[str, str]], numeric=()) -> str:
     """rows of already formatted cells; columns: (key, header); keys in `numeric` right-aligned."""
     head = "".join(f"<th>{escape(h)}</th>" for _, h in columns)
@@ -51,7 +62,7 @@ def table_html(rows: list[dict], columns: list[tuple[str, str]], numeric=()) -> 
         for key, _ in columns:
             value = r.get(key)
             text = "-" if value is None or value != value else str(value)
-            cls = ' class="num"' if key in numeric else ""
+            cls = ' class="num"' if key in numeric else f' class="{_kind(text)}"' if _kind(text) else ""
             cells.append(f"<td{cls}>{escape(text)}</td>")
         body.append("<tr>" + "".join(cells) + "</tr>")
     return f'<div class="scroll"><table><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table></div>'

@@ -274,3 +274,17 @@ def test_a_dollar_in_a_tag_is_text_not_mathtext(tmp_path):
     paths = [synthetic.write(tmp_path, "a.json", synthetic.result("aws/$\\frac x"))]
     cmd_report.build(paths, str(tmp_path / "r"), model="llama3-8b", dpi=30, scale=0.5)
     assert "aws/$\\frac x" in (tmp_path / "r" / "index.html").read_text()
+
+
+def test_run_notes_are_numbered_under_the_side_by_side_table():
+    """A note in its own column was squeezed to a word a line and scrolled off the page's right edge."""
+    from bench.compare import compare, load_usable_runs
+
+    paths = [os.path.join("results", "reference")]
+    df = compare(paths, model="llama3-70b")
+    notes = list(dict.fromkeys(n for n in df["note"] if isinstance(n, str)))
+    assert notes, "the reference CPU runs carry notes (catalog parts, no price)"
+    page = cmd_report._page(df, load_usable_runs(paths), "llama3-70b", [])
+    for n, note in enumerate(notes, 1):
+        assert f'<p class="note">[{n}] {cmd_report.report_page.escape(note)}</p>' in page
+        assert f'<td class="word">[{n}]</td>' in page   # the run's row points at it
