@@ -184,8 +184,8 @@ def select(prices: list[Price], gpu: str | None = None, pricing: str = "all",
     if providers:
         wanted = set()
         for name in providers:
-            if name.lower() not in known:
-                raise unknown_name("provider", name, known)
+            if name.lower() not in known:   # a provider the catalog lacks comes with the user's own rows
+                raise InputError(f"{unknown_name('provider', name, known)} (or add its rows with --prices FILE)")
             wanted.add(name.lower())
     if region is not None:
         regions = sorted({p.region for p in prices if p.region and (wanted is None or p.provider in wanted)})

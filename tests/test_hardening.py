@@ -319,7 +319,8 @@ def test_minus_zero_is_not_positive():
     (["cost", "--layers", "1e6"], "--layers"),
     (["cost", "--params", "7B", "--active-params", "8B", "--tokens", "1T"], "exceeds --params"),
     (["run", "--ops", ","], "empty list"),
-    (["cost", "--providers", "nosuch"], "unknown provider"),
+    (["cost", "--providers", "nosuch"], "unknown provider 'nosuch'; known: aws, azure, coreweave"),
+    (["cost", "--providers", "crusoe"], "(or add its rows with --prices FILE)"),
 ])
 def test_implausible_inputs_refused(capsys, argv, needle):
     err = one_line_error(capsys, *argv)

@@ -305,7 +305,8 @@ def test_compare_and_whatif_mark_such_offers(capsys, tmp_path):
     from tests import synthetic
 
     paths = synthetic.two_providers(tmp_path)
-    prices = synthetic.write_text(tmp_path, "p.csv", MARKET.replace("hostx", "coreweave"))
+    # the listing replaces the catalog's coreweave row (same key: region 'all'), so it is coreweave's only offer
+    prices = synthetic.write_text(tmp_path, "p.csv", MARKET.replace("hostx", "coreweave").replace("1.50,,,,", "1.50,,,all,"))
     _, out, _ = run(capsys, "compare", *paths, "--prices", prices)
     assert "offer: 1-GPU instances, marketplace, not a 16,384-GPU cluster" in out
     # whatif's cheapest is an offer that sells the cluster where one does, else the listing, marked
