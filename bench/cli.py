@@ -23,6 +23,7 @@ import signal
 import sys
 import warnings
 
+from bench.table import printable
 from cost_models.errors import InputError, OutputError
 from cost_models.units import check_plausible, parse_fraction, parse_number, parse_positive
 
@@ -273,7 +274,7 @@ def main(argv=None) -> int:
         _flush_stdout()
         return code
     except (InputError, OutputError) as e:
-        print(f"{_prog(command)}: error: {e}", file=sys.stderr)
+        print(f"{_prog(command)}: error: {printable(str(e))}", file=sys.stderr)   # one line: a path's ESC escaped
         return EXIT_IO if isinstance(e, OutputError) else EXIT_BAD_INPUT
     except SystemExit as e:  # argparse's one-line errors (status 2) and --help (0)
         if not e.code:   # --help: its text must reach stdout too (`cost --help > /dev/full` said 0)

@@ -14,7 +14,7 @@ import math
 import sys
 
 from bench.cli import csv_list
-from bench.table import format_table, si
+from bench.table import format_table, si, warn
 from cost_models.catalog import FORMULA_GUARDED
 from cost_models.errors import InputError, unknown_name
 
@@ -159,7 +159,7 @@ def warn_stale(prices, ref, stale_months, command: str) -> None:
         raise InputError(f"--stale-months: {stale_months:g} must be a positive number")
     line = stale_warning(prices, ref, stale_months)
     if line:
-        print(f"costbench {command}: warning: {line}", file=sys.stderr)
+        warn(command, line)
 
 
 def _gpu_rows():
@@ -214,6 +214,8 @@ def _price_rows(args):
     from cost_models.hardware import find_gpu
     from cost_models.prices import age_days, is_stale, load_prices, select, today
 
+    if args.gpu is not None and not args.gpu.strip():   # `--gpu ''` listed every GPU without a word
+        raise InputError("--gpu: empty; give a GPU name (costbench gpus lists them) or leave --gpu out")
     gpu = find_gpu(args.gpu).name if args.gpu else None
     chosen = select(load_prices(args.prices), gpu, args.pricing, args.provider, args.region)
     ref = today()
@@ -248,8 +250,8 @@ def _skypilot_rows(args):
     from cost_models.prices import catalog_prices
     known = sorted({p.provider for p in catalog_prices()})
     if args.provider[0].strip().lower() not in known:   # a new cloud is allowed; a typo ('awz') is likely
-        print(f"costbench prices: warning: --provider {args.provider[0]} is not in the price catalog (it has "
-              f"{', '.join(known)}); the rows are written for it as named", file=sys.stderr)
+        warn("prices", f"--provider {args.provider[0]} is not in the price catalog (it has "
+                 f"{', '.join(known)}); the rows are written for it as named")
     if result.unknown:
         listed = ", ".join(f"{name} ({n} rows)" for name, n in sorted(result.unknown.items()))
         print(f"costbench prices: skipped accelerators not in costbench's GPU catalog: {listed}", file=sys.stderr)

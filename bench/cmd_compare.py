@@ -12,7 +12,7 @@ import sys
 from bench.cmd_catalog import FORMATS, check_choice, choices_help, emit, usd
 from bench.cmd_cost import PRICING_NOTES, TERM_LINE, placeholder_line
 from bench.compare import COLLECTIVES, DEFAULT_MODEL, DEFAULT_PRICING
-from bench.table import footer_text
+from bench.table import footer_text, warn
 from cost_models.models import find_model
 from cost_models.prices import PRICING_KINDS
 
@@ -124,7 +124,7 @@ def main(args) -> int:
 
     check_choice("format", args.format, FORMATS)
     df = compare(args.paths, model=args.model, prices=args.prices, pricing=args.pricing,
-                 warn=lambda line: print(f"costbench compare: warning: {line}", file=sys.stderr))
+                 warn=lambda line: warn("compare", line))
     if args.format == "table":
         rows, columns = table_rows(df)
         emit(rows, columns, "table")

@@ -11,7 +11,7 @@ import sys
 from bench.cli import csv_list, fraction, number, positive, positive_int
 from bench.cmd_catalog import (FORMATS, add_age_argument, age_text, check_choice, choices_help, emit, usd,
                                warn_stale)
-from bench.table import footer_text, si
+from bench.table import footer_text, si, warn
 from cost_models.errors import InputError
 from cost_models.hardware import TRAINING_DTYPES
 from cost_models.prices import DEFAULT_STALE_MONTHS, PRICING_KINDS
@@ -190,8 +190,8 @@ def warn_other_device(throughput, gpu: str, command: str = "cost") -> None:
     if throughput is None or throughput.gpu == gpu:
         return
     what = throughput.gpu or f"{throughput.device_name or 'a GPU'} (not in the GPU catalog)"
-    print(f"costbench {command}: warning: {throughput.source} measured {what}, not the {gpu} priced: its rates are "
-          f"not used; {gpu} is priced at the catalog's rates", file=sys.stderr)
+    warn(command, f"{throughput.source} measured {what}, not the {gpu} priced: its rates are "
+                  f"not used; {gpu} is priced at the catalog's rates")
 
 
 def warn_other_dtype(throughput, gpu: str, dtype: str, command: str = "cost") -> None:
@@ -206,8 +206,8 @@ def warn_other_dtype(throughput, gpu: str, dtype: str, command: str = "cost") ->
     measured = sorted(set(throughput.mamf_tflops) | ({throughput.layer.get("dtype") or "bf16"}
                                                      if throughput.measured_layer else set()))
     if measured and base not in measured:
-        print(f"costbench {command}: warning: {throughput.source} measured {', '.join(measured)}, not {base}: its GEMM "
-              f"and attention rates are not used for --dtype {dtype}; those parts are the catalog's", file=sys.stderr)
+        warn(command, f"{throughput.source} measured {', '.join(measured)}, not {base}: its GEMM "
+                      f"and attention rates are not used for --dtype {dtype}; those parts are the catalog's")
 
 
 def warn_unsound(throughput, command: str = "cost") -> None:
@@ -227,7 +227,7 @@ def warn_unsound(throughput, command: str = "cost") -> None:
         why.append("its run stopped before the end (complete: false: what it did not measure is the catalog's)")
     if no_memory:   # a CPU's memory is its host's: without it nothing bounds the layouts
         why.append("no machine.host_memory_gb: the cpu device's memory is unknown, so no layout is refused for memory")
-    print(f"costbench {command}: warning: {throughput.source}: {'; '.join(why)}", file=sys.stderr)
+    warn(command, f"{throughput.source}: {'; '.join(why)}")
 
 
 def _throughput(path):

@@ -20,6 +20,7 @@ import time
 import warnings
 
 from bench import report_page
+from bench.table import warn
 from bench.compare import DEFAULT_MODEL, gpu_name
 from cost_models.errors import InputError
 from cost_models.files import read_bytes, read_json
@@ -288,7 +289,7 @@ def _formatted(row, columns) -> dict:
 def main(args) -> int:
     t0 = time.perf_counter()
     paths = build(args.paths, args.out, args.model, args.whatif, args.prices,
-                  warn=lambda line: print(f"costbench report: warning: {line}", file=sys.stderr))
+                  warn=lambda line: warn("report", line))
     print(f"wrote {len(paths)} files to {args.out} in {time.perf_counter() - t0:.1f} s: "
           + ", ".join(os.path.basename(p) for p in paths))
     print(f"open {os.path.join(args.out, 'index.html')}")

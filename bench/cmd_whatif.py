@@ -19,7 +19,7 @@ import json
 import sys
 
 from bench.cmd_catalog import FORMATS, check_choice, emit, usd
-from bench.table import si
+from bench.table import si, warn
 from cost_models.errors import CannotRun, InputError, NoLayoutError, unknown_name
 from cost_models.units import check_plausible
 
@@ -52,9 +52,11 @@ def parse_vary(text: str) -> tuple[str, list[str]]:
     key = key.strip().removeprefix("--")
     if not sep or not key:
         raise InputError(f"--vary {text!r}: expected KEY=V1,V2,... (e.g. gpu=A100-SXM-80GB,H100-SXM)")
-    items = [v.strip() for v in values.split(",") if v.strip()]
-    if not items:
+    items = [v.strip() for v in values.split(",")]
+    if not any(items):
         raise InputError(f"--vary {key}: no values given (e.g. {key}=V1,V2)")
+    if not all(items):   # as every comma list: `gpu=H100,,A100` is a typo, not two values
+        raise InputError(f"--vary {key}={values}: an empty item in the list")
     return key, items
 
 
@@ -170,7 +172,7 @@ def run_whatif(args) -> dict:
         print(line, file=sys.stderr)
     stale = _stale_line(priced.values(), args.stale_months)
     if stale:
-        print(f"costbench whatif: warning: {stale} (counted once over all of the values' price rows)", file=sys.stderr)
+        warn("whatif", f"{stale} (counted once over all of the values' price rows)")
     fixed = {a.dest: getattr(args, a.dest) for a in actions.values()
              if a.dest != action.dest and getattr(args, a.dest) != a.default}
     if pinned is not None:
@@ -209,8 +211,9 @@ def _print_table(doc, out) -> None:
              "figures": r.get("cannot", "no layout fits") if not r.get("fits", True)
              else "measured" if r["measured"] else "catalog"}
             for r in doc["rows"]]
-    out.write(f"what if {doc['vary']} = {', '.join(str(r['value']) for r in rows)}; ratios to the first row"
-              f"{' that fits' if not rows[0].get('fits', True) else ''}\n\n")
+    title = (f"what if {doc['vary']} = {', '.join(str(r['value']) for r in rows)}; ratios to the first row"
+             f"{' that fits' if not rows[0].get('fits', True) else ''}")
+    out.write(footer_text([title], out, indent=4) + "\n\n")
     term = any(r.get("commitment_usd") is not None for r in rows)
     columns = [c for c in COLUMNS if term or c[0] != "commitment_usd"]
     out.write(format_table(rows, columns) + "\n\n")

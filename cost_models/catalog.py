@@ -109,7 +109,7 @@ def load_csv(path: str, columns: list[Column]) -> list[dict]:
     """Rows of `path` as dicts of converted values (None for an empty optional cell).
 
     Raises InputError '<path>:<line>: column <c>: <problem>' for a missing file, missing columns,
-    a short (truncated) row, an empty required cell or a value its converter rejects; and for what
+    a short (truncated) row, an empty required cell, a control character or a value its converter rejects; and for what
     cost_models.files refuses (not a regular file, too large, not UTF-8) and what the csv module
     does (a cell over its field limit, a NUL byte). A byte-order mark (Excel's) is dropped.
     """
@@ -159,6 +159,9 @@ def load_csv(path: str, columns: list[Column]) -> list[dict]:
             raw = cells[index[col.name]].strip() if col.name in index else ""
             if raw[:1] == "'" and raw[1:2] in FORMULA_GUARDED:   # what costbench's CSV output guarded, read back
                 raw = raw[1:]
+            if not raw.isprintable():   # an ESC in a provider's name recoloured the terminal where it was printed
+                bad = next(ch for ch in raw if not ch.isprintable())
+                raise InputError(f"{path}:{lineno}: column {col.name}: a control character ({bad!r}); not a catalog value")
             if raw == "":
                 if col.required:
                     raise InputError(f"{path}:{lineno}: column {col.name}: empty")

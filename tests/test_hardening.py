@@ -319,6 +319,8 @@ def test_minus_zero_is_not_positive():
     (["cost", "--layers", "1e6"], "--layers"),
     (["cost", "--params", "7B", "--active-params", "8B", "--tokens", "1T"], "exceeds --params"),
     (["run", "--ops", ","], "empty list"),
+    (["whatif", "--vary", "gpu=H100,,A100"], "--vary gpu=H100,,A100: an empty item in the list"),
+    (["prices", "--gpu", ""], "--gpu: empty"),
     (["cost", "--providers", "nosuch"], "unknown provider 'nosuch'; known: aws, azure, coreweave"),
     (["cost", "--providers", "crusoe"], "(or add its rows with --prices FILE)"),
 ])
@@ -664,3 +666,14 @@ def test_a_price_dated_in_the_future_is_refused(tmp_path, capsys):
     prices.write_text(PRICE_HEADER + "me,h100,on-demand,1,2099-01,x\n")
     err = one_line_error(capsys, "cost", "--gpu-hours", "10M", "--prices", str(prices))
     assert "p.csv:2" in err and "in the future" in err
+
+
+def test_control_characters_in_a_price_file_or_a_path_never_reach_the_terminal(capsys, tmp_path):
+    """A provider named with an ESC recoloured the terminal in a warning; a path with one split the error in two."""
+    prices = tmp_path / "p.csv"
+    prices.write_text("provider,gpu,pricing,usd_per_gpu_hour,usd_low,usd_high,region,as_of,source\n"
+                      "ev\x1b[41mil,H100-SXM,on-demand,2.5,,,us,2026-11,my quote\n")
+    err = one_line_error(capsys, "cost", "--prices", str(prices))
+    assert f"{prices}:2: column provider: a control character ('\\x1b')" in err and "\x1b" not in err
+    err = one_line_error(capsys, "cost", "--results", str(tmp_path / "x\x1b[2Jy\nz.json"))
+    assert "x\\x1b[2Jy\\nz.json: no such result file" in err and "\x1b" not in err

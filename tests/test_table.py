@@ -77,7 +77,7 @@ def _visible(text: str) -> list[str]:
 
 def test_a_narrow_terminal_never_breaks_an_identifier():
     """rich folded "A100-SXM-80GB" over three lines on a 120-column terminal (models, gpus, whatif)."""
-    from bench.table import _rich_table
+    from bench.term_table import render as _rich_table
 
     headers = ["model", "GPU", "published GPU-h", "layout"] + [f"c{i}" for i in range(6)]
     cells = [["llama3.1-405b", "A100-SXM-80GB", "30.84M", "TP8 PP16 DP128 mb1"] + ["12345"] * 6]
@@ -89,7 +89,7 @@ def test_a_narrow_terminal_never_breaks_an_identifier():
 
 
 def test_too_many_columns_become_several_tables_each_led_by_the_first():
-    from bench.table import _rich_table
+    from bench.term_table import render as _rich_table
 
     headers = ["tag"] + [f"column {i}" for i in range(12)]
     cells = [["aws/us-east-1", *(f"{v}.5" for v in range(12))], ["lambda/all", *(f"{v}.25" for v in range(12))]]
@@ -101,7 +101,7 @@ def test_too_many_columns_become_several_tables_each_led_by_the_first():
 
 
 def test_a_few_long_notes_become_numbered_footnotes_whole():
-    from bench.table import _rich_table
+    from bench.term_table import render as _rich_table
 
     note = "catalog parts: attention, tp_comm, dp_comm, pp_comm; CPU run: no price (a --prices row prices it)"
     headers, cells = ["tag", "GPUs", "cost", "note"], [["ci/cpu", "16,384", "-", note], ["b", "8", "$1", note + "!"]]
@@ -114,7 +114,7 @@ def test_a_few_long_notes_become_numbered_footnotes_whole():
 
 
 def test_many_long_texts_are_cut_and_the_table_says_where_the_whole_is():
-    from bench.table import MAX_FOOTNOTES, _rich_table
+    from bench.term_table import MAX_FOOTNOTES, render as _rich_table
 
     headers = ["provider", "$/GPU-h", "source"]
     cells = [[f"p{i}", f"{i}.00", f"SkyPilot catalog row {i} of a very long source text with a commit hash abcdef"]
@@ -127,7 +127,74 @@ def test_many_long_texts_are_cut_and_the_table_says_where_the_whole_is():
 
 
 def test_a_table_that_fits_is_drawn_as_before():
-    from bench.table import _rich_table
+    from bench.term_table import render as _rich_table
 
     lines = _visible(_rich_table(["provider", "$/GPU-h"], [["nebius", "2.95"]], [False, True], width=80))
     assert [line.strip() for line in lines if line.strip()] == ["provider   $/GPU-h", "─" * 18, "nebius        2.95"]
+
+
+def test_a_first_column_too_wide_to_lead_gives_way_to_row_numbers():
+    """A 55-character path leading every split table squeezed the others to 1-4 characters ("16,/384")."""
+    from bench.term_table import render
+
+    path = "results/reference/20261207T125035Z-cpu-ci-cpu-17b6.json"
+    headers = ["value", "GPU", "GPUs", "GPU-hours", "days", "cost min"]
+    cells = [[path, "cpu", "16,384", "11.5M", "29.3", "$39.2M"], ["b.json", "cpu", "16,384", "9.1M", "23.0", "$31.0M"]]
+    lines = _visible(render(headers, cells, [False, False, True, True, True, True], width=60))
+    assert all(len(line) <= 60 for line in lines)
+    text = "\n".join(lines)
+    assert path in text and "16,384" in text and "$39.2M" in text and "GPU-hours" in text   # none folded
+    # the path, too wide to sit beside a row number, is a table of its own; the rest are led by it
+    assert [line.split()[0] for line in lines if line.split()[:1] in (["#"], ["value"])] == ["value", "#"]
+
+
+def test_rows_the_first_column_does_not_tell_apart_are_numbered_when_split():
+    from bench.term_table import render
+
+    headers = ["provider", "pricing", "region", "$/GPU-h", "as of", "a long header here", "another one"]
+    cells = [["aws", "spot", "us-west-2", "1.17", "2026-07", "x", "y"], ["aws", "on-demand", "us-east-1", "6.88",
+                                                                          "2026-07", "x", "y"]]
+    lines = _visible(render(headers, cells, [False] * 3 + [True] + [False] * 3, width=40))
+    assert all(len(line) <= 40 for line in lines)
+    heads = [line.split() for line in lines if line.strip().startswith("#")]
+    assert len(heads) >= 2   # every part starts with '#', so its rows can be matched
+    assert any(line.split()[:2] == ["2", "aws"] for line in lines)
+
+
+def test_the_first_column_is_never_numbered_and_wide_characters_count_double():
+    from bench.term_table import render
+
+    tag = "さくら/東京 日本語のタグ とても長い名前のタグです 本当に"
+    note = "catalog parts: attention, tp_comm, dp_comm, pp_comm; 日本語の注記もここにあります"
+    lines = _visible(render(["tag", "GPUs", "note"], [[tag, "8", note]], [False, True, False], width=50))
+    from rich.cells import cell_len
+
+    assert all(cell_len(line) <= 50 for line in lines)   # display cells, not characters
+    assert "[1]" not in lines[3].split()[0] and "さくら/東京" in lines[3]
+    assert any(line.startswith("[1] catalog parts:") for line in lines)
+
+
+def test_an_ascii_terminal_gets_an_ascii_rule_and_cut_mark():
+    from bench.term_table import MAX_FOOTNOTES, render
+
+    cells = [[f"p{i}", f"source text number {i} that is long enough to be prose, and more"] for i in range(MAX_FOOTNOTES + 1)]
+    text = render(["provider", "source"], cells, [False, False], width=40, ascii_only=True)
+    text.encode("ascii")   # nothing an ASCII terminal cannot show
+    assert "-----" in text and "..." in text
+
+
+def test_footers_wrap_by_display_width_to_any_terminal(monkeypatch):
+    from rich.cells import cell_len
+
+    from bench.table import footer_text
+
+    class Tty(io.StringIO):
+        def isatty(self):
+            return True
+
+    monkeypatch.setattr("shutil.get_terminal_size", lambda *a: os.terminal_size((30, 24)))
+    lines = ["prices      日本のクラウド事業者 の行 " * 4, "claim       evil\x1b[41mRED text " * 3]
+    out = footer_text(lines, Tty()).splitlines()
+    assert all(cell_len(line) <= 30 for line in out) and len(out) > 4   # narrower than the old 60 floor
+    assert "\x1b" not in "".join(out) and "\\x1b[41mRED" in "".join(out)
+    assert out[0].startswith("prices      ") and out[1].startswith(" " * 12)   # the label's spacing kept
