@@ -62,6 +62,28 @@ def _tflops(v):   # and any rate: 3 digits below 10, so a small non-zero busbw d
     return f"{v:,.1f}" if v >= 10 else f"{v:.3g}"
 
 
+SUSTAINED_GAP = 0.10   # burst and sustained this far apart get a line saying what it means
+
+
+def _sustained_notes(rows) -> list[str]:
+    """What a gap between the burst MAMF and the sustained one (the same shape at the run's end)
+    says: the two were printed side by side without a word, sustained even above burst."""
+    notes = []
+    for r in rows:
+        burst, sust = r["mamf"], r["sustained"]
+        if not (burst and sust) or abs(sust / burst - 1) <= SUSTAINED_GAP:
+            continue
+        if sust > burst:
+            notes.append(f"note: {r['dtype']} sustained {_tflops(sust)} is {sust / burst - 1:.0%} above the burst "
+                         f"MAMF {_tflops(burst)}: the burst timing was held down (other load, noise); rerun on an "
+                         "idle machine before trusting either")
+        else:
+            notes.append(f"note: {r['dtype']} sustained {_tflops(sust)} is {1 - sust / burst:.0%} below the burst "
+                         f"MAMF {_tflops(burst)}: under sustained load the device ran slower (a GPU's clocks, power "
+                         "or heat; other load on a CPU); the file keeps both")
+    return notes
+
+
 def summary_text(result: dict, path: str | None) -> str:
     """The end-of-run report: the table, the skipped dtypes, the all-reduce line, the file."""
     s, config = result["summary"], result["config"]
@@ -80,6 +102,7 @@ def summary_text(result: dict, path: str | None) -> str:
                                          ("sustained", "sustained", _tflops),
                                          ("shape", "shape (m x n x k)", ""), ("peak", "peak TFLOP/s", _tflops),
                                          ("eff", "efficiency", ".1%")]))
+    lines += _sustained_notes(rows)
     if "membw_gbps" in s:
         eff = (f" ({s['membw_efficiency']:.0%} of the datasheet's {s['hbm_gbps_peak']:,.0f} GB/s)"
                if "membw_efficiency" in s else "")

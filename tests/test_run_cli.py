@@ -422,3 +422,16 @@ def test_a_small_busbw_keeps_its_digits():
     doc = {"summary": {"mamf_tflops": {}, "collectives": {"allreduce": {
         "busbw_gbps_max": 2.4e-05, "bytes": 4, "world_size": 2, "nodes": 1, "backend": "gloo"}}}, "config": {}}
     assert "allreduce: best busbw 2.4e-05 GB/s at 4 B (world size 2" in summary_text(doc, None)
+
+
+@pytest.mark.parametrize("burst,sustained,says", [
+    (0.153, 0.2, "fp32 sustained 0.2 is 31% above the burst MAMF 0.153: the burst timing was held down"),
+    (794.0, 650.0, "fp32 sustained 650.0 is 18% below the burst MAMF 794.0: under sustained load the device ran slower"),
+    (794.0, 760.0, None),   # within 10%: nothing to explain
+])
+def test_a_gap_between_burst_and_sustained_mamf_is_explained(burst, sustained, says):
+    """The summary printed sustained above burst (a CPU under other load) without a word."""
+    doc = {"summary": {"mamf_tflops": {"fp32": burst}, "mamf_tflops_sustained": {"fp32": sustained},
+                       "mamf_shape": {"fp32": [256, 256, 256]}, "peak_tflops": {}, "efficiency": {}}, "config": {}}
+    text = summary_text(doc, None)
+    assert (says in text) if says else ("note: fp32 sustained" not in text)
