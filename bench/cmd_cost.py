@@ -28,7 +28,7 @@ COLUMNS = [("provider", "provider", ""), ("gpu", "GPU", ""), ("pricing", "pricin
            ("_age", "age", ""), ("offer", "offer", "")]
 ROW_KEYS = ("provider", "gpu", "pricing", "region", "usd_per_gpu_hour", "cost_usd", "cost_usd_low",
             "cost_usd_high", "commitment_usd", "billed_usd", "as_of", "age_days", "stale", "source", "note", "instance_gpus",
-            "marketplace", "offer")
+            "marketplace", "offer", "fabric", "fabric_instance")
 
 
 def table_columns(rows: list[dict]) -> list:
@@ -275,7 +275,19 @@ def placeholder_line(name: str, tokens: float, label: str = "tokens      ", hint
             f"GPU-hours, days and cost are per {si(tokens)} tokens; {hint}")
 
 
-def _summary_lines(plan, note=None, prices_line=None) -> list[str]:
+def network_line(network: str, rows) -> str:
+    """One fabric times every provider's row; where a row's instance is sold on another (its 'fabric'),
+    say so and how to time it: GCP's A3 High takes 1.57x the GPU-hours of ib-ndr-400 for Llama 3 70B."""
+    own = list(dict.fromkeys(f"{r['provider']} {r['fabric_instance']} on {r['fabric']}" for r in rows if r.get("fabric")))
+    head = f"network     {network} for every row (--network; `costbench networks`)"
+    if not own:
+        return head + "; a provider's own fabric may differ: `costbench whatif --vary network=...`"
+    nets = list(dict.fromkeys(r["fabric"] for r in rows if r.get("fabric")))
+    return (f"{head}; rows whose instance is sold on another fabric, so their hours differ: {', '.join(own)} "
+            f"(JSON/CSV: fabric): `costbench whatif --vary network={','.join([network, *nets])}` times them")
+
+
+def _summary_lines(plan, note=None, prices_line=None, rows=()) -> list[str]:
     m, a = plan.model, plan.assumptions
     cluster = f"{plan.gpus:,} x {plan.gpu.name} ({a.get('gpus_from', 'given')})" if plan.gpus else plan.gpu.name
     lines = [
@@ -305,9 +317,7 @@ def _summary_lines(plan, note=None, prices_line=None) -> list[str]:
             f"measured parts: {measured}; catalog: {', '.join(a['catalog_parts']) or 'none'}"
             + (f"; layer GEMM rate {a['layer_gemm_rate'].split(':')[0]}" if "layer_gemm_rate" in a else ""),
             f"goodput     {a['goodput']:.1%} ({a['goodput_from']})",
-            # one fabric times every provider's row: a provider's own can differ, and moves the hours
-            f"network     {a['network']} for every row (--network; `costbench networks`); a provider's own fabric "
-            f"may differ (AWS p5: efa-3200): `costbench whatif --vary network=...`",
+            network_line(a["network"], rows),
         ]
     elif plan.achieved_tflops_per_gpu is not None:
         lines += [f"throughput  {_figures(plan.achieved_tflops_per_gpu)} TFLOP/s per GPU ({a['achieved_tflops_from']})",
@@ -412,7 +422,7 @@ def run_cost(plan_kwargs: dict, pricing="on-demand", providers=None, prices_file
         if rows:
             emit(rows, table_columns(rows), fmt, out)
             out.write("\n")
-        out.write(footer_text(_summary_lines(plan, note, prices_line), out) + "\n")
+        out.write(footer_text(_summary_lines(plan, note, prices_line, rows), out) + "\n")
     else:
         figures = {"model": plan.model.name, "gpus": plan.gpus, "gpu_hours": plan.gpu_hours,
                    "wall_clock_days": plan.wall_clock_days}

@@ -748,6 +748,7 @@ def price_rows(plan: TrainingPlan, prices: list[Price], ref_date=None,
             "as_of": p.as_of, "age_days": age_days(p, ref), "stale": is_stale(p, ref, stale_months),
             "source": p.source, "note": SPOT_NOTE if p.pricing == "spot" else None,
             "instance_gpus": p.instance_gpus, "marketplace": p.marketplace, "offer": p.offer(plan.gpus, GPUS_PER_NODE),
+            **_own_fabric(p, plan),
         })
         # what the run is billed: its hours at the rate, or a term's commitment where that is more
         rows[-1]["billed_usd"] = max(cost, rows[-1]["commitment_usd"] or 0.0)
@@ -755,6 +756,18 @@ def price_rows(plan: TrainingPlan, prices: list[Price], ref_date=None,
     # ranked 4th on its run-hours, and a 1-GPU marketplace listing topped a 16,384-GPU table
     return sorted(rows, key=lambda r: (r["offer"] is not None, r["billed_usd"], r["provider"], r["pricing"],
                                        r["region"]))
+
+
+def _own_fabric(p: Price, plan: TrainingPlan) -> dict:
+    """fabric: the network the row's instance is sold with (networks.instance_fabric), fabric_instance:
+    that instance; both None where costbench does not know it or it is the one the plan was timed on.
+    Where set, the row's GPU-hours would differ: the table times every row on one fabric."""
+    from cost_models.networks import instance_fabric
+
+    found = instance_fabric(p.source)
+    timed = plan.assumptions.get("network")
+    instance, net = found if found and timed and found[1] != timed else (None, None)
+    return {"fabric": net, "fabric_instance": instance}
 
 
 def offer_note(plan: TrainingPlan) -> str:

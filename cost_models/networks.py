@@ -6,6 +6,7 @@ reduce-scatter and all-gather (nccl-tests doc/PERFORMANCE.md).
 """
 
 import dataclasses
+import re
 
 from cost_models.catalog import Column, as_of_date, load_data, one_of, positive
 from cost_models.errors import InputError, unknown_name
@@ -47,3 +48,19 @@ def find_network(name: str) -> Network:
         if net.name == name.strip().lower():
             return net
     raise unknown_name("network", name, [n.name for n in catalog])
+
+
+# The fabric an instance type is sold with, where the source a networks.csv row cites says so (GCP's
+# "Networking and GPU machines" page, AWS's P5 page). A price row's source names its instance, so a
+# cost row can say it would run on another fabric than the one timed (--network): GCP's A3 High
+# moves Llama 3 70B's GPU-hours by 1.57x against ib-ndr-400 (`whatif --vary network=`).
+INSTANCE_FABRICS = {"a3-highgpu-8g": "gcp-a3-high", "a3-megagpu-8g": "gcp-a3-mega", "a3-ultragpu-8g": "gcp-rdma-3200",
+                    "a4-highgpu-8g": "gcp-rdma-3200", "a2-ultragpu-8g": "gcp-a2", "a2-highgpu-8g": "gcp-a2",
+                    "p5.48xlarge": "efa-3200"}
+_INSTANCE = re.compile("|".join(rf"(?<![\w.-]){re.escape(name)}(?![\w-])" for name in INSTANCE_FABRICS))
+
+
+def instance_fabric(source: str) -> tuple[str, str] | None:
+    """(instance, network name) for the first instance of INSTANCE_FABRICS a price row's source names, else None."""
+    found = _INSTANCE.search(source or "")
+    return (found.group(0), INSTANCE_FABRICS[found.group(0)]) if found else None

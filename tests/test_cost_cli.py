@@ -746,3 +746,26 @@ def test_the_published_budget_says_at_what_cluster_it_compares(capsys):
     assert "(published: 6.4M on H100-SXM at 16,384 GPUs, an assumed count)" in out
     out = run(capsys, "cost", "--model", "llama3.1-405b")[1]
     assert "(published: 30.84M on H100-SXM)" in out   # at its own published cluster: nothing to add
+
+
+def test_a_row_whose_instance_is_sold_on_another_fabric_says_so(capsys):
+    """Every row is timed on one fabric; GCP's a3-highgpu-8g has up to 1,000 Gbps per 8 GPUs, not
+    ib-ndr-400's 3,200: its row names its own fabric and the footer how to time it."""
+    from cost_models.networks import INSTANCE_FABRICS, find_network, instance_fabric
+
+    assert {find_network(n).name for n in INSTANCE_FABRICS.values()} == set(INSTANCE_FABRICS.values())
+    assert instance_fabric("catalog: a3-highgpu-8g Price $43/h") == ("a3-highgpu-8g", "gcp-a3-high")
+    assert instance_fabric("xa3-highgpu-8g-spot") is None and instance_fabric("p5.48xlarge-foo") is None
+    _, doc, _ = run(capsys, "cost", "--format", "json", "--providers", "gcp,aws,lambda")
+    fabric = {r["provider"]: (r["fabric"], r["fabric_instance"]) for r in json.loads(doc)["rows"]}
+    assert fabric == {"gcp": ("gcp-a3-high", "a3-highgpu-8g"), "aws": ("efa-3200", "p5.48xlarge"),
+                      "lambda": (None, None)}
+    _, out, _ = run(capsys, "cost", "--providers", "gcp,lambda")
+    line = next(x for x in out.splitlines() if x.startswith("network"))
+    assert "gcp a3-highgpu-8g on gcp-a3-high" in line and "--vary network=ib-ndr-400,gcp-a3-high" in line
+    # timed on its own fabric, the row has nothing to add; a slower fabric never makes it faster
+    _, doc, _ = run(capsys, "cost", "--format", "json", "--providers", "gcp", "--network", "gcp-a3-high")
+    own = json.loads(doc)
+    assert own["rows"][0]["fabric"] is None
+    _, doc, _ = run(capsys, "cost", "--format", "json", "--providers", "gcp")
+    assert own["gpu_hours"] > json.loads(doc)["gpu_hours"]
