@@ -337,8 +337,9 @@ def _summary_lines(plan, note=None, prices_line=None, rows=()) -> list[str]:
                 if plan.gpus != m.published_gpus else "")
         published = f" (published: {si(m.published_gpu_hours, 4)} on {m.published_hardware}{size})"
     lines.append(f"time        {si(plan.gpu_hours)} GPU-hours{days}{published}")
-    if plan.gpus and str(a.get("gpus_from", "")).startswith("default"):
-        # the size follows the GPU and model: two `cost --gpu` calls are then not like for like
+    if plan.gpus and not str(a.get("gpus_from", "")).startswith("--gpus"):
+        # the size follows the GPU and model (a catalog count is the GPU it was published on, the
+        # default rule another's): two `cost --gpu` calls are then not like for like
         lines.append("compare     the default cluster is sized per GPU: compare GPUs at one size with --gpus N or "
                      "`costbench whatif --vary gpu=...`; days against dollars: `costbench whatif --vary gpus=...`")
     if note:

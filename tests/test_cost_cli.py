@@ -769,3 +769,13 @@ def test_a_row_whose_instance_is_sold_on_another_fabric_says_so(capsys):
     assert own["rows"][0]["fabric"] is None
     _, doc, _ = run(capsys, "cost", "--format", "json", "--providers", "gcp")
     assert own["gpu_hours"] > json.loads(doc)["gpu_hours"]
+
+
+def test_a_default_cluster_says_it_is_sized_per_gpu(capsys):
+    """Llama 3 70B's catalog count (16,384, assumed on the H100 it was published on) does not carry to
+    an H200, which the default rule sizes at 8,192: the H100 table said nothing of it."""
+    for gpu in ("H100-SXM", "H200-SXM"):
+        _, out, _ = run(capsys, "cost", "--gpu", gpu)
+        assert "compare     the default cluster is sized per GPU" in out, gpu
+    _, out, _ = run(capsys, "cost", "--gpus", "1024")
+    assert "sized per GPU" not in out   # the user chose the size
