@@ -63,9 +63,10 @@ def render(headers: list[str], cells: list[list[str]], numeric: list[bool], widt
         groups = [(list(range(len(headers))), True)]
     else:   # several tables, each column as wide as it likes: splitting should spare cells their wrapping
         liked = [max(s, min(n, PROSE_MIN) if p else n) for n, s, p in zip(natural, soft, prose)]
-        if len(set(cols[0])) < len(cols[0]) or liked[0] > width // 2:   # no key, or too wide to lead
+        if cells and (len(set(cols[0])) < len(cols[0]) or liked[0] > width // 2):   # no key, or too wide to lead
             numbers = [str(r) for r in range(1, len(cells) + 1)]
-        groups = _groups(liked, hard, width, cell_len(numbers[-1]) if numbers else None)
+        # no rows: nothing to number and no key, so no lead (number_width 0 and no '#' drawn)
+        groups = _groups(liked, hard, width, cell_len(numbers[-1]) if numbers else None if cells else 0)
     parts = []
     for g, led in groups:
         heads, rows = [headers[i] for i in g], [[cols[i][r] for i in g] for r in range(len(cells))]
@@ -122,8 +123,10 @@ def _groups(liked, hard, width, number_width) -> list[tuple[list[int], bool]]:
             current.append(i)
         else:
             groups.append(([*first, i], True) if _span([lead, hard[i]]) <= width else ([i], False))
-    if current != first or not any(led for _, led in groups):   # the first column, even alone
+    if current != first:
         groups.append((current, True))
+    elif not any(led for _, led in groups):   # the first column, alone: before the columns that follow it
+        groups.insert(0, (current, True))
     return groups
 
 

@@ -198,3 +198,12 @@ def test_footers_wrap_by_display_width_to_any_terminal(monkeypatch):
     assert all(cell_len(line) <= 30 for line in out) and len(out) > 4   # narrower than the old 60 floor
     assert "\x1b" not in "".join(out) and "\\x1b[41mRED" in "".join(out)
     assert out[0].startswith("prices      ") and out[1].startswith(" " * 12)   # the label's spacing kept
+
+
+def test_an_empty_table_keeps_its_columns_in_order():
+    from bench.term_table import render
+
+    lines = _visible(render(["a very long header indeed and more", "b" * 30, "c" * 30], [], [False] * 3, width=40))
+    heads = [line.strip() for line in lines if line.strip() and not line.strip().startswith("─")]
+    assert heads[0].startswith("a very long") and heads[-2:] == ["b" * 30, "c" * 30]
+    assert all(len(line) <= 40 for line in lines)
