@@ -361,6 +361,7 @@ def _main(command: str | None, argv: list) -> int:
     parser, module = build_parser(command)
     args = parser.parse_args(argv)
     args.command = command
+    check_empty(args, parser)
     check_args(args)
     if command in MEASURING:
         _import_measurement_stack()
@@ -368,6 +369,16 @@ def _main(command: str | None, argv: list) -> int:
     if _signalled and code == EXIT_OK:  # a SIGTERM something swallowed: still report it
         raise KeyboardInterrupt(f"signal {_signalled[0]}")
     return code
+
+
+def check_empty(args, parser) -> None:
+    """An option given an empty value (`--network ''`, `--model ''`, `--results ''`) is refused: it
+    silently meant the default, or became an error naming ': no such file'."""
+    lists = {"gpu": "costbench gpus", "model": "costbench models", "network": "costbench networks"}
+    for name, value in vars(args).items():
+        if isinstance(value, str) and not value.strip() and value != parser.get_default(name):
+            hint = f" ({lists[name]} lists them)" if name in lists else ""
+            raise InputError(f"--{name.replace('_', '-')}: empty; give a value{hint} or leave the option out")
 
 
 def check_args(args) -> None:

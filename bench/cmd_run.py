@@ -14,6 +14,7 @@ run_quick() is the same measurement for the bare `costbench` job. The dispatcher
 module to build the parser, so torch is only imported by main() / run_quick() (via bench.runner).
 """
 
+import math
 import sys
 
 from bench.cli import byte_size, csv_list, number, positive_int
@@ -71,14 +72,14 @@ def _sustained_notes(rows) -> list[str]:
     notes = []
     for r in rows:
         burst, sust = r["mamf"], r["sustained"]
-        if not (burst and sust) or abs(sust / burst - 1) <= SUSTAINED_GAP:
+        if not (burst and sust and math.isfinite(burst) and math.isfinite(sust)) or abs(sust / burst - 1) <= SUSTAINED_GAP:
             continue
         if sust > burst:
-            notes.append(f"note: {r['dtype']} sustained {_tflops(sust)} is {sust / burst - 1:.0%} above the burst "
+            notes.append(f"note: {r['dtype']} sustained {_tflops(sust)} is {sust / burst - 1:.1%} above the burst "
                          f"MAMF {_tflops(burst)}: the burst timing was held down (other load, noise); rerun on an "
                          "idle machine before trusting either")
         else:
-            notes.append(f"note: {r['dtype']} sustained {_tflops(sust)} is {1 - sust / burst:.0%} below the burst "
+            notes.append(f"note: {r['dtype']} sustained {_tflops(sust)} is {1 - sust / burst:.1%} below the burst "
                          f"MAMF {_tflops(burst)}: under sustained load the device ran slower (a GPU's clocks, power "
                          "or heat; other load on a CPU); the file keeps both")
     return notes

@@ -86,6 +86,6 @@ def footer_text(lines: list[str], out=None, indent: int | None = 12) -> str:
 
     from bench.term_table import wrap
 
-    width = max(20, shutil.get_terminal_size().columns)
+    width = max(8, shutil.get_terminal_size().columns)
     return "\n".join(wrap(line, width, indent if indent is not None else len(line) - len(line.lstrip(" ")) + 4)
                      for line in lines)

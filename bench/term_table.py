@@ -37,6 +37,9 @@ def render(headers: list[str], cells: list[list[str]], numeric: list[bool], widt
     """The rows (cells: already formatted strings) as one or more rich tables `width` wide, notes under them."""
     width = max(8, width or shutil.get_terminal_size().columns)
     ascii_only = _ascii_only() if ascii_only is None else ascii_only
+    if ascii_only:   # measured as printed: "日" becomes "\u65e5", six cells, not two
+        headers = [_ascii(h) for h in headers]
+        cells = [[_ascii(c) for c in row] for row in cells]
     cols = [[row[i] for row in cells] for i in range(len(headers))]
     prose = [i > 0 and any(_long(c) for c in col) for i, col in enumerate(cols)]
     hard = [_hard_min(h, col, p, width) for h, col, p in zip(headers, cols, prose)]
@@ -75,6 +78,9 @@ def render(headers: list[str], cells: list[list[str]], numeric: list[bool], widt
         if led and numbers:   # the row number leads the table
             heads, nums, cuts, rows = ["#", *heads], [True, *nums], [False, *cuts], [[n, *r] for n, r in zip(numbers, rows)]
             nat, least = [cell_len(numbers[-1]), *nat], [cell_len(numbers[-1]), *least]
+        lead_cells = (cell_len(numbers[-1]) if led and numbers else least[0] if 0 in g else 0)
+        room = width - _span([lead_cells, 0]) if len(heads) > 1 else width - 2   # beside the lead
+        least = [least[0], *(min(m, room) for m in least[1:])] if len(heads) > 1 else [min(least[0], room)]
         parts.append(_draw(heads, rows, nums, _fit(nat, least, width), cuts, width, ascii_only))
     return "\n\n".join(parts) + "".join("\n" + wrap(line, width, 4) for line in tail)
 
@@ -88,8 +94,9 @@ def _hard_min(header: str, col: list[str], prose: bool, width: int) -> int:
     one word), a prose column PROSE_MIN (or its longest text, if shorter); never past the terminal
     (a 178-character URL folds: nothing else can be done with it)."""
     head = max(map(cell_len, header.split() or [""]))
-    if prose:
-        least = max(min(PROSE_MIN, max(map(cell_len, col), default=0)), head)
+    if prose:   # PROSE_MIN, but never narrower than its longest word (a URL broke inside at 120 columns)
+        words = [cell_len(w) for c in col for w in c.split()]
+        least = max(min(PROSE_MIN, max(map(cell_len, col), default=0)), head, max(words, default=0))
     else:
         least = max([head] + [cell_len(w) for c in col for w in (c.split() if " " in c else [c])])
     return max(1, min(least, width - 4))   # a word wider than the terminal folds: nothing else fits it
@@ -107,8 +114,8 @@ def _span(widths) -> int:
 def _groups(liked, hard, width, number_width) -> list[tuple[list[int], bool]]:
     """(column indices, led) per table, each fitting `width`. led: the table starts with the lead, a
     row number `number_width` wide if given, else the first column (index 0, in the first table as
-    itself). A column too wide to sit beside the lead as it likes gets a table of its own, narrowed;
-    one too wide even narrowed, a table of its own, not led (its rows in the same order)."""
+    itself). A column too wide to sit beside the lead as it likes gets a table of its own beside it,
+    narrowed to the room left (render folds it): every table keeps the rows' key."""
     numbered = number_width is not None
     lead, first = (number_width, []) if numbered else (liked[0], [0])
     groups, current = [], list(first)
@@ -121,8 +128,8 @@ def _groups(liked, hard, width, number_width) -> list[tuple[list[int], bool]]:
             current = list(first)
         if _span([lead, liked[i]]) <= width:
             current.append(i)
-        else:
-            groups.append(([*first, i], True) if _span([lead, hard[i]]) <= width else ([i], False))
+        else:   # a table of its own beside the lead, narrowed (render folds what does not fit)
+            groups.append(([*first, i], True))
     if current != first:
         groups.append((current, True))
     elif not any(led for _, led in groups):   # the first column, alone: before the columns that follow it
@@ -165,6 +172,10 @@ def _cut(text: str, width: int, ascii_only: bool) -> str:
     return _head(text, width - len(mark)) + mark
 
 
+def _ascii(text: str) -> str:
+    return text.encode("ascii", "backslashreplace").decode("ascii")
+
+
 def _ascii_only() -> bool:
     try:
         "─…".encode(getattr(sys.stdout, "encoding", None) or "ascii")
@@ -177,6 +188,8 @@ def wrap(line: str, width: int, indent: int) -> str:
     """One line of prose wrapped to `width` display cells at its spaces (runs of spaces kept: a
     footer's "label       text" stays aligned), continuations indented `indent`; a word too long
     for a line of its own is broken, as textwrap does, but by cells ("日本" is four)."""
+    width = max(1, width)
+    indent = min(indent, width // 2)   # a continuation always has room for text
     lines, current = [], ""
     for token in re.split(r"( +)", line):
         if token.startswith(" ") or not token:

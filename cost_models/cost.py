@@ -765,6 +765,11 @@ def _own_fabric(p: Price, plan: TrainingPlan) -> dict:
     from cost_models.networks import instance_fabric
 
     found = instance_fabric(p.source)
+    if found is None and p.pricing != "on-demand":   # a reserved row is derived from its on-demand row
+        from cost_models.prices import catalog_prices
+
+        found = next((f for q in catalog_prices() if (q.provider, q.gpu, q.region, q.pricing) ==
+                      (p.provider, p.gpu, p.region, "on-demand") and (f := instance_fabric(q.source))), None)
     timed = plan.assumptions.get("network")
     instance, net = found if found and timed and found[1] != timed else (None, None)
     return {"fabric": net, "fabric_instance": instance}

@@ -53,7 +53,8 @@ def find_network(name: str) -> Network:
 # The fabric an instance type is sold with, where the source a networks.csv row cites says so (GCP's
 # "Networking and GPU machines" page, AWS's P5 page). A price row's source names its instance, so a
 # cost row can say it would run on another fabric than the one timed (--network): GCP's A3 High
-# moves Llama 3 70B's GPU-hours by 1.57x against ib-ndr-400 (`whatif --vary network=`).
+# moves Llama 3 70B's GPU-hours by 1.57x against ib-ndr-400 (`whatif --vary network=`). AWS's p5e/p5en
+# (H200) are left out: no page the project cites gives their fabric.
 INSTANCE_FABRICS = {"a3-highgpu-8g": "gcp-a3-high", "a3-megagpu-8g": "gcp-a3-mega", "a3-ultragpu-8g": "gcp-rdma-3200",
                     "a4-highgpu-8g": "gcp-rdma-3200", "a2-ultragpu-8g": "gcp-a2", "a2-highgpu-8g": "gcp-a2",
                     "p5.48xlarge": "efa-3200"}

@@ -349,7 +349,7 @@ def test_print_cost_table_for_the_default_job(capsys, tmp_path):
     # --mfu and --gpu-hours skip the step model, not the memory check
     (["cost", "--gpus", "1", "--mfu", "0.5"], "--gpus 1: llama3-70b does not fit in the memory of 1 H100-SXM GPUs"),
     (["cost", "--gpus", "16", "--gpu-hours", "1000"], "(72 GiB usable each); the fewest it fits is 20"),
-    (["cost", "--gpu", ""], "--gpu '': empty; name a GPU"),
+    (["cost", "--gpu", ""], "--gpu: empty; give a value (costbench gpus lists them) or leave the option out"),
     (["cost", "--prices", "/nonexistent/prices.csv"], "/nonexistent/prices.csv: no such CSV file"),
     # the --gpus asked, beyond the power-of-two sizes searched, is tried and named
     (["cost", "--params", "1e15", "--tokens", "1e17", "--gpus", "1e7"],
@@ -779,3 +779,9 @@ def test_a_default_cluster_says_it_is_sized_per_gpu(capsys):
         assert "compare     the default cluster is sized per GPU" in out, gpu
     _, out, _ = run(capsys, "cost", "--gpus", "1024")
     assert "sized per GPU" not in out   # the user chose the size
+
+
+def test_a_reserved_row_runs_on_its_on_demand_rows_instance(capsys):
+    """A reserved row's source is a discount off its on-demand row and names no instance: it lost its fabric."""
+    _, doc, _ = run(capsys, "cost", "--format", "json", "--pricing", "reserved-3y", "--providers", "aws,gcp")
+    assert {r["provider"]: r["fabric"] for r in json.loads(doc)["rows"]} == {"aws": "efa-3200", "gcp": "gcp-a3-high"}

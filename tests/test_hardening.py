@@ -321,6 +321,10 @@ def test_minus_zero_is_not_positive():
     (["run", "--ops", ","], "empty list"),
     (["whatif", "--vary", "gpu=H100,,A100"], "--vary gpu=H100,,A100: an empty item in the list"),
     (["prices", "--gpu", ""], "--gpu: empty"),
+    (["cost", "--network", ""], "--network: empty; give a value (costbench networks lists them) or leave the option out"),
+    (["cost", "--model", " "], "--model: empty"),
+    (["cost", "--results", ""], "--results: empty"),
+    (["whatif", "--network", "", "--vary", "gpus=1024,2048"], "--network: empty"),
     (["cost", "--providers", "nosuch"], "unknown provider 'nosuch'; known: aws, azure, coreweave"),
     (["cost", "--providers", "crusoe"], "(or add its rows with --prices FILE)"),
 ])

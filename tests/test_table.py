@@ -140,12 +140,14 @@ def test_a_first_column_too_wide_to_lead_gives_way_to_row_numbers():
     path = "results/reference/20261207T125035Z-cpu-ci-cpu-17b6.json"
     headers = ["value", "GPU", "GPUs", "GPU-hours", "days", "cost min"]
     cells = [[path, "cpu", "16,384", "11.5M", "29.3", "$39.2M"], ["b.json", "cpu", "16,384", "9.1M", "23.0", "$31.0M"]]
-    lines = _visible(render(headers, cells, [False, False, True, True, True, True], width=60))
-    assert all(len(line) <= 60 for line in lines)
+    lines = _visible(render(headers, cells, [False, False, True, True, True, True], width=62))
+    assert all(len(line) <= 62 for line in lines)
     text = "\n".join(lines)
     assert path in text and "16,384" in text and "$39.2M" in text and "GPU-hours" in text   # none folded
-    # the path, too wide to sit beside a row number, is a table of its own; the rest are led by it
-    assert [line.split()[0] for line in lines if line.split()[:1] in (["#"], ["value"])] == ["value", "#"]
+    # the path is a table of its own beside the row number; every table is led by it
+    assert [line.split()[:2] for line in lines if line.split()[:1] == ["#"]] == [["#", "value"], ["#", "GPU"]]
+    narrow = _visible(render(headers, cells, [False, False, True, True, True, True], width=50))
+    assert all(len(line) <= 50 for line in narrow) and sum(line.split()[:1] == ["#"] for line in narrow) >= 2
 
 
 def test_rows_the_first_column_does_not_tell_apart_are_numbered_when_split():
@@ -207,3 +209,24 @@ def test_an_empty_table_keeps_its_columns_in_order():
     heads = [line.strip() for line in lines if line.strip() and not line.strip().startswith("─")]
     assert heads[0].startswith("a very long") and heads[-2:] == ["b" * 30, "c" * 30]
     assert all(len(line) <= 40 for line in lines)
+
+
+def test_wrap_gives_a_continuation_room_and_never_overflows():
+    from rich.cells import cell_len
+
+    from bench.term_table import wrap
+
+    for line, width, indent in (("a b c d e f", 5, 10), ("abc 日本 語の", 4, 3), ("x" * 30, 7, 2)):
+        out = wrap(line, width, indent).splitlines()
+        assert all(cell_len(x) <= width for x in out) and "".join(out).replace(" ", "") == line.replace(" ", "")
+
+
+def test_a_prose_column_keeps_its_longest_word_whole_and_ascii_measures_escapes():
+    from bench.term_table import render
+
+    url = "cloud.google.com/compute/docs/gpus/gpu-network-bandwidth,"
+    lines = _visible(render(["net", "source"], [["gcp-a3-high", f"GCP A3 High: up to 1,000 Gbps ({url} read 2026-12)"]],
+                            [False, False], width=100))
+    assert any(url in line for line in lines)
+    text = render(["tag", "GPUs"], [["日本語のタグ", "8"]], [False, True], width=40, ascii_only=True)
+    assert all(len(line) <= 40 for line in _visible(text)) and "\\u65e5" in text
