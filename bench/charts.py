@@ -54,10 +54,10 @@ def _label(row) -> str:
 
 
 def _tag(row) -> str:
-    return _text(row["tag"])
+    return chart_text(row["tag"])
 
 
-def _text(text: str) -> str:
+def chart_text(text: str) -> str:
     """Text from a file (a tag, a provider) for a chart: one printable line (a newline or ESC would
     break a legend), its "$" escaped (two of them are read as mathtext: a tag "aws/$\\frac x" beside
     a "$2.00" price stopped the report with a ValueError)."""
@@ -123,7 +123,7 @@ def cost_by_provider(df, model: str, prices=None, size=(10, 6)):
     if ranged:
         ax.errorbar([costs[i] for i in ranged], ranged, xerr=[[lows[i] for i in ranged], [highs[i] for i in ranged]],
                     fmt="none", ecolor="0.15", capsize=4, elinewidth=1.2, label="published low–high")
-    ax.set_yticks(list(y), [_text(f"{r['provider']} {r['pricing']}"
+    ax.set_yticks(list(y), [chart_text(f"{r['provider']} {r['pricing']}"
                                   f"{' (' + r['region'] + ')' if r.get('region') not in (None, '', 'all') else ''}"
                                   f" · {r['gpu']}") for r in bars], fontsize=8)
     extras = [_bar_extra(r) for r in bars]
@@ -304,7 +304,7 @@ def days_vs_cost(df, model: str, prices=None, sizes=CLUSTER_SIZES, size=(10, 6))
             continue
         offer = best.offer(sizes[0], GPUS_PER_NODE)
         ax.plot(g["wall_clock_days"], g["cost_usd"], marker="o", markersize=3, color=f"C{i % 10}",
-                label=f"{gpu} (catalog, {_text(cheapest)} \\${best.usd_per_gpu_hour:.2f}/GPU-h"
+                label=f"{gpu} (catalog, {chart_text(cheapest)} \\${best.usd_per_gpu_hour:.2f}/GPU-h"
                       + (f"; {offer}" if offer else "") + ")")
         for _, p in g.iloc[[0, -1]].iterrows():
             ax.annotate(f"{p['gpus']:,}", (p["wall_clock_days"], p["cost_usd"]), fontsize=7,

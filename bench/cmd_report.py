@@ -194,7 +194,9 @@ def build(paths, out: str, model: str = DEFAULT_MODEL, whatif: str | None = None
     df = compare_runs(runs, model, table, warn=warn)
     make_out(out)
     # legends name a run by tag and the end of its run id (the page's run table has the full id)
-    labelled = [(f"{doc.get('tag') or '(no tag)'} #{str(doc.get('run_id'))[-4:]}", doc) for _, doc in runs]
+    # a tag's ESC or tab drew as a missing glyph (matplotlib warned): the legend gets it escaped
+    labelled = [(charts.chart_text(f"{doc.get('tag') or '(no tag)'} #{str(doc.get('run_id'))[-4:]}"), doc)
+                for _, doc in runs]
 
     def size(w, h):
         return (w * scale, h * scale)

@@ -160,7 +160,9 @@ def run_whatif(args) -> dict:
             rows.append(whatif.cannot_run_row(value, reason, _gpu_name(one.gpu), one.gpus, kind))
             continue
         except InputError as e:          # a typo, a missing file: bad input, nothing runs
-            raise InputError(f"--vary {key}={text}: {e}") from None
+            if text.lower() in str(e).lower() or f"--{key}" in str(e):   # the value's fault: name it
+                raise InputError(f"--vary {key}={text}: {e}") from None
+            raise   # a fixed flag's (--providers foo): "--vary gpus=1024: unknown provider" blamed the value
         if one.results not in measured_gpus:
             measured_gpus[one.results] = _measured_gpu(one.results)
         measured = measured_gpus[one.results] == cost["gpu"]     # None (no file) never equals a GPU name

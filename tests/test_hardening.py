@@ -323,6 +323,8 @@ def test_minus_zero_is_not_positive():
     (["prices", "--gpu", ""], "--gpu: empty"),
     (["cost", "--network", ""], "--network: empty; give a value (costbench networks lists them) or leave the option out"),
     (["cost", "--model", " "], "--model: empty"),
+    (["whatif", "--providers", "foo", "--vary", "gpus=1024,2048"], "whatif: error: unknown provider 'foo'"),
+    (["whatif", "--vary", "gpu=H1000,H100"], "whatif: error: --vary gpu=H1000: unknown GPU 'H1000'"),
     (["cost", "--results", ""], "--results: empty"),
     (["whatif", "--network", "", "--vary", "gpus=1024,2048"], "--network: empty"),
     (["cost", "--providers", "nosuch"], "unknown provider 'nosuch'; known: aws, azure, coreweave"),
