@@ -182,7 +182,11 @@ def run_whatif(args) -> dict:
         fixed["gpus_from"] = "the first row's default cluster, held for every row"
     elif action.dest == "model" and args.gpus is None:
         fixed["gpus_from"] = "each model's own default cluster (costbench cost's rule)"
-    return whatif.document(key, rows, fixed)
+    doc = whatif.document(key, rows, fixed)
+    # the price rows whose instance is sold on another fabric than the one every row was timed on
+    doc["other_fabrics"] = sorted({f"{p['provider']} {p['fabric_instance']} on {p['fabric']}"
+                                   for p in priced.values() if p.get("fabric")})
+    return doc
 
 
 def _layout(row) -> str:
@@ -248,6 +252,9 @@ def _print_table(doc, out) -> None:
         lines.append("term        reserved/capacity-block rows: cost min/max are what the run is billed, the larger "
                      "of its hours at the rate and the term commitment (GPUs x term hours x rate, paid even if the "
                      "run is shorter), shown for the cost min row")
+    if doc.get("other_fabrics") and doc["vary"] != "network":
+        lines.append(f"fabric      cost min/max time every provider on the row's network; sold on another: "
+                     f"{', '.join(doc['other_fabrics'])} (`costbench cost` marks those rows; --network times them)")
     fixed = ", ".join(f"{k}={value_label(v)}" for k, v in doc["fixed"].items())
     lines.append(f"fixed       {fixed or 'all cost defaults'}")
     notes = {}   # note -> the values it is about, once each, in row order

@@ -330,3 +330,13 @@ def test_csv_carries_the_layout_and_step(capsys):
     rows = list(csv.DictReader(io.StringIO(out)))
     assert code == 0 and all(int(r["tp"]) >= 1 and float(r["step_seconds"]) > 0 for r in rows)
     assert all(int(r["tp"]) * int(r["pp"]) * int(r["dp"]) * int(r["cp"]) <= int(r["gpus"]) for r in rows)
+
+
+def test_whatif_names_the_price_rows_sold_on_another_fabric(capsys):
+    """cost min/max time every provider on one fabric; GCP's a3-highgpu-8g is sold on a slower one."""
+    from tests.conftest import run_cli
+
+    code, out, _ = run_cli(capsys, "whatif", "--vary", "gpus=1024,2048", "--providers", "gcp,lambda")
+    assert code == 0 and "sold on another: gcp a3-highgpu-8g on gcp-a3-high" in out
+    _, doc, _ = run_cli(capsys, "whatif", "--vary", "gpus=1024,2048", "--providers", "lambda", "--format", "json")
+    assert json.loads(doc)["other_fabrics"] == []
