@@ -284,7 +284,8 @@ def network_line(network: str, rows) -> str:
         return head + "; a provider's own fabric may differ: `costbench whatif --vary network=...`"
     nets = list(dict.fromkeys(r["fabric"] for r in rows if r.get("fabric")))
     return (f"{head}; rows whose instance is sold on another fabric, so their hours differ: {', '.join(own)} "
-            f"(JSON/CSV: fabric): this command with --network {nets[0]} times {'it' if len(nets) == 1 else 'each'}, "
+            f"(JSON/CSV: fabric): this command with --network "
+            f"{nets[0] + ' times it' if len(nets) == 1 else 'set to each (' + ', '.join(nets) + ') times them'}, "
             f"or `costbench whatif --vary network={','.join([network, *nets])}` with its options")
 
 
