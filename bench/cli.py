@@ -375,10 +375,12 @@ def check_empty(args, parser) -> None:
     """An option given an empty value (`--network ''`, `--model ''`, `--results ''`) is refused: it
     silently meant the default, or became an error naming ': no such file'."""
     lists = {"gpu": "costbench gpus", "model": "costbench models", "network": "costbench networks"}
+    required = {a.dest for a in parser._actions if a.required and a.option_strings}
     for name, value in vars(args).items():
         if isinstance(value, str) and not value.strip() and value != parser.get_default(name):
             hint = f" ({lists[name]} lists them)" if name in lists else ""
-            raise InputError(f"--{name.replace('_', '-')}: empty; give a value{hint} or leave the option out")
+            leave = "" if name in required else " or leave the option out"
+            raise InputError(f"--{name.replace('_', '-')}: empty; give a value{hint}{leave}")
 
 
 def check_args(args) -> None:

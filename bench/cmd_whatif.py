@@ -16,6 +16,7 @@ import argparse
 import contextlib
 import io
 import json
+import re
 import sys
 
 from bench.cmd_catalog import FORMATS, check_choice, emit, usd
@@ -160,9 +161,10 @@ def run_whatif(args) -> dict:
             rows.append(whatif.cannot_run_row(value, reason, _gpu_name(one.gpu), one.gpus, kind))
             continue
         except InputError as e:          # a typo, a missing file: bad input, nothing runs
-            if text.lower() in str(e).lower() or f"--{key}" in str(e):   # the value's fault: name it
-                raise InputError(f"--vary {key}={text}: {e}") from None
-            raise   # a fixed flag's (--providers foo): "--vary gpus=1024: unknown provider" blamed the value
+            if f"'{text.lower()}'" in str(e).lower() or re.search(rf"--{re.escape(key)}(?![\w-])", str(e)):
+                raise InputError(f"--vary {key}={text}: {e}") from None   # the value's fault: name it
+            # else a fixed flag's (--providers foo): "--vary gpus=1024: unknown provider" blamed the value
+            raise
         if one.results not in measured_gpus:
             measured_gpus[one.results] = _measured_gpu(one.results)
         measured = measured_gpus[one.results] == cost["gpu"]     # None (no file) never equals a GPU name
@@ -184,8 +186,8 @@ def run_whatif(args) -> dict:
         fixed["gpus_from"] = "each model's own default cluster (costbench cost's rule)"
     doc = whatif.document(key, rows, fixed)
     # the price rows whose instance is sold on another fabric than the one every row was timed on
-    doc["other_fabrics"] = sorted({f"{p['provider']} {p['fabric_instance']} on {p['fabric']}"
-                                   for p in priced.values() if p.get("fabric")})
+    doc["other_fabrics"] = [] if key == "network" else sorted(   # varied, the fabric is each row's own
+        {f"{p['provider']} {p['fabric_instance']} on {p['fabric']}" for p in priced.values() if p.get("fabric")})
     return doc
 
 

@@ -748,7 +748,7 @@ def price_rows(plan: TrainingPlan, prices: list[Price], ref_date=None,
             "as_of": p.as_of, "age_days": age_days(p, ref), "stale": is_stale(p, ref, stale_months),
             "source": p.source, "note": SPOT_NOTE if p.pricing == "spot" else None,
             "instance_gpus": p.instance_gpus, "marketplace": p.marketplace, "offer": p.offer(plan.gpus, GPUS_PER_NODE),
-            **_own_fabric(p, plan),
+            **_own_fabric(p, plan, prices),
         })
         # what the run is billed: its hours at the rate, or a term's commitment where that is more
         rows[-1]["billed_usd"] = max(cost, rows[-1]["commitment_usd"] or 0.0)
@@ -758,7 +758,7 @@ def price_rows(plan: TrainingPlan, prices: list[Price], ref_date=None,
                                        r["region"]))
 
 
-def _own_fabric(p: Price, plan: TrainingPlan) -> dict:
+def _own_fabric(p: Price, plan: TrainingPlan, prices=()) -> dict:
     """fabric: the network the row's instance is sold with (networks.instance_fabric), fabric_instance:
     that instance; both None where costbench does not know it or it is the one the plan was timed on.
     Where set, the row's GPU-hours would differ: the table times every row on one fabric."""
@@ -768,7 +768,8 @@ def _own_fabric(p: Price, plan: TrainingPlan) -> dict:
     if found is None and p.pricing != "on-demand":   # a reserved row is derived from its on-demand row
         from cost_models.prices import catalog_prices
 
-        found = next((f for q in catalog_prices() if (q.provider, q.gpu, q.region, q.pricing) ==
+        # the on-demand row in use (a --prices file's replaces the catalog's), else the catalog's
+        found = next((f for q in [*prices, *catalog_prices()] if (q.provider, q.gpu, q.region, q.pricing) ==
                       (p.provider, p.gpu, p.region, "on-demand") and (f := instance_fabric(q.source))), None)
     timed = plan.assumptions.get("network")
     instance, net = found if found and timed and found[1] != timed else (None, None)

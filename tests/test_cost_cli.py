@@ -785,3 +785,13 @@ def test_a_reserved_row_runs_on_its_on_demand_rows_instance(capsys):
     """A reserved row's source is a discount off its on-demand row and names no instance: it lost its fabric."""
     _, doc, _ = run(capsys, "cost", "--format", "json", "--pricing", "reserved-3y", "--providers", "aws,gcp")
     assert {r["provider"]: r["fabric"] for r in json.loads(doc)["rows"]} == {"aws": "efa-3200", "gcp": "gcp-a3-high"}
+
+
+def test_a_reserved_row_of_a_prices_file_takes_that_files_on_demand_instance(capsys, tmp_path):
+    prices = tmp_path / "p.csv"
+    prices.write_text("provider,gpu,pricing,usd_per_gpu_hour,usd_low,usd_high,region,as_of,source,instance_gpus\n"
+                      "acme,H100-SXM,on-demand,3.0,,,r1,2026-11,quote for p5.48xlarge,8\n"
+                      "acme,H100-SXM,reserved-1y,2.0,,,r1,2026-11,my reserved quote,8\n")
+    _, doc, _ = run(capsys, "cost", "--format", "json", "--prices", str(prices), "--providers", "acme", "--pricing", "all")
+    assert {r["pricing"]: r["fabric"] for r in json.loads(doc)["rows"]} == {"on-demand": "efa-3200",
+                                                                             "reserved-1y": "efa-3200"}
