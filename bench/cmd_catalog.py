@@ -214,8 +214,6 @@ def _price_rows(args):
     from cost_models.hardware import find_gpu
     from cost_models.prices import age_days, is_stale, load_prices, select, today
 
-    if args.gpu is not None and not args.gpu.strip():   # `--gpu ''` listed every GPU without a word
-        raise InputError("--gpu: empty; give a GPU name (costbench gpus lists them) or leave --gpu out")
     gpu = find_gpu(args.gpu).name if args.gpu else None
     chosen = select(load_prices(args.prices), gpu, args.pricing, args.provider, args.region)
     ref = today()

@@ -7,8 +7,6 @@ stderr with the reason and the rest are compared; with nothing readable: one lin
 The table shows "-" where a run did not measure something (an op not run, a CPU run's price).
 """
 
-import sys
-
 from bench.cmd_catalog import FORMATS, check_choice, choices_help, emit, usd
 from bench.cmd_cost import PRICING_NOTES, TERM_LINE, placeholder_line
 from bench.compare import COLLECTIVES, DEFAULT_MODEL, DEFAULT_PRICING

@@ -278,11 +278,12 @@ def placeholder_line(name: str, tokens: float, label: str = "tokens      ", hint
 def network_line(network: str, rows) -> str:
     """One fabric times every provider's row; where a row's instance is sold on another (its 'fabric'),
     say so and how to time it: GCP's A3 High takes 1.57x the GPU-hours of ib-ndr-400 for Llama 3 70B."""
-    own = list(dict.fromkeys(f"{r['provider']} {r['fabric_instance']} on {r['fabric']}" for r in rows if r.get("fabric")))
+    other = [r for r in rows if r.get("fabric")]
+    own = list(dict.fromkeys(f"{r['provider']} {r['fabric_instance']} on {r['fabric']}" for r in other))
     head = f"network     {network} for every row (--network; `costbench networks`)"
     if not own:
         return head + "; a provider's own fabric may differ: `costbench whatif --vary network=...`"
-    nets = list(dict.fromkeys(r["fabric"] for r in rows if r.get("fabric")))
+    nets = list(dict.fromkeys(r["fabric"] for r in other))
     return (f"{head}; rows whose instance is sold on another fabric, so their hours differ: {', '.join(own)} "
             f"(JSON/CSV: fabric): this command with --network "
             f"{nets[0] + ' times it' if len(nets) == 1 else 'set to each (' + ', '.join(nets) + ') times them'}, "

@@ -15,7 +15,6 @@ left alone. Unreadable result files are warned about as in `compare`.
 import io
 import json
 import os
-import sys
 import time
 import warnings
 

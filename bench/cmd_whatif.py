@@ -254,7 +254,7 @@ def _print_table(doc, out) -> None:
         lines.append("term        reserved/capacity-block rows: cost min/max are what the run is billed, the larger "
                      "of its hours at the rate and the term commitment (GPUs x term hours x rate, paid even if the "
                      "run is shorter), shown for the cost min row")
-    if doc.get("other_fabrics") and doc["vary"] != "network":
+    if doc.get("other_fabrics"):
         lines.append(f"fabric      cost min/max time every provider on the row's network; sold on another: "
                      f"{', '.join(doc['other_fabrics'])} (`costbench cost` marks those rows; --network times them)")
     fixed = ", ".join(f"{k}={value_label(v)}" for k, v in doc["fixed"].items())

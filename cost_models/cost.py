@@ -734,6 +734,8 @@ def price_rows(plan: TrainingPlan, prices: list[Price], ref_date=None,
     """
     ref = ref_date or today()
     rows = []
+    # once per table, and only where a row may need it (a reserved row names no instance)
+    on_demand = _on_demand_instances(prices) if any(p.pricing != "on-demand" for p in prices) else {}
     for p in prices:
         if p.gpu != plan.gpu.name:
             continue
@@ -748,7 +750,7 @@ def price_rows(plan: TrainingPlan, prices: list[Price], ref_date=None,
             "as_of": p.as_of, "age_days": age_days(p, ref), "stale": is_stale(p, ref, stale_months),
             "source": p.source, "note": SPOT_NOTE if p.pricing == "spot" else None,
             "instance_gpus": p.instance_gpus, "marketplace": p.marketplace, "offer": p.offer(plan.gpus, GPUS_PER_NODE),
-            **_own_fabric(p, plan, prices),
+            **_own_fabric(p, plan, on_demand),
         })
         # what the run is billed: its hours at the rate, or a term's commitment where that is more
         rows[-1]["billed_usd"] = max(cost, rows[-1]["commitment_usd"] or 0.0)
@@ -758,19 +760,25 @@ def price_rows(plan: TrainingPlan, prices: list[Price], ref_date=None,
                                        r["region"]))
 
 
-def _own_fabric(p: Price, plan: TrainingPlan, prices=()) -> dict:
-    """fabric: the network the row's instance is sold with (networks.instance_fabric), fabric_instance:
-    that instance; both None where costbench does not know it or it is the one the plan was timed on.
-    Where set, the row's GPU-hours would differ: the table times every row on one fabric."""
+def _on_demand_instances(prices: list[Price]) -> dict:
+    """(provider, gpu, region) -> (instance, network) of the on-demand rows whose source names an
+    instance: the catalog's, replaced by the prices in use (a --prices file's). A reserved row's
+    source is a discount off its on-demand row and names none."""
+    from cost_models.networks import instance_fabric
+    from cost_models.prices import catalog_prices
+
+    return {(q.provider, q.gpu, q.region): found for q in [*catalog_prices(), *prices]
+            if q.pricing == "on-demand" and (found := instance_fabric(q.source))}
+
+
+def _own_fabric(p: Price, plan: TrainingPlan, on_demand: dict) -> dict:
+    """fabric: the network the row's instance is sold with (networks.instance_fabric; a row naming
+    none, its on-demand row's), fabric_instance: that instance; both None where costbench does not
+    know it or it is the one the plan was timed on. Where set, the row's GPU-hours would differ:
+    the table times every row on one fabric."""
     from cost_models.networks import instance_fabric
 
-    found = instance_fabric(p.source)
-    if found is None and p.pricing != "on-demand":   # a reserved row is derived from its on-demand row
-        from cost_models.prices import catalog_prices
-
-        # the on-demand row in use (a --prices file's replaces the catalog's), else the catalog's
-        found = next((f for q in [*prices, *catalog_prices()] if (q.provider, q.gpu, q.region, q.pricing) ==
-                      (p.provider, p.gpu, p.region, "on-demand") and (f := instance_fabric(q.source))), None)
+    found = instance_fabric(p.source) or on_demand.get((p.provider, p.gpu, p.region))
     timed = plan.assumptions.get("network")
     instance, net = found if found and timed and found[1] != timed else (None, None)
     return {"fabric": net, "fabric_instance": instance}
