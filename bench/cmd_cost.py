@@ -28,7 +28,11 @@ COLUMNS = [("provider", "provider", ""), ("gpu", "GPU", ""), ("pricing", "pricin
            ("_age", "age", ""), ("offer", "offer", "")]
 ROW_KEYS = ("provider", "gpu", "pricing", "region", "usd_per_gpu_hour", "cost_usd", "cost_usd_low",
             "cost_usd_high", "commitment_usd", "billed_usd", "as_of", "age_days", "stale", "source", "note", "instance_gpus",
-            "marketplace", "offer", "fabric", "fabric_instance")
+            "marketplace", "offer", "fabric", "fabric_instance", "network")
+# a JSON row's own time too: with --network own, rows on other fabrics are billed other hours
+JSON_ROW_KEYS = (*ROW_KEYS, "gpu_hours", "wall_clock_days")
+# the row's fabric and hours, shown only when the rows differ in them (--network own)
+OWN_COLUMNS = [("network", "network", ""), ("gpu_hours", "GPU-h", si)]
 
 
 def table_columns(rows: list[dict]) -> list:
@@ -36,7 +40,12 @@ def table_columns(rows: list[dict]) -> list:
     a term, offer where every row sells the cluster): the default table was 133 columns wide."""
     optional = {"commitment_usd", "cost_usd_low", "cost_usd_high", "offer"}
     keep = [c for c in COLUMNS if c[0] not in optional or any(r.get(c[0]) for r in rows)]
-    return [c for c in keep if c[0] != "billed_usd" or any(r.get("commitment_usd") for r in rows)]
+    keep = [c for c in keep if c[0] != "billed_usd" or any(r.get("commitment_usd") for r in rows)]
+    if len({r.get("network") for r in rows}) > 1:   # --network own timed the rows on several fabrics
+        at = next(i for i, c in enumerate(keep) if c[0] == "usd_per_gpu_hour")
+        keep[at:at] = OWN_COLUMNS[:1]
+        keep[at + 2:at + 2] = OWN_COLUMNS[1:]
+    return keep
 
 
 def _figures(x: float) -> str:
@@ -71,7 +80,9 @@ def add_arguments(parser, command) -> None:
     hw = parser.add_argument_group("cluster")
     hw.add_argument("--gpu", help="GPU type (costbench gpus) or cpu; default H100-SXM, or the --results file's device")
     hw.add_argument("--gpus", type=positive_int, help="cluster size (default: published scale, else sized to ~30 days)")
-    hw.add_argument("--network", help="inter-node fabric (costbench networks); default ib-ndr-400")
+    hw.add_argument("--network", help="inter-node fabric (costbench networks), or own: each price row timed on the "
+                                      "fabric its instance is sold with where costbench knows it, the rest on "
+                                      "ib-ndr-400; default ib-ndr-400")
     hw.add_argument("--results", metavar="FILE", help="a costbench result file: its measured rates for its device")
     hw.add_argument("--dtype", default="bf16", help=choices_help(TRAINING_DTYPES, "bf16", {
         "fp16": "2021-era mixed precision: the fp16 peak, memory as bf16",
@@ -285,12 +296,38 @@ def network_line(network: str, rows) -> str:
         return head + "; a provider's own fabric may differ: `costbench whatif --vary network=...`"
     nets = list(dict.fromkeys(r["fabric"] for r in other))
     return (f"{head}; rows whose instance is sold on another fabric, so their hours differ: {', '.join(own)} "
-            f"(JSON/CSV: fabric): this command with --network "
-            f"{nets[0] + ' times it' if len(nets) == 1 else 'set to each (' + ', '.join(nets) + ') times them'}, "
-            f"or `costbench whatif --vary network={','.join([network, *nets])}` with its options")
+            f"(JSON/CSV: fabric): --network own times each row on its own")
 
 
-def _summary_lines(plan, note=None, prices_line=None, rows=()) -> list[str]:
+def own_network_line(plan, rows, fabric_plans: dict) -> str:
+    """--network own: which providers' rows ran on which fabric, with each other fabric's hours,
+    days and layout; the summary's lines are those of the rest."""
+    timed = plan.assumptions["network"]
+
+    def who(net):
+        return ", ".join(dict.fromkeys(r["provider"] for r in rows if r.get("network") == net))
+
+    parts = []
+    for net, p in fabric_plans.items():
+        if who(net):
+            x = p.parallelism
+            parts.append(f"{who(net)} on {net}: {si(p.gpu_hours)} GPU-hours, {p.wall_clock_days:,.1f} days "
+                         f"(TP {x['tp']} x PP {x['pp']} x DP {x['dp']})")
+    rest = "the other rows" if parts else "every row"
+    # plans_per_fabric describes the default fabric unless no row runs on it
+    why = ("the default: costbench does not know their instances' fabric" if timed == _default_network()
+           else "their instances' fabric")
+    return (f"network     each row on its own fabric (--network own): {'; '.join(parts) + '; ' if parts else ''}"
+            f"{rest} on {timed} ({why}), which the lines above and below describe")
+
+
+def _default_network() -> str:
+    from cost_models.networks import DEFAULT_NETWORK
+
+    return DEFAULT_NETWORK
+
+
+def _summary_lines(plan, note=None, prices_line=None, rows=(), fabric_plans=None) -> list[str]:
     m, a = plan.model, plan.assumptions
     cluster = f"{plan.gpus:,} x {plan.gpu.name} ({a.get('gpus_from', 'given')})" if plan.gpus else plan.gpu.name
     lines = [
@@ -320,7 +357,7 @@ def _summary_lines(plan, note=None, prices_line=None, rows=()) -> list[str]:
             f"measured parts: {measured}; catalog: {', '.join(a['catalog_parts']) or 'none'}"
             + (f"; layer GEMM rate {a['layer_gemm_rate'].split(':')[0]}" if "layer_gemm_rate" in a else ""),
             f"goodput     {a['goodput']:.1%} ({a['goodput_from']})",
-            network_line(a["network"], rows),
+            network_line(a["network"], rows) if fabric_plans is None else own_network_line(plan, rows, fabric_plans),
         ]
     elif plan.achieved_tflops_per_gpu is not None:
         lines += [f"throughput  {_figures(plan.achieved_tflops_per_gpu)} TFLOP/s per GPU ({a['achieved_tflops_from']})",
@@ -369,7 +406,45 @@ def _no_price_note(plan, prices, pricing, providers, region=None) -> str:
             f"{', '.join(others) or 'nobody'}. Add your own with --prices FILE")
 
 
-def json_doc(plan, rows, note=None) -> dict:
+def is_own(network) -> bool:
+    """--network own (any case, spaces around it), not a fabric's name."""
+    from cost_models.cost import OWN_NETWORK
+
+    return isinstance(network, str) and network.strip().lower() == OWN_NETWORK
+
+
+def plans_per_fabric(plan, prices, plan_kwargs: dict, overhead: float):
+    """--network own: (the plan the summary describes, {network: plan} for the rows on other
+    fabrics). Each fabric the rows are sold on (cost_models.cost.row_fabrics) is timed at the same
+    cluster size, its layout searched again (a slower fabric may favour less data parallelism);
+    the summary's plan is the default fabric's where a row runs on it, else the first row's."""
+    import dataclasses
+
+    from cost_models.cost import plan_training, row_fabrics
+    from cost_models.virtualization import with_overhead
+
+    timed = plan.assumptions.get("network")
+    nets = row_fabrics(plan, prices)
+    plans = {timed: plan, **{net: with_overhead(plan_training(**{**plan_kwargs, "network": net, "gpus": plan.gpus}),
+                                                overhead) for net in nets if net != timed}}
+    main = plans[timed] if timed in nets or not nets else plans[nets[0]]
+    if main is not plan:   # every row is on another fabric: the plan they run is the one described
+        main = dataclasses.replace(main, assumptions={**main.assumptions, "gpus_from": plan.assumptions["gpus_from"]})
+    main = dataclasses.replace(main, assumptions={**main.assumptions, "network_mode": OWN_MODE})
+    others = {net: p for net, p in plans.items() if net in nets and p.assumptions["network"] != main.assumptions["network"]}
+    return main, others
+
+
+OWN_MODE = ("own (--network own): each price row timed on the fabric its instance is sold with "
+            "(cost_models/networks.py INSTANCE_FABRICS), a row whose fabric costbench does not know on the default")
+
+
+def _plan_figures(p) -> dict:
+    return {"gpu_hours": p.gpu_hours, "wall_clock_days": p.wall_clock_days, "achieved_tflops_per_gpu":
+            p.achieved_tflops_per_gpu, "mfu": p.mfu, "parallelism": p.parallelism, "step": p.step}
+
+
+def json_doc(plan, rows, note=None, fabric_plans=None) -> dict:
     m = plan.model
     return {
         "model": {"name": m.name, "params": m.params, "active_params": m.active_params, "tokens": m.tokens},
@@ -378,7 +453,10 @@ def json_doc(plan, rows, note=None) -> dict:
         "gpu_hours": plan.gpu_hours, "wall_clock_days": plan.wall_clock_days,
         "parallelism": plan.parallelism, "step": plan.step,
         "assumptions": plan.assumptions, "note": note,
-        "rows": [{k: r[k] for k in ROW_KEYS} for r in rows],
+        # --network own: the plans of the rows on other fabrics than the one above (the rows' network)
+        **({"fabric_plans": {net: _plan_figures(p) for net, p in fabric_plans.items()}}
+           if fabric_plans is not None else {}),
+        "rows": [{k: r[k] for k in JSON_ROW_KEYS} for r in rows],
     }
 
 
@@ -399,6 +477,20 @@ def run_cost(plan_kwargs: dict, pricing="on-demand", providers=None, prices_file
     out = out or sys.stdout
     check_choice("format", fmt, FORMATS)
     check_choice("pricing", pricing, PRICING_CHOICES)
+    own = is_own(plan_kwargs.get("network"))
+    if not own and plan_kwargs.get("network") is not None:
+        from cost_models.networks import find_network
+
+        try:
+            find_network(plan_kwargs["network"])
+        except InputError as e:   # the names of the fabrics, and the word that is not one
+            raise InputError(f"{e}; or own: each price row on the fabric its instance is sold with") from None
+    if own:
+        plan_kwargs = {**plan_kwargs, "network": None}   # the rows whose fabric is unknown: the default
+        skip = next((f for f, k in (("--gpu-hours", "gpu_hours"), ("--mfu", "mfu")) if plan_kwargs.get(k) is not None), None)
+        if skip:
+            raise InputError(f"{skip} and --network own: {skip} skips the step model, the only part that times a "
+                             f"fabric, so every row would cost the same; give one or the other")
     prices = load_prices(prices_file)
     chosen = select(prices, None, pricing, providers, region)   # validates names before the slower part
     plan = with_overhead(plan_training(**plan_kwargs), virtualization_overhead)
@@ -406,8 +498,11 @@ def run_cost(plan_kwargs: dict, pricing="on-demand", providers=None, prices_file
         from cost_models.cost import GPUS_PER_NODE
 
         chosen = cheapest_regions(chosen, plan.gpus, GPUS_PER_NODE)
+    fabric_plans = None
+    if own:
+        plan, fabric_plans = plans_per_fabric(plan, chosen, plan_kwargs, virtualization_overhead)
     ref = today()
-    rows = price_rows(plan, chosen, ref, stale_months)
+    rows = price_rows(plan, chosen, ref, stale_months, fabric_plans)
     if warn_age:
         warn_stale([p for p in chosen if p.gpu == plan.gpu.name], ref, stale_months, command)
     for r in rows:
@@ -426,14 +521,17 @@ def run_cost(plan_kwargs: dict, pricing="on-demand", providers=None, prices_file
         if rows:
             emit(rows, table_columns(rows), fmt, out)
             out.write("\n")
-        out.write(footer_text(_summary_lines(plan, note, prices_line, rows), out) + "\n")
+        out.write(footer_text(_summary_lines(plan, note, prices_line, rows, fabric_plans), out) + "\n")
     else:
         figures = {"model": plan.model.name, "gpus": plan.gpus, "gpu_hours": plan.gpu_hours,
                    "wall_clock_days": plan.wall_clock_days}
         # no price to show (a CPU without a --prices row, a GPU nobody lists): the CSV still has one
-        # row, of the same columns, carrying the time; the note says why on stderr
-        priced = [{**{k: r[k] for k in ROW_KEYS}, **figures} for r in rows] or [{**dict.fromkeys(ROW_KEYS), "note": note, **figures}]
-        emit(priced, COLUMNS, fmt, out, json_doc(plan, rows, note))
+        # row, of the same columns, carrying the time; the note says why on stderr. Each row's own
+        # hours (--network own bills rows on other fabrics other hours)
+        priced = ([{**{k: r[k] for k in ROW_KEYS}, **figures, "gpu_hours": r["gpu_hours"],
+                    "wall_clock_days": r["wall_clock_days"]} for r in rows]
+                  or [{**dict.fromkeys(ROW_KEYS), "note": note, **figures}])
+        emit(priced, COLUMNS, fmt, out, json_doc(plan, rows, note, fabric_plans))
         if note and fmt == "csv":
             print(f"costbench {command}: {note}", file=sys.stderr)
     return plan

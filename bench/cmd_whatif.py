@@ -191,6 +191,19 @@ def run_whatif(args) -> dict:
     return doc
 
 
+def _network_text(row) -> str:
+    """The fabric a row was timed on; with --network own, also the price rows on other fabrics and
+    their GPU-hours, which cost min/max bill but the row's GPU-hours and days are not."""
+    own = row.get("fabric_rows")
+    if own is None:
+        return row["network"]
+    others = "; ".join(f"{', '.join(x['providers'])} on {net} ({si(x['gpu_hours'])} GPU-hours)"
+                       for net, x in own.items() if x["providers"])
+    return (f"{row['network']}, each price row on its own fabric (--network own)"
+            + (f": {others}; cost min/max bill each row its own, GPU-hours and days are {row['network']}'s"
+               if others else ": none is sold on another that costbench knows"))
+
+
 def _layout(row) -> str:
     p = row.get("parallelism")
     if p:
@@ -235,15 +248,16 @@ def _print_table(doc, out) -> None:
     else:
         lines.append(f"model       {first['model']}; cost min/max over {_rows_text(first)} "
                      f"(cheapest: {first['cheapest'] or 'none'})")
-    if len({r.get("network") for r in fitting}) > 1 or doc["vary"] == "network":
+    if (len({r.get("network") for r in fitting}) > 1 or doc["vary"] == "network"
+            or (len(fitting) > 1 and any(r.get("fabric_rows") for r in fitting))):   # own: each value's hours
         for r in fitting:   # the fabric each row ran on, where rows differ in it
             # overlap = 1 - exposed / total data-parallel traffic time (cost's assumptions.overlap)
-            parts = ([r["network"]] if r["network"] != str(r["value"]) else []) + (
+            parts = ([_network_text(r)] if r["network"] != str(r["value"]) else []) + (
                 [f"{r['overlap']:.0%} of the data-parallel traffic hidden under compute"]
                 if r.get("overlap") is not None else [])
             lines.append(f"network     {r['value']}: {'; '.join(parts) or r['network']}")
     elif first.get("network") is not None:   # None: --mfu/--gpu-hours set the pace, no fabric modelled
-        lines.append(f"network     {first['network']}")
+        lines.append(f"network     {_network_text(first)}")
     for r in fitting:
         if r.get("tokens_placeholder"):
             from bench.cmd_cost import placeholder_line
@@ -256,7 +270,7 @@ def _print_table(doc, out) -> None:
                      "run is shorter), shown for the cost min row")
     if doc.get("other_fabrics"):
         lines.append(f"fabric      cost min/max time every provider on the row's network; sold on another: "
-                     f"{', '.join(doc['other_fabrics'])} (`costbench cost` marks those rows; --network times them)")
+                     f"{', '.join(doc['other_fabrics'])} (`costbench cost` marks those rows; --network own times each on its own)")
     fixed = ", ".join(f"{k}={value_label(v)}" for k, v in doc["fixed"].items())
     lines.append(f"fixed       {fixed or 'all cost defaults'}")
     notes = {}   # note -> the values it is about, once each, in row order

@@ -4,6 +4,8 @@
                          the fastest feasible parallel layout (or the one given) and its step time
                          from parts (step_time.py), then GPU-hours with goodput (training_time.py)
     price_rows(plan, prices)   one dict per price row: $/GPU-hour x GPU-hours; offers that sell the cluster first, then by the bill
+    row_fabrics(plan, prices)  the fabrics the rows' instances are sold on: with plans timed on each
+                         (--network own), price_rows bills each row the hours of its own fabric
     estimate(...)        both, as a pandas DataFrame (plan in df.attrs["plan"])
     estimate_grid(...)   many models x GPUs x cluster sizes x price rows
 
@@ -29,6 +31,7 @@ from cost_models.throughput import CPU, Throughput
 DEFAULT_MODEL = "llama3-70b"
 DEFAULT_GPU = "H100-SXM"
 GPUS_PER_NODE = parallelism.GPUS_PER_NODE
+OWN_NETWORK = "own"   # --network own: each price row timed on the fabric its instance is sold with
 
 
 @dataclasses.dataclass(frozen=True)
@@ -721,7 +724,7 @@ def plan_training(model=DEFAULT_MODEL, gpu: str | GpuSpec = DEFAULT_GPU, gpus: i
 
 
 def price_rows(plan: TrainingPlan, prices: list[Price], ref_date=None,
-               stale_months: float = DEFAULT_STALE_MONTHS) -> list[dict]:
+               stale_months: float = DEFAULT_STALE_MONTHS, fabric_plans: dict | None = None) -> list[dict]:
     """One row per price for the plan's GPU: cost = GPU-hours x $/GPU-hour; billed_usd = the larger
     of cost and the term's commitment; rows that sell a cluster of the plan's size first, then the
     smallest bill first.
@@ -731,6 +734,10 @@ def price_rows(plan: TrainingPlan, prices: list[Price], ref_date=None,
     capacity-block) commitment_usd: what the term costs whatever the run uses (prices.commitment_usd).
     A spot row carries a note: interruptions are not modelled (goodput unchanged). `offer` marks a
     row whose offer is not a cluster of the plan's size (Price.offer; offer_note says why it matters).
+
+    fabric_plans: network name -> the plan timed on that fabric (--network own; row_fabrics names
+    them): a row whose instance is sold on one of them is billed that plan's hours and days, and
+    `network` says which; the rest are `plan`'s. Every row carries its gpu_hours and wall_clock_days.
     """
     ref = ref_date or today()
     rows = []
@@ -739,18 +746,23 @@ def price_rows(plan: TrainingPlan, prices: list[Price], ref_date=None,
     for p in prices:
         if p.gpu != plan.gpu.name:
             continue
+        own = _sold_on(p, on_demand)
+        timed = (fabric_plans or {}).get(own[1]) if own else None
+        row_plan = timed or plan
         low, high = p.range_or_none()
-        cost = plan.gpu_hours * p.usd_per_gpu_hour
+        cost = row_plan.gpu_hours * p.usd_per_gpu_hour
         rows.append({
             "provider": p.provider, "gpu": p.gpu, "pricing": p.pricing, "region": p.region,
             "usd_per_gpu_hour": p.usd_per_gpu_hour, "cost_usd": cost,
-            "cost_usd_low": plan.gpu_hours * low if low is not None else None,
-            "cost_usd_high": plan.gpu_hours * high if high is not None else None,
-            "commitment_usd": commitment_usd(p, plan.gpus, plan.wall_clock_days),
+            "cost_usd_low": row_plan.gpu_hours * low if low is not None else None,
+            "cost_usd_high": row_plan.gpu_hours * high if high is not None else None,
+            "commitment_usd": commitment_usd(p, plan.gpus, row_plan.wall_clock_days),
             "as_of": p.as_of, "age_days": age_days(p, ref), "stale": is_stale(p, ref, stale_months),
             "source": p.source, "note": SPOT_NOTE if p.pricing == "spot" else None,
             "instance_gpus": p.instance_gpus, "marketplace": p.marketplace, "offer": p.offer(plan.gpus, GPUS_PER_NODE),
-            **_own_fabric(p, plan, on_demand),
+            "network": row_plan.assumptions.get("network"), "gpu_hours": row_plan.gpu_hours,
+            "wall_clock_days": row_plan.wall_clock_days,
+            **_own_fabric(own, row_plan),
         })
         # what the run is billed: its hours at the rate, or a term's commitment where that is more
         rows[-1]["billed_usd"] = max(cost, rows[-1]["commitment_usd"] or 0.0)
@@ -771,17 +783,34 @@ def _on_demand_instances(prices: list[Price]) -> dict:
             if q.pricing == "on-demand" and (found := instance_fabric(q.source))}
 
 
-def _own_fabric(p: Price, plan: TrainingPlan, on_demand: dict) -> dict:
-    """fabric: the network the row's instance is sold with (networks.instance_fabric; a row naming
-    none, its on-demand row's), fabric_instance: that instance; both None where costbench does not
-    know it or it is the one the plan was timed on. Where set, the row's GPU-hours would differ:
-    the table times every row on one fabric."""
+def _sold_on(p: Price, on_demand: dict) -> tuple[str, str] | None:
+    """(instance, network) the row's instance is sold with: its source's (networks.instance_fabric),
+    else its on-demand row's; None where costbench does not know it."""
     from cost_models.networks import instance_fabric
 
-    found = instance_fabric(p.source) or on_demand.get((p.provider, p.gpu, p.region))
+    return instance_fabric(p.source) or on_demand.get((p.provider, p.gpu, p.region))
+
+
+def _own_fabric(found: tuple[str, str] | None, plan: TrainingPlan) -> dict:
+    """fabric: the network the row's instance is sold with (_sold_on), fabric_instance: that
+    instance; both None where costbench does not know it or it is the one the row was timed on.
+    Where set, the row's GPU-hours would differ: it was timed on another fabric."""
     timed = plan.assumptions.get("network")
     instance, net = found if found and timed and found[1] != timed else (None, None)
     return {"fabric": net, "fabric_instance": instance}
+
+
+def row_fabrics(plan: TrainingPlan, prices: list[Price]) -> list[str]:
+    """The network each of the plan's GPU's price rows runs on when each is timed on its own
+    (--network own): its instance's fabric (_sold_on), else the one the plan was timed on; each
+    once, in the order of the rows. Empty without the step model (--mfu, --gpu-hours: no fabric is
+    modelled)."""
+    timed = plan.assumptions.get("network")
+    if timed is None:
+        return []
+    on_demand = _on_demand_instances(prices) if any(p.pricing != "on-demand" for p in prices) else {}
+    found = (_sold_on(p, on_demand) for p in prices if p.gpu == plan.gpu.name)
+    return list(dict.fromkeys(f[1] if f else timed for f in found))
 
 
 def offer_note(plan: TrainingPlan) -> str:

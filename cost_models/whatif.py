@@ -39,6 +39,16 @@ def _comm_share(cost: dict):
     return cost.get("assumptions", {}).get("exposed_comm_share")
 
 
+def _fabric_rows(cost: dict):
+    """--network own: {network: {"providers", "gpu_hours"}} for the price rows timed on another fabric
+    than the document's (its fabric_plans); None where every row was timed on one."""
+    plans = cost.get("fabric_plans")
+    if plans is None:
+        return None
+    return {net: {"providers": list(dict.fromkeys(r["provider"] for r in cost.get("rows") or [] if r.get("network") == net)),
+                  "gpu_hours": p["gpu_hours"]} for net, p in plans.items()}
+
+
 def row(value, cost: dict, measured: bool = False, measured_from: str | None = None) -> dict:
     """One what-if row from one cost JSON document. cost_usd_min/max: over its price rows."""
     prices = cost.get("rows") or []
@@ -70,7 +80,8 @@ def row(value, cost: dict, measured: bool = False, measured_from: str | None = N
         "cost_usd_by_provider": by_provider,
         "measured": measured, "measured_from": measured_from,
         "tokens_placeholder": "tokens" in a, "tokens": cost["model"].get("tokens"),
-        "network": a.get("network"), "overlap": a.get("overlap"), "exposed_comm_share": _comm_share(cost),
+        "network": a.get("network"), "fabric_rows": _fabric_rows(cost),
+        "overlap": a.get("overlap"), "exposed_comm_share": _comm_share(cost),
         "parallelism": cost.get("parallelism"), "step": cost.get("step"),
         # GPUs billed but idle (eth-100 at 16,384: 2,560) change the row's hours: say so on the row
         "note": "; ".join(n for n in (cost.get("note"), a.get("idle_gpus")) if n) or None,
@@ -108,10 +119,12 @@ def document(vary: str, rows: list[dict], fixed: dict | None = None) -> dict:
 
 def flat_rows(doc: dict) -> list[dict]:
     """The rows with `parallelism` flattened to tp/pp/dp/... and `step` to step_seconds and
-    step_<part> (the CSV had no layout at all, where the table shows one)."""
+    step_<part> (the CSV had no layout at all, where the table shows one), and --network own's
+    fabric_rows to gpu_hours_<network> (the hours the rows sold on that fabric are billed)."""
     flat = []
     for r in doc["rows"]:
-        out = {k: v for k, v in r.items() if k not in ("parallelism", "step", "cost_usd_by_provider")}
+        out = {k: v for k, v in r.items() if k not in ("parallelism", "step", "cost_usd_by_provider", "fabric_rows")}
+        out.update({f"gpu_hours_{net}": x["gpu_hours"] for net, x in (r.get("fabric_rows") or {}).items()})
         out.update(r.get("parallelism") or {})
         step = r.get("step") or {}
         if step:
