@@ -252,6 +252,8 @@ def _throughput(path):
 
 TERM_LINE = ("term        reserved/capacity-block rows: `cost` is the run's hours at the rate; "
              "`term commitment` = GPUs x term hours x rate, paid even if the run is shorter")
+OWN_PRICES_LINE = ("prices      list prices, each provider's region whose bill on its own fabric is the lowest (preferring "
+                   "one that sells whole 8-GPU nodes) unless --region; `costbench prices` for every region, source and age")
 PRICES_LINE = ("prices      list prices, cheapest region per provider (preferring one that sells whole 8-GPU nodes) unless --region; "
                "`costbench prices` for every region, source and age")
 
@@ -265,19 +267,27 @@ def step_line(plan) -> str:
 
 
 
+def degrees(plan, detail: bool = False) -> str:
+    """'TP 8 x CP 2 x PP 8 x DP 128 (EP 8) = 13,824 of the 16,384 GPUs (2,560 idle)': the degrees,
+    which multiply out to the GPUs used; with `detail`, sequence parallelism and interleaving too."""
+    p = plan.parallelism
+    interleave = f" (interleaved x{p['virtual_stages']})" if detail and p["virtual_stages"] > 1 else ""
+    ep = f" (EP {p['ep']})" if p.get("ep", 1) > 1 else ""
+    used = p.get("gpus_used", plan.gpus)
+    idle = f" = {used:,} of the {plan.gpus:,} GPUs ({plan.gpus - used:,} idle)" if used < plan.gpus else ""
+    cp = f" x CP {p['cp']}" if p.get("cp", 1) > 1 else ""
+    sp = " (+SP)" if detail and p["sequence_parallel"] else ""
+    return f"TP {p['tp']}{sp}{cp} x PP {p['pp']}{interleave} x DP {p['dp']}{ep}{idle}"
+
+
 def layout_line(plan) -> str:
     from cost_models.parallelism import stage_layers
 
     p = plan.parallelism
     stage = int(stage_layers(plan.model.layers, p["pp"])[0])
     rc = p["recompute"] + (f" on {p['recompute_layers']} of the {stage} layers per stage" if p["recompute"] == "full" else "")
-    interleave = f" (interleaved x{p['virtual_stages']})" if p["virtual_stages"] > 1 else ""
-    ep = f" (EP {p['ep']})" if p.get("ep", 1) > 1 else ""
-    used = p.get("gpus_used", plan.gpus)
-    idle = f" = {used:,} of the {plan.gpus:,} GPUs ({plan.gpus - used:,} idle)" if used < plan.gpus else ""
-    cp = f" x CP {p['cp']}" if p.get("cp", 1) > 1 else ""
-    return (f"TP {p['tp']}{' (+SP)' if p['sequence_parallel'] else ''}{cp} x PP {p['pp']}{interleave} x DP {p['dp']}{ep}"
-            f"{idle}, micro-batch {p['micro_batch']}, global batch {p['global_batch']:,} seqs, recompute {rc}")
+    return (f"{degrees(plan, detail=True)}, micro-batch {p['micro_batch']}, global batch {p['global_batch']:,} seqs, "
+            f"recompute {rc}")
 
 
 def placeholder_line(name: str, tokens: float, label: str = "tokens      ", hint: str = "give --tokens") -> str:
@@ -307,12 +317,13 @@ def own_network_line(plan, rows, fabric_plans: dict) -> str:
     def who(net):
         return ", ".join(dict.fromkeys(r["provider"] for r in rows if r.get("network") == net))
 
+    if not rows:
+        return f"network     {timed} (--network own: no price row to time on its own fabric)"
     parts = []
     for net, p in fabric_plans.items():
         if who(net):
-            x = p.parallelism
             parts.append(f"{who(net)} on {net}: {si(p.gpu_hours)} GPU-hours, {p.wall_clock_days:,.1f} days "
-                         f"(TP {x['tp']} x PP {x['pp']} x DP {x['dp']})")
+                         f"({degrees(p)})")
     rest = "the other rows" if parts else "every row"
     # plans_per_fabric describes the default fabric unless no row runs on it
     why = ("the default: costbench does not know their instances' fabric" if timed == _default_network()
@@ -413,25 +424,32 @@ def is_own(network) -> bool:
     return isinstance(network, str) and network.strip().lower() == OWN_NETWORK
 
 
-def plans_per_fabric(plan, prices, plan_kwargs: dict, overhead: float):
+def plans_per_fabric(plan, prices, plan_kwargs: dict, overhead: float, instances=None):
     """--network own: (the plan the summary describes, {network: plan} for the rows on other
     fabrics). Each fabric the rows are sold on (cost_models.cost.row_fabrics) is timed at the same
     cluster size, its layout searched again (a slower fabric may favour less data parallelism);
-    the summary's plan is the default fabric's where a row runs on it, else the first row's."""
+    the summary's plan is the default fabric's where a row runs on it, else the first row's.
+    instances: all the prices loaded (a reserved row's on-demand instance; price_rows)."""
     import dataclasses
 
     from cost_models.cost import plan_training, row_fabrics
     from cost_models.virtualization import with_overhead
 
     timed = plan.assumptions.get("network")
-    nets = row_fabrics(plan, prices)
+    nets = row_fabrics(plan, prices, instances)
+    # a size the default rule chose on the default fabric is held for every fabric: say so
+    sized = plan.assumptions.get("gpus_from", "given")
+    if sized.startswith("default") and any(net != timed for net in nets):
+        sized += f" on {timed}, held for every row's fabric (--network own)"
+
+    def described(p):
+        return dataclasses.replace(p, assumptions={**p.assumptions, "gpus_from": sized, "network_mode": OWN_MODE})
+
     plans = {timed: plan, **{net: with_overhead(plan_training(**{**plan_kwargs, "network": net, "gpus": plan.gpus}),
                                                 overhead) for net in nets if net != timed}}
+    plans = {net: described(p) for net, p in plans.items()}
     main = plans[timed] if timed in nets or not nets else plans[nets[0]]
-    if main is not plan:   # every row is on another fabric: the plan they run is the one described
-        main = dataclasses.replace(main, assumptions={**main.assumptions, "gpus_from": plan.assumptions["gpus_from"]})
-    main = dataclasses.replace(main, assumptions={**main.assumptions, "network_mode": OWN_MODE})
-    others = {net: p for net, p in plans.items() if net in nets and p.assumptions["network"] != main.assumptions["network"]}
+    others = {net: p for net, p in plans.items() if net in nets and net != main.assumptions["network"]}
     return main, others
 
 
@@ -441,7 +459,8 @@ OWN_MODE = ("own (--network own): each price row timed on the fabric its instanc
 
 def _plan_figures(p) -> dict:
     return {"gpu_hours": p.gpu_hours, "wall_clock_days": p.wall_clock_days, "achieved_tflops_per_gpu":
-            p.achieved_tflops_per_gpu, "mfu": p.mfu, "parallelism": p.parallelism, "step": p.step}
+            p.achieved_tflops_per_gpu, "mfu": p.mfu, "parallelism": p.parallelism, "step": p.step,
+            "assumptions": p.assumptions}
 
 
 def json_doc(plan, rows, note=None, fabric_plans=None) -> dict:
@@ -484,7 +503,8 @@ def run_cost(plan_kwargs: dict, pricing="on-demand", providers=None, prices_file
         try:
             find_network(plan_kwargs["network"])
         except InputError as e:   # the names of the fabrics, and the word that is not one
-            raise InputError(f"{e}; or own: each price row on the fabric its instance is sold with") from None
+            sep = " Or" if str(e).endswith("?") else "; or"
+            raise InputError(f"{e}{sep} own: each price row on the fabric its instance is sold with") from None
     if own:
         plan_kwargs = {**plan_kwargs, "network": None}   # the rows whose fabric is unknown: the default
         skip = next((f for f, k in (("--gpu-hours", "gpu_hours"), ("--mfu", "mfu")) if plan_kwargs.get(k) is not None), None)
@@ -494,21 +514,29 @@ def run_cost(plan_kwargs: dict, pricing="on-demand", providers=None, prices_file
     prices = load_prices(prices_file)
     chosen = select(prices, None, pricing, providers, region)   # validates names before the slower part
     plan = with_overhead(plan_training(**plan_kwargs), virtualization_overhead)
-    if region is None:
-        from cost_models.cost import GPUS_PER_NODE
+    from cost_models.cost import GPUS_PER_NODE, cheapest_billed
 
+    if region is None and not own:   # own: each region's bill on its own fabric chooses (below)
         chosen = cheapest_regions(chosen, plan.gpus, GPUS_PER_NODE)
     fabric_plans = None
     if own:
-        plan, fabric_plans = plans_per_fabric(plan, chosen, plan_kwargs, virtualization_overhead)
+        plan, fabric_plans = plans_per_fabric(plan, chosen, plan_kwargs, virtualization_overhead, prices)
     ref = today()
-    rows = price_rows(plan, chosen, ref, stale_months, fabric_plans)
+    rows = price_rows(plan, chosen, ref, stale_months, fabric_plans, instances=prices)
+    if own and region is None:
+        rows = cheapest_billed(rows, chosen, plan.gpus, GPUS_PER_NODE)
+        used = {(r["provider"], r["gpu"], r["pricing"], r["region"]) for r in rows}
+        chosen = [p for p in chosen if (p.provider, p.gpu, p.pricing, p.region) in used]
+        nets = list(dict.fromkeys(r["network"] for r in rows))
+        if rows and plan.assumptions["network"] not in nets:   # the region chosen runs another: describe that
+            plan = fabric_plans[nets[0]]
+        fabric_plans = {net: p for net, p in fabric_plans.items() if net in nets and net != plan.assumptions["network"]}
     if warn_age:
         warn_stale([p for p in chosen if p.gpu == plan.gpu.name], ref, stale_months, command)
     for r in rows:
         r["_age"] = age_text(r["age_days"], r["stale"])
     note = None if rows else _no_price_note(plan, prices, pricing, providers, region)
-    prices_line = PRICES_LINE
+    prices_line = PRICES_LINE if not own or region else OWN_PRICES_LINE
     if any(r["pricing"] == "spot" for r in rows):
         from cost_models.prices import SPOT_NOTE
         prices_line += f"\nspot        {SPOT_NOTE.removeprefix('spot: ')}"
@@ -516,7 +544,8 @@ def run_cost(plan_kwargs: dict, pricing="on-demand", providers=None, prices_file
         prices_line += "\n" + TERM_LINE + "; `you pay` = the larger: the offers that sell the cluster first, each block ranked by it"
     if any(r["offer"] for r in rows):
         from cost_models.cost import offer_note
-        prices_line += f"\noffer       {offer_note(plan)}"
+        nets = list(dict.fromkeys(r["network"] for r in rows if r["offer"] and r["network"]))
+        prices_line += f"\noffer       {offer_note(plan, nets)}"
     if fmt == "table":
         if rows:
             emit(rows, table_columns(rows), fmt, out)

@@ -197,11 +197,12 @@ def _network_text(row) -> str:
     own = row.get("fabric_rows")
     if own is None:
         return row["network"]
-    others = "; ".join(f"{', '.join(x['providers'])} on {net} ({si(x['gpu_hours'])} GPU-hours)"
+    others = "; ".join(f"{', '.join(x['providers'])} on {net} ({si(x['gpu_hours'])} GPU-hours"
+                       + (f"; {x['idle_gpus']}" if x.get("idle_gpus") else "") + ")"
                        for net, x in own.items() if x["providers"])
     return (f"{row['network']}, each price row on its own fabric (--network own)"
-            + (f": {others}; cost min/max bill each row its own, GPU-hours and days are {row['network']}'s"
-               if others else ": none is sold on another that costbench knows"))
+            + (f": {others}; cost min/max bill each row its own; the row's GPU-hours, days, layout and exposed "
+               f"comm are {row['network']}'s" if others else ": every price row on it"))
 
 
 def _layout(row) -> str:
@@ -255,7 +256,7 @@ def _print_table(doc, out) -> None:
             parts = ([_network_text(r)] if r["network"] != str(r["value"]) else []) + (
                 [f"{r['overlap']:.0%} of the data-parallel traffic hidden under compute"]
                 if r.get("overlap") is not None else [])
-            lines.append(f"network     {r['value']}: {'; '.join(parts) or r['network']}")
+            lines.append(f"network     {value_label(r['value'])}: {'; '.join(parts) or r['network']}")
     elif first.get("network") is not None:   # None: --mfu/--gpu-hours set the pace, no fabric modelled
         lines.append(f"network     {_network_text(first)}")
     for r in fitting:

@@ -724,7 +724,8 @@ def plan_training(model=DEFAULT_MODEL, gpu: str | GpuSpec = DEFAULT_GPU, gpus: i
 
 
 def price_rows(plan: TrainingPlan, prices: list[Price], ref_date=None,
-               stale_months: float = DEFAULT_STALE_MONTHS, fabric_plans: dict | None = None) -> list[dict]:
+               stale_months: float = DEFAULT_STALE_MONTHS, fabric_plans: dict | None = None,
+               instances: list[Price] | None = None) -> list[dict]:
     """One row per price for the plan's GPU: cost = GPU-hours x $/GPU-hour; billed_usd = the larger
     of cost and the term's commitment; rows that sell a cluster of the plan's size first, then the
     smallest bill first.
@@ -738,11 +739,12 @@ def price_rows(plan: TrainingPlan, prices: list[Price], ref_date=None,
     fabric_plans: network name -> the plan timed on that fabric (--network own; row_fabrics names
     them): a row whose instance is sold on one of them is billed that plan's hours and days, and
     `network` says which; the rest are `plan`'s. Every row carries its gpu_hours and wall_clock_days.
+    instances: the prices to find a reserved row's on-demand instance in (default `prices`): all
+    that were loaded, where `prices` were filtered to one pricing kind.
     """
     ref = ref_date or today()
     rows = []
-    # once per table, and only where a row may need it (a reserved row names no instance)
-    on_demand = _on_demand_instances(prices) if any(p.pricing != "on-demand" for p in prices) else {}
+    on_demand = _instances_once(prices, instances)
     for p in prices:
         if p.gpu != plan.gpu.name:
             continue
@@ -772,6 +774,12 @@ def price_rows(plan: TrainingPlan, prices: list[Price], ref_date=None,
                                        r["region"]))
 
 
+def _instances_once(prices: list[Price], instances: list[Price] | None) -> dict:
+    """_on_demand_instances once per table, and only where a row may need it (a reserved row names
+    no instance)."""
+    return _on_demand_instances(instances or prices) if any(p.pricing != "on-demand" for p in prices) else {}
+
+
 def _on_demand_instances(prices: list[Price]) -> dict:
     """(provider, gpu, region) -> (instance, network) of the on-demand rows whose source names an
     instance: the catalog's, replaced by the prices in use (a --prices file's). A reserved row's
@@ -780,15 +788,29 @@ def _on_demand_instances(prices: list[Price]) -> dict:
     from cost_models.prices import catalog_prices
 
     return {(q.provider, q.gpu, q.region): found for q in [*catalog_prices(), *prices]
-            if q.pricing == "on-demand" and (found := instance_fabric(q.source))}
+            if q.pricing == "on-demand" and (found := instance_fabric(q.source, q.gpu))}
 
 
 def _sold_on(p: Price, on_demand: dict) -> tuple[str, str] | None:
-    """(instance, network) the row's instance is sold with: its source's (networks.instance_fabric),
-    else its on-demand row's; None where costbench does not know it."""
+    """(instance, network) the row's instance is sold with: its source's (networks.instance_fabric,
+    an instance of the row's GPU), else its on-demand row's; None where costbench does not know it."""
     from cost_models.networks import instance_fabric
 
-    return instance_fabric(p.source) or on_demand.get((p.provider, p.gpu, p.region))
+    return instance_fabric(p.source, p.gpu) or on_demand.get((p.provider, p.gpu, p.region))
+
+
+def cheapest_billed(rows: list[dict], prices: list[Price], gpus: int, node_gpus: int = GPUS_PER_NODE) -> list[dict]:
+    """price_rows' rows cut to one per provider x GPU x pricing kind, as prices.cheapest_regions
+    chooses (offers closer to a cluster of `gpus` first, ties by region) but by the bill rather than
+    the rate: with --network own, a region selling another instance on a faster fabric can cost
+    less at a higher rate (GCP's A3 Mega against A3 High). Keeps the rows' order."""
+    gaps = {(p.provider, p.gpu, p.pricing, p.region): p.cluster_gaps(gpus, node_gpus) for p in prices}
+    best = {}
+    for r in sorted(rows, key=lambda r: (*gaps.get((r["provider"], r["gpu"], r["pricing"], r["region"]),
+                                                   (False, False)), r["billed_usd"], r["region"])):
+        best.setdefault((r["provider"], r["gpu"], r["pricing"]), r)
+    keep = {id(r) for r in best.values()}
+    return [r for r in rows if id(r) in keep]
 
 
 def _own_fabric(found: tuple[str, str] | None, plan: TrainingPlan) -> dict:
@@ -800,23 +822,24 @@ def _own_fabric(found: tuple[str, str] | None, plan: TrainingPlan) -> dict:
     return {"fabric": net, "fabric_instance": instance}
 
 
-def row_fabrics(plan: TrainingPlan, prices: list[Price]) -> list[str]:
+def row_fabrics(plan: TrainingPlan, prices: list[Price], instances: list[Price] | None = None) -> list[str]:
     """The network each of the plan's GPU's price rows runs on when each is timed on its own
     (--network own): its instance's fabric (_sold_on), else the one the plan was timed on; each
     once, in the order of the rows. Empty without the step model (--mfu, --gpu-hours: no fabric is
-    modelled)."""
+    modelled). instances: as price_rows'."""
     timed = plan.assumptions.get("network")
     if timed is None:
         return []
-    on_demand = _on_demand_instances(prices) if any(p.pricing != "on-demand" for p in prices) else {}
+    on_demand = _instances_once(prices, instances)
     found = (_sold_on(p, on_demand) for p in prices if p.gpu == plan.gpu.name)
     return list(dict.fromkeys(f[1] if f else timed for f in found))
 
 
-def offer_note(plan: TrainingPlan) -> str:
+def offer_note(plan: TrainingPlan, networks: list[str] | None = None) -> str:
     """Why a row with an `offer` mark is priced as it is: the time side is a cluster of the plan's size
-    in NVLink nodes on a fabric, which small instances or a marketplace do not sell."""
-    fabric = plan.assumptions.get("network", "the assumed fabric")
+    in NVLink nodes on a fabric (`networks`: the offer rows', where --network own timed them on
+    several), which small instances or a marketplace do not sell."""
+    fabric = " or ".join(networks or []) or plan.assumptions.get("network", "the assumed fabric")
     return (f"rows marked in 'offer' sell instances of fewer than {GPUS_PER_NODE} GPUs or a marketplace host's GPUs: "
             f"the time is for {plan.gpus:,} GPUs in {GPUS_PER_NODE}-GPU NVLink nodes on {fabric}, which they do not "
             f"sell; their cost is those GPU-hours at their rate, not a quote for such a cluster")

@@ -58,10 +58,19 @@ def find_network(name: str) -> Network:
 INSTANCE_FABRICS = {"a3-highgpu-8g": "gcp-a3-high", "a3-megagpu-8g": "gcp-a3-mega", "a3-ultragpu-8g": "gcp-rdma-3200",
                     "a4-highgpu-8g": "gcp-rdma-3200", "a2-ultragpu-8g": "gcp-a2", "a2-highgpu-8g": "gcp-a2",
                     "p5.48xlarge": "efa-3200"}
-_INSTANCE = re.compile("|".join(rf"(?<![\w.-]){re.escape(name)}(?![\w-])" for name in INSTANCE_FABRICS))
+# the GPU each instance holds (the start of its GPU catalog name): a row of another GPU naming one is
+# not that instance (a B200 row whose source mentions p5.48xlarge is not on its EFA)
+INSTANCE_GPUS = {"a3-highgpu-8g": "H100", "a3-megagpu-8g": "H100", "a3-ultragpu-8g": "H200", "a4-highgpu-8g": "B200",
+                 "a2-ultragpu-8g": "A100", "a2-highgpu-8g": "A100", "p5.48xlarge": "H100"}
+_INSTANCE = re.compile("|".join(rf"(?<![\w.-]){re.escape(name)}(?![\w-])" for name in INSTANCE_FABRICS),
+                       re.IGNORECASE)
 
 
-def instance_fabric(source: str) -> tuple[str, str] | None:
-    """(instance, network name) for the first instance of INSTANCE_FABRICS a price row's source names, else None."""
-    found = _INSTANCE.search(source or "")
-    return (found.group(0), INSTANCE_FABRICS[found.group(0)]) if found else None
+def instance_fabric(source: str, gpu: str | None = None) -> tuple[str, str] | None:
+    """(instance, network name) for the first instance of INSTANCE_FABRICS a price row's source names
+    (in any case), else None; with `gpu`, only an instance that holds that GPU."""
+    for found in _INSTANCE.finditer(source or ""):
+        name = found.group(0).lower()
+        if gpu is None or gpu.upper().startswith(INSTANCE_GPUS[name]):
+            return name, INSTANCE_FABRICS[name]
+    return None

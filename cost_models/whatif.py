@@ -46,7 +46,8 @@ def _fabric_rows(cost: dict):
     if plans is None:
         return None
     return {net: {"providers": list(dict.fromkeys(r["provider"] for r in cost.get("rows") or [] if r.get("network") == net)),
-                  "gpu_hours": p["gpu_hours"]} for net, p in plans.items()}
+                  "gpu_hours": p["gpu_hours"], "idle_gpus": (p.get("assumptions") or {}).get("idle_gpus")}
+            for net, p in plans.items()}
 
 
 def row(value, cost: dict, measured: bool = False, measured_from: str | None = None) -> dict:
