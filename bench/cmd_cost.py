@@ -479,6 +479,22 @@ def json_doc(plan, rows, note=None, fabric_plans=None) -> dict:
     }
 
 
+def _cheapest_bills(plan, rows, chosen, fabric_plans):
+    """--network own without --region: each provider's region with the lowest bill on its own fabric
+    (cost_models.cost.cheapest_billed), and the plans and prices of the rows kept: (plan the summary
+    describes, rows, their prices, fabric_plans)."""
+    from cost_models.cost import GPUS_PER_NODE, cheapest_billed
+
+    rows = cheapest_billed(rows, chosen, plan.gpus, GPUS_PER_NODE)
+    used = {(r["provider"], r["gpu"], r["pricing"], r["region"]) for r in rows}
+    chosen = [p for p in chosen if (p.provider, p.gpu, p.pricing, p.region) in used]
+    nets = list(dict.fromkeys(r["network"] for r in rows))
+    if rows and plan.assumptions["network"] not in nets:   # the regions chosen run another: describe that
+        plan = fabric_plans[nets[0]]
+    return plan, rows, chosen, {net: p for net, p in fabric_plans.items()
+                                if net in nets and net != plan.assumptions["network"]}
+
+
 def run_cost(plan_kwargs: dict, pricing="on-demand", providers=None, prices_file=None, fmt="table", out=None,
              region=None, stale_months=DEFAULT_STALE_MONTHS, virtualization_overhead=0.0, command="cost",
              warn_age=True):
@@ -486,7 +502,8 @@ def run_cost(plan_kwargs: dict, pricing="on-demand", providers=None, prices_file
     False: no price-age line (whatif gives one for all its values' rows).
 
     Without `region`, each provider x GPU x pricing kind is priced at its cheapest region (the
-    region column names it); with it, only that region's rows. virtualization_overhead:
+    region column names it; with --network own, the one whose bill on its own fabric is the
+    lowest); with it, only that region's rows. virtualization_overhead:
     cost_models.virtualization (0: bare metal).
     """
     from cost_models.cost import plan_training, price_rows
@@ -514,9 +531,9 @@ def run_cost(plan_kwargs: dict, pricing="on-demand", providers=None, prices_file
     prices = load_prices(prices_file)
     chosen = select(prices, None, pricing, providers, region)   # validates names before the slower part
     plan = with_overhead(plan_training(**plan_kwargs), virtualization_overhead)
-    from cost_models.cost import GPUS_PER_NODE, cheapest_billed
-
     if region is None and not own:   # own: each region's bill on its own fabric chooses (below)
+        from cost_models.cost import GPUS_PER_NODE
+
         chosen = cheapest_regions(chosen, plan.gpus, GPUS_PER_NODE)
     fabric_plans = None
     if own:
@@ -524,13 +541,7 @@ def run_cost(plan_kwargs: dict, pricing="on-demand", providers=None, prices_file
     ref = today()
     rows = price_rows(plan, chosen, ref, stale_months, fabric_plans, instances=prices)
     if own and region is None:
-        rows = cheapest_billed(rows, chosen, plan.gpus, GPUS_PER_NODE)
-        used = {(r["provider"], r["gpu"], r["pricing"], r["region"]) for r in rows}
-        chosen = [p for p in chosen if (p.provider, p.gpu, p.pricing, p.region) in used]
-        nets = list(dict.fromkeys(r["network"] for r in rows))
-        if rows and plan.assumptions["network"] not in nets:   # the region chosen runs another: describe that
-            plan = fabric_plans[nets[0]]
-        fabric_plans = {net: p for net, p in fabric_plans.items() if net in nets and net != plan.assumptions["network"]}
+        plan, rows, chosen, fabric_plans = _cheapest_bills(plan, rows, chosen, fabric_plans)
     if warn_age:
         warn_stale([p for p in chosen if p.gpu == plan.gpu.name], ref, stale_months, command)
     for r in rows:
