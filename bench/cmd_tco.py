@@ -37,12 +37,17 @@ def _pct(value) -> str:
     return text
 
 
+def _share(u: float) -> str:
+    """A utilisation as typed: 70%, 85.5%, 0.1% (0.001 printed as 0%)."""
+    return f"{u * 100:.3g}%"
+
+
 def _years(value) -> str:
     return "never" if value is None else f"{value:.2f}"
 
 
 COLUMNS = [("provider", "provider", ""), ("pricing", "pricing", ""), ("region", "region", ""),
-           ("usd_per_gpu_hour", "$/GPU-h", ".2f"), ("break_even_utilization", "owning wins above", _pct),
+           ("usd_per_gpu_hour", "$/GPU-h", ".2f"), ("_wins", "owning wins", ""),
            ("saving_usd_over_life", "saving per GPU over life", usd),
            ("payback_years", "payback if rented out (years)", _years),
            ("_age", "age", "")]
@@ -128,12 +133,34 @@ def _rows(gpu, prices, ref, stale_months) -> list[dict]:
     read as current: hostile tester)."""
     from cost_models.prices import age_days, is_stale
 
-    return [{"provider": p.provider, "pricing": p.pricing, "region": p.region, "usd_per_gpu_hour": p.usd_per_gpu_hour,
-             "break_even_utilization": gpu.break_even_utilization(p.usd_per_gpu_hour),
-             "saving_usd_over_life": gpu.saving_usd_over_life(p.usd_per_gpu_hour),
-             "payback_years": gpu.payback_years(p.usd_per_gpu_hour), "as_of": p.as_of,
-             "age_days": age_days(p, ref), "stale": is_stale(p, ref, stale_months), "source": p.source}
-            for p in sorted(prices, key=lambda p: (p.usd_per_gpu_hour, p.provider))]
+    from cost_models.prices import TERM_HOURS
+
+    def row(p):
+        # a reservation is paid for every hour of its term: owning is then set against price /
+        # utilisation per used hour, wins below a utilisation (its power follows use), and a GPU
+        # rented out on such a term is paid every hour (a 58% "owning wins above" at $1.93 was the
+        # on-demand reading of a reserved-3y row)
+        term = p.pricing in TERM_HOURS
+        price = p.usd_per_gpu_hour
+        return {"provider": p.provider, "pricing": p.pricing, "region": p.region, "usd_per_gpu_hour": price,
+                "committed": term, "owning_wins": "below" if term else "above",
+                "break_even_utilization": gpu.break_even_committed(price) if term else gpu.break_even_utilization(price),
+                "saving_usd_over_life": gpu.saving_usd_over_life(price, committed=term),
+                "payback_years": gpu.payback_years(price, 1.0 if term else None), "as_of": p.as_of,
+                "age_days": age_days(p, ref), "stale": is_stale(p, ref, stale_months), "source": p.source}
+
+    return [row(p) for p in sorted(prices, key=lambda p: (p.usd_per_gpu_hour, p.provider))]
+
+
+def _wins(row) -> str:
+    """'above 58%' (owning is cheaper above that utilisation), 'below 80%' (against a term price),
+    'always', or '-' (never)."""
+    u = row["break_even_utilization"]
+    if u is None:
+        return "-"
+    if row.get("owning_wins") == "below":
+        return "always" if u >= 1 else f"below {_pct(u)}"
+    return f"above {_pct(u)}"
 
 
 def _provider_side(gpu, rental_prices) -> dict:
@@ -205,7 +232,7 @@ def _print(doc, out) -> None:
         out.write(footer_text(text.split("\n"), out, indent=None) + "\n")
 
     u = doc["utilization"]
-    say(f"owned {doc['gpu']}: ${doc['owned_usd_per_gpu_hour']:.4f} per used GPU-hour at {u:.0%} utilisation "
+    say(f"owned {doc['gpu']}: ${doc['owned_usd_per_gpu_hour']:.4f} per used GPU-hour at {_share(u)} utilisation "
         f"= capital+opex ${b['fixed_usd_per_used_hour']:.4f} + power ${b['power_usd_per_used_hour']:.4f}")
     say(f"  capital ${b['capital_usd_per_year']:,.0f}/year = depreciation ${b['depreciation_usd_per_year']:,.0f} "
         f"+ interest ${b['interest_usd_per_year']:,.0f}; opex ${b['opex_usd_per_year']:,.0f}/year")
@@ -217,22 +244,25 @@ def _print(doc, out) -> None:
     say("")
     run = doc.get("run")
     if doc["rows"]:
-        rows = [{**r, "_age": age_text(r["age_days"], r["stale"]),
+        rows = [{**r, "_age": age_text(r["age_days"], r["stale"]), "_wins": _wins(r),
                  "_run": run["gpu_hours"] * r["usd_per_gpu_hour"] if run else None} for r in doc["rows"]]
         columns = COLUMNS[:4] + ([("_run", "the run rented", usd)] if run else []) + COLUMNS[4:]
         out.write(format_table(rows, columns) + "\n")
-        say(f"  saving per GPU over life: renting the same used hours minus owning, at {u:.0%} utilisation over "
+        say(f"  saving per GPU over life: renting the same used hours minus owning, at {_share(u)} utilisation over "
             f"{side['life_years']:g} years (negative: owning costs more); payback: renting the GPU out at "
-            "that price\n")
+            "that price" + ("; a reserved row is paid for every hour of its term: each used hour costs its rate / "
+                            "utilisation, owning wins below a utilisation (its power follows use), and a GPU "
+                            "rented out on such a term is paid every hour" if any(r["committed"] for r in rows)
+                            else "") + "\n")
     else:
         say(f"no catalog prices for {doc['gpu']} with these filters\n")
     if run:
         capex = (f"; buying its {run['gpus']:,} GPUs is {usd(run['capex_usd'])} up front" if run["gpus"] else "")
         say(f"this run: {si(run['gpu_hours'])} GPU-hours owned cost {usd(run['owned_usd'])} at "
             f"${doc['owned_usd_per_gpu_hour']:.2f} per used GPU-hour (its share of the fleet's cost at "
-            f"{u:.0%} utilisation){capex}; rented: the table's 'the run rented' column\n")
+            f"{_share(u)} utilisation){capex}; rented: the table's 'the run rented' column\n")
     say(f"provider's side: the rental price that pays back capex and interest within {side['life_years']:g} "
-        f"years is ${side['payback_price_usd_per_gpu_hour']:.2f}/GPU-hour at {u:.0%} utilisation ("
+        f"years is ${side['payback_price_usd_per_gpu_hour']:.2f}/GPU-hour at {_share(u)} utilisation ("
         + ", ".join(f"${p:.2f} at {float(k):.0%}" for k, p in side["payback_price_by_utilization"].items()) + ")")
     for p in side["payback"]:
         lives = p["underwater_by_life_years"]
@@ -240,8 +270,9 @@ def _print(doc, out) -> None:
         state = (f"underwater on a {', '.join(under)}-year life" if under else
                  f"pays back within {', '.join(lives)} years")
         years = "never" if p["payback_years"] is None else f"in {_years(p['payback_years'])} years"
-        say(f"  renting out at ${p['usd_per_gpu_hour']:.2f}/GPU-hour: payback {years} "
-            f"at {u:.0%} ({state})")
+        rate = p["usd_per_gpu_hour"]   # as given where cents would merge two prices the user told apart
+        shown = f"{rate:.2f}" if round(rate, 2) == rate else f"{rate:.6g}"
+        say(f"  renting out at ${shown}/GPU-hour: payback {years} at {_share(u)} ({state})")
     s = doc["sensitivity"]
     rows = [{"life": f"{life:g} years", **{str(u): v for u, v in zip(s["utilization"], vals)}}
             for life, vals in zip(s["life_years"], s["owned_usd_per_gpu_hour"])]

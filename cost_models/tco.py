@@ -128,10 +128,23 @@ class OwnedGpu:
         u = self.fixed_usd_per_year / (HOURS_PER_YEAR * margin)
         return u if u <= 1 else None
 
-    def saving_usd_over_life(self, rental_usd_per_hour: float) -> float:
-        """Renting the same used hours minus owning, over the life (negative: owning loses)."""
+    def break_even_committed(self, rental_usd_per_hour: float) -> float | None:
+        """Against a term price (a reservation, paid every hour of the term whether the GPU works or
+        not): both sides are then mostly fixed, and owning, whose power is paid only for the hours
+        it works, is cheaper BELOW this utilisation: fixed + power x 8760 u < price x 8760. 1.0: at
+        any utilisation; None: never (the term costs less than owning's fixed part alone)."""
+        margin = rental_usd_per_hour - self.fixed_usd_per_year / HOURS_PER_YEAR
+        if margin <= 0:
+            return None
+        power = self.power_usd_per_used_hour
+        return 1.0 if power == 0 else min(1.0, margin / power)
+
+    def saving_usd_over_life(self, rental_usd_per_hour: float, committed: bool = False) -> float:
+        """Renting the same used hours minus owning, over the life (negative: owning loses).
+        committed: a term price, paid for every hour, so each used hour costs price / utilisation."""
         used_hours = HOURS_PER_YEAR * self.utilization * self.life_years
-        return (rental_usd_per_hour - self.owned_usd_per_gpu_hour()) * used_hours
+        rent = rental_usd_per_hour / self.utilization if committed else rental_usd_per_hour
+        return (rent - self.owned_usd_per_gpu_hour()) * used_hours
 
     # --- the provider's side ---------------------------------------------------------------
     def net_cash_usd_per_year(self, rental_usd_per_hour: float, utilization: float | None = None) -> float:

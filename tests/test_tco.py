@@ -129,6 +129,7 @@ def test_tco_json_has_rows_provider_side_and_sensitivity(capsys, monkeypatch):
                           "saving_usd_over_life"}
         gpu = OwnedGpu(**{k: v["value"] for k, v in doc["assumptions"].items()})
         assert r["break_even_utilization"] == pytest.approx(gpu.break_even_utilization(r["usd_per_gpu_hour"]))
+        assert r["owning_wins"] == "above" and not r["committed"]
     two, six = doc["provider_side"]["payback"]
     assert two["usd_per_gpu_hour"] == 2 and six["usd_per_gpu_hour"] == 6.16
     assert two["payback_years"] > six["payback_years"]
@@ -139,7 +140,7 @@ def test_tco_json_has_rows_provider_side_and_sensitivity(capsys, monkeypatch):
 def test_tco_table(capsys):
     code, out, _ = run(capsys, "tco", "--rental-price", "2")
     assert code == 0
-    assert "owned H100-SXM" in out and "owning wins above" in out and "life x utilisation" in out
+    assert "owned H100-SXM" in out and "owning wins" in out and "life x utilisation" in out
     assert "70% to 85%" in out and "payback" in out
 
 
@@ -220,3 +221,33 @@ def test_a_training_runs_hours_owned_and_rented(capsys, monkeypatch):
     code, _, err = run(capsys, "tco", "--gpus", "16")
     assert code == 2 and err.count("\n") == 1 and "--gpus: give the run's --gpu-hours too" in err
     assert json.loads(run(capsys, "tco", "--format", "json")[1])["run"] is None
+
+
+def test_a_reserved_price_is_paid_every_hour_of_its_term(capsys, tmp_path):
+    """A reserved-3y row at $1.93 read as a per-used-hour price said "owning wins above 58%" at 70%
+    utilisation; paid for every hour, it costs $1.93 / 0.7 = $2.76 per used hour, and owning wins."""
+    gpu = OwnedGpu(capex_usd=30000, life_years=4, power_kw=0.7, pue=1.3, usd_per_kwh=0.08, utilization=0.5)
+    fixed_hour = 7500 / 8760                     # straight-line capital per hour of the year
+    power = 0.7 * 1.3 * 0.08                     # $0.0728 per used hour
+    # owning wins while fixed + power x 8760 u < price x 8760: below (price - fixed/h) / power
+    assert gpu.break_even_committed(0.9) == pytest.approx((0.9 - fixed_hour) / power)
+    assert gpu.break_even_committed(2.0) == 1.0  # at any utilisation
+    assert gpu.break_even_committed(0.8) is None  # the term costs less than owning's fixed part
+    used = 8760 * 0.5 * 4
+    assert gpu.saving_usd_over_life(2.0, committed=True) == pytest.approx((2.0 / 0.5 - gpu.owned_usd_per_gpu_hour()) * used)
+    path = tmp_path / "prices.csv"
+    path.write_text("provider,gpu,pricing,usd_per_gpu_hour,as_of,source\n"
+                    "r,H100-SXM,reserved-3y,0.9,2026-11,test\nr,H100-SXM,on-demand,0.9,2026-11,test\n")
+    args = ["tco", "--prices", str(path), "--providers", "r", "--pricing", "all", "--capex", "30000",
+            "--life-years", "4", "--power-kw", "0.7", "--pue", "1.3", "--usd-per-kwh", "0.08", "--interest", "0",
+            "--utilization", "0.5"]
+    code, out, _ = run(capsys, *args, "--format", "json")
+    rows = {r["pricing"]: r for r in json.loads(out)["rows"]}
+    term, hourly = rows["reserved-3y"], rows["on-demand"]
+    assert code == 0 and term["committed"] and term["owning_wins"] == "below" and hourly["owning_wins"] == "above"
+    assert term["break_even_utilization"] == pytest.approx((0.9 - fixed_hour) / power)
+    assert term["saving_usd_over_life"] > hourly["saving_usd_over_life"]   # the term bills idle hours too
+    assert term["payback_years"] == pytest.approx(gpu.payback_years(0.9, 1.0))
+    code, out, _ = run(capsys, *args)
+    line = next(x for x in out.splitlines() if x.startswith("r ") and "reserved-3y" in x)
+    assert "below" in line and "paid for every hour of its term" in out
