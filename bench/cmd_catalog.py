@@ -289,5 +289,9 @@ def main(args) -> int:
         rows, cols = listing[args.command]()
     else:
         raise InputError(f"cmd_catalog cannot list {args.command!r}")
+    if args.command == "prices" and args.from_skypilot and args.format == "json":
+        # the rows are written for a CSV ('' and 'yes'/'no'); JSON as the listing's: null and booleans
+        rows = [{**r, **{k: None for k in ("usd_low", "usd_high", "as_of") if r.get(k) == ""},
+                 "marketplace": r.get("marketplace") == "yes"} for r in rows]
     emit(rows, cols, args.format, json_doc={"rows": data_rows(rows)})  # one JSON object, as every command's --format json
     return 0

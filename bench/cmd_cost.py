@@ -410,7 +410,7 @@ def _no_price_note(plan, prices, pricing, providers, region=None) -> str:
     who = f" from {', '.join(providers)}" if providers else ""
     where = f" in {region}" if region else ""
     have = sorted({p.gpu for p in select(prices, None, pricing, providers)
-                   if region is None or p.region == region})
+                   if region is None or p.region.casefold() == region.casefold()})
     others = sorted({p.provider for p in select(prices, plan.gpu.name, pricing)})
     return (f"no {kind}prices for {plan.gpu.name}{who}{where}; {'those have ' if who or where else 'GPUs with '}"
             f"{kind}prices for: {', '.join(have) or 'none'}; {plan.gpu.name} {kind}prices exist from: "

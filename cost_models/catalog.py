@@ -105,10 +105,12 @@ def at_most(convert, high: float, why: str):
     return bounded
 
 
-def load_csv(path: str, columns: list[Column]) -> list[dict]:
+def load_csv(path: str, columns: list[Column], ignored: tuple = ()) -> list[dict]:
     """Rows of `path` as dicts of converted values (None for an empty optional cell).
 
     Raises InputError '<path>:<line>: column <c>: <problem>' for a missing file, missing columns,
+    a column the schema does not have (a misspelt `regoin` lost every region without a word; the
+    `ignored` names, which costbench's own CSV output adds, are read past),
     a short (truncated) row, an empty required cell, a control character or a value its converter rejects; and for what
     cost_models.files refuses (not a regular file, too large, not UTF-8) and what the csv module
     does (a cell over its field limit, a NUL byte). A byte-order mark (Excel's) is dropped.
@@ -146,6 +148,15 @@ def load_csv(path: str, columns: list[Column]) -> list[dict]:
     missing = [c.name for c in columns if c.required and c.name not in header]  # optional: may be absent
     if missing:
         raise InputError(f"{path}:{lines[0][0]}: missing column(s) {', '.join(missing)}")
+    names = [c.name for c in columns]
+    unknown = [h for h in header if h and h not in names and h not in ignored]   # '' : a trailing comma
+    if unknown:
+        import difflib
+
+        close = difflib.get_close_matches(unknown[0], [n for n in names if n not in header], n=1)
+        hint = f" (did you mean {close[0]}?)" if close else ""
+        raise InputError(f"{path}:{lines[0][0]}: unknown column {unknown[0]!r}{hint}; the columns are "
+                         f"{', '.join(names)}")
     index = {name: i for i, name in enumerate(header)}
     rows = []
     for lineno, cells in rows_in:

@@ -94,7 +94,9 @@ class Price:
 
     @property
     def key(self) -> tuple:
-        return (self.provider, self.gpu, self.pricing, self.region)
+        # the region in any case: a --prices row for US-EAST-1 replaces the catalog's us-east-1 (it was
+        # listed beside it, and --region us-east-1 kept the catalog's price)
+        return (self.provider, self.gpu, self.pricing, self.region.casefold())
 
     @property
     def ranged(self) -> bool:
@@ -169,7 +171,8 @@ def load_prices(path: str | None = None) -> list[Price]:
     """The catalog's prices, with `path`'s rows (if given) replacing or adding to them."""
     merged = {p.key: p for p in catalog_prices()}
     if path is not None:
-        for p in _rows_to_prices(load_csv(path, _COLUMNS), path, dated=False):
+        # age_days and stale: what `prices --format csv` adds, derived from as_of, so its output loads back
+        for p in _rows_to_prices(load_csv(path, _COLUMNS, ignored=("age_days", "stale")), path, dated=False):
             merged[p.key] = p
     return list(merged.values())
 
@@ -189,11 +192,11 @@ def select(prices: list[Price], gpu: str | None = None, pricing: str = "all",
             wanted.add(name.lower())
     if region is not None:
         regions = sorted({p.region for p in prices if p.region and (wanted is None or p.provider in wanted)})
-        if region not in regions:
+        if region.casefold() not in {r.casefold() for r in regions}:
             raise unknown_name("region", region, regions)
     return [p for p in prices
             if (gpu is None or p.gpu == gpu) and (pricing == "all" or p.pricing == pricing)
-            and (wanted is None or p.provider in wanted) and (region is None or p.region == region)]
+            and (wanted is None or p.provider in wanted) and (region is None or p.region.casefold() == region.casefold())]
 
 
 def cluster_order(p: Price, gpus: int | None, node_gpus: int = 8) -> tuple:

@@ -140,10 +140,20 @@ def read_offers(path: str, provider: str) -> tuple[list[Offer], int]:
     offers, hosts, gpu_rows = [], {}, {}
     for line, r in enumerate(rows, start=2):
         where = f"{path}:{line}"
-        if None in r or any(r.get(c) is None for c in REQUIRED):
+        if None in r:   # DictReader keeps a row's cells past the header under None
+            raise InputError(f"{where}: {len(header) + len(r[None])} cells under a header of {len(header)} columns "
+                             f"(a comma in an unquoted cell?)")
+        if any(r.get(c) is None for c in REQUIRED):
             raise InputError(f"{where}: {len(header)} columns expected (truncated row?)")
+        for column in (*REQUIRED, ZONE):   # what --prices refuses is refused where it is written
+            cell = r.get(column) or ""
+            if not cell.isprintable():
+                bad = next(ch for ch in cell if not ch.isprintable())
+                raise InputError(f"{where}: column {column}: a control character ({bad!r}); not a catalog value")
         instance, accel = r["InstanceType"].strip(), r["AcceleratorName"].strip()
         region, zone = r["Region"].strip(), (r.get(ZONE) or "").strip()
+        if not region and (instance or accel):   # a price row is per region: an empty one cannot be priced
+            raise InputError(f"{where}: column Region: empty")
         price = _money(r["Price"], f"{where}: column Price")
         spot = _money(r["SpotPrice"], f"{where}: column SpotPrice")
         if provider == "gcp" and not instance and accel:

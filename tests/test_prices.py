@@ -4,6 +4,7 @@ staleness warning, CSV formula neutralisation, and the two fixes (low end, empty
 
 import datetime
 import json
+import re
 
 import pytest
 
@@ -367,3 +368,49 @@ def test_instance_gpus_is_bounded_like_every_gpu_count(tmp_path):
     path.write_text("provider,gpu,pricing,usd_per_gpu_hour,as_of,source,instance_gpus\nx,H100-SXM,on-demand,2,2026-11,s,99999999\n")
     with pytest.raises(InputError, match=r"p.csv:2: column instance_gpus: '99999999' is above 1e\+07"):
         load_prices(str(path))
+
+
+@pytest.mark.parametrize("row, problem", [
+    ("p5.48xlarge,H100,8.0,192.0,2048.0,,55.04,9.6,,use1-az1\n", ":2: column Region: empty"),
+    ("p5.48xlarge,H100,8.0,192.0,2048.0,,55.04,9.6,us-e\x01ast-1,use1-az1\n", ":2: column Region: a control character"),
+    ("p5.48xlarge,H100,8.0,192.0,2048.0,,55.04,9.6,us-east-1,use1-az1,extra\n", ":2: 11 cells under a header of 10"),
+])
+def test_skypilot_rows_that_a_price_file_would_refuse_are_refused_where_read(tmp_path, row, problem):
+    """An empty region, a control character (which --prices refuses when the output is read back), a
+    row with a cell too many (once reported as a truncated row)."""
+    with pytest.raises(InputError, match=re.escape(problem)):
+        import_vms(_file(tmp_path, AWS_HEADER + row), "aws")
+
+
+def test_skypilot_json_has_the_listings_types(capsys, tmp_path):
+    code, out, _ = run(capsys, "prices", "--from-skypilot", _file(tmp_path, AWS), "--provider", "aws",
+                       "--format", "json")
+    rows = json.loads(out)["rows"]
+    assert code == 0 and all(r["usd_low"] is None and r["marketplace"] is False for r in rows)
+
+
+def test_a_price_file_with_a_column_costbench_does_not_have_is_refused(capsys, tmp_path):
+    """A misspelt 'regoin' was read past: every row lost its region without a word."""
+    path = tmp_path / "typo.csv"
+    path.write_text("provider,gpu,pricing,usd_per_gpu_hour,regoin\nacme,H100-SXM,on-demand,1.5,us-x\n")
+    code, out, err = run(capsys, "prices", "--prices", str(path))
+    assert code == 2 and out == "" and err.count("\n") == 1
+    assert "typo.csv:1: unknown column 'regoin' (did you mean region?)" in err
+    # what `prices --format csv` writes (age_days, stale) loads back
+    code, out, _ = run(capsys, "prices", "--format", "csv", "--provider", "aws")
+    back = tmp_path / "back.csv"
+    back.write_text(out)
+    assert run(capsys, "prices", "--prices", str(back), "--provider", "aws")[0] == 0
+
+
+def test_a_price_file_row_replaces_the_catalogs_in_any_case_of_its_region(capsys, tmp_path):
+    path = tmp_path / "mine.csv"
+    path.write_text("provider,gpu,pricing,usd_per_gpu_hour,region,as_of,source\n"
+                    "AWS,H100-SXM,on-demand,2.0,US-EAST-1,2026-11,negotiated\n")
+    code, out, _ = run(capsys, "cost", "--prices", str(path), "--providers", "aws", "--region", "us-east-1",
+                       "--format", "json")
+    assert code == 0 and [r["usd_per_gpu_hour"] for r in json.loads(out)["rows"]] == [2.0]
+    path.write_text("provider,gpu,pricing,usd_per_gpu_hour,region,as_of,source\n"
+                    "acme,H100-SXM,on-demand,2.0,us-x,2026-11,a\nacme,H100-SXM,on-demand,2.5,US-X,2026-11,b\n")
+    code, _, err = run(capsys, "prices", "--prices", str(path))
+    assert code == 2 and "mine.csv:3: repeats line 2's" in err
