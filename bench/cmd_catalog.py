@@ -214,7 +214,10 @@ def _price_rows(args):
     from cost_models.hardware import find_gpu
     from cost_models.prices import age_days, is_stale, load_prices, select, today
 
-    gpu = find_gpu(args.gpu).name if args.gpu else None
+    from cost_models.throughput import CPU
+
+    # cpu: the device a --prices file may price (costbench cost --results a CPU run), not a catalog GPU
+    gpu = (CPU if args.gpu.strip().lower() == CPU else find_gpu(args.gpu).name) if args.gpu else None
     chosen = select(load_prices(args.prices), gpu, args.pricing, args.provider, args.region)
     ref = today()
     warn_stale(chosen, ref, args.stale_months, "prices")
@@ -284,7 +287,7 @@ def main(args) -> int:
                              "(each row shows its own as-of date)")
         rows, cols = _price_rows(args)
         if not rows:
-            raise InputError("prices: no rows match --gpu/--provider/--pricing/--region")
+            raise InputError("no price rows match --gpu/--provider/--pricing/--region")
     elif args.command in listing:
         rows, cols = listing[args.command]()
     else:

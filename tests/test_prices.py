@@ -414,3 +414,12 @@ def test_a_price_file_row_replaces_the_catalogs_in_any_case_of_its_region(capsys
                     "acme,H100-SXM,on-demand,2.0,us-x,2026-11,a\nacme,H100-SXM,on-demand,2.5,US-X,2026-11,b\n")
     code, _, err = run(capsys, "prices", "--prices", str(path))
     assert code == 2 and "mine.csv:3: repeats line 2's" in err
+
+
+def test_prices_lists_a_files_cpu_rows(capsys, tmp_path):
+    path = tmp_path / "cpu.csv"
+    path.write_text("provider,gpu,pricing,usd_per_gpu_hour,as_of,source\nmine,cpu,on-demand,0.05,2026-11,laptop\n")
+    code, out, _ = run(capsys, "prices", "--prices", str(path), "--gpu", "CPU", "--format", "json")
+    assert code == 0 and [r["provider"] for r in json.loads(out)["rows"]] == ["mine"]
+    code, _, err = run(capsys, "prices", "--gpu", "cpu")   # the catalog has none
+    assert code == 2 and err.strip() == "costbench prices: error: no price rows match --gpu/--provider/--pricing/--region"
