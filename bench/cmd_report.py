@@ -183,7 +183,7 @@ def build(paths, out: str, model: str = DEFAULT_MODEL, whatif: str | None = None
     (tests draw small ones)."""
     from bench import charts
     from bench.compare import compare_runs, load_usable_runs
-    from bench.results import atomic_write_bytes
+    from bench.results import atomic_write_bytes, signals_deferred
     from cost_models.prices import load_prices
 
     check_out(out)
@@ -233,14 +233,15 @@ def build(paths, out: str, model: str = DEFAULT_MODEL, whatif: str | None = None
     # between writes leaves each file, old or new, recognised as report's own; then only the new
     manifest = {name: [d for d in (current[name], _digest(data)) if d] for name, data in files.items()}
     manifest |= {name: [current[name]] for name in stale}
-    atomic_write_bytes(os.path.join(out, MANIFEST), _manifest_bytes(manifest))
-    for name, data in files.items():
-        atomic_write_bytes(os.path.join(out, name), data)
-        written.append(os.path.join(out, name))
-    for name in stale:
-        os.remove(os.path.join(out, name))
-    final = {name: [_digest(data)] for name, data in files.items()}
-    atomic_write_bytes(os.path.join(out, MANIFEST), _manifest_bytes(final))
+    with signals_deferred():   # a Ctrl-C here lands after the last write: the folder is all old or all new
+        atomic_write_bytes(os.path.join(out, MANIFEST), _manifest_bytes(manifest))
+        for name, data in files.items():
+            atomic_write_bytes(os.path.join(out, name), data)
+            written.append(os.path.join(out, name))
+        for name in stale:
+            os.remove(os.path.join(out, name))
+        final = {name: [_digest(data)] for name, data in files.items()}
+        atomic_write_bytes(os.path.join(out, MANIFEST), _manifest_bytes(final))
     return written
 
 

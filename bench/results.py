@@ -10,6 +10,7 @@ schema version or with a field of the wrong type raises InputError naming the fi
 e.g. "results/x.json: records[3].time_ms.median: expected a number, got 'abc'".
 """
 
+import contextlib
 import datetime
 import json
 import math
@@ -106,6 +107,34 @@ def _fsync_dir(folder: str) -> None:
 def atomic_write_json(path: str, doc: dict, create: bool = False) -> None:
     """atomic_write_bytes of doc as JSON (NaN/inf stored as null)."""
     atomic_write_bytes(path, _serialize(doc), create)
+
+
+@contextlib.contextmanager
+def signals_deferred():
+    """SIGINT and SIGTERM held until the block ends, then acted on as they would have been: files
+    written together in it are all old or all new (a Ctrl-C in `report`'s writes left a new chart
+    beside the old page). Python-level handlers, not a signal mask: a mask on the main thread lets
+    the kernel hand the signal to another thread. Main thread only (elsewhere a plain block);
+    SIGKILL cannot be held: report's manifest covers that."""
+    import signal
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught = []
+    kinds = [k for k in (signal.SIGINT, getattr(signal, "SIGTERM", None)) if k is not None]
+    old = {k: signal.signal(k, lambda signum, frame: caught.append(signum)) for k in kinds}
+    try:
+        yield
+    finally:
+        for k, handler in old.items():
+            signal.signal(k, handler)
+        if caught:
+            handler = old[caught[0]]
+            if callable(handler):          # SIGINT's KeyboardInterrupt, or the CLI's own handler
+                handler(caught[0], None)
+            elif handler == signal.SIG_DFL:
+                signal.raise_signal(caught[0])
 
 
 def atomic_write_bytes(path: str, data: bytes, create: bool = False) -> None:

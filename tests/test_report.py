@@ -288,3 +288,23 @@ def test_run_notes_are_numbered_under_the_side_by_side_table():
     for n, note in enumerate(notes, 1):
         assert f'<p class="note">[{n}] {cmd_report.report_page.escape(note)}</p>' in page
         assert f'<td class="word">[{n}]</td>' in page   # the run's row points at it
+
+
+def test_a_ctrl_c_during_the_writes_lands_after_the_last(monkeypatch, tmp_path):
+    """A SIGINT between two of report's file writes left a new chart beside the old page: the
+    writes run with SIGINT/SIGTERM held, and the interrupt is raised once they are done."""
+    import os
+    import signal
+
+    from bench.results import signals_deferred
+
+    done = []
+    with pytest.raises(KeyboardInterrupt):
+        with signals_deferred():
+            os.kill(os.getpid(), signal.SIGINT)
+            done.append("first")
+            done.append("second")   # still reached: the interrupt waits for the block's end
+    assert done == ["first", "second"]
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler   # restored
+    with signals_deferred():   # nothing caught: nothing raised
+        pass
