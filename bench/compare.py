@@ -371,15 +371,26 @@ def compare_runs(runs: list[tuple[str, dict]], model: str = DEFAULT_MODEL, price
     warn = warn or (lambda _: None)
     find_model(model)  # an unknown model is bad input, not one warning per file
     table = prices if isinstance(prices, list) else load_prices(prices)
-    rows, docs = [], {}
+    rows, docs, skipped, ids = [], {}, [], {}
     for path, doc in runs:
+        run_id = doc.get("run_id")
+        if run_id and run_id in ids:   # a copy of a run is not a second measurement (medians, spread)
+            warn(f"skipped {path}: the same run_id as {ids[run_id]} (a copy?); each run is counted once")
+            continue
         try:
             rows.append(run_row(path, doc, model, table, pricing))
             docs[path] = doc
+            if run_id:
+                ids[run_id] = path
         except InputError as e:  # a field the cost model rejects (a negative MAMF): skip that file
-            warn(f"skipped {e}")
-    if not rows:
-        raise InputError("no usable result files: " + ", ".join(p for p, _ in runs))
+            skipped.append(str(e))
+    if not rows:   # the reason is the error line itself (a warning then a bare error said it twice)
+        for line in skipped[:-1]:
+            warn(f"skipped {line}")
+        more = f" ({len(skipped) - 1} more above)" if len(skipped) > 1 else ""
+        raise InputError(f"no usable result files: {skipped[-1] if skipped else ', '.join(p for p, _ in runs)}{more}")
+    for line in skipped:
+        warn(f"skipped {line}")
     rows = one_cluster_per_setup(rows, docs, model, table, pricing)
     for row in rows:
         if not row["complete"]:   # as cost --results warns: what the run did not measure is the catalog's

@@ -260,3 +260,26 @@ def test_a_merged_rows_parts_and_price_per_pflop_are_its_own(tmp_path):
     assert "attention" in row["catalog_parts"].split(", ") and "attention" not in (row["measured_parts"] or "")
     assert row["note"].count("catalog parts: ") == 1 and f"catalog parts: {row['catalog_parts']}" in row["note"]
     assert row["usd_per_pflop_hour"] == pytest.approx(row["usd_per_gpu_hour"] / (row["mamf_bf16"] / 1000))
+
+
+def test_a_copy_of_a_run_is_counted_once(tmp_path, capsys):
+    """A result file copied beside itself (same run_id) was a second run: n_runs 2 and a zero spread."""
+    path = synthetic.write(tmp_path, "run.json", synthetic.result("gcp/x", run_id="g1"))
+    copy = synthetic.write(tmp_path, "run-copy.json", synthetic.result("gcp/x", run_id="g1"))
+    code, out, err = run(capsys, "compare", path, copy, "--model", "llama3-8b", "--format", "json")
+    assert code == 0
+    rows = json.loads(out)["runs"]
+    assert len(rows) == 1 and rows[0]["n_runs"] == 1
+    assert err.splitlines() == [f"costbench compare: warning: skipped {copy}: the same run_id as {path} (a copy?); "
+                                "each run is counted once"]
+
+
+def test_one_unusable_file_is_one_error_line(tmp_path, capsys):
+    doc = synthetic.result("gcp/x")
+    doc["summary"]["failed_checks"] = "three"   # read, but refused where the row is built
+    path = synthetic.write(tmp_path, "neg.json", doc)
+    code, out, err = run(capsys, "compare", path, "--model", "llama3-8b")
+    assert code == 2 and out == ""
+    lines = err.splitlines()   # the reason once, in the error line (not a warning, then a bare error)
+    assert len(lines) == 1 and lines[0].startswith("costbench compare: error: no usable result files: ")
+    assert "neg.json" in lines[0] and "more above" not in lines[0]

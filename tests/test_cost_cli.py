@@ -366,7 +366,7 @@ def test_print_cost_table_for_the_default_job(capsys, tmp_path):
                                                           "(mixtral-8x7b has 8 experts, top-2)"),
     (["cost", "--results", "/nonexistent/run.json"], "/nonexistent/run.json: no such result file"),
     (["cost", "--dtype", "int4"], "unknown dtype 'int4'"),
-    (["prices", "--provider", "aws", "--gpu", "gb200"], "no rows match"),
+    (["prices", "--provider", "aws", "--gpu", "gb200"], "no price rows match"),
     (["gpus", "--format", "yaml"], "unknown format 'yaml'"),
 ])
 def test_bad_input_is_one_line_exit_2(capsys, argv, needle):
