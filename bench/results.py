@@ -711,6 +711,47 @@ def _plausible_summary(summary: dict, ceiling: float, bad) -> None:
               for op, c in colls.items() if isinstance(c, dict)]
     for where, value, high, low in rates:
         _rate(f"summary.{where}", value, high, bad, low)
+    _derived_ratios(summary, ceiling, bad)
+    _straggler_items(summary.get("stragglers"), bad)
+
+
+def _derived_ratios(summary: dict, ceiling: float, bad) -> None:
+    """A summary's efficiency is its rate over its datasheet peak (summarize): shown and ranked as
+    read, a hand-edited efficiency 50 was printed as 5000% and one on a CPU run (no peak) beside it."""
+    peaks = summary.get("peak_tflops") if isinstance(summary.get("peak_tflops"), dict) else {}
+    mamf = summary.get("mamf_tflops") if isinstance(summary.get("mamf_tflops"), dict) else {}
+    effs = summary.get("efficiency") if isinstance(summary.get("efficiency"), dict) else {}
+    for dtype, peak in peaks.items():
+        if _number(peak) and not 0 < peak <= ceiling:
+            bad(f"summary.peak_tflops.{dtype}", peak, f"is not a datasheet peak (above 0, at most {ceiling:g})")
+    pairs = [(f"efficiency.{d}", e, mamf.get(d), peaks.get(d), f"mamf_tflops.{d} / peak_tflops.{d}")
+             for d, e in effs.items()]
+    pairs.append(("membw_efficiency", summary.get("membw_efficiency"), summary.get("membw_gbps"),
+                  summary.get("hbm_gbps_peak"), "membw_gbps / hbm_gbps_peak"))
+    if _number(summary.get("hbm_gbps_peak")) and not 0 < summary["hbm_gbps_peak"] <= MAX_GBPS:
+        bad("summary.hbm_gbps_peak", summary["hbm_gbps_peak"], f"is not a datasheet bandwidth (above 0, at most "
+            f"{MAX_GBPS:g})")
+    for where, eff, rate, peak, ratio in pairs:
+        if not _number(eff):
+            continue
+        if not (_number(rate) and _number(peak) and peak > 0):
+            bad(f"summary.{where}", eff, f"has no {ratio} beside it (a run on a GPU the catalog knows has both)")
+        if abs(eff - rate / peak) > 0.01 * max(rate / peak, 1e-9):
+            bad(f"summary.{where}", eff, f"is not {ratio} = {rate / peak:.4g}: the summary contradicts itself")
+
+
+def _straggler_items(listed, bad) -> None:
+    """summary.stragglers as bench.stragglers writes them: objects with an integer rank, a host and
+    uuid (strings or null) and a reason (a list [1, "x", null] was printed as three flagged GPUs)."""
+    types = {"rank": (int,), "host": (str, type(None)), "uuid": (str, type(None)), "reason": (str,)}
+    for i, item in enumerate(listed if isinstance(listed, list) else ()):
+        if not isinstance(item, dict):
+            bad(f"summary.stragglers[{i}]", item, "is not an object with rank, host, uuid and reason")
+        for key, allowed in types.items():
+            value = item.get(key)
+            if not isinstance(value, allowed) or isinstance(value, bool):
+                names = " or ".join("null" if t is type(None) else t.__name__ for t in allowed)
+                bad(f"summary.stragglers[{i}].{key}", value, f"expected {names}")
 
 
 def _rate(where: str, value, high: float, bad, low: float = 0) -> bool:

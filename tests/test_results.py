@@ -307,3 +307,32 @@ def test_a_summary_rate_above_every_record_it_summarises_is_refused(tmp_path, fi
     path.write_text(json.dumps(doc))
     with pytest.raises(InputError, match=re.escape(needle)):
         results.load(str(path))
+
+
+@pytest.mark.parametrize("edit, needle", [
+    (lambda s: s["efficiency"].update(bf16=50.0), "summary.efficiency.bf16: 50.0 is not mamf_tflops.bf16 / "
+     "peak_tflops.bf16 = 0.7583: the summary contradicts itself"),
+    (lambda s: s["peak_tflops"].update(bf16=-989.0), "summary.peak_tflops.bf16: -989.0 is not a datasheet peak"),
+    (lambda s: s["peak_tflops"].pop("bf16"), "summary.efficiency.bf16: 0.7583417593528817 has no mamf_tflops.bf16 "
+     "/ peak_tflops.bf16 beside it"),
+    (lambda s: s.update(membw_efficiency=3.0), "summary.membw_efficiency: 3.0 is not membw_gbps / hbm_gbps_peak"),
+    (lambda s: s.update(hbm_gbps_peak=0), "summary.hbm_gbps_peak: 0 is not a datasheet bandwidth"),
+    (lambda s: s.update(stragglers=[1, "x", None]), "summary.stragglers[0]: 1 is not an object with rank, host"),
+    (lambda s: s.update(stragglers=[{"rank": "3", "host": None, "uuid": None, "reason": "slow"}]),
+     "summary.stragglers[0].rank: '3' expected int"),
+    (lambda s: s.update(stragglers=[{"rank": 3, "host": 7, "uuid": None, "reason": "slow"}]),
+     "summary.stragglers[0].host: 7 expected str or null"),
+])
+def test_a_summarys_efficiency_and_stragglers_are_what_summarize_writes(tmp_path, edit, needle):
+    """Shown and ranked as read: an efficiency of 50 was printed as 5000% and a stragglers list
+    [1, "x", null] as three flagged GPUs (hostile tester)."""
+    from tests import synthetic
+
+    doc = synthetic.result()
+    path = synthetic.write(tmp_path, "ok.json", doc)
+    assert results.load(path)["summary"]["efficiency"]["bf16"] == pytest.approx(750 / 989)
+    doc["summary"]["stragglers"] = [{"rank": 3, "host": "ip-10-0-0-7", "uuid": None, "reason": "slow"}]
+    results.load(synthetic.write(tmp_path, "flagged.json", doc))
+    edit(doc["summary"])
+    msg = load_error(synthetic.write(tmp_path, "edited.json", doc))
+    assert needle in msg and msg.startswith(str(tmp_path / "edited.json"))
