@@ -632,10 +632,35 @@ def _plausible(doc: dict, path: str) -> None:
             bad(f"summary.{where}", value, f"exceeds every {what} record (best {found:g}): the summary "
                 "contradicts the records")
     _consistent_world(doc, bad)
+    _layer_identity(doc, bad)
     failed = sum(1 for rec in doc["records"] if not record_ok(rec))
     if _integer(summary.get("failed_checks")) and summary["failed_checks"] < failed:
         bad("summary.failed_checks", summary["failed_checks"], f"but {failed} records failed their check: the "
             "summary contradicts the records")
+
+
+LAYER_IDENTITY = ("model", "tp", "tokens", "width_divisor", "shape")
+
+
+def _layer_identity(doc: dict, bad) -> None:
+    """summary.layer names the layer its records measured (summarize_layer takes them from the first
+    record of its dtype): a hand-edited model llama3-70b beside records of llama3-8b's shapes had
+    the cost model read 8B rates as 70B's measured ones."""
+    layer = (doc.get("summary") or {}).get("layer")
+    if not isinstance(layer, dict):
+        return
+    blocks = [("layer", layer)] + [(f"layer.by_dtype.{d}", b) for d, b in (layer.get("by_dtype") or {}).items()
+                                    if isinstance(b, dict)]
+    for where, block in blocks:
+        first = next((r for r in doc["records"] if r.get("op") in LAYER_OPS and r.get("dtype") == block.get("dtype")),
+                     None)
+        if first is None:   # a summary-only file: nothing to compare with
+            continue
+        for key in LAYER_IDENTITY:
+            expected = first.get(key, 1) if key == "width_divisor" else first.get(key)
+            if key in block and block[key] != expected:
+                bad(f"summary.{where}.{key}", block[key], f"but its records measured {_show(expected)}: the "
+                    "summary contradicts the records")
 
 
 def _consistent_world(doc: dict, bad) -> None:

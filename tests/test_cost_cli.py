@@ -266,7 +266,7 @@ def test_a_measured_layer_that_beat_its_roofline_never_prices_past_the_peak(caps
     flops = 2 * 8192 * 768 * 4096
     doc["records"] = [{"op": "gemm", "dtype": "bf16", "model": "llama3-8b", "tp": 8, "tokens": 8192, "name": "qkv",
                        "pass": "fprop", "m": 8192, "n": 768, "k": 4096, "layout": "TN", "flops": flops, "per": "layer",
-                       "tflops": 0.85, "correct": True, "max_rel_err": 1e-3,
+                       "tflops": 0.85, "correct": True, "max_rel_err": 1e-3, "shape": synthetic.layer_shape("llama3-8b"),
                        "time_ms": synthetic.time_stats(1e3 * flops / 0.85e12)}]
     path = synthetic.write_text(tmp_path, "fast.json", json.dumps(doc))
     plan = _plan(capsys, "--results", path, "--model", "llama3-8b", "--tp", "1", "--tokens", "1B", "--gpus", "64")

@@ -285,6 +285,10 @@ def _layer_record(op, dtype="bf16", rate=1.0):
     ("layer.attention_tflops", 9999.0, "summary.layer.attention_tflops: 9999.0 exceeds every bf16 layer attention"),
     ("layer.elementwise_gbps", 500.0, "summary.layer.elementwise_gbps: 500.0 exceeds every bf16 layer elementwise"),
     ("layer.by_dtype.fp32.gemm_tflops", 70.0, "summary.layer.by_dtype.fp32.gemm_tflops: 70.0 exceeds every fp32"),
+    # the layer it names is the one its records measured (8B rates were read as 70B's)
+    ("layer.model", "llama3-70b", "summary.layer.model: 'llama3-70b' but its records measured 'llama3-8b'"),
+    ("layer.tp", 8, "summary.layer.tp: 8 but its records measured 1: the summary contradicts the records"),
+    ("layer.by_dtype.fp32.tokens", 9, "summary.layer.by_dtype.fp32.tokens: 9 but its records measured 256"),
 ])
 def test_a_summary_rate_above_every_record_it_summarises_is_refused(tmp_path, field, value, needle):
     """The cost model reads these rates from the summary; each is a best or a total work over total
