@@ -253,6 +253,21 @@ def _prog(command) -> str:
     return f"costbench{' ' + command if command else ''}"
 
 
+def glue_negative_values(argv: list) -> list:
+    """`--tokens -1T` as `--tokens=-1T`: argparse takes a value after an option for an option itself
+    unless it is a plain number (-8), so a negative 70B or 1e9 was "expected one argument", hiding
+    the problem (its sign) that the option's own check names."""
+    out = []
+    for i, arg in enumerate(argv):
+        if arg == "--":
+            return out + argv[i:]
+        if out and out[-1].startswith("--") and "=" not in out[-1] and re.match(r"-\.?\d", arg):
+            out[-1] = f"{out[-1]}={arg}"
+        else:
+            out.append(arg)
+    return out
+
+
 def main(argv=None) -> int:
     """Run one command and return its exit status (README "Exit codes"). Never raises: every
     failure is one line on stderr, and a bug is one line too unless COSTBENCH_DEBUG is set."""
@@ -359,7 +374,7 @@ def _main(command: str | None, argv: list) -> int:
             from cost_models.errors import unknown_name
             raise unknown_name("command", argv[0], COMMANDS)
     parser, module = build_parser(command)
-    args = parser.parse_args(argv)
+    args = parser.parse_args(glue_negative_values(argv))
     args.command = command
     check_empty(args, parser)
     check_args(args)
