@@ -2,8 +2,8 @@
 
     costbench report results/reference --out out/report [--model NAME] [--whatif JSON_FILE]
 
-Writes into DIR, under fixed names (REPORT_FILES), each file atomically (bench.results.
-atomic_write_bytes): the charts of bench.charts and index.html (bench.report_page), which embeds
+Writes into DIR, under fixed names (REPORT_FILES), every file staged on disk before any is renamed
+into place (bench.results.staged_writes): the charts of bench.charts and index.html (bench.report_page), which embeds
 them, the compare table (bench.compare) and the list of runs. A file of one of those names that
 costbench did not write is never replaced: exit 2 naming it. What report wrote is known from its
 manifest (MANIFEST in DIR: each file's name and SHA-256 as written), so a user's own index.html, or
@@ -21,7 +21,7 @@ import warnings
 from bench import report_page
 from bench.table import warn
 from bench.compare import DEFAULT_MODEL, gpu_name
-from cost_models.errors import InputError
+from cost_models.errors import InputError, OutputError
 from cost_models.files import read_bytes, read_json
 
 CHARTS = {  # name -> (title, how to read it)
@@ -183,7 +183,7 @@ def build(paths, out: str, model: str = DEFAULT_MODEL, whatif: str | None = None
     (tests draw small ones)."""
     from bench import charts
     from bench.compare import compare_runs, load_usable_runs
-    from bench.results import atomic_write_bytes, signals_deferred
+    from bench.results import fsync_dir, put_staged, signals_deferred, staged_writes
     from cost_models.prices import load_prices
 
     check_out(out)
@@ -191,6 +191,7 @@ def build(paths, out: str, model: str = DEFAULT_MODEL, whatif: str | None = None
     runs = load_usable_runs(paths, warn)
     table = load_prices(prices)
     df = compare_runs(runs, model, table, warn=warn)
+    created = not os.path.isdir(out)
     make_out(out)
     # legends name a run by tag and the end of its run id (the page's run table has the full id)
     # a tag's ESC or tab drew as a missing glyph (matplotlib warned): the legend gets it escaped
@@ -233,15 +234,23 @@ def build(paths, out: str, model: str = DEFAULT_MODEL, whatif: str | None = None
     # between writes leaves each file, old or new, recognised as report's own; then only the new
     manifest = {name: [d for d in (current[name], _digest(data)) if d] for name, data in files.items()}
     manifest |= {name: [current[name]] for name in stale}
+    final = {name: [_digest(data)] for name, data in files.items()}
+    items = [(MANIFEST, _manifest_bytes(manifest)), *files.items(), (MANIFEST, _manifest_bytes(final))]
     with signals_deferred():   # a Ctrl-C here lands after the last write: the folder is all old or all new
-        atomic_write_bytes(os.path.join(out, MANIFEST), _manifest_bytes(manifest))
-        for name, data in files.items():
-            atomic_write_bytes(os.path.join(out, name), data)
-            written.append(os.path.join(out, name))
+        try:   # every byte on disk before the first rename: a full disk leaves the old report whole
+            staged = staged_writes(out, items)
+        except OSError as e:
+            if created:   # a first report that could not be written leaves no empty folder either
+                os.rmdir(out)
+            raise OutputError(f"--out {out}: cannot write the report: {e.strerror or e}; the folder is as it "
+                              "was") from None
+        for (name, _), tmp in zip(items, staged):
+            put_staged(tmp, os.path.join(out, name))
+            if name != MANIFEST:
+                written.append(os.path.join(out, name))
         for name in stale:
             os.remove(os.path.join(out, name))
-        final = {name: [_digest(data)] for name, data in files.items()}
-        atomic_write_bytes(os.path.join(out, MANIFEST), _manifest_bytes(final))
+        fsync_dir(out)
     return written
 
 

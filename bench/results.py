@@ -93,7 +93,7 @@ def _write_temp(folder: str, base: str, data: bytes) -> str:
     return tmp
 
 
-def _fsync_dir(folder: str) -> None:
+def fsync_dir(folder: str) -> None:
     try:  # make a rename durable; not every filesystem lets a directory be fsynced
         fd = os.open(folder, os.O_RDONLY)
         try:
@@ -163,7 +163,28 @@ def atomic_write_bytes(path: str, data: bytes, create: bool = False) -> None:
         if os.path.lexists(tmp):
             os.unlink(tmp)
         raise
-    _fsync_dir(folder)
+    fsync_dir(folder)
+
+
+def staged_writes(folder: str, items: list) -> list:
+    """Every (name, data) of items written to a temporary file in folder before any final name is
+    touched; returns their temporary paths in order, for put_staged. A failure on any (a full disk)
+    removes those already staged and raises: the folder is as it was (report's several files were
+    left half old, half new by a disk that filled between them: hostile tester)."""
+    staged = []
+    try:
+        for name, data in items:
+            staged.append(_write_temp(folder, name, data))
+    except BaseException:
+        for tmp in staged:
+            os.unlink(tmp)
+        raise
+    return staged
+
+
+def put_staged(tmp: str, path: str) -> None:
+    """A staged temporary file renamed over path (a rename needs no space)."""
+    os.replace(tmp, path)
 
 
 def clean_stale_temps(folder: str) -> list:

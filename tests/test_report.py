@@ -308,3 +308,36 @@ def test_a_ctrl_c_during_the_writes_lands_after_the_last(monkeypatch, tmp_path):
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler   # restored
     with signals_deferred():   # nothing caught: nothing raised
         pass
+
+
+def test_a_disk_that_fills_mid_report_leaves_the_old_report_whole(tmp_path, capsys, monkeypatch):
+    """A full disk between two of report's files left the new matmul chart beside the old page (and
+    the old chart lost): every file is staged before any is renamed, and a failure removes the
+    staged ones. Exit 4, one line naming the folder."""
+    import errno
+
+    from bench import results
+
+    paths = [synthetic.write(tmp_path, "a.json", synthetic.result("lambda/x"))]
+    out = tmp_path / "r"
+    assert run_cli(capsys, "report", *paths, "--out", str(out))[0] == 0
+    before = {n: (out / n).read_bytes() for n in os.listdir(out)}
+    paths.append(synthetic.write(tmp_path, "b.json", synthetic.result("aws/y", bf16=600.0, run_id="r2")))
+    real, calls = results._write_temp, []
+
+    def filling(folder, base, data):
+        calls.append(base)
+        if len(calls) == 4:   # the transitional manifest and two charts fit; the third does not
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(folder, base, data)
+
+    monkeypatch.setattr(results, "_write_temp", filling)
+    code, _, err = run_cli(capsys, "report", *paths, "--out", str(out))
+    assert code == 4 and len(calls) == 4
+    assert err.splitlines() == [f"costbench report: error: --out {out}: cannot write the report: No space left "
+                                "on device; the folder is as it was"]
+    assert {n: (out / n).read_bytes() for n in os.listdir(out)} == before   # no temp left, nothing changed
+    calls.clear()   # a first report into a new folder: no folder is left behind
+    assert run_cli(capsys, "report", *paths, "--out", str(tmp_path / "new"))[0] == 4 and not (tmp_path / "new").exists()
+    monkeypatch.setattr(results, "_write_temp", real)
+    assert run_cli(capsys, "report", *paths, "--out", str(out))[0] == 0 and "aws/y" in (out / "index.html").read_text()
