@@ -48,8 +48,8 @@ def _whole(count):
 
 def table_rows(df) -> tuple[list[dict], list]:
     """The DataFrame as display rows (strings) and format_table columns: only the dtypes and
-    collectives some run measured; MAMF cells carry the efficiency and, over several runs, ± half
-    the spread."""
+    collectives some run measured; MAMF and membw cells carry the efficiency and, over several runs,
+    MAMF, membw, bus bandwidth and cost cells ± half the spread."""
     records = df.to_dict("records")
     dtypes = [d for d in ("bf16", "fp16", "tf32", "fp32", "fp8") if f"mamf_{d}" in df and df[f"mamf_{d}"].notna().any()]
     ops = [op for op in COLLECTIVES if f"busbw_{op}_gbps" in df and df[f"busbw_{op}_gbps"].notna().any()]
@@ -64,10 +64,11 @@ def table_rows(df) -> tuple[list[dict], list]:
                       if _present(v) else None)
         if _present(r.get("membw_gbps")):
             eff = r.get("membw_efficiency")
-            row["membw"] = _num(r["membw_gbps"]) + (f" ({eff:.0%})" if _present(eff) else "")
+            row["membw"] = _num(r["membw_gbps"]) + (f" ({eff:.0%})" if _present(eff) else "") + _spread(r, "membw_gbps")
         for op in ops:
             best, at = r.get(f"busbw_{op}_gbps"), r.get(f"busbw_{op}_256mib_gbps")
-            row[op] = f"{_num(best)} / {_num(at) if _present(at) else '-'}" if _present(best) else None
+            row[op] = (f"{_num(best)} / {_num(at) if _present(at) else '-'}" + _spread(r, f"busbw_{op}_gbps")
+                       if _present(best) else None)
         row["stragglers"] = r.get("stragglers") or 0
         for k in ("usd_per_gpu_hour", "usd_per_pflop_hour", "cluster_gpus", "days", "cost_usd", "pflop_dtype", "note"):
             row[k] = r.get(k) if _present(r.get(k)) else None

@@ -137,6 +137,9 @@ def make_out(out: str) -> None:
         raise InputError(f"--out {out}: not writable")
 
 
+WHATIF_MAX = 1e15   # dollars, days or GPU-hours: a thousand times the world's GDP in dollars
+
+
 def whatif_frame(path: str):
     """`costbench whatif --format json` ({"vary": KEY, "rows": [{"value", "cost_usd_min", "wall_clock_days",
     ...}]}, flattened by cost_models.whatif.frame) as a DataFrame with columns value, cost (the cheapest
@@ -156,6 +159,12 @@ def whatif_frame(path: str):
             if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)) or not v >= 0
                                   or v == float("inf")):
                 raise InputError(f"--whatif {path}: rows[{i}].{key}: {v!r} is not a non-negative number or null")
+            if v is not None and v > WHATIF_MAX:   # 1e308 overflowed the chart's scaling (numpy warned)
+                raise InputError(f"--whatif {path}: rows[{i}].{key}: {v!r} is above {WHATIF_MAX:g}: not a "
+                                 "training run's figure")
+        low, high = r.get("cost_usd_min"), r.get("cost_usd_max")
+        if low is not None and high is not None and low > high:
+            raise InputError(f"--whatif {path}: rows[{i}]: cost_usd_min {low!r} is above cost_usd_max {high!r}")
     if not any(isinstance(r.get("cost_usd_min", r.get("cost_usd")), (int, float)) for r in rows):
         raise InputError(f"--whatif {path}: no row has a numeric cost_usd_min (no prices for any value?)")
     from cost_models.whatif import frame as whatif_rows  # the what-if document flattened, one row per value

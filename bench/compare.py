@@ -219,8 +219,11 @@ def run_row(path: str, doc: dict, model: str, prices, pricing: str, gpus: int | 
                      "its tag names no provider (the part before '/'): nothing to price")
     else:
         price, why = _price(prices, provider, region, gpu, pricing, plan.gpus if plan else None)
-        if price is None and gpu == "cpu":
-            why = f"CPU run: no price (a --prices row with gpu cpu and provider {provider} prices it)"
+        if price is None and gpu == "cpu":   # the row it lacks: with its pricing kind where others exist
+            kinds = sorted({p.pricing for p in prices if p.provider == provider and p.gpu == gpu})
+            why = (f"CPU run: no {pricing} price (a --prices row with gpu cpu, provider {provider} and pricing "
+                   f"{pricing} prices it; the file has {', '.join(kinds)})" if kinds else
+                   f"CPU run: no price (a --prices row with gpu cpu and provider {provider} prices it)")
         notes += [why] if why else []
     row["pricing"] = pricing
     row["usd_per_gpu_hour"] = price.usd_per_gpu_hour if price else None
@@ -336,6 +339,8 @@ def summarise(rows: list[dict]):
         row["straggler_detail"] = "; ".join(dict.fromkeys(
             n for n in group["straggler_detail"] if isinstance(n, str))) or None
         row["stragglers"] = int(group["stragglers"].max())
+        if "failed_checks" in group:   # a count, the worst run's (a median of 0 and 3 read 1.5, shown 0.0 as a float)
+            row["failed_checks"] = int(group["failed_checks"].fillna(0).max())
         # the parts any run took from the catalog, and those every run measured: one run's lists
         # once stood for the merged row's median
         parts = [str(p).split(", ") if isinstance(p, str) else [] for p in group["catalog_parts"]]

@@ -154,6 +154,10 @@ def test_a_cpu_run_is_planned_and_priced_from_a_cpu_price_row(tmp_path):
     df = compare([str(tmp_path / "cpu.json")], model="llama3-8b", prices=load_prices(str(prices)))
     assert df.loc[0, "usd_per_gpu_hour"] == 0.05
     assert df.loc[0, "cost_usd"] == pytest.approx(df.loc[0, "gpu_hours"] * 0.05)
+    # a row was given, of another pricing kind: the note names the kind it lacks, not "add a cpu row"
+    df = compare([str(tmp_path / "cpu.json")], model="llama3-8b", prices=load_prices(str(prices)), pricing="reserved-3y")
+    assert "no reserved-3y price (a --prices row with gpu cpu, provider ci and pricing reserved-3y prices it; " \
+           "the file has on-demand)" in df.loc[0, "note"]
 
 
 def test_collective_figures_use_in_place_records_where_the_op_has_no_other():
@@ -284,3 +288,22 @@ def test_one_unusable_file_is_one_error_line(tmp_path, capsys):
     lines = err.splitlines()   # the reason once, in the error line (not a warning, then a bare error)
     assert len(lines) == 1 and lines[0].startswith("costbench compare: error: no usable result files: ")
     assert "neg.json" in lines[0] and "more above" not in lines[0]
+
+
+def test_the_table_shows_each_medians_spread_and_counts_stay_whole(tmp_path, capsys):
+    """A bf16 MAMF showed ±40% beside a bare membw median whose runs spread as much; a merged
+    failed_checks was a median (0.0, a float, in JSON and CSV) rather than the worst run's count."""
+    paths = []
+    for i, (bf16, gbps) in enumerate(((300.0, 2000.0), (500.0, 3000.0), (700.0, 4000.0))):
+        doc = synthetic.result("lambda/us-east-1", bf16=bf16, run_id=f"m{i}")
+        doc["summary"]["membw_gbps"] = gbps
+        doc["summary"]["membw_efficiency"] = gbps / 3350
+        for r in doc["records"]:
+            if r["op"] == "membw":
+                r["gbps"] = gbps
+        paths.append(synthetic.write(tmp_path, f"m{i}.json", doc))
+    code, out, _ = run(capsys, "compare", *paths, "--model", "llama3-8b")
+    assert code == 0 and "500 (51%) ±40%" in out and "3,000 (90%) ±33%" in out
+    code, out, _ = run(capsys, "compare", *paths, "--model", "llama3-8b", "--format", "json")
+    (row,) = json.loads(out)["runs"]
+    assert row["failed_checks"] == 0 and isinstance(row["failed_checks"], int)

@@ -158,6 +158,11 @@ def test_report_bad_whatif_and_nothing_readable_are_one_line_errors(tmp_path, ca
                                                                "wall_clock_days": value}]}))
         code, _, err = run_cli(capsys, "report", good, "--out", str(tmp_path / "o"), "--whatif", str(tmp_path / "w.json"))
         assert code == 2 and f"rows[0].wall_clock_days: {value!r} is not a non-negative number or null" in err, err
+    for row, needle in (({"cost_usd_min": 1e308}, "rows[0].cost_usd_min: 1e+308 is above 1e+15"),   # numpy overflowed
+                        ({"cost_usd_min": 1.0, "cost_usd_max": 0.5}, "rows[0]: cost_usd_min 1.0 is above cost_usd_max 0.5")):
+        (tmp_path / "w.json").write_text(json.dumps({"rows": [{"value": "a", **row}]}))
+        code, _, err = run_cli(capsys, "report", good, "--out", str(tmp_path / "o"), "--whatif", str(tmp_path / "w.json"))
+        assert code == 2 and needle in err and len(err.splitlines()) == 1, err
     (tmp_path / "bad.json").write_text("[]")
     code, _, err = run_cli(capsys, "report", str(tmp_path / "bad.json"), "--out", str(tmp_path / "o"))
     assert code == 2 and err.splitlines()[-1].startswith("costbench report: error: no readable result files")
