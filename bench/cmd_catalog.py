@@ -264,9 +264,12 @@ def _skypilot_rows(args):
         print(f"costbench prices: skipped {result.unmatched} GCP host VM or GPU rows without their other half "
               f"in the same zone (pass the whole gcp/vms.csv)", file=sys.stderr)
     rows = result.rows if args.pricing == "all" else [r for r in result.rows if r["pricing"] == args.pricing]
-    if not rows:
+    if not rows:   # a known GPU whose offers have empty Price cells is not "no GPU in the catalog"
+        empty = "; ".join(f"{gpu}: {n} offer(s) with empty or $0 Price and SpotPrice"
+                          for gpu, n in sorted(result.unpriced.items()))
         raise InputError(f"{args.from_skypilot}: no GPU in costbench's catalog priced there"
-                         f"{'' if args.pricing == 'all' else ' (' + args.pricing + ')'}")
+                         f"{'' if args.pricing == 'all' else ' (' + args.pricing + ')'}"
+                         f"{' (' + empty + ')' if empty else ''}")
     cols = [("provider", "provider", ""), ("gpu", "GPU", ""), ("pricing", "pricing", ""),
             ("usd_per_gpu_hour", "$/GPU-h", ".4f"), ("region", "region", ""), ("as_of", "as of", ""),
             ("source", "source", "")]

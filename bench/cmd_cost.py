@@ -221,6 +221,26 @@ def warn_other_dtype(throughput, gpu: str, dtype: str, command: str = "cost") ->
                       f"and attention rates are not used for --dtype {dtype}; those parts are the catalog's")
 
 
+FAR_BELOW_PEAK = 0.1   # a MAMF under a tenth of the datasheet peak: no healthy GPU of the catalog measures that
+
+
+def _far_below_peak(throughput) -> str | None:
+    """Why a GPU file's MAMF is not that GPU's (CPU-speed rates under an H100's name were priced at
+    0.1% MFU without a word), or None."""
+    from cost_models.hardware import find_gpu
+    from cost_models.throughput import CPU
+
+    if throughput is None or throughput.gpu in (None, CPU):
+        return None
+    peaks = find_gpu(throughput.gpu).peak_tflops
+    for dtype, tflops in sorted(throughput.mamf_tflops.items()):
+        peak = peaks.get(dtype)
+        if peak and tflops < FAR_BELOW_PEAK * peak:
+            return (f"its {dtype} MAMF {tflops:.3g} TFLOP/s is {tflops / peak:.1%} of the {throughput.gpu} datasheet's "
+                    f"{peak:g}: priced as measured, but a GPU that slow is throttled, shared or not the GPU named")
+    return None
+
+
 def warn_unsound(throughput, command: str = "cost") -> None:
     """One stderr line when a --results file's run failed checks or stopped early: its rates come
     from the records that passed and the parts it measured, which the user should know before
@@ -228,7 +248,8 @@ def warn_unsound(throughput, command: str = "cost") -> None:
     from cost_models.throughput import CPU
 
     no_memory = throughput is not None and throughput.gpu == CPU and not throughput.host_memory_gb
-    if throughput is None or (throughput.complete and not throughput.failed_checks and not no_memory):
+    slow = _far_below_peak(throughput)
+    if throughput is None or (throughput.complete and not throughput.failed_checks and not no_memory and not slow):
         return
     why = []
     if throughput.failed_checks:
@@ -238,6 +259,8 @@ def warn_unsound(throughput, command: str = "cost") -> None:
         why.append("its run stopped before the end (complete: false: what it did not measure is the catalog's)")
     if no_memory:   # a CPU's memory is its host's: without it nothing bounds the layouts
         why.append("no machine.host_memory_gb: the cpu device's memory is unknown, so no layout is refused for memory")
+    if slow:
+        why.append(slow)
     warn(command, f"{throughput.source}: {'; '.join(why)}")
 
 

@@ -93,6 +93,7 @@ class Import:
     unknown: dict               # accelerator name -> rows skipped
     unmatched: int = 0          # GCP: GPU or host rows without their other half in the zone
     fractional: dict = dataclasses.field(default_factory=dict)   # accelerator -> offers of a GPU share
+    unpriced: dict = dataclasses.field(default_factory=dict)     # catalog GPU -> offers with no price at all
 
 
 def _money(value: str, where: str) -> float | None:
@@ -202,6 +203,7 @@ def import_vms(path: str, provider: str, as_of: str = "", source: str | None = N
     best: dict = {}   # (gpu, kind, region) -> (rank, row)
     per_zone: dict = {}
     fractional: dict = {}
+    unpriced: dict = {}
     for o in offers:
         if o.count != int(o.count):   # a share of one GPU (Azure's 1/6 A10): no whole GPU-hour to price
             fractional[o.accel] = fractional.get(o.accel, 0) + 1
@@ -210,6 +212,8 @@ def import_vms(path: str, provider: str, as_of: str = "", source: str | None = N
         if gpu is None:
             unknown[o.accel] = unknown.get(o.accel, 0) + 1
             continue
+        if not o.price and not o.spot:   # empty or $0 cells: the GPU is known, the offer has no price
+            unpriced[gpu] = unpriced.get(gpu, 0) + 1
         for kind, total in (("on-demand", o.price), ("spot", o.spot)):
             if total is None or total == 0:   # $0: not a price (no --prices row may be free), not offered
                 continue
@@ -236,4 +240,4 @@ def import_vms(path: str, provider: str, as_of: str = "", source: str | None = N
             })
     rows = [row for _, row in best.values()]
     rows.sort(key=lambda r: (r["gpu"], r["pricing"], r["usd_per_gpu_hour"], r["region"]))
-    return Import(rows, unknown, unmatched, fractional)
+    return Import(rows, unknown, unmatched, fractional, unpriced)

@@ -725,6 +725,18 @@ def test_a_gpu_file_measured_in_another_dtype_is_warned_about(capsys, tmp_path):
     assert "not fp16" not in err and "measured bf16, not" not in err
 
 
+def test_a_gpu_file_at_cpu_speed_is_warned_about(capsys, tmp_path):
+    """CPU-speed rates under an H100's name were priced at 0.1% MFU without a word (hostile tester)."""
+    doc = synthetic.result("aws/us-east-1", bf16=0.9)
+    doc["summary"]["layer"].update(gemm_tflops=0.5, attention_tflops=0.1)
+    code, _, err = run(capsys, "cost", "--results", synthetic.write(tmp_path, "slow.json", doc), "--model", "llama3-8b")
+    assert code == 0 and "slow.json: its bf16 MAMF 0.9 TFLOP/s is 0.1% of the H100-SXM datasheet's 989: priced " \
+                         "as measured, but a GPU that slow is throttled, shared or not the GPU named" in err
+    code, _, err = run(capsys, "cost", "--results", synthetic.write(tmp_path, "ok.json", synthetic.result()),
+                       "--model", "llama3-8b")
+    assert code == 0 and "MAMF" not in err
+
+
 def test_a_near_miss_on_memory_shows_enough_digits_to_differ(capsys):
     """'needs 72 GiB per GPU, 72 GiB usable' read as a contradiction: the refusal was right (72.03
     against 72.00), the rounding hid it (hostile tester)."""

@@ -167,6 +167,9 @@ def test_gcp_machine_types_map_to_their_gpus():
     # a row written here must load as --prices: the same bounds (it wrote $125M/GPU-h, which cost refused)
     (AWS_HEADER + "p5.48xlarge,H100,8.0,192.0,2048.0,,1e9,,us-east-1,use1-az1\n",
      "p5.48xlarge in us-east-1 (on-demand): $1.25e+08 per GPU-hour is above 1000 (no GPU rents for more than $1000 an hour)"),
+    # a known GPU with empty prices is not "no GPU in the catalog": the offers without a price are named
+    (AWS_HEADER + "p5.48xlarge,H100,8.0,192.0,2048.0,,,,us-east-1,use1-az1\n",
+     "no GPU in costbench's catalog priced there (H100-SXM: 1 offer(s) with empty or $0 Price and SpotPrice)"),
 ])
 def test_skypilot_import_bad_files_are_one_line(capsys, tmp_path, text, needle):
     code, _, err = run(capsys, "prices", "--from-skypilot", _file(tmp_path, text), "--provider", "aws")
