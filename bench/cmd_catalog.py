@@ -253,23 +253,24 @@ def _skypilot_rows(args):
     if args.provider[0].strip().lower() not in known:   # a new cloud is allowed; a typo ('awz') is likely
         warn("prices", f"--provider {args.provider[0]} is not in the price catalog (it has "
                  f"{', '.join(known)}); the rows are written for it as named")
+    skipped = []
     if result.unknown:
         listed = ", ".join(f"{name} ({n} rows)" for name, n in sorted(result.unknown.items()))
-        print(f"costbench prices: skipped accelerators not in costbench's GPU catalog: {listed}", file=sys.stderr)
+        skipped.append(f"skipped accelerators not in costbench's GPU catalog: {listed}")
     if result.fractional:
         listed = ", ".join(f"{name} ({n} rows)" for name, n in sorted(result.fractional.items()))
-        print(f"costbench prices: skipped instances with a fraction of a GPU (AcceleratorCount below 1 or not "
-              f"whole): {listed}", file=sys.stderr)
+        skipped.append(f"skipped instances with a fraction of a GPU (AcceleratorCount below 1 or not whole): {listed}")
     if result.unmatched:
-        print(f"costbench prices: skipped {result.unmatched} GCP host VM or GPU rows without their other half "
-              f"in the same zone (pass the whole gcp/vms.csv)", file=sys.stderr)
+        skipped.append(f"skipped {result.unmatched} GCP host VM or GPU rows without their other half in the same "
+                       "zone (pass the whole gcp/vms.csv)")
     rows = result.rows if args.pricing == "all" else [r for r in result.rows if r["pricing"] == args.pricing]
-    if not rows:   # a known GPU whose offers have empty Price cells is not "no GPU in the catalog"
-        empty = "; ".join(f"{gpu}: {n} offer(s) with empty or $0 Price and SpotPrice"
-                          for gpu, n in sorted(result.unpriced.items()))
+    if not rows:   # one line: why nothing came out, the skips included (a known GPU's empty Price cells too)
+        skipped += [f"{gpu}: {n} offer(s) with empty or $0 Price and SpotPrice" for gpu, n in sorted(result.unpriced.items())]
         raise InputError(f"{args.from_skypilot}: no GPU in costbench's catalog priced there"
                          f"{'' if args.pricing == 'all' else ' (' + args.pricing + ')'}"
-                         f"{' (' + empty + ')' if empty else ''}")
+                         f"{' (' + '; '.join(skipped) + ')' if skipped else ''}")
+    for line in skipped:
+        print(f"costbench prices: {line}", file=sys.stderr)
     cols = [("provider", "provider", ""), ("gpu", "GPU", ""), ("pricing", "pricing", ""),
             ("usd_per_gpu_hour", "$/GPU-h", ".4f"), ("region", "region", ""), ("as_of", "as of", ""),
             ("source", "source", "")]

@@ -607,12 +607,24 @@ def _tflops_ceiling() -> float:
     return 10 * max(v for g in gpus() for v in g.peak_tflops.values() if v)
 
 
+def _iso_time(text: str) -> bool:
+    """Whether text is an ISO 8601 date or time (a trailing Z read as UTC, as Python 3.10 does not)."""
+    try:
+        datetime.datetime.fromisoformat(text[:-1] + "+00:00" if text.endswith("Z") else text)
+    except ValueError:
+        return False
+    return True
+
+
 def _plausible(doc: dict, path: str) -> None:
     """Values that have the right type but cannot be measurements, and a summary that contradicts
     the records it summarises (README: What costbench refuses)."""
     def bad(where, value, why):
         raise InputError(f"{path}: {where}: {_show(value)} {why}")
 
+    created = doc.get("created_at")
+    if isinstance(created, str) and not _iso_time(created):   # compare and report list runs by it
+        bad("created_at", created, "is not an ISO 8601 time (costbench writes 2026-11-22T10:15:00Z)")
     machine = doc["machine"]
     for key in ("world_size", "nodes"):
         if _integer(machine.get(key)) and machine[key] < 1:

@@ -210,6 +210,8 @@ def _big_int_doc():
      "exceeds every fp32 matmul record (best 1)"),
     (json.dumps(result_doc([{**matmul(1.0), "correct": False}], {"failed_checks": 0})),
      "summary.failed_checks: 0 but 1 records failed their check"),
+    (json.dumps(result_doc([matmul(1.0)], {})).replace('"created_at": "', '"created_at": "not a date'),
+     "created_at: 'not a date"),
     (json.dumps(result_doc([matmul(1.0)], {"failed_checks": 5})),   # was warned as "5 of its measurements failed"
      "summary.failed_checks: 5 but 0 records failed their check"),
     (json.dumps(result_doc([matmul(-1.0)], {})), "is negative"),
