@@ -188,7 +188,7 @@ def select(prices: list[Price], gpu: str | None = None, pricing: str = "all",
         wanted = set()
         for name in providers:
             if name.lower() not in known:   # a provider the catalog lacks comes with the user's own rows
-                raise InputError(f"{unknown_name('provider', name, known)} (or add its rows with --prices FILE)")
+                raise InputError(f"{unknown_name('provider', name, known)} (no rows for it in the catalog or --prices; give them with --prices FILE)")
             wanted.add(name.lower())
     if region is not None:
         regions = sorted({p.region for p in prices if p.region and (wanted is None or p.provider in wanted)})

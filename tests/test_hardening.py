@@ -335,7 +335,7 @@ def test_minus_zero_is_not_positive():
     (["cost", "--results", ""], "--results: empty"),
     (["whatif", "--network", "", "--vary", "gpus=1024,2048"], "--network: empty"),
     (["cost", "--providers", "nosuch"], "unknown provider 'nosuch'; known: aws, azure, coreweave"),
-    (["cost", "--providers", "crusoe"], "(or add its rows with --prices FILE)"),
+    (["cost", "--providers", "crusoe"], "(no rows for it in the catalog or --prices; give them with --prices FILE)"),
 ])
 def test_implausible_inputs_refused(capsys, argv, needle):
     err = one_line_error(capsys, *argv)
