@@ -296,6 +296,12 @@ class _Run:
                 self._note(config, f"matmul {dtype}: the search's best shape {first['m']}x{first['n']}x{first['k']} "
                            f"re-measured at {first['tflops']:.3g} TFLOP/s, under {matmul.HOLDS_UP:.0%} of its search "
                            f"figure (a spike, or a busy machine): {rest}")
+            elif winner and self.leader and len(again) > 1:   # kernels.matmul.search: the best median beside it
+                second = again[1]
+                self._note(config, f"matmul {dtype}: {second['m']}x{second['n']}x{second['k']}, faster on its "
+                           f"median than the search's winner {first['m']}x{first['n']}x{first['k']} was on its own "
+                           "(a busy machine widened the winner's spread), was re-measured too; the best remeasure "
+                           "is the MAMF")
             if self.world > 1 and self.device == "cuda":
                 self._gather_rank_mamf(dtype, matmul.best(mine), sum(not r["correct"] for r in mine))
 

@@ -234,6 +234,32 @@ def test_a_winner_that_does_not_hold_up_is_not_quoted(monkeypatch):
     assert [r["m"] for r in search("fp32", "cpu", quick=True) if r["phase"] == "remeasure"] == [512]
 
 
+def test_a_winner_measured_on_a_busy_machine_does_not_hide_a_faster_shape(monkeypatch):
+    """A busy CPU: 256^3's median 0.0041 TFLOP/s with a few fast iterations (its p10 band near
+    0.18), which no neighbour's median cleared, so the search stayed and quoted 0.0021 while
+    1024^3 had run at 0.067 on its median. The best median is re-measured too, and is the MAMF."""
+    plan = matmul.SearchPlan(shapes=((256, 256, 256), (1024, 1024, 1024)), steps=(), max_shapes=100,
+                             max_dim=2048, budget_ms=1, remeasure_ms=5)
+    monkeypatch.setitem(matmul.PLANS, ("cpu", True), plan)
+    flops = {256: 2 * 256 ** 3, 1024: 2 * 1024 ** 3}
+
+    def busy(m, n, k, dtype, device, budget_ms=None, layout="TN", phase="search"):
+        if m == 256:   # 8 fast iterations among 40 slow ones: p10 time fast, median slow
+            fast, slow = flops[256] / 0.18e12 * 1e3, flops[256] / 0.0041e12 * 1e3
+            samples = [fast] * 8 + [slow] * 32 if phase == "search" else [flops[256] / 0.0021e12 * 1e3] * 40
+        else:
+            t = flops[1024] / 0.067e12 * 1e3
+            samples = [t * (1 + 0.2 * i / 40) for i in range(40)]
+        return _record(m, n, k, samples, phase=phase)
+
+    monkeypatch.setattr(matmul, "measure", busy)
+    records = list(search("fp32", "cpu", quick=True))
+    assert not clearly_better(records[1], records[0])   # the rule itself held the search at 256^3
+    again = [(r["m"], r["tflops"]) for r in records if r["phase"] == "remeasure"]
+    assert [m for m, _ in again] == [256, 1024]
+    assert best(records)["m"] == 1024 and best(records)["tflops"] > 0.05
+
+
 def test_search_does_not_climb_on_noise(monkeypatch):
     # every shape runs at the same true speed; medians differ only by +-3% noise. A strict `>` on
     # medians would wander off to whichever neighbour sampled fast; the rule must stay put.

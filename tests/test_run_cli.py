@@ -438,3 +438,25 @@ def test_a_gap_between_burst_and_sustained_mamf_is_explained(burst, sustained, s
                        "mamf_shape": {"fp32": [256, 256, 256]}, "peak_tflops": {}, "efficiency": {}}, "config": {}}
     text = summary_text(doc, None)
     assert (says in text) if says else ("note: fp32 sustained" not in text)
+
+
+def test_a_best_median_remeasured_beside_the_winner_is_noted(tmp_path, monkeypatch):
+    """kernels.matmul.search re-measures the best median beside a winner that a busy machine held
+    in place: the file's notes say two shapes were re-measured and which one is the MAMF's."""
+    from kernels import matmul
+
+    real = matmul.measure
+
+    def search(dtype, device, quick, layout="TN"):
+        winner, leader = (real(s, s, s, dtype, device, 5, layout=layout) for s in (256, 384))
+        yield winner
+        yield leader
+        yield dict(winner, phase="remeasure")
+        yield dict(leader, phase="remeasure")
+
+    monkeypatch.setattr(matmul, "search", search)
+    outcome = runner.run(runner.RunConfig(device="cpu", ops=("matmul",), dtypes=("fp32",), quick=True,
+                                          out=str(tmp_path)))
+    (note,) = [n for n in outcome.result["config"]["notes"] if n.startswith("matmul fp32")]
+    assert note.startswith("matmul fp32: 384x384x384, faster on its median than the search's winner 256x256x256")
+    assert note.endswith("the best remeasure is the MAMF")
