@@ -11,6 +11,7 @@ Every problem is an InputError of one line naming the variable (exit 2).
 import dataclasses
 import math
 import os
+import socket
 
 from cost_models.errors import InputError
 
@@ -65,7 +66,8 @@ def from_env(env=None) -> Launch:
     if "RANK" not in env:
         raise InputError(f"WORLD_SIZE={env['WORLD_SIZE']} is set but RANK is not: {LAUNCH_HINT}")
     rank = _whole(env, "RANK", 0, world - 1, f" (WORLD_SIZE is {world})")
-    local = _whole(env, "LOCAL_RANK", 0) if "LOCAL_RANK" in env else 0
+    # a node runs at most the world's ranks: LOCAL_RANK=5 of 2 waited out the start-up timeout
+    local = _whole(env, "LOCAL_RANK", 0, world - 1, f" (WORLD_SIZE is {world})") if "LOCAL_RANK" in env else 0
     if world == 1 and not env.get("MASTER_ADDR"):
         return Launch(timeout_s=timeout)  # a group of one needs no rendezvous
     for name in ("MASTER_ADDR", "MASTER_PORT"):
@@ -73,3 +75,17 @@ def from_env(env=None) -> Launch:
             raise InputError(f"WORLD_SIZE={world} but {name} is not set: {LAUNCH_HINT}")
     _whole(env, "MASTER_PORT", 1, 65535, " (a TCP port)")
     return Launch(rank, world, local, timeout, distributed=True)
+
+
+def check_master(env=None) -> None:
+    """MASTER_ADDR resolves: a name that does not was four lines of torch's socket warnings and a
+    start-up failure (exit 3); it is the environment's mistake, named in one line (exit 2)."""
+    env = os.environ if env is None else env
+    addr = env.get("MASTER_ADDR", "").strip()
+    if not addr:
+        return
+    try:
+        socket.getaddrinfo(addr, None)
+    except (socket.gaierror, UnicodeError) as e:
+        raise InputError(f"MASTER_ADDR={addr!r}: cannot resolve it ({getattr(e, 'strerror', None) or e}); "
+                         "give rank 0's host name or IP address") from None

@@ -532,6 +532,8 @@ def run(cfg: RunConfig, report=None) -> RunOutcome:
     from bench import launch as launch_env
 
     launch = launch_env.from_env()
+    if launch.distributed:
+        launch_env.check_master()
     _check_message_sizes(cfg, launch.world_size)
     device = resolve_device(cfg.device)  # first: refusing --device cuda must not create --out
     if cfg.layer_shape is not None and "layer" in cfg.ops:   # a shape too big to run: refused before any file

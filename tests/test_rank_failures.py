@@ -144,6 +144,9 @@ def test_a_stalled_rank_ends_the_job_within_the_timeout(tmp_path, where):
     ({"WORLD_SIZE": "2", "RANK": "0", "MASTER_ADDR": "h"}, "WORLD_SIZE=2 but MASTER_PORT is not set"),
     ({"WORLD_SIZE": "2", "RANK": "0", "MASTER_ADDR": "h", "MASTER_PORT": "99999"}, "MASTER_PORT='99999'"),
     ({"WORLD_SIZE": "2", "RANK": "0", "LOCAL_RANK": "x", "MASTER_ADDR": "h", "MASTER_PORT": "1"}, "LOCAL_RANK='x'"),
+    # more local ranks than the world has (it waited out the start-up timeout)
+    ({"WORLD_SIZE": "2", "RANK": "0", "LOCAL_RANK": "5", "MASTER_ADDR": "h", "MASTER_PORT": "1"},
+     "LOCAL_RANK='5': expected a whole number from 0 to 1"),
 ])
 def test_bad_launch_environment_is_one_line_exit_2(monkeypatch, capsys, tmp_path, env, expect):
     for name in ("WORLD_SIZE", "RANK", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT", "COSTBENCH_TIMEOUT_S"):
@@ -195,3 +198,12 @@ def test_a_summary_less_file_is_read_back_with_a_summary_from_its_records(tmp_pa
     assert (gather["busbw_gbps_max"], gather["bytes"], gather["busbw_gbps_256mib"]) == (80.0, 256 << 20, 80.0)
     assert "alltoall" not in s["collectives"]  # its only record failed the check
     assert s["failed_checks"] == 1 and s["failures"] == ["alltoall fp32: failed its check"]
+
+
+def test_a_master_addr_that_does_not_resolve_is_one_line():
+    """Four lines of torch's socket warnings and exit 3 came before: the environment's mistake,
+    named (exit 2 through InputError)."""
+    with pytest.raises(InputError, match=r"MASTER_ADDR='no\.such\.host\.invalid': cannot resolve it"):
+        launch.check_master({"MASTER_ADDR": "no.such.host.invalid"})
+    launch.check_master({"MASTER_ADDR": "127.0.0.1"})
+    launch.check_master({})   # unset: from_env has said what a distributed run needs

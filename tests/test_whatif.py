@@ -165,6 +165,9 @@ def test_frame_flattens_layout_and_step():
     ([], "--vary"),
     # a second --vary replaced the first without a word
     (["--vary", "gpus=1024", "--vary", "network=eth-100"], "--vary given 2 times (gpus=1024, network=eth-100)"),
+    # a value that describes no valid model is bad input, as its flag is for cost (README), not a row
+    (["--vary", "heads=64,63"], "--vary heads=63: model llama3-70b: --hidden 8192 is not a multiple of --heads 63"),
+    (["--vary", "ep=1,2"], "--vary ep=2: --ep 2: llama3-70b is a dense model"),
 ])
 def test_bad_input_one_line_exit_2(capsys, argv, needle):
     code, out, err = run(capsys, "whatif", *argv)
