@@ -128,6 +128,9 @@ def csv_list(text):
         raise argparse.ArgumentTypeError(f"{text!r} is an empty list")
     if not all(items):
         raise argparse.ArgumentTypeError(f"{text!r} has an empty item (two commas, or one at an end)")
+    twice = next((t for i, t in enumerate(items) if t.casefold() in {u.casefold() for u in items[:i]}), None)
+    if twice is not None:   # `--ops matmul,matmul` measured nothing more: a typo for another item, likely
+        raise argparse.ArgumentTypeError(f"{text!r} names {twice} twice")
     return items
 
 

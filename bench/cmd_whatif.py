@@ -58,6 +58,9 @@ def parse_vary(text: str) -> tuple[str, list[str]]:
         raise InputError(f"--vary {key}: no values given (e.g. {key}=V1,V2)")
     if not all(items):   # as every comma list: `gpu=H100,,A100` is a typo, not two values
         raise InputError(f"--vary {key}={values}: an empty item in the list")
+    twice = next((v for i, v in enumerate(items) if v.casefold() in {u.casefold() for u in items[:i]}), None)
+    if twice is not None:   # two identical rows, ratio 1.00: a typo for another value, likely
+        raise InputError(f"--vary {key}={values}: {twice} given twice")
     return key, items
 
 

@@ -314,6 +314,8 @@ def test_print_cost_table_for_the_default_job(capsys, tmp_path):
     (["cost", "--gpus", "-8"], "must be positive"),
     # argparse took -1T (not a plain number) for an option: "expected one argument" hid the sign
     (["cost", "--tokens", "-1T"], "argument --tokens: '-1T' must be positive"),
+    (["cost", "--providers", "aws,gcp,AWS"], "argument --providers: 'aws,gcp,AWS' names AWS twice"),
+    (["run", "--ops", "matmul,membw,matmul"], "argument --ops: 'matmul,membw,matmul' names matmul twice"),
     (["cost", "--params", "-.5B"], "argument --params: '-.5B' must be positive"),
     (["cost", "--tokens", "inf"], "not a finite number"),
     (["cost", "--params", "nan", "--tokens", "1T"], "not a finite number"),
