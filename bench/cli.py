@@ -121,13 +121,19 @@ def byte_size(text):
     return int(value)
 
 
-def csv_list(text):
+def csv_items(text):
     """'a,b, c' -> ['a', 'b', 'c']; an empty item (`matmul,,membw`) is refused as a typo, not dropped."""
     items = [t.strip() for t in text.split(",")]
     if not any(items):
         raise argparse.ArgumentTypeError(f"{text!r} is an empty list")
     if not all(items):
         raise argparse.ArgumentTypeError(f"{text!r} has an empty item (two commas, or one at an end)")
+    return items
+
+
+def csv_list(text):
+    """csv_items of names, none twice (in any case)."""
+    items = csv_items(text)
     twice = next((t for i, t in enumerate(items) if t.casefold() in {u.casefold() for u in items[:i]}), None)
     if twice is not None:   # `--ops matmul,matmul` measured nothing more: a typo for another item, likely
         raise argparse.ArgumentTypeError(f"{text!r} names {twice} twice")

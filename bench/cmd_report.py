@@ -12,6 +12,7 @@ a report they copied and annotated, differs from it and is kept; a chart a re-ru
 left alone. Unreadable result files are warned about as in `compare`.
 """
 
+import contextlib
 import io
 import json
 import os
@@ -127,6 +128,15 @@ def _ours(out: str, name: str, manifest: dict) -> str | None:
     return digest if isinstance(known, list) and digest in known and MARKER in data[:1 << 16] else None
 
 
+def _missing_folders(out: str) -> list[str]:
+    """out and each parent of it that does not exist yet, deepest first (os.makedirs creates them)."""
+    missing, folder = [], os.path.abspath(out)
+    while not os.path.isdir(folder) and folder != os.path.dirname(folder):
+        missing.append(folder)
+        folder = os.path.dirname(folder)
+    return missing
+
+
 def make_out(out: str) -> None:
     """Create the --out folder (check_out has vetted it)."""
     try:
@@ -200,7 +210,7 @@ def build(paths, out: str, model: str = DEFAULT_MODEL, whatif: str | None = None
     runs = load_usable_runs(paths, warn)
     table = load_prices(prices)
     df = compare_runs(runs, model, table, warn=warn)
-    created = not os.path.isdir(out)
+    created = _missing_folders(out)   # deepest first: what make_out creates, removed if nothing is written
     make_out(out)
     # legends name a run by tag and the end of its run id (the page's run table has the full id)
     # a tag's ESC or tab drew as a missing glyph (matplotlib warned): the legend gets it escaped
@@ -249,16 +259,31 @@ def build(paths, out: str, model: str = DEFAULT_MODEL, whatif: str | None = None
         try:   # every byte on disk before the first rename: a full disk leaves the old report whole
             staged = staged_writes(out, items)
         except OSError as e:
-            if created:   # a first report that could not be written leaves no empty folder either
-                os.rmdir(out)
+            for folder in created:   # a first report that could not be written leaves no folders either
+                with contextlib.suppress(OSError):   # not empty: someone else's file went in meanwhile
+                    os.rmdir(folder)
             raise OutputError(f"--out {out}: cannot write the report: {e.strerror or e}; the folder is as it "
                               "was") from None
-        for (name, _), tmp in zip(items, staged):
-            put_staged(tmp, os.path.join(out, name))
-            if name != MANIFEST:
-                written.append(os.path.join(out, name))
-        for name in stale:
-            os.remove(os.path.join(out, name))
+        # the final manifest last, after the stale charts are gone: killed between the two, the
+        # union manifest still names a stale chart as report's own, so the next run removes it
+        pending = list(zip(items, staged))
+        try:
+            for (name, _), tmp in pending[:-1]:
+                put_staged(tmp, os.path.join(out, name))
+                pending = pending[1:]
+                if name != MANIFEST:
+                    written.append(os.path.join(out, name))
+            for name in stale:
+                with contextlib.suppress(FileNotFoundError):   # already gone: nothing to remove
+                    os.remove(os.path.join(out, name))
+            put_staged(pending[-1][1], os.path.join(out, MANIFEST))
+            pending = []
+        except OSError as e:   # a rename or removal refused midway: no temp file left, one line
+            for _, tmp in pending:
+                if os.path.lexists(tmp):
+                    os.unlink(tmp)
+            raise OutputError(f"--out {out}: cannot finish the report: {e.strerror or e} ({e.filename or out})") \
+                from None
         fsync_dir(out)
     return written
 

@@ -10,7 +10,7 @@ or defaulted, and from where.
 import argparse
 import sys
 
-from bench.cli import csv_list, number, positive, positive_int
+from bench.cli import csv_items, csv_list, number, positive, positive_int
 from bench.cmd_catalog import add_age_argument, age_text, check_choice, choices_help, emit, usd, warn_stale
 from bench.cmd_cost import PRICING_CHOICES
 from bench.table import footer_text, format_table, si
@@ -21,7 +21,7 @@ TCO_FORMATS = ("table", "json")
 
 def prices_list(text):
     """'2,6.16' -> [2.0, 6.16]: rental prices in USD per GPU-hour."""
-    values = [number(t) for t in csv_list(text)]
+    values = [number(t) for t in csv_items(text)]   # two vendors may quote one price
     if any(v < 0 for v in values):
         raise argparse.ArgumentTypeError(f"{text!r}: prices must be non-negative")
     return values

@@ -58,9 +58,6 @@ def parse_vary(text: str) -> tuple[str, list[str]]:
         raise InputError(f"--vary {key}: no values given (e.g. {key}=V1,V2)")
     if not all(items):   # as every comma list: `gpu=H100,,A100` is a typo, not two values
         raise InputError(f"--vary {key}={values}: an empty item in the list")
-    twice = next((v for i, v in enumerate(items) if v.casefold() in {u.casefold() for u in items[:i]}), None)
-    if twice is not None:   # two identical rows, ratio 1.00: a typo for another value, likely
-        raise InputError(f"--vary {key}={values}: {twice} given twice")
     return key, items
 
 
@@ -142,6 +139,10 @@ def run_whatif(args) -> dict:
     if getattr(args, action.dest) != action.default:
         raise InputError(f"--vary {key} and --{key} both given: vary it or fix it, not both")
     values = [_convert(action, key, text) for text in texts]   # every value checked before any runs
+    same = [v.casefold() if isinstance(v, str) else v for v in values]
+    twice = next((texts[i] for i in range(len(same)) if same[i] in same[:i]), None)
+    if twice is not None:   # two identical rows, ratio 1.00 (1T and 1000B alike): a typo, likely
+        raise InputError(f"--vary {key}={','.join(texts)}: {twice} is a value given before")
     for value in values:  # the plausibility bounds every command's flags get (bench.cli.check_args)
         check_plausible(action.dest, value, f"--vary {key}")
     rows, warnings, measured_gpus = [], [], {}   # measured_gpus: result file -> its GPU, each file read once

@@ -81,11 +81,16 @@ def check_master(env=None) -> None:
     """MASTER_ADDR resolves: a name that does not was four lines of torch's socket warnings and a
     start-up failure (exit 3); it is the environment's mistake, named in one line (exit 2)."""
     env = os.environ if env is None else env
-    addr = env.get("MASTER_ADDR", "").strip()
-    if not addr:
+    addr = env.get("MASTER_ADDR", "")   # as torch's rendezvous reads it: spaces around it included
+    if not addr.strip():
         return
     try:
         socket.getaddrinfo(addr, None)
-    except (socket.gaierror, UnicodeError) as e:
-        raise InputError(f"MASTER_ADDR={addr!r}: cannot resolve it ({getattr(e, 'strerror', None) or e}); "
-                         "give rank 0's host name or IP address") from None
+    except UnicodeError as e:
+        raise InputError(f"MASTER_ADDR={addr!r}: not a host name ({e})") from None
+    except socket.gaierror as e:
+        # only a name that does not exist: a temporary failure (EAI_AGAIN: a pod whose DNS record is
+        # not up yet) is left to the rendezvous, which retries until the start-up timeout
+        if e.errno == socket.EAI_NONAME:
+            raise InputError(f"MASTER_ADDR={addr!r}: cannot resolve it ({e.strerror}); give rank 0's host "
+                             "name or IP address") from None

@@ -200,10 +200,29 @@ def test_a_summary_less_file_is_read_back_with_a_summary_from_its_records(tmp_pa
     assert s["failed_checks"] == 1 and s["failures"] == ["alltoall fp32: failed its check"]
 
 
-def test_a_master_addr_that_does_not_resolve_is_one_line():
+def test_a_master_addr_that_does_not_resolve_is_one_line(monkeypatch):
     """Four lines of torch's socket warnings and exit 3 came before: the environment's mistake,
-    named (exit 2 through InputError)."""
+    named (exit 2 through InputError). The resolver is stood in for: a CI machine's may answer
+    EAI_AGAIN for every name."""
+    real = socket.getaddrinfo
+
+    def resolve(host, *args):
+        if host.endswith(".invalid"):
+            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+        return real(host, *args)
+
+    monkeypatch.setattr(launch.socket, "getaddrinfo", resolve)
     with pytest.raises(InputError, match=r"MASTER_ADDR='no\.such\.host\.invalid': cannot resolve it"):
         launch.check_master({"MASTER_ADDR": "no.such.host.invalid"})
     launch.check_master({"MASTER_ADDR": "127.0.0.1"})
     launch.check_master({})   # unset: from_env has said what a distributed run needs
+
+
+def test_a_temporary_dns_failure_is_left_to_the_rendezvous(monkeypatch):
+    """EAI_AGAIN (a pod whose DNS record is not up yet) is retried by torch until the start-up
+    timeout: refusing it would fail a job that would have started (code review)."""
+    def again(*_):
+        raise socket.gaierror(socket.EAI_AGAIN, "Temporary failure in name resolution")
+
+    monkeypatch.setattr(launch.socket, "getaddrinfo", again)
+    launch.check_master({"MASTER_ADDR": "job-master-0.job"})

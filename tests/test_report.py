@@ -342,7 +342,33 @@ def test_a_disk_that_fills_mid_report_leaves_the_old_report_whole(tmp_path, caps
     assert err.splitlines() == [f"costbench report: error: --out {out}: cannot write the report: No space left "
                                 "on device; the folder is as it was"]
     assert {n: (out / n).read_bytes() for n in os.listdir(out)} == before   # no temp left, nothing changed
-    calls.clear()   # a first report into a new folder: no folder is left behind
-    assert run_cli(capsys, "report", *paths, "--out", str(tmp_path / "new"))[0] == 4 and not (tmp_path / "new").exists()
+    calls.clear()   # a first report into new folders: none is left behind
+    assert run_cli(capsys, "report", *paths, "--out", str(tmp_path / "new" / "a" / "b"))[0] == 4
+    assert not (tmp_path / "new").exists()
     monkeypatch.setattr(results, "_write_temp", real)
     assert run_cli(capsys, "report", *paths, "--out", str(out))[0] == 0 and "aws/y" in (out / "index.html").read_text()
+
+
+def test_killed_before_the_final_manifest_a_stale_chart_is_still_reports_own(tmp_path, capsys, monkeypatch):
+    """The final manifest (which no longer names whatif.png) is renamed only after the stale chart
+    is removed: a crash at the removal left whatif.png unnamed, and every later report refused the
+    folder as holding a user's file (code review)."""
+    from bench import cmd_report as report
+
+    paths = [synthetic.write(tmp_path, "a.json", synthetic.result("lambda/x"))]
+    code, doc, _ = run_cli(capsys, "whatif", "--vary", "gpu=H100-SXM,H200-SXM", "--model", "llama3-8b",
+                           "--format", "json")
+    whatif = synthetic.write_text(tmp_path, "wi.json", doc)
+    out = tmp_path / "r"
+    assert run_cli(capsys, "report", *paths, "--out", str(out), "--whatif", whatif)[0] == 0
+
+    def crash(path):
+        raise OSError(5, "Input/output error", path)
+
+    monkeypatch.setattr(report.os, "remove", crash)
+    code, _, err = run_cli(capsys, "report", *paths, "--out", str(out))
+    assert code == 4 and "cannot finish the report: Input/output error" in err and len(err.splitlines()) == 1
+    assert "whatif.png" in json.loads((out / report.MANIFEST).read_text())["files"]   # still report's own
+    assert not [n for n in os.listdir(out) if n.endswith(".tmp")]
+    monkeypatch.undo()
+    assert run_cli(capsys, "report", *paths, "--out", str(out))[0] == 0 and not (out / "whatif.png").exists()

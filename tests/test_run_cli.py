@@ -12,6 +12,7 @@ import pytest
 from bench import cli, results, runner
 from bench.cmd_run import summary_text
 from cost_models.errors import InputError
+from kernels import matmul
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -112,10 +113,10 @@ def test_quick_cpu_run_writes_a_valid_file(tmp_path):
     for dtype in ("fp32", "bf16"):  # burst: the remeasure record; sustained: the end-of-run re-timing
         mine = [r for r in doc["records"] if r["op"] == "matmul" and r["dtype"] == dtype]
         assert {r["layout"] for r in mine} == {"TN"}
-        # one remeasure, or up to three where a busy machine made the winner not hold up (kernels.matmul.search)
+        # one remeasure; on a busy machine also the best median and the next-best shapes (kernels.matmul.search)
         again = [r for r in mine if r["phase"] == "remeasure"]
         burst = max(again, key=lambda r: r["tflops"])
-        assert 1 <= len(again) <= 3
+        assert 1 <= len(again) <= 2 + matmul.REMEASURE_FALLBACKS
         (sustained,) = [r for r in mine if r["phase"] == "sustained"]
         assert s["mamf_tflops"][dtype] == burst["tflops"] and s["mamf_tflops_sustained"][dtype] == sustained["tflops"]
         assert s["mamf_shape"][dtype] == [sustained["m"], sustained["n"], sustained["k"]] == [burst["m"], burst["n"], burst["k"]]

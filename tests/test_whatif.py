@@ -168,7 +168,8 @@ def test_frame_flattens_layout_and_step():
     # a value that describes no valid model is bad input, as its flag is for cost (README), not a row
     (["--vary", "heads=64,63"], "--vary heads=63: model llama3-70b: --hidden 8192 is not a multiple of --heads 63"),
     (["--vary", "ep=1,2"], "--vary ep=2: --ep 2: llama3-70b is a dense model"),
-    (["--vary", "gpu=H100-SXM,h100-sxm"], "--vary gpu=H100-SXM,h100-sxm: h100-sxm given twice"),
+    (["--vary", "gpu=H100-SXM,h100-sxm"], "--vary gpu=H100-SXM,h100-sxm: h100-sxm is a value given before"),
+    (["--vary", "tokens=1T,1000B"], "--vary tokens=1T,1000B: 1000B is a value given before"),
 ])
 def test_bad_input_one_line_exit_2(capsys, argv, needle):
     code, out, err = run(capsys, "whatif", *argv)
