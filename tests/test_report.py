@@ -101,16 +101,22 @@ def test_report_cli_replaces_its_own_files_but_not_a_users(tmp_path, capsys):
     assert "my notes" in (out / "index.html").read_text()
 
 
-def test_a_chart_a_rerun_no_longer_draws_is_removed(tmp_path, capsys):
-    """whatif.png from an earlier --whatif, report's own unchanged file, goes when a re-run draws
-    no what-if chart (it stayed behind, shown by no page: hostile tester); a user's file of that
-    name would have been refused before anything was written."""
+def _report_with_whatif(tmp_path, capsys):
+    """(result paths, --out folder) of a report drawn with a what-if chart."""
     paths = [synthetic.write(tmp_path, "a.json", synthetic.result("lambda/x"))]
     code, doc, _ = run_cli(capsys, "whatif", "--vary", "gpu=H100-SXM,H200-SXM", "--model", "llama3-8b",
                            "--format", "json")
     whatif = synthetic.write_text(tmp_path, "wi.json", doc)
     out = tmp_path / "r"
     assert run_cli(capsys, "report", *paths, "--out", str(out), "--whatif", whatif)[0] == 0
+    return paths, out
+
+
+def test_a_chart_a_rerun_no_longer_draws_is_removed(tmp_path, capsys):
+    """whatif.png from an earlier --whatif, report's own unchanged file, goes when a re-run draws
+    no what-if chart (it stayed behind, shown by no page: hostile tester); a user's file of that
+    name would have been refused before anything was written."""
+    paths, out = _report_with_whatif(tmp_path, capsys)
     assert (out / "whatif.png").exists()
     manifest = json.loads((out / cmd_report.MANIFEST).read_text())["files"]
     assert set(manifest) == {n for n in os.listdir(out) if not n.startswith(".")} and \
@@ -355,12 +361,7 @@ def test_killed_before_the_final_manifest_a_stale_chart_is_still_reports_own(tmp
     folder as holding a user's file (code review)."""
     from bench import cmd_report as report
 
-    paths = [synthetic.write(tmp_path, "a.json", synthetic.result("lambda/x"))]
-    code, doc, _ = run_cli(capsys, "whatif", "--vary", "gpu=H100-SXM,H200-SXM", "--model", "llama3-8b",
-                           "--format", "json")
-    whatif = synthetic.write_text(tmp_path, "wi.json", doc)
-    out = tmp_path / "r"
-    assert run_cli(capsys, "report", *paths, "--out", str(out), "--whatif", whatif)[0] == 0
+    paths, out = _report_with_whatif(tmp_path, capsys)
 
     def crash(path):
         raise OSError(5, "Input/output error", path)
