@@ -249,6 +249,10 @@ def device_rates(hw: GpuSpec, net: Network, dtype: str, throughput: Throughput |
             for part in ("gemm", "attention", "memory_bound", "tp_comm", "optimizer"):
                 if origin[part].startswith("measured"):
                     origin[part] += f"; replaces the {cat.origin[part]}"
+        else:   # what the file did not measure is a stand-in, not a datasheet's (its "peak" is the file's MAMF)
+            origin = {part: ("not measured in this file, assumed: " + o.removeprefix("catalog: ").replace(
+                                 f"{base_dtype} peak", f"{base_dtype} MAMF (a CPU's stand-in for a peak)")
+                             if o.startswith("catalog: ") else o) for part, o in origin.items()}
     elif throughput is not None:
         why = f"{throughput.source} is from {throughput.gpu or throughput.device_name or 'an unknown device'}, not {hw.name}"
         origin = {k: f"{v}; {why}" for k, v in origin.items()}
