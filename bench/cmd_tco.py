@@ -72,7 +72,7 @@ def add_arguments(parser, command) -> None:
                      f"+ {SERVER_KW_PER_GPU.value} kW server share, {SERVER_KW_PER_GPU.source})")
     run.add_argument("--pue", type=number, help=f"facility power / IT power {d('pue')}")
     run.add_argument("--usd-per-kwh", type=number, help=f"electricity price {d('usd_per_kwh')}")
-    run.add_argument("--utilization", type=number, help=f"share of the year's hours it works, (0, 1] {d('utilization')}")
+    run.add_argument("--utilization", type=number, help=f"share of the year's hours it works, 0.001 to 1 {d('utilization')}")
     run.add_argument("--opex-usd-per-gpu-year", type=number, help=f"anything besides power {d('opex_usd_per_year')}")
     rent = parser.add_argument_group("renting")
     rent.add_argument("--rental-price", type=prices_list, metavar="USD[,USD...]",

@@ -134,5 +134,6 @@ def check_plausible(name: str, value, what: str | None = None) -> None:
         return
     low, high, why = PLAUSIBLE[name]
     # the value in full ('10000001', not '1e+07', which reads as the bound itself)
-    shown = f"{value:d}" if isinstance(value, int) else f"{value:.15g}"
+    # (an int past 16 digits is a float's rounding: 1e30 read '1000000000000000019884624838656')
+    shown = f"{value:d}" if isinstance(value, int) and abs(value) < 1e16 else f"{value:.15g}"
     check_bounds(value, what or name, shown, low, high, why)

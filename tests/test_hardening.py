@@ -316,6 +316,8 @@ def test_minus_zero_is_not_positive():
     (["cost", "--global-batch", "1e10"], "--global-batch: '10000000000' is above 1e+09"),             # 10
     # the value in full, not reformatted into the bound; a reason only for the bound it explains
     (["cost", "--gpus", "10000001"], "--gpus: '10000001' is above 1e+07 (more GPUs than exist)"),
+    # not a float's rounding in 31 digits ('1000000000000000019884624838656')
+    (["cost", "--gpus", "1e30"], "--gpus: '1e+30' is above 1e+07 (more GPUs than exist)"),
     (["cost", "--tokens", "0.5"], "--tokens: '0.5' is below 1000\n"),
     (["tco", "--utilization", "1.5"], "--utilization: '1.5' is above 1\n"),
     (["cost", "--gpu-hours", "1e13"], "--gpu-hours"),
