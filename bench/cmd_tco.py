@@ -16,7 +16,7 @@ from bench.cmd_cost import PRICING_CHOICES
 from bench.table import footer_text, format_table, si
 from cost_models.errors import InputError
 
-TCO_FORMATS = ("table", "json")
+TCO_FORMATS = ("table", "json", "csv")
 
 
 def prices_list(text):
@@ -289,6 +289,9 @@ def main(args) -> int:
     doc = tco_document(args)
     if args.format == "json":
         emit([], [], "json", sys.stdout, doc)
+    elif args.format == "csv":   # the comparison table, one line per rental row, the owned figures on each
+        owned = {k: doc[k] for k in ("gpu", "utilization", "owned_usd_per_gpu_hour")}
+        emit([{**owned, **r} for r in doc["rows"]] or [owned], [], "csv", sys.stdout)
     else:
         _print(doc, sys.stdout)
     return 0

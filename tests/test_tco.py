@@ -251,3 +251,19 @@ def test_a_reserved_price_is_paid_every_hour_of_its_term(capsys, tmp_path):
     code, out, _ = run(capsys, *args)
     line = next(x for x in out.splitlines() if x.startswith("r ") and "reserved-3y" in x)
     assert "below" in line and "paid for every hour of its term" in out
+
+
+def test_tco_csv_is_the_json_rows_with_the_owned_figures(capsys):
+    import csv
+    import io
+
+    doc = json.loads(run(capsys, "tco", "--format", "json")[1])
+    code, out, _ = run(capsys, "tco", "--format", "csv")
+    rows = list(csv.DictReader(io.StringIO(out)))
+    assert code == 0 and len(rows) == len(doc["rows"]) > 0
+    for r, j in zip(rows, doc["rows"]):
+        assert (r["provider"], r["region"]) == (j["provider"], j["region"])
+        assert float(r["usd_per_gpu_hour"]) == j["usd_per_gpu_hour"] and r["gpu"] == doc["gpu"]
+        assert float(r["owned_usd_per_gpu_hour"]) == pytest.approx(doc["owned_usd_per_gpu_hour"])
+    code, out, _ = run(capsys, "tco", "--format", "csv", "--providers", "aws", "--region", "nowhere")
+    assert code == 2   # an unknown region is refused as for the table
