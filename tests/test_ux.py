@@ -68,7 +68,7 @@ KINDS = ("on-demand", "spot", "reserved-1y", "reserved-3y", "capacity-block", "a
     ("prices", "--pricing", KINDS), ("compare", "--pricing", KINDS[:-1]),
     ("cost", "--format", ("table", "json", "csv")), ("whatif", "--format", ("table", "json", "csv")),
     ("compare", "--format", ("table", "json", "csv")), ("prices", "--format", ("table", "json", "csv")),
-    ("tco", "--format", ("table", "json")),
+    ("tco", "--format", ("table", "json", "csv")),
     ("cost", "--dtype", ("bf16", "fp16", "fp8")), ("cost", "--recompute", ("none", "selective", "full")),
 ])
 def test_help_lists_exactly_the_accepted_choices(command, flag, accepted):
