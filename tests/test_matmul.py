@@ -326,9 +326,11 @@ def test_search_quick_cpu_yields_records_as_measured():
     shapes = [(r["m"], r["n"], r["k"]) for r in searched]
     assert shapes[: len(candidate_shapes("fp32", "cpu", True))] == candidate_shapes("fp32", "cpu", True)
     assert len(searched) <= matmul.PLANS["cpu", True].max_shapes
-    assert [r["phase"] for r in records[len(searched):]] == ["remeasure"]
+    # the winner re-measured; on a noisy machine the best median and the next-best shapes too
+    again = records[len(searched):]
+    assert {r["phase"] for r in again} == {"remeasure"} and 1 <= len(again) <= 2 + matmul.REMEASURE_FALLBACKS
     assert all(r["correct"] and r["layout"] == "TN" for r in records)
-    assert best(records) is records[-1]
+    assert best(records) is max(again, key=lambda r: r["tflops"])
 
 
 def test_best_ignores_wrong_and_other_ops_and_rejects_mixed_dtypes():

@@ -253,8 +253,11 @@ def test_a_winner_that_did_not_hold_up_is_noted(tmp_path, monkeypatch, fallbacks
                                           out=str(tmp_path)))
     (note,) = [n for n in outcome.result["config"]["notes"] if n.startswith("matmul fp32")]
     assert "under 50% of its search figure" in note
-    assert ("next-best shapes were re-measured" in note) is (fallbacks > 0)
-    assert ("no other shape was left" in note) is (fallbacks == 0)
+    # another shape stood in where one was re-measured: a fallback, or the best median on a noisy machine
+    again = [r for r in outcome.result["records"] if r.get("phase") == "remeasure"]
+    assert len(again) >= 1 + fallbacks
+    assert ("next-best shapes were re-measured" in note) is (len(again) > 1)
+    assert ("no other shape was left" in note) is (len(again) == 1)
 
 
 def test_a_failed_check_is_loud_and_exits_1(tmp_path, monkeypatch, capsys):
