@@ -131,10 +131,21 @@ def csv_items(text):
     return items
 
 
+def first_repeat(items: list, values: list | None = None):
+    """The first of items whose value (values[i], default the item; text in any case) came before, or None."""
+    seen = []   # compared by ==: a value may be a list (--vary of a comma-list flag)
+    for item, value in zip(items, items if values is None else values):
+        key = value.casefold() if isinstance(value, str) else value
+        if key in seen:
+            return item
+        seen.append(key)
+    return None
+
+
 def csv_list(text):
     """csv_items of names, none twice (in any case)."""
     items = csv_items(text)
-    twice = next((t for i, t in enumerate(items) if t.casefold() in {u.casefold() for u in items[:i]}), None)
+    twice = first_repeat(items)
     if twice is not None:   # `--ops matmul,matmul` measured nothing more: a typo for another item, likely
         raise argparse.ArgumentTypeError(f"{text!r} names {twice} twice")
     return items

@@ -266,20 +266,19 @@ def build(paths, out: str, model: str = DEFAULT_MODEL, whatif: str | None = None
                               "was") from None
         # the final manifest last, after the stale charts are gone: killed between the two, the
         # union manifest still names a stale chart as report's own, so the next run removes it
-        pending = list(zip(items, staged))
+        renamed = 0
         try:
-            for (name, _), tmp in pending[:-1]:
+            for (name, _), tmp in zip(items[:-1], staged):
                 put_staged(tmp, os.path.join(out, name))
-                pending = pending[1:]
+                renamed += 1
                 if name != MANIFEST:
                     written.append(os.path.join(out, name))
             for name in stale:
                 with contextlib.suppress(FileNotFoundError):   # already gone: nothing to remove
                     os.remove(os.path.join(out, name))
-            put_staged(pending[-1][1], os.path.join(out, MANIFEST))
-            pending = []
+            put_staged(staged[-1], os.path.join(out, MANIFEST))
         except OSError as e:   # a rename or removal refused midway: no temp file left, one line
-            for _, tmp in pending:
+            for tmp in staged[renamed:]:
                 if os.path.lexists(tmp):
                     os.unlink(tmp)
             raise OutputError(f"--out {out}: cannot finish the report: {e.strerror or e} ({e.filename or out})") \

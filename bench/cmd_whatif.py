@@ -19,6 +19,7 @@ import json
 import re
 import sys
 
+from bench.cli import first_repeat
 from bench.cmd_catalog import FORMATS, check_choice, emit, usd
 from bench.table import si, warn
 from cost_models.errors import CannotRun, InputError, NoLayoutError, unknown_name
@@ -139,8 +140,7 @@ def run_whatif(args) -> dict:
     if getattr(args, action.dest) != action.default:
         raise InputError(f"--vary {key} and --{key} both given: vary it or fix it, not both")
     values = [_convert(action, key, text) for text in texts]   # every value checked before any runs
-    same = [v.casefold() if isinstance(v, str) else v for v in values]
-    twice = next((texts[i] for i in range(len(same)) if same[i] in same[:i]), None)
+    twice = first_repeat(texts, values)
     if twice is not None:   # two identical rows, ratio 1.00 (1T and 1000B alike): a typo, likely
         raise InputError(f"--vary {key}={','.join(texts)}: {twice} is a value given before")
     for value in values:  # the plausibility bounds every command's flags get (bench.cli.check_args)
