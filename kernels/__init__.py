@@ -36,13 +36,17 @@ def torch_device(device: str):
 
 
 def free_bytes(device: str) -> float | None:
-    """Memory this process can still take: the GPU's free bytes; on CPU the host's MemAvailable,
+    """Memory this process can still take: on a GPU the driver's free bytes plus what torch's
+    caching allocator holds but no tensor uses (reserved less allocated: the driver counts it as
+    taken, yet the next allocation reuses it, so late in a run the free bytes alone read low); on
+    CPU the host's MemAvailable,
     or less where a cgroup (a Kubernetes pod, a Slurm job) caps the memory (cgroup v2 memory.max
     less memory.current); None where neither can be read."""
     if device == "cuda":
         import torch
 
-        return float(torch.cuda.mem_get_info()[0])
+        cached = torch.cuda.memory_reserved() - torch.cuda.memory_allocated()
+        return float(torch.cuda.mem_get_info()[0] + max(cached, 0))
     found = [v for v in (_meminfo_available(), _cgroup_room()) if v is not None]
     return float(min(found)) if found else None
 

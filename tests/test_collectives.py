@@ -239,3 +239,16 @@ def test_a_cgroup_limit_caps_the_hosts_free_memory(tmp_path, monkeypatch):
     assert kernels._cgroup_room(str(tmp_path)) is None
     monkeypatch.setattr(kernels, "_cgroup_room", lambda: 600000)
     assert kernels.free_bytes("cpu") == 600000   # below any host's MemAvailable
+
+
+def test_gpu_free_bytes_counts_the_allocators_cache(monkeypatch):
+    """torch's cache (reserved, no tensor in it) is taken for the driver yet reused by the next
+    allocation: the room is the driver's free bytes plus reserved less allocated."""
+    import torch
+
+    import kernels
+
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda *a: (10 * 2**30, 80 * 2**30))
+    monkeypatch.setattr(torch.cuda, "memory_reserved", lambda *a: 30 * 2**30)
+    monkeypatch.setattr(torch.cuda, "memory_allocated", lambda *a: 12 * 2**30)
+    assert kernels.free_bytes("cuda") == 28 * 2**30
