@@ -15,8 +15,9 @@ Delivered compute per dollar, in $ per PFLOP-hour: a GPU that sustains M TFLOP/s
 delivers M / 1000 PFLOP-hours, so $/PFLOP-hour = ($/GPU-hour) / (M / 1000), with M the measured
 MAMF of PER_PFLOP_DTYPES' first measured dtype (bf16, what training runs; named in `pflop_dtype`).
 
-Unreadable files are skipped with a warning (load_runs returns them): one bad file among many
-should not hide the others. Torch-free: bench.results.load reads the files.
+An unreadable file found in a directory is skipped with a warning (load_runs returns them): one
+bad file among many should not hide the others. A file named on the command line is one the user
+meant: unreadable, it is an error (InputError), as `cost --results` makes it. Torch-free: bench.results.load reads the files.
 """
 
 import glob
@@ -56,10 +57,13 @@ def load_runs(paths) -> tuple[list[tuple[str, dict]], list[str]]:
     for p in paths:
         if os.path.isdir(p) and not glob.glob(os.path.join(p, "*.json")):
             warnings.append(f"{p}: directory holds no *.json result files")
+    named = {os.path.normpath(p) for p in paths if not os.path.isdir(p)}
     for path in files:
         try:
             runs.append((path, load(path)))
         except InputError as e:
+            if os.path.normpath(path) in named:
+                raise
             warnings.append(f"skipped {e}")
     return runs, warnings
 

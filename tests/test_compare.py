@@ -108,16 +108,30 @@ def test_cli_nothing_readable_is_one_line_exit_2(tmp_path, capsys):
     (tmp_path / "a.json").write_text("{")
     code, out, err = run(capsys, "compare", str(tmp_path / "a.json"))
     assert code == 2 and out == ""
-    assert err.splitlines() == [f"costbench compare: error: no readable result files: {tmp_path / 'a.json'}: "
+    assert err.splitlines() == [f"costbench compare: error: {tmp_path / 'a.json'}: "
                                 "not valid JSON (truncated?): Expecting property name enclosed in double quotes: "
                                 "line 1 column 2 (char 1)"]
     code, _, err = run(capsys, "compare", str(tmp_path / "missing-dir"))
     assert code == 2 and len(err.splitlines()) == 1 and "missing-dir: no such" in err  # one line: file and why
     (tmp_path / "b.json").write_text("")
-    code, _, err = run(capsys, "compare", str(tmp_path / "a.json"), str(tmp_path / "b.json"))
-    lines = err.splitlines()  # the other reasons as warnings, the last one in the error line
+    code, _, err = run(capsys, "compare", str(tmp_path))   # found in a folder: warnings, then the last as the error
+    lines = err.splitlines()
     assert code == 2 and len(lines) == 2 and "a.json" in lines[0] and "b.json: empty file" in lines[1]
+    assert lines[1].startswith("costbench compare: error: no readable result files: ")
     assert lines[1].endswith("(1 more above)")
+
+
+def test_cli_a_broken_file_named_on_the_command_line_is_an_error(tmp_path, capsys):
+    """A folder's bad file is skipped (one should not hide the others); a file the user named is
+    one they meant, so a broken one ends the command, as `cost --results` does, whatever else is good."""
+    (tmp_path / "runs").mkdir()
+    good = synthetic.two_providers(tmp_path / "runs")[0]
+    (tmp_path / "trunc.json").write_text(json.dumps(synthetic.result("gcp/x"))[:100])
+    for args in ([good, str(tmp_path / "trunc.json")], [str(tmp_path / "runs"), str(tmp_path / "trunc.json")]):
+        code, out, err = run(capsys, "compare", *args, "--model", "llama3-8b")
+        assert code == 2 and out == ""
+        assert len(err.splitlines()) == 1
+        assert err.startswith(f"costbench compare: error: {tmp_path / 'trunc.json'}: not valid JSON (truncated?): ")
 
 
 def test_cli_json_and_csv(tmp_path, capsys):

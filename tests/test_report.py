@@ -171,7 +171,8 @@ def test_report_bad_whatif_and_nothing_readable_are_one_line_errors(tmp_path, ca
         assert code == 2 and needle in err and len(err.splitlines()) == 1, err
     (tmp_path / "bad.json").write_text("[]")
     code, _, err = run_cli(capsys, "report", str(tmp_path / "bad.json"), "--out", str(tmp_path / "o"))
-    assert code == 2 and err.splitlines()[-1].startswith("costbench report: error: no readable result files")
+    assert code == 2 and err.splitlines() == [f"costbench report: error: {tmp_path / 'bad.json'}: expected a JSON "
+                                              "object at the top, got list"], err
     edited = synthetic.result("lambda/y")
     edited["summary"]["collectives"] = "fast"      # a hand edit: once a crash (exit 70) in report's reader
     path = synthetic.write(tmp_path, "edited.json", edited)
