@@ -135,10 +135,12 @@ def _date_arg(value):
 
 
 def add_age_argument(parser) -> None:
-    """--stale-months, shared by `prices` and `cost`."""
+    """--stale-months, shared by `prices`, `cost`, `whatif` and `tco`: a positive finite number,
+    checked as it is read (cost prices its rows, ages included, before it warns)."""
+    from bench.cli import positive
     from cost_models.prices import DEFAULT_STALE_MONTHS, TODAY_ENV
 
-    parser.add_argument("--stale-months", type=float, default=DEFAULT_STALE_MONTHS,
+    parser.add_argument("--stale-months", type=positive, default=DEFAULT_STALE_MONTHS,
                         help=f"warn about quoted prices older than this many months (default "
                              f"{DEFAULT_STALE_MONTHS}; today is the clock's, or ${TODAY_ENV})")
 

@@ -535,6 +535,21 @@ def test_implausible_values_of_the_new_flags(capsys, argv, needle):
     assert needle in one_line_error(capsys, *argv)
 
 
+@pytest.mark.parametrize("command", ["cost", "whatif", "prices", "tco"])
+@pytest.mark.parametrize("value,needle", [("nan", "'nan' is not a finite number"), ("inf", "'inf' is not a finite number"),
+                                          ("0", "'0' must be positive"), ("-2", "'-2' must be positive")])
+def test_stale_months_is_checked_as_it_is_read(capsys, command, value, needle):
+    """cost priced its rows (their age included) before its warning checked --stale-months: NaN
+    reached math.floor and crashed (exit 70) in cost and whatif, not in prices or tco."""
+    extra = ["--vary", "gpus=8,16", "--model", "llama3-8b"] if command == "whatif" else []
+    assert f"--stale-months: {needle}" in one_line_error(capsys, command, *extra, "--stale-months", value)
+
+
+def test_stale_months_varied_is_checked_per_value(capsys):
+    assert "--vary stale-months: 'nan'" in one_line_error(capsys, "whatif", "--vary", "stale-months=3,nan",
+                                                          "--model", "llama3-8b")
+
+
 def test_plausible_bounds_check_each_value_of_a_list():
     check_plausible("rental_price", [2.0, 6.16])
     with pytest.raises(InputError, match="above 1000"):
