@@ -152,8 +152,9 @@ WHATIF_MAX = 1e15   # dollars, days or GPU-hours: a thousand times the world's G
 
 def whatif_frame(path: str):
     """`costbench whatif --format json` ({"vary": KEY, "rows": [{"value", "cost_usd_min", "wall_clock_days",
-    ...}]}, flattened by cost_models.whatif.frame) as a DataFrame with columns value, cost (the cheapest
-    price row's, US$), days; attrs["vary"]."""
+    ...}]}) as a DataFrame with columns value (as typed: cost_models.whatif.value_label), cost (the
+    cheapest price row's, US$), days; attrs["vary"]. Only those fields are read, and checked: the
+    rows' nested parts (step, parallelism, fabric_rows) are the table's, not the chart's."""
     import pandas as pd
 
     try:
@@ -163,7 +164,12 @@ def whatif_frame(path: str):
     rows = doc.get("rows") if isinstance(doc, dict) else None
     if not isinstance(rows, list) or not rows or not all(isinstance(r, dict) and "value" in r for r in rows):
         raise InputError(f"--whatif {path}: expected costbench whatif JSON: {{\"vary\": KEY, \"rows\": [{{\"value\": ...}}]}}")
-    for i, r in enumerate(rows):   # what the chart draws: a number at least 0, or null (no price, no fit)
+    if "vary" in doc and (not isinstance(doc["vary"], str) or not doc["vary"].strip()):   # absent: "input"
+        raise InputError(f"--whatif {path}: vary: {doc.get('vary')!r} is not the name of the varied flag")
+    for i, r in enumerate(rows):
+        if not _label_value(r["value"]):   # the chart's axis label: what the user typed after --vary KEY=
+            raise InputError(f"--whatif {path}: rows[{i}].value: {r['value']!r} is not a varied value "
+                             "(a string, a number or a list of them)")   # what the chart draws: a number at least 0, or null (no price, no fit)
         for key in ("cost_usd_min", "cost_usd_max", "cost_usd", "wall_clock_days", "gpu_hours"):
             v = r.get(key)
             if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)) or not v >= 0
@@ -177,14 +183,22 @@ def whatif_frame(path: str):
             raise InputError(f"--whatif {path}: rows[{i}]: cost_usd_min {low!r} is above cost_usd_max {high!r}")
     if not any(isinstance(r.get("cost_usd_min", r.get("cost_usd")), (int, float)) for r in rows):
         raise InputError(f"--whatif {path}: no row has a numeric cost_usd_min (no prices for any value?)")
-    from cost_models.whatif import frame as whatif_rows  # the what-if document flattened, one row per value
+    from cost_models.whatif import value_label
 
-    flat = whatif_rows({"vary": "input", **doc})
-    cost = flat["cost_usd_min"] if "cost_usd_min" in flat else flat["cost_usd"]
-    frame = pd.DataFrame({"value": flat["value"], "cost": pd.to_numeric(cost, errors="coerce"),
-                          "days": pd.to_numeric(flat.get("wall_clock_days"), errors="coerce")})
-    frame.attrs["vary"] = str(doc.get("vary", "input"))
+    frame = pd.DataFrame({"value": [value_label(r["value"]) for r in rows],
+                          "cost": [r.get("cost_usd_min", r.get("cost_usd")) for r in rows],
+                          "days": [r.get("wall_clock_days") for r in rows]}).astype({"cost": float, "days": float})
+    frame.attrs["vary"] = doc.get("vary", "input")
     return frame
+
+
+def _label_value(value) -> bool:
+    """A varied value as `whatif` writes one: a string or number (not a bool), or a non-empty list
+    of them (--providers aws,gcp)."""
+    scalar = (str, int, float)
+    if isinstance(value, list):
+        return bool(value) and all(isinstance(v, scalar) and not isinstance(v, bool) for v in value)
+    return isinstance(value, scalar) and not isinstance(value, bool)
 
 
 def _png(fig, dpi) -> bytes:

@@ -6,6 +6,7 @@ import base64
 import html.parser
 import json
 import os
+import re
 
 import pytest
 
@@ -374,3 +375,24 @@ def test_killed_before_the_final_manifest_a_stale_chart_is_still_reports_own(tmp
     assert not [n for n in os.listdir(out) if n.endswith(".tmp")]
     monkeypatch.undo()
     assert run_cli(capsys, "report", *paths, "--out", str(out))[0] == 0 and not (out / "whatif.png").exists()
+
+
+def test_report_whatif_reads_only_what_it_draws(tmp_path):
+    """The chart draws value, cost and days: a hand edit of a row's nested parts (step, parallelism,
+    fabric_rows: the table's) once crashed report (exit 70) in the flattening it did not need; a
+    meaningless vary or value is refused by name."""
+    row = {"value": 1024, "gpu_hours": 6e6, "wall_clock_days": 16.0, "cost_usd_min": 2e7,
+           "step": {"seconds": 1.3, "parts": {"gemm": 1.3}}, "parallelism": {"tp": 8}, "fabric_rows": {}}
+    path = tmp_path / "w.json"
+    for field, junk in (("step", "x"), ("step", {"parts": None}), ("parallelism", [1]), ("fabric_rows", {"a": 1})):
+        path.write_text(json.dumps({"vary": "gpus", "rows": [{**row, field: junk}, {**row, "value": 2048}]}))
+        frame = cmd_report.whatif_frame(str(path))
+        assert list(frame["value"]) == ["1024", "2048"] and list(frame["cost"]) == [2e7, 2e7]
+        assert frame.attrs["vary"] == "gpus"
+    for doc, needle in (({"vary": None, "rows": [row]}, "vary: None is not the name of the varied flag"),
+                        ({"vary": "gpus", "rows": [{**row, "value": {"a": 1}}]}, "rows[0].value: {'a': 1} is not"),
+                        ({"vary": "gpus", "rows": [{**row, "value": True}]}, "rows[0].value: True is not"),
+                        ({"vary": "gpus", "rows": [{**row, "value": []}]}, "rows[0].value: [] is not")):
+        path.write_text(json.dumps(doc))
+        with pytest.raises(InputError, match=re.escape(needle)):
+            cmd_report.whatif_frame(str(path))
