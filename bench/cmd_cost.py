@@ -100,6 +100,12 @@ def add_arguments(parser, command) -> None:
     lay.add_argument("--ep", type=positive_int,
                      help="expert-parallel degree (MoE models; divides DP and the experts)")
     lay.add_argument("--recompute", help="none, selective (Megatron's: the core attention re-run in the backward; with FlashAttention it saves no memory) or full; default: searched over none and full (as many layers as memory needs)")
+    lay.add_argument("--recompute-layers", type=positive_int,
+                     help="with --recompute full: layers of each pipeline stage recomputed (per stage, where Megatron's "
+                          "--recompute-num-layers counts per interleaved chunk); default every layer; searched: as many as memory needs")
+    lay.add_argument("--vpp", type=positive_int,
+                     help="virtual pipeline stages per GPU (interleaved 1F1B; 1: plain 1F1B); default: searched "
+                          "over 1, 2, 4, 8. The JSON's parallelism.flags gives a searched layout back as these flags")
     eff = parser.add_argument_group("overrides")
     eff.add_argument("--mfu", type=fraction, help="model FLOPs utilisation over whole steps; skips the step model")
     eff.add_argument("--efficiency", type=fraction,
@@ -634,6 +640,7 @@ def main(args, command: str = "cost", warn_age: bool = True) -> int:
                    "throughput": throughput, "mfu": args.mfu, "efficiency": args.efficiency,
                    "goodput": args.goodput, "tp": args.tp, "pp": args.pp, "micro_batch": args.micro_batch,
                    "global_batch": args.global_batch, "recompute": args.recompute, "ep": args.ep, "cp": args.cp, "dtype": args.dtype,
+                   "recompute_layers": args.recompute_layers, "vpp": args.vpp,
                    "gpu_hours": args.gpu_hours}
     warn_other_device(throughput, gpu, command)
     warn_other_dtype(throughput, gpu, args.dtype, command)

@@ -359,19 +359,29 @@ class Search:
     best: int | None       # index of the fastest fitting layout (seconds per token), None if none fits
 
 
+def _recomputed(spec: ModelSpec, lay, usable, recompute: str | None, n_layers: int | None):
+    """Layers per stage each full-recompute layout recomputes (0 for the others): --recompute-layers
+    N, N of each stage's (all of a stage holding fewer, as the search may try shallower pipelines);
+    else --recompute full, every layer of the stage; else, searched, only as many as memory needs."""
+    per_stage = parallelism.stage_layers(spec.layers, lay.pp)[0]
+    full = lay.recompute == parallelism.RECOMPUTE.index("full")
+    if n_layers is not None:
+        return np.where(full, np.minimum(n_layers, per_stage), 0).astype(int)
+    if recompute == "full":
+        return np.where(full, per_stage, 0).astype(int)
+    return memory.fit_recompute(spec, lay, usable)
+
+
 def search_layouts(spec: ModelSpec, hw: GpuSpec, gpus: int, rates, lin_rates=None, batch: int | None = None,
                    recipe: dict | None = None, goodput: float | None = None, **given) -> Search:
     """Every feasible layout on at most `gpus` GPUs (parallelism.candidates, `given` fixing any of
     tp, pp, micro_batch, global_batch, recompute, vpp, ep, cp), its memory and step time; the fastest in
     wall-clock time per token that fits: step seconds / (batch x goodput of the GPUs it runs on),
     `goodput` if given, else training_time.goodput (fewer GPUs, fewer interruptions)."""
+    n_layers = given.pop("recompute_layers", None)
     lay = parallelism.candidates(spec, gpus, batch or training_time.default_batch(spec.seq_len), **given)
     usable = memory.usable_bytes(hw.memory_gb)
-    if given.get("recompute") != "full":     # searched: recompute only the layers memory needs
-        layers = memory.fit_recompute(spec, lay, usable)
-    else:                                     # --recompute full: every layer of the stage
-        layers = parallelism.stage_layers(spec.layers, lay.pp)[0]
-    lay = dataclasses.replace(lay, recompute_layers=layers)
+    lay = dataclasses.replace(lay, recompute_layers=_recomputed(spec, lay, usable, given.get("recompute"), n_layers))
     need = memory.gpu_bytes(spec, lay)
     fits = need <= usable
     parts = step_time.step_parts(spec, lay, rates, lin_rates, **(recipe or {}))
@@ -397,12 +407,16 @@ def _first_that_fits(spec, hw, sizes, batch, given) -> int | None:
     default_batch = batch or training_time.default_batch(spec.seq_len)
     # every GPU holds at least its share of the replicated 6 bytes per parameter: fewer never fit
     floor = spec.params * memory.REPLICATED_BYTES_PER_PARAM / memory.usable_bytes(hw.memory_gb)
+    given = dict(given)
+    n_layers = given.pop("recompute_layers", None)
     for size in (s for s in sizes if s >= floor):
         try:
             lay = parallelism.candidates(spec, size, default_batch, **given)
         except InputError:
             continue
-        if (memory.gpu_bytes(spec, lay) <= memory.usable_bytes(hw.memory_gb)).any():
+        # the fewest bytes each layout can need: every layer recomputed, unless --recompute-layers caps it
+        layers = None if n_layers is None else _recomputed(spec, lay, None, "full", n_layers)
+        if (memory.gpu_bytes(spec, lay, layers) <= memory.usable_bytes(hw.memory_gb)).any():
             return size
     return None
 
@@ -459,7 +473,7 @@ def plan_training(model=DEFAULT_MODEL, gpu: str | GpuSpec = DEFAULT_GPU, gpus: i
                   tp: int | None = None, pp: int | None = None, micro_batch: int | None = None,
                   global_batch: int | None = None, recompute: str | None = None, vpp: int | None = None,
                   ep: int | None = None, cp: int | None = None, dtype: str = "bf16", gpu_hours: float | None = None,
-                  recipe: dict | None = None) -> TrainingPlan:
+                  recipe: dict | None = None, recompute_layers: int | None = None) -> TrainingPlan:
     """The time model for one scenario. Keywords (all optional; the CLI flag in brackets):
 
     model        catalog name or ModelSpec [--model, or --params/--layers/...]
@@ -470,7 +484,9 @@ def plan_training(model=DEFAULT_MODEL, gpu: str | GpuSpec = DEFAULT_GPU, gpus: i
     throughput   measured rates from a result file (Throughput.from_result) [--results]
     tp, pp, micro_batch, global_batch (sequences), recompute ("none"|"selective"|"full"), vpp
                  (virtual pipeline stages), ep (expert parallelism, MoE models), cp (context
-                 parallelism): fix that part of the layout; the rest is searched [--tp ... --cp]
+                 parallelism), recompute_layers (with recompute "full": layers per pipeline stage
+                 recomputed; default all of them): fix that
+                 part of the layout; the rest is searched [--tp ... --cp, --vpp, --recompute-layers]
     dtype        "bf16" or "fp8" (fp8: the linear layers' GEMMs only) [--dtype]
     efficiency   fraction of MAMF a training GEMM sustains (rates.GEMM_SUSTAINED_FRACTION) [--efficiency]
     goodput      productive share of wall-clock time (default: training_time.goodput) [--goodput]
@@ -498,7 +514,7 @@ def plan_training(model=DEFAULT_MODEL, gpu: str | GpuSpec = DEFAULT_GPU, gpus: i
         raise unknown_name("dtype", dtype, DTYPES)
     skip = "--gpu-hours" if gpu_hours is not None else "--mfu" if mfu is not None else None
     layout_flags = dict(tp=tp, pp=pp, micro_batch=micro_batch, global_batch=global_batch, recompute=recompute,
-                        vpp=vpp, ep=ep, cp=cp, network=network)
+                        recompute_layers=recompute_layers, vpp=vpp, ep=ep, cp=cp, network=network)
     unused = [f"--{k.replace('_', '-')}" for k, v in layout_flags.items() if v is not None]
     if skip and unused:   # they set the step model's layout and links, which skip replaces: silently ignored before
         raise InputError(f"{skip} and {', '.join(unused)}: {skip} skips the step model, and {', '.join(unused)} "
@@ -531,8 +547,11 @@ def plan_training(model=DEFAULT_MODEL, gpu: str | GpuSpec = DEFAULT_GPU, gpus: i
     total_flops = float(flops_mod.training_flops(spec.active_params, spec.tokens, spec.layers, spec.hidden,
                                                  spec.seq_len, embedding=embedding))
     given = {k: v for k, v in dict(tp=tp, pp=pp, micro_batch=micro_batch, global_batch=global_batch,
-                                   recompute=recompute, vpp=vpp, ep=ep, cp=cp).items() if v is not None}
+                                   recompute=recompute, vpp=vpp, ep=ep, cp=cp,
+                                   recompute_layers=recompute_layers).items() if v is not None}
     parallelism.check_given(spec, tp, pp, recompute, ep, micro_batch, global_batch, cp)
+    parallelism.check_recompute_layers(spec, recompute, recompute_layers, pp)
+    parallelism.check_vpp(spec, vpp, pp)
     default_batch = training_time.default_batch(spec.seq_len)
     if micro_batch and not global_batch and default_batch % micro_batch:   # was "no layout fits ... memory"
         raise InputError(f"--micro-batch {micro_batch}: the default global batch of {default_batch:,} sequences "

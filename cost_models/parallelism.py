@@ -96,13 +96,16 @@ class Layouts:
         return self.global_batch // (self.dp * self.micro_batch)
 
     def pick(self, i: int, chosen: str) -> dict:
-        """Layout i as the cost output's `parallelism` dict."""
-        return {"tp": int(self.tp[i]), "pp": int(self.pp[i]), "dp": int(self.dp[i]),
-                "micro_batch": int(self.micro_batch[i]), "global_batch": int(self.global_batch[i]),
-                "ep": int(self.ep_degrees[i]), "cp": int(self.cp_degrees[i]),
-                "recompute": RECOMPUTE[int(self.recompute[i])], "virtual_stages": int(self.vpp[i]),
-                "recompute_layers": int(self.recompute_layers[i]) if self.recompute_layers is not None else 0,
-                "sequence_parallel": bool(self.tp[i] > 1), "gpus_used": int(self.gpus_used[i]), "chosen": chosen}
+        """Layout i as the cost output's `parallelism` dict, with `flags`: the cost flags that give
+        this very layout back (a searched layout pinned, to vary something else around it)."""
+        out = {"tp": int(self.tp[i]), "pp": int(self.pp[i]), "dp": int(self.dp[i]),
+               "micro_batch": int(self.micro_batch[i]), "global_batch": int(self.global_batch[i]),
+               "ep": int(self.ep_degrees[i]), "cp": int(self.cp_degrees[i]),
+               "recompute": RECOMPUTE[int(self.recompute[i])], "virtual_stages": int(self.vpp[i]),
+               "recompute_layers": int(self.recompute_layers[i]) if self.recompute_layers is not None else 0,
+               "sequence_parallel": bool(self.tp[i] > 1), "gpus_used": int(self.gpus_used[i]), "chosen": chosen}
+        out["flags"] = layout_flags(out)
+        return out
 
     @property
     def gpus_used(self) -> np.ndarray:
@@ -229,6 +232,47 @@ def check_cluster(gpus: int, tp=None, pp=None, ep=None, cp=None) -> None:
                             f"({'; '.join(why)})")
 
 
+def layout_flags(p: dict) -> str:
+    """`costbench cost` flags that fix every searched degree of the `parallelism` dict p."""
+    flags = [f"--tp {p['tp']}", f"--pp {p['pp']}", f"--vpp {p['virtual_stages']}", f"--micro-batch {p['micro_batch']}",
+             f"--global-batch {p['global_batch']}", f"--recompute {p['recompute']}"]
+    if p["recompute"] == "full":
+        flags.append(f"--recompute-layers {p['recompute_layers']}")
+    flags += [f"--{k} {p[k]}" for k in ("cp", "ep") if p[k] > 1]
+    return " ".join(flags)
+
+
+def check_recompute_layers(spec, recompute=None, n_layers=None, pp=None) -> None:
+    """InputError for a --recompute-layers that means nothing: without --recompute full (the only
+    recompute that picks layers), not a positive whole number, or more than a stage of --pp holds."""
+    if n_layers is None:
+        return
+    if isinstance(n_layers, bool) or not isinstance(n_layers, (int, np.integer)) or n_layers < 1:
+        raise InputError(f"--recompute-layers {n_layers!r}: the layers per stage to recompute must be a positive "
+                         "whole number")
+    if recompute != "full":
+        raise InputError(f"--recompute-layers {n_layers}: only with --recompute full (it says how many of each "
+                         f"stage's layers a full recompute re-runs){'' if recompute is None else f', not {recompute}'}")
+    most = int(stage_layers(spec.layers, pp)[0]) if pp else spec.layers
+    if n_layers > most:
+        where = f"a stage of --pp {pp} holds only {most} layers" if pp else f"{spec.name} has only {most} layers"
+        raise InputError(f"--recompute-layers {n_layers}: {where}")
+
+
+def check_vpp(spec, vpp=None, pp=None) -> None:
+    """InputError for a --vpp (virtual pipeline stages per GPU, Megatron's interleaved 1F1B) no
+    layout can run: it needs PP > 1 and must divide each stage's layers."""
+    if vpp is None:
+        return
+    if isinstance(vpp, bool) or not isinstance(vpp, (int, np.integer)) or vpp < 1:
+        raise InputError(f"--vpp {vpp!r}: virtual pipeline stages must be a positive whole number")
+    if vpp > 1 and pp == 1:
+        raise InputError(f"--vpp {vpp}: interleaving needs a pipeline (--pp above 1)")
+    if vpp > 1 and pp and int(stage_layers(spec.layers, pp)[0]) % vpp:
+        raise InputError(f"--vpp {vpp}: must divide the {int(stage_layers(spec.layers, pp)[0])} layers of each "
+                         f"stage of --pp {pp}")
+
+
 def candidates(spec, gpus: int, batch: int, tp=None, pp=None, micro_batch=None,
                global_batch=None, recompute=None, vpp=None, ep=None, cp=None) -> Layouts:
     """Every feasible layout of `spec` on at most `gpus` GPUs (memory not yet checked), with any
@@ -259,12 +303,13 @@ def candidates(spec, gpus: int, batch: int, tp=None, pp=None, micro_batch=None,
     m = np.where(ok, batch // (dp * mb), 0)
     ok &= (v == 1) | ((p > 1) & (first % v == 0) & (m % p == 0))  # the last stage may hold fewer chunks
     if not ok.any():
-        given = {k_: val for k_, val in (("tp", tp), ("pp", pp), ("micro-batch", micro_batch),
+        given = {k_: val for k_, val in (("tp", tp), ("pp", pp), ("vpp", vpp), ("micro-batch", micro_batch),
                                         ("global-batch", global_batch), ("ep", ep), ("cp", cp)) if val}
         what = ", ".join(f"--{k_} {val}" for k_, val in given.items()) or "any layout"
         raise NoLayoutError(f"{what}: no layout of {spec.name} fits {gpus:,} GPUs (need TP*CP*PP*DP <= GPUs, DP "
                             f"dividing the global batch of {batch:,} sequences / micro-batch"
-                            f"{' and divisible by EP' if spec.moe else ''}, at least one layer per pipeline stage)")
+                            f"{' and divisible by EP' if spec.moe else ''}, at least one layer per pipeline stage"
+                            f"{'; with --vpp, PP above 1, --vpp dividing each stage and the micro-batches a multiple of PP' if vpp and vpp > 1 else ''})")
     return Layouts(tp=t[ok], pp=p[ok], dp=dp[ok], micro_batch=mb[ok], global_batch=np.full(int(ok.sum()), batch),
                    recompute=rc[ok], vpp=v[ok], ep=e[ok] if spec.moe else None,
                    cp=c[ok])

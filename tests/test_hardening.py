@@ -707,3 +707,55 @@ def test_control_characters_in_a_price_file_or_a_path_never_reach_the_terminal(c
     assert f"{prices}:2: column provider: a control character ('\\x1b')" in err and "\x1b" not in err
     err = one_line_error(capsys, "cost", "--results", str(tmp_path / "x\x1b[2Jy\nz.json"))
     assert "x\\x1b[2Jy\\nz.json: no such result file" in err and "\x1b" not in err
+
+
+@pytest.mark.parametrize("argv", [
+    ["--model", "llama3.1-405b", "--gpus", "4096"],          # full recompute on 3 of 8 layers, interleaved
+    ["--model", "llama3-70b"],
+    ["--model", "mixtral-8x7b", "--gpus", "512"],            # EP
+    ["--layers", "32", "--hidden", "4096", "--heads", "32", "--kv-heads", "8", "--ffn", "14336",
+     "--vocab", "128256", "--seq", "131072", "--gpus", "64", "--tokens", "1T"],   # CP
+])
+def test_a_searched_layout_given_back_as_its_flags_is_the_same_step(capsys, argv):
+    """parallelism.flags pins the searched layout: --recompute full alone recomputed every layer
+    (29.2 s, not 24.5 s, for 405B on 4,096) and interleaving had no flag, so a searched layout could
+    not be given back to vary something else around it."""
+    code, out, _ = cli(capsys, "cost", *argv, "--format", "json")
+    assert code == 0
+    searched = json.loads(out)
+    code, out, err = cli(capsys, "cost", *argv, *searched["parallelism"]["flags"].split(), "--format", "json")
+    assert code == 0, err
+    given = json.loads(out)
+    assert given["step"] == searched["step"]
+    assert given["parallelism"] | {"chosen": "search"} == searched["parallelism"]
+
+
+@pytest.mark.parametrize("argv,needle", [
+    (["--recompute-layers", "3"], "--recompute-layers 3: only with --recompute full"),
+    (["--recompute", "selective", "--recompute-layers", "3"], "only with --recompute full (it says how many of "
+                                                              "each stage's layers a full recompute re-runs), not selective"),
+    (["--recompute", "full", "--pp", "16", "--recompute-layers", "9"], "a stage of --pp 16 holds only 8 layers"),
+    (["--recompute", "full", "--recompute-layers", "127"], "llama3.1-405b has only 126 layers"),
+    (["--recompute", "full", "--recompute-layers", "0"], "argument --recompute-layers: '0' must be positive"),
+    (["--vpp", "3", "--pp", "16"], "--vpp 3: must divide the 8 layers of each stage of --pp 16"),
+    (["--vpp", "2", "--pp", "1"], "--vpp 2: interleaving needs a pipeline (--pp above 1)"),
+    (["--vpp", "1.5"], "argument --vpp: '1.5' must be a whole number"),
+    (["--gpu-hours", "1M", "--vpp", "2"], "--gpu-hours and --vpp: --gpu-hours skips the step model"),
+])
+def test_recompute_layers_and_vpp_refusals(capsys, argv, needle):
+    assert needle in one_line_error(capsys, "cost", "--model", "llama3.1-405b", *argv)
+
+
+def test_recompute_layers_caps_each_searched_stage():
+    """N layers of each stage, all of a stage holding fewer (the search tries shallower and deeper
+    pipelines); memory and the recompute's GEMMs follow the count."""
+    from cost_models.cost import plan_training
+
+    few, many = (plan_training("llama3.1-405b", "H100-SXM", gpus=8192, tp=8, pp=16, recompute="full",
+                               recompute_layers=n) for n in (4, 8))
+    assert few.parallelism["recompute_layers"] == 4 and many.parallelism["recompute_layers"] == 8
+    assert few.step["parts"]["gemm"] < many.step["parts"]["gemm"]
+    assert few.assumptions["gpu_memory_gib"] > many.assumptions["gpu_memory_gib"]
+    deep = plan_training("llama3.1-405b", "H100-SXM", gpus=8192, tp=8, recompute="full", recompute_layers=8)
+    stage = -(-126 // deep.parallelism["pp"])
+    assert deep.parallelism["recompute_layers"] == min(8, stage)

@@ -514,10 +514,12 @@ def test_parts_add_up_and_the_layout_fits_and_multiplies_out(name):
 def test_given_layout_is_used_and_reported():
     plan = plan_training("llama3.1-405b", "H100-SXM", gpus=8192, tp=8, pp=16, micro_batch=1, global_batch=2048,
                          recompute="full")
-    assert plan.parallelism | {"virtual_stages": 0} == {
+    v = plan.parallelism["virtual_stages"]
+    assert plan.parallelism == {
         "tp": 8, "pp": 16, "dp": 64, "micro_batch": 1, "global_batch": 2048, "recompute": "full",
-        "virtual_stages": 0, "recompute_layers": 8, "sequence_parallel": True, "chosen": "given", "ep": 1,
-        "cp": 1, "gpus_used": 8192}
+        "virtual_stages": v, "recompute_layers": 8, "sequence_parallel": True, "chosen": "given", "ep": 1,
+        "cp": 1, "gpus_used": 8192,
+        "flags": f"--tp 8 --pp 16 --vpp {v} --micro-batch 1 --global-batch 2048 --recompute full --recompute-layers 8"}
 
 
 def test_405b_on_h100_uses_recompute_only_where_memory_needs_it():
