@@ -415,7 +415,10 @@ def _summary_lines(plan, note=None, prices_line=None, rows=(), fabric_plans=None
         size = ("; its cluster size not published: compare at the size you assume, --gpus" if not m.published_gpus
                 else f" at {m.published_gpus:,} GPUs" + (", an assumed count" if "assumed" in (m.source or "") else "")
                 if plan.gpus != m.published_gpus else "")
-        published = f" (published: {si(m.published_gpu_hours, 4)} on {m.published_hardware}{size})"
+        # the ratio only like for like: the published GPU at the published (or assumed) cluster size
+        ratio = (f", this estimate {plan.gpu_hours / m.published_gpu_hours:.2f}x of it"
+                 if plan.gpu.name == m.published_hardware and not size else "")
+        published = f" (published: {si(m.published_gpu_hours, 4)} on {m.published_hardware}{ratio}{size})"
     lines.append(f"time        {si(plan.gpu_hours)} GPU-hours{days}{published}")
     if plan.gpus and not str(a.get("gpus_from", "")).startswith("--gpus"):
         # the size follows the GPU and model (a catalog count is the GPU it was published on, the

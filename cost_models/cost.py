@@ -359,6 +359,14 @@ class Search:
     best: int | None       # index of the fastest fitting layout (seconds per token), None if none fits
 
 
+def _chosen_text(chosen: str, given: dict) -> str:
+    """'given', 'searched', or 'searched around --tp 8 --pp 16' when some degrees were given."""
+    if chosen == "given" or not given:
+        return "given" if chosen == "given" else "searched"
+    flags = " ".join(f"--{k.replace('_', '-')} {v}" for k, v in given.items())
+    return f"searched around {flags}"
+
+
 def _recomputed(spec: ModelSpec, lay, usable, recompute: str | None, n_layers: int | None):
     """Layers per stage each full-recompute layout recomputes (0 for the others): --recompute-layers
     N, N of each stage's (all of a stage holding fewer, as the search may try shallower pipelines);
@@ -673,8 +681,11 @@ def plan_training(model=DEFAULT_MODEL, gpu: str | GpuSpec = DEFAULT_GPU, gpus: i
         # fits on `used` GPUs also fits on `count`, so the best there is this one: same days, fewer GPUs.
         count, count_from, found = used, f"{count_from}; cut to the {used:,} GPUs its fastest layout uses", run(used)
         i = found.best
-    layout = found.layouts.pick(i, "given" if {"tp", "pp", "micro_batch", "global_batch", "recompute"} <= set(given)
-                                else "search")
+    # "given" only when every degree but DP (which fills the cluster) was: a layout with --vpp or the
+    # recompute's layer count left to the search is a searched one (a README example read "given"
+    # while the search picked its interleaving)
+    pinned = {"tp", "pp", "vpp", "micro_batch", "global_batch", "recompute"} | ({"ep"} if spec.moe else set())
+    layout = found.layouts.pick(i, "given" if pinned <= set(given) else "search")
     if recipe:      # older software (scripts/calibration.py): say which, and what it does not change
         assumptions["recipe"] = ", ".join(f"{k}={v}" for k, v in sorted(recipe.items()))
         if recipe.get("sequence_parallel") is False:
@@ -719,7 +730,7 @@ def plan_training(model=DEFAULT_MODEL, gpu: str | GpuSpec = DEFAULT_GPU, gpus: i
     achieved = total_flops / spec.tokens * batch_tokens / seconds / used / 1e12
     assumptions.update({
         "gpus_from": count_from,
-        "layout": (f"{'searched' if layout['chosen'] == 'search' else 'given'}: fastest in wall-clock time per token of "
+        "layout": (f"{_chosen_text(layout['chosen'], given)}: fastest in wall-clock time per token of "
                    f"{int(found.fits.sum()):,} layouts that fit in memory, of {len(found.layouts):,} that divide the cluster"),
         "gpu_memory_gib": round(float(found.gpu_bytes[i]) / 2**30, 1),
         "rates": rates.origin,

@@ -111,7 +111,7 @@ def test_results_file_drives_the_gpu_and_its_measured_parts(capsys, tmp_path):
 
 def test_json_has_parallelism_and_step_and_table_has_one_step_line(capsys):
     code, out, _ = run(capsys, "cost", "--model", "llama3-70b", "--tp", "8", "--pp", "4", "--micro-batch", "1",
-                       "--global-batch", "2048", "--recompute", "selective", "--format", "json")
+                       "--global-batch", "2048", "--recompute", "selective", "--vpp", "1", "--format", "json")
     doc = json.loads(out)
     assert code == 0 and doc["parallelism"]["chosen"] == "given"
     assert (doc["parallelism"]["tp"], doc["parallelism"]["pp"], doc["parallelism"]["dp"]) == (8, 4, 512)
@@ -762,7 +762,12 @@ def test_the_published_budget_says_at_what_cluster_it_compares(capsys):
     out = run(capsys, "cost", "--model", "llama3-70b", "--gpus", "2048")[1]
     assert "(published: 6.4M on H100-SXM at 16,384 GPUs, an assumed count)" in out
     out = run(capsys, "cost", "--model", "llama3.1-405b")[1]
-    assert "(published: 30.84M on H100-SXM)" in out   # at its own published cluster: nothing to add
+    # at its own published cluster, on its GPU: like for like, so the ratio (nowhere else)
+    assert re.search(r"time        (\S+)M GPU-hours.*\(published: 30.84M on H100-SXM, this estimate (\S+)x of it\)", out)
+    hours, ratio = re.search(r"time        (\S+)M GPU-hours.*this estimate (\S+)x", out).groups()
+    assert float(ratio) == pytest.approx(float(hours) / 30.84, abs=0.01)
+    out = run(capsys, "cost", "--model", "llama3.1-405b", "--gpu", "H200")[1]
+    assert "(published: 30.84M on H100-SXM at 16,384 GPUs)" not in out and "this estimate" not in out
 
 
 def test_a_row_whose_instance_is_sold_on_another_fabric_says_so(capsys):

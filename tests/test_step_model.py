@@ -513,8 +513,14 @@ def test_parts_add_up_and_the_layout_fits_and_multiplies_out(name):
 
 def test_given_layout_is_used_and_reported():
     plan = plan_training("llama3.1-405b", "H100-SXM", gpus=8192, tp=8, pp=16, micro_batch=1, global_batch=2048,
-                         recompute="full")
+                         recompute="full", vpp=2)
     v = plan.parallelism["virtual_stages"]
+    assert v == 2
+    partly = plan_training("llama3.1-405b", "H100-SXM", gpus=8192, tp=8, pp=16, micro_batch=1, global_batch=2048,
+                           recompute="full")   # interleaving left to the search: a searched layout
+    assert partly.parallelism["chosen"] == "search"
+    assert partly.assumptions["layout"].startswith("searched around --tp 8 --pp 16 --micro-batch 1 --global-batch "
+                                                   "2048 --recompute full: fastest")
     assert plan.parallelism == {
         "tp": 8, "pp": 16, "dp": 64, "micro_batch": 1, "global_batch": 2048, "recompute": "full",
         "virtual_stages": v, "recompute_layers": 8, "sequence_parallel": True, "chosen": "given", "ep": 1,
