@@ -1,6 +1,7 @@
 """Bare `costbench`: the README's main job.
 
-A quick measurement of this machine (`costbench run --quick`), then the training-cost table of a
+A quick measurement of this machine (`costbench run --quick` with every collective the step model
+prices: bench.runner.DEFAULT_OPS), then the training-cost table of a
 model (Llama 3 70B by default) across providers. The measured MAMF and busbw price the run when
 this machine's GPU is in the catalog; otherwise (a CPU, or a GPU the catalog lacks) the catalog's
 figures for --gpu do, and the output says which.
@@ -38,7 +39,11 @@ def main(args) -> int:
 
     find_model(args.model)                       # fail on bad names before minutes of measuring
     gpu_to_price(args.gpu, None)
-    print("costbench: quick measurement of this machine (costbench run --quick)", file=sys.stderr)
+    from bench.runner import DEFAULT_OPS
+
+    # the ops as run: every collective the step model prices, not `run --quick`'s default three
+    print(f"costbench: quick measurement of this machine (costbench run --quick --ops {','.join(DEFAULT_OPS)})",
+          file=sys.stderr)
     path, result, code = run_quick(device=args.device, out=args.out, tag=args.tag)
     if path is None or code != 0:               # other torchrun ranks; failed checks; Ctrl-C
         return code

@@ -29,8 +29,8 @@ def add_arguments(parser, command):
                         help="comma-separated: matmul, membw, allreduce, reducescatter, allgather, alltoall, layer "
                              "(default matmul,membw,allreduce)")
     parser.add_argument("--dtypes", type=csv_list, default=None,
-                        help="matmul dtypes, comma-separated from bf16,fp16,tf32,fp32,fp8 "
-                             "(default: all on a GPU, fp32,bf16 on CPU)")
+                        help="dtypes of matmul and layer, comma-separated from bf16,fp16,tf32,fp32,fp8 "
+                             "(default: all on a GPU, fp32,bf16 on CPU; the layer: its training dtypes among them)")
     parser.add_argument("--layout", default=None,
                         help="matmul operand layout: TN (default: B column-major, as nn.Linear runs) or NN")
     parser.add_argument("--warmup-s", type=number, default=None,
@@ -128,7 +128,7 @@ def summary_text(result: dict, path: str | None) -> str:
     if s.get("failures"):
         lines.append(f"FAILED: {len(s['failures'])} correctness check(s) failed:")
         lines += [f"  {f}" for f in s["failures"]]
-    if s.get("error"):
+    if s.get("error") and not s["error"].startswith("interrupted"):
         lines.append(f"STOPPED ({s['error']}): the figures above cover only what finished")
     elif not s.get("complete", True):
         lines.append("INTERRUPTED: the figures above cover only what finished")

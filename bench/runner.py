@@ -613,7 +613,9 @@ def run(cfg: RunConfig, report=None) -> RunOutcome:
             # stays one): the summary is (re)written complete: false, once more for one that came
             # during the first write
             interrupted = interrupted or (bool(signals.noted) and not error)
-            summary = state.summary(machine, not (interrupted or error), error)
+            # summary.error says what stopped it, an interruption too (the README's schema promised it)
+            summary = state.summary(machine, not (interrupted or error),
+                                    error or ("interrupted (Ctrl-C or SIGTERM)" if interrupted else None))
             doc = {"summary": summary, "config": config, "machine": machine, "records": state.records}
             if state.writer:
                 state.writer.finish(summary)

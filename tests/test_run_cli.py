@@ -154,7 +154,8 @@ def test_ctrl_c_or_sigterm_leaves_a_valid_file_and_exits_130(tmp_path, sig, twic
     names = os.listdir(tmp_path)
     assert len(names) == 1 and not names[0].startswith(".")  # no temporary file left
     with open(tmp_path / names[0]) as f:   # the run's own summary, not one a reader fills in
-        assert json.load(f)["summary"]["complete"] is False
+        summary = json.load(f)["summary"]
+    assert summary["complete"] is False and summary["error"] == "interrupted (Ctrl-C or SIGTERM)"  # what stopped it
     doc = results.load(str(tmp_path / names[0]))
     assert 0 < len(doc["records"]) and not doc["summary"]["complete"]
     assert f"{tmp_path / names[0]} is valid and holds {len(doc['records'])} records" in err
