@@ -257,10 +257,10 @@ def _skypilot_rows(args):
                  f"{', '.join(known)}); the rows are written for it as named")
     skipped = []
     if result.unknown:
-        listed = ", ".join(f"{name} ({n} rows)" for name, n in sorted(result.unknown.items()))
+        listed = ", ".join(f"{name} ({n} row{'s' if n != 1 else ''})" for name, n in sorted(result.unknown.items()))
         skipped.append(f"skipped accelerators not in costbench's GPU catalog: {listed}")
     if result.fractional:
-        listed = ", ".join(f"{name} ({n} rows)" for name, n in sorted(result.fractional.items()))
+        listed = ", ".join(f"{name} ({n} row{'s' if n != 1 else ''})" for name, n in sorted(result.fractional.items()))
         skipped.append(f"skipped instances with a fraction of a GPU (AcceleratorCount below 1 or not whole): {listed}")
     if result.unmatched:
         skipped.append(f"skipped {result.unmatched} GCP host VM or GPU rows without their other half in the same "

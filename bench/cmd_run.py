@@ -122,9 +122,9 @@ def summary_text(result: dict, path: str | None) -> str:
                          f"(world size {c['world_size']}, {c['nodes']} node(s), {c['backend']})")
     if s.get("layer"):
         lines.append(layer_text(s["layer"]))
-    for note in config.get("notes", []):
-        if "not run" in note or "in-place" in note or note.startswith(("layer", "matmul")):
-            lines.append(f"note: {note}")
+    from bench.results import note_in_summary
+
+    lines += [f"note: {note}" for note in config.get("notes", []) if note_in_summary(note)]
     if s.get("failures"):
         lines.append(f"FAILED: {len(s['failures'])} correctness check(s) failed:")
         lines += [f"  {f}" for f in s["failures"]]

@@ -224,7 +224,7 @@ def _layout(row) -> str:
 def _rows_text(r: dict) -> str:
     """'6 price rows (3 offers that do not sell this cluster left out)'."""
     n, out = r["price_rows"], r.get("price_rows_left_out") or 0
-    left = f" ({out} offer{'s' if out != 1 else ''} that do not sell this cluster left out)" if out else ""
+    left = f" ({out} offer{'s that do' if out != 1 else ' that does'} not sell this cluster left out)" if out else ""
     return f"{n} price row{'s' if n != 1 else ''}{left}"
 
 

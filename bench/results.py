@@ -854,3 +854,9 @@ def fill_summary(doc: dict) -> dict:
                              if not record_ok(r)])
     doc["summary"] = summary
     return doc
+
+
+def note_in_summary(note: str) -> bool:
+    """Whether `costbench run`'s end-of-run summary prints this config note (cmd_run.summary_text):
+    the run then writes it there only, not also as it happens (it read twice on one screen)."""
+    return "not run" in note or "in-place" in note or note.startswith(("layer", "matmul"))

@@ -412,7 +412,8 @@ class _Run:
 
     def _note(self, config: dict, text: str) -> None:
         config["notes"].append(text)
-        self.progress.write(f"note: {text}")
+        if not results.note_in_summary(text):   # the summary, printed even when interrupted, has the rest
+            self.progress.write(f"note: {text}")
 
     def collectives(self, config: dict, timeout_s: float) -> None:
         """Every asked-for collective over all ranks: out of place, then (--inplace) in place."""

@@ -342,8 +342,9 @@ def describe_shrink(shape: LayerShape, rank: RankShape) -> str:
     parts = [f"{rank.tokens} tokens instead of {full}"] if rank.tokens != full else []
     if rank.width_divisor > 1:
         ffn = f"expert ffn {rank.expert_ffn}" if rank.experts else f"ffn {rank.ffn}"
-        parts.append(f"widths / {rank.width_divisor} (hidden {rank.hidden}, {rank.heads} heads, "
-                     f"{rank.kv_heads} KV heads, {ffn} per rank)")
+        heads = f"{rank.heads} head{'s' if rank.heads != 1 else ''}"
+        kv = f"{rank.kv_heads} KV head{'s' if rank.kv_heads != 1 else ''}"
+        parts.append(f"widths / {rank.width_divisor} (hidden {rank.hidden}, {heads}, {kv}, {ffn} per rank)")
     return ", ".join(parts) + ": the rates describe these smaller shapes"
 
 

@@ -431,3 +431,16 @@ def test_a_wrong_permutation_fails_its_check(monkeypatch, wrong_row):
             if r["name"] in layer.GATHERS]
     assert [r["name"] for r in recs] == ["permute", "permute", "sort_chunks", "sort_chunks"]
     assert recs[0]["correct"] is False and recs[2]["correct"] is False   # forward, every row checked
+
+
+def test_a_shrunk_layer_run_says_so_once_in_the_plural_it_means(capsys, tmp_path):
+    """The shrink note printed as it happened and again in the summary (twice on one screen), and
+    read '1 heads, 1 KV heads' at TP 8 of Llama 3 70B widths / 16."""
+    assert cli_main(["run", "--device", "cpu", "--quick", "--ops", "layer", "--model", "llama3-70b", "--tp", "8",
+                     "--out", str(tmp_path)]) == 0
+    captured = capsys.readouterr()
+    both = captured.out + captured.err
+    assert both.count("note: layer: ") == 1 and "note: layer: " in captured.out   # in the summary
+    doc = json.load(open(os.path.join(tmp_path, os.listdir(tmp_path)[0])))
+    note = next(n for n in doc["config"]["notes"] if n.startswith("layer: "))
+    assert "(hidden 512, 1 head, 1 KV head, ffn 224 per rank)" in note

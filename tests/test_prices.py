@@ -172,7 +172,7 @@ def test_gcp_machine_types_map_to_their_gpus():
      "no GPU in costbench's catalog priced there (H100-SXM: 1 offer(s) with empty or $0 Price and SpotPrice)"),
     # only unknown accelerators: the skip is part of the one error line (it was a notice, then the error)
     (AWS_HEADER + "dl2q.24xlarge,Gaudi9,8.0,96.0,768.0,,5.0,,us-east-1,use1-az1\n",
-     "no GPU in costbench's catalog priced there (skipped accelerators not in costbench's GPU catalog: Gaudi9 (1 rows))"),
+     "no GPU in costbench's catalog priced there (skipped accelerators not in costbench's GPU catalog: Gaudi9 (1 row))"),
 ])
 def test_skypilot_import_bad_files_are_one_line(capsys, tmp_path, text, needle):
     code, _, err = run(capsys, "prices", "--from-skypilot", _file(tmp_path, text), "--provider", "aws")
