@@ -383,6 +383,11 @@ def _stdout_error(e: OSError) -> bool:
 def _main(command: str | None, argv: list) -> int:
     """Run `command` (None: the bare default job) on the rest of the command line."""
     if command is None and argv:
+        if argv[0] == "help" and len(argv) > 1:   # `costbench help run`, as git and pip read it
+            if argv[1] not in COMMANDS:
+                from cost_models.errors import unknown_name
+                raise unknown_name("command", argv[1], COMMANDS)
+            return _main(argv[1], ["--help"])
         if argv[0] in ("-h", "--help", "help"):
             sys.stdout.write(_top_help())
             return 0

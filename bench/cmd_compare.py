@@ -10,7 +10,7 @@ The table shows "-" where a run did not measure something (an op not run, a CPU 
 from bench.cmd_catalog import FORMATS, check_choice, choices_help, emit, usd
 from bench.cmd_cost import PRICING_NOTES, TERM_LINE, placeholder_line
 from bench.compare import COLLECTIVES, DEFAULT_MODEL, DEFAULT_PRICING
-from bench.table import footer_text, warn
+from bench.table import days, footer_text, warn
 from cost_models.models import find_model
 from cost_models.prices import PRICING_KINDS
 
@@ -83,7 +83,7 @@ def table_rows(df) -> tuple[list[dict], list]:
     columns += [(op, f"{COLLECTIVE_HEADER[op]} GB/s", "") for op in ops]
     columns += [("stragglers", "stragglers", ""), ("usd_per_gpu_hour", "$/GPU-h", ".2f"),
                 ("usd_per_pflop_hour", "$/PFLOP-h", ".2f"), ("pflop_dtype", "PFLOP dtype", ""),
-                ("cluster_gpus", "GPUs", ","), ("days", "days", ",.1f"), ("cost_usd", "cost", "")]
+                ("cluster_gpus", "GPUs", ","), ("days", "days", days), ("cost_usd", "cost", "")]
     if _has_term(df):
         columns.append(("commitment_usd", "term commitment", ""))
     columns.append(("note", "note", ""))

@@ -11,7 +11,7 @@ import sys
 from bench.cli import csv_list, fraction, number, positive, positive_int
 from bench.cmd_catalog import (FORMATS, add_age_argument, age_text, check_choice, choices_help, emit, usd,
                                warn_stale)
-from bench.table import footer_text, si, warn
+from bench.table import days, footer_text, si, warn
 from cost_models.errors import InputError
 from cost_models.hardware import TRAINING_DTYPES
 from cost_models.prices import DEFAULT_STALE_MONTHS, PRICING_KINDS
@@ -351,7 +351,7 @@ def own_network_line(plan, rows, fabric_plans: dict) -> str:
     parts = []
     for net, p in fabric_plans.items():
         if who(net):
-            parts.append(f"{who(net)} on {net}: {si(p.gpu_hours)} GPU-hours, {p.wall_clock_days:,.1f} days "
+            parts.append(f"{who(net)} on {net}: {si(p.gpu_hours)} GPU-hours, {days(p.wall_clock_days)} days "
                          f"({degrees(p)})")
     rest = "the other rows" if parts else "every row"
     # plans_per_fabric describes the default fabric unless no row runs on it
@@ -407,7 +407,7 @@ def _summary_lines(plan, note=None, prices_line=None, rows=(), fabric_plans=None
                      + (" of the bf16 peak" if "mfu_basis" in a else ""))
     if "virtualization_overhead" in a:
         lines.append(f"vm          virtualization overhead {a['virtualization_overhead']}")
-    days = f", {plan.wall_clock_days:,.1f} days wall clock" if plan.gpus else ""
+    days_text = f", {days(plan.wall_clock_days)} days wall clock" if plan.gpus else ""
     published = ""
     if m.published_gpu_hours:
         # GPU-hours grow with the cluster (more communication, a longer bubble per token): a budget
@@ -419,7 +419,7 @@ def _summary_lines(plan, note=None, prices_line=None, rows=(), fabric_plans=None
         ratio = (f", this estimate {plan.gpu_hours / m.published_gpu_hours:.2f}x of it"
                  if plan.gpu.name == m.published_hardware and not size else "")
         published = f" (published: {si(m.published_gpu_hours, 4)} on {m.published_hardware}{ratio}{size})"
-    lines.append(f"time        {si(plan.gpu_hours)} GPU-hours{days}{published}")
+    lines.append(f"time        {si(plan.gpu_hours)} GPU-hours{days_text}{published}")
     if plan.gpus and not str(a.get("gpus_from", "")).startswith("--gpus"):
         # the size follows the GPU and model (a catalog count is the GPU it was published on, the
         # default rule another's): two `cost --gpu` calls are then not like for like

@@ -21,7 +21,7 @@ import sys
 
 from bench.cli import first_repeat
 from bench.cmd_catalog import FORMATS, check_choice, emit, usd
-from bench.table import si, warn
+from bench.table import days, si, warn
 from cost_models.errors import CannotRun, InputError, NoLayoutError, unknown_name
 from cost_models.units import check_plausible
 
@@ -33,7 +33,7 @@ def _ratio(value) -> str:
 
 
 COLUMNS = [("value", "value", ""), ("gpu", "GPU", ""), ("gpus", "GPUs", ","), ("gpu_hours", "GPU-hours", si),
-           ("wall_clock_days", "days", ",.1f"), ("cost_usd_min", "cost min", usd),
+           ("wall_clock_days", "days", days), ("cost_usd_min", "cost min", usd),
            ("commitment_usd", "term commitment", usd), ("cost_usd_max", "cost max", usd),
            ("ratio_gpu_hours", "x hours", _ratio), ("ratio_wall_clock_days", "x days", _ratio),
            ("ratio_cost_usd_min", "x cost", _ratio), ("layout", "layout", ""),

@@ -64,6 +64,13 @@ def _looks_numeric(text: str) -> bool:
         return False
 
 
+def days(value) -> str:
+    """Wall-clock days as a person reads them: 15.1, 271, 248,649 (a tenth of a day is noise past 100)."""
+    if value is None:
+        return "-"
+    return f"{value:,.0f}" if abs(value) >= 100 else f"{value:,.1f}"
+
+
 def si(value: float, digits: int = 3) -> str:
     """A count with a decimal suffix, `digits` significant: 6.11M, 72.5K, 15.6T, 405.9B -> 406B."""
     for scale, suffix in ((1e12, "T"), (1e9, "B"), (1e6, "M"), (1e3, "K")):

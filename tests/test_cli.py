@@ -92,3 +92,13 @@ def test_only_rank_0_says_interrupted(monkeypatch, capsys):
         monkeypatch.setenv("RANK", rank)
         assert cli.main(["prices"]) == 130
         assert ("costbench: interrupted" in capsys.readouterr().err) is said
+
+
+def test_help_command_shows_that_commands_help(capsys):
+    """`costbench help run` printed the top-level help, as if `run` were not there."""
+    from bench import cli as cli_mod
+
+    assert cli_mod.main(["help", "run"]) == 0
+    assert capsys.readouterr().out.startswith("usage: costbench run ")
+    code = cli_mod.main(["help", "rn"])
+    assert code == 2 and "unknown command 'rn'; did you mean run?" in capsys.readouterr().err

@@ -230,3 +230,9 @@ def test_a_prose_column_keeps_its_longest_word_whole_and_ascii_measures_escapes(
     assert any(url in line for line in lines)
     text = render(["tag", "GPUs"], [["日本語のタグ", "8"]], [False, True], width=40, ascii_only=True)
     assert all(len(line) <= 40 for line in _visible(text)) and "\\u65e5" in text
+
+
+def test_days_drop_the_tenth_past_a_hundred():
+    from bench.table import days
+
+    assert [days(v) for v in (15.06, 99.94, 271.14, 248649.3, None)] == ["15.1", "99.9", "271", "248,649", "-"]
