@@ -177,7 +177,7 @@ def _gpu_rows():
     cols = [("name", "GPU", ""), ("bf16_tflops", "bf16 TFLOP/s", "g"), ("fp8_tflops", "fp8", "g"),
             ("tf32_tflops", "tf32", "g"), ("fp32_tflops", "fp32", "g"), ("memory_gb", "mem GB", "g"),
             ("hbm_tbps", "HBM TB/s", "g"), ("nvlink_gbps", "NVLink GB/s", "g"), ("tdp_w", "TDP W", "g"),
-            ("mamf_fraction", "MAMF/peak", ".3f"), ("mamf_bf16_tflops", "MAMF bf16", ",.0f"), ("as_of", "as of", "")]
+            ("mamf_fraction", "MAMF/peak", ".3f"), ("mamf_bf16_tflops", "MAMF bf16", ".0f"), ("as_of", "as of", "")]
     return rows, cols
 
 
@@ -186,10 +186,14 @@ def _model_rows():
     from cost_models.models import models
 
     # the GPU count's provenance beside it: Llama 3 70B's 16,384 is assumed, 3.1 405B's published
-    rows = [{**{k: v for k, v in m.__dict__.items() if k != "shape_estimated"},
+    # whole counts as integers (the CSV read 8030000000.0 parameters)
+    whole = lambda v: int(v) if isinstance(v, float) and v.is_integer() else v   # noqa: E731
+    rows = [{**{k: whole(v) for k, v in m.__dict__.items() if k != "shape_estimated"},
              "published_gpus_from": catalog_gpus_label(m) if m.published_gpus else None} for m in models()]
+    for r in rows:   # Mixtral's 1T is a unit to price per, not its training tokens: the table marks it
+        r["_tokens_shown"] = f"{si(r['tokens'])} (unit)" if r["tokens_placeholder"] else si(r["tokens"])
     cols = [("name", "model", ""), ("params", "params", lambda v: si(v, 4)),
-            ("tokens", "tokens", si),
+            ("_tokens_shown", "tokens", ""),
             ("layers", "layers", "d"), ("hidden", "hidden", "d"), ("heads", "heads", "d"), ("kv_heads", "kv", "d"),
             ("ffn", "ffn", "d"), ("seq_len", "seq", "d"),
             ("published_gpu_hours", "published GPU-h", lambda v: si(v, 4)),
@@ -207,7 +211,7 @@ def _network_rows():
 
     rows = [{**n.__dict__, "gbps_per_gpu": n.gbps_per_gpu} for n in networks()]
     cols = [("name", "network", ""), ("scope", "scope", ""), ("link_gbit_s", "link Gb/s", "g"),
-            ("gpus_per_link", "GPUs/link", "g"), ("gbps_per_gpu", "GB/s per GPU", "g"),
+            ("gpus_per_link", "GPUs/link", "g"), ("gbps_per_gpu", "GB/s per GPU", ".3g"),
             ("latency_us", "latency us", "g"), ("source", "source", "")]
     return rows, cols
 

@@ -216,3 +216,23 @@ def test_models_listing_marks_which_gpu_counts_are_assumed(capsys):
     code, out, _ = run_cli(capsys, "models")
     (line,) = [x for x in out.splitlines() if x.startswith("llama3-70b ")]
     assert "16,384  assumed" in line
+
+
+def test_catalog_tables_read_cleanly(capsys):
+    """Mixtral's 1T tokens is a unit (cost says so; models did not); the CSV wrote 8030000000.0
+    parameters; networks printed 1.5625 GB/s; gpus mixed 2250 and 1,745 in one table."""
+    from bench import cli
+
+    assert cli.main(["models"]) == 0
+    out = capsys.readouterr().out
+    assert next(line for line in out.splitlines() if line.startswith("mixtral-8x7b")).split()[2:4] == ["1T", "(unit)"]
+    assert cli.main(["models", "--format", "csv"]) == 0
+    out = capsys.readouterr().out
+    row = dict(zip(out.splitlines()[0].split(","), out.splitlines()[1].split(",")))
+    assert row["params"] == "8030000000" and row["tokens"] == "15000000000000" and "_tokens_shown" not in row
+    assert cli.main(["networks"]) == 0
+    out = capsys.readouterr().out
+    assert " 1.56 " in out and "1.5625" not in out
+    assert cli.main(["gpus"]) == 0
+    out = capsys.readouterr().out
+    assert "1,745" not in out and " 1745 " in out
