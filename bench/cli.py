@@ -106,6 +106,9 @@ _BYTE_UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
 def byte_size(text):
     """'4G', '256M', '4GiB', '64k', '1048576', '1_024', '4e3' -> bytes. Binary units, as nccl-tests'
     -b/-e; the number as cost_models.units reads every number (ASCII digits, `_` between them)."""
+    if "," in text:   # as every number: 1,5G is a decimal point in some locales, thousands in others
+        raise argparse.ArgumentTypeError(f"{text!r}: commas are ambiguous (decimal point or thousands?); "
+                                         "write 1.5G, 1536M or 1_536M")
     m = re.fullmatch(r"\s*([0-9][0-9_.eE+-]*?)\s*([KMGT]?)(?:I?B)?\s*", text, re.IGNORECASE)
     try:
         value = parse_number(m.group(1)) * _BYTE_UNITS[m.group(2).upper()] if m else None

@@ -36,6 +36,7 @@ def costbench(*args, **kw):
     (["--ops", "allgathr"], "unknown op 'allgathr'; did you mean allgather"),
     (["--max-bytes", "4X"], "argument --max-bytes: '4X' is not a size (e.g. 4G, 256M, 65536)"),
     (["--max-bytes", "6"], "argument --max-bytes: '6' must be a whole number of fp32 elements"),
+    (["--max-bytes", "1,5G"], "argument --max-bytes: '1,5G': commas are ambiguous (decimal point or thousands?)"),
     (["--dtypes", "bf16,fp9"], "unknown dtype 'fp9'; did you mean fp8"),
     (["--dtypes", ","], "is an empty list"),
     (["--bogus"], "unrecognized arguments: --bogus"),
