@@ -250,6 +250,11 @@ def _print_table(doc, out) -> None:
         lines.append(f"model       {first['model']}; cost min/max over each row's price rows")
         for r in fitting:
             lines.append(f"prices      {value_label(r['value'])}: {_rows_text(r)} (cheapest: {r['cheapest'] or 'none'})")
+    elif not first["price_rows"]:   # "over 0 price rows (cheapest: none)" said it without saying why
+        gpu = first.get("gpu") or "this GPU"
+        hint = (" (a CPU has no catalog prices: a --prices row with gpu cpu prices it)" if gpu == "cpu"
+                else " at this pricing (`costbench prices` lists the catalog's; --prices adds yours)")
+        lines.append(f"model       {first['model']}; no price rows for {gpu}{hint}")
     else:
         lines.append(f"model       {first['model']}; cost min/max over {_rows_text(first)} "
                      f"(cheapest: {first['cheapest'] or 'none'})")

@@ -345,3 +345,15 @@ def test_whatif_names_the_price_rows_sold_on_another_fabric(capsys):
     assert code == 0 and "sold on another: gcp a3-highgpu-8g on gcp-a3-high" in out
     _, doc, _ = run_cli(capsys, "whatif", "--vary", "gpus=1024,2048", "--providers", "lambda", "--format", "json")
     assert json.loads(doc)["other_fabrics"] == []
+
+
+def test_a_cpu_file_with_no_prices_says_why_not_over_0_rows(capsys):
+    """A CPU run has no catalog prices: the footer read 'cost min/max over 0 price rows (cheapest: none)'."""
+    import os
+
+    path = os.path.join(os.path.dirname(__file__), "..", "results", "reference",
+                        "20261207T125035Z-cpu-ci-cpu-17b6.json")   # CI's quick CPU run, committed
+    code, out, _ = run(capsys, "whatif", "--vary", "tokens=1T,2T", "--model", "llama3-8b", "--results", path)
+    assert code == 0
+    assert ("model       llama3-8b; no price rows for cpu (a CPU has no catalog prices: a --prices row with gpu "
+            "cpu prices it)") in out and "over 0 price rows" not in out
