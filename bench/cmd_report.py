@@ -169,7 +169,8 @@ def whatif_frame(path: str):
     for i, r in enumerate(rows):
         if not _label_value(r["value"]):   # the chart's axis label: what the user typed after --vary KEY=
             raise InputError(f"--whatif {path}: rows[{i}].value: {r['value']!r} is not a varied value "
-                             "(a string, a number or a list of them)")   # what the chart draws: a number at least 0, or null (no price, no fit)
+                             "(a string, a number or a list of them)")
+        # what the chart draws: a number at least 0, or null (no price, no fit)
         for key in ("cost_usd_min", "cost_usd_max", "cost_usd", "wall_clock_days", "gpu_hours"):
             v = r.get(key)
             if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)) or not v >= 0

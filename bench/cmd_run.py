@@ -122,13 +122,13 @@ def summary_text(result: dict, path: str | None) -> str:
                          f"(world size {c['world_size']}, {c['nodes']} node(s), {c['backend']})")
     if s.get("layer"):
         lines.append(layer_text(s["layer"]))
-    from bench.results import note_in_summary
+    from bench.results import INTERRUPTED, note_in_summary
 
     lines += [f"note: {note}" for note in config.get("notes", []) if note_in_summary(note)]
     if s.get("failures"):
         lines.append(f"FAILED: {len(s['failures'])} correctness check(s) failed:")
         lines += [f"  {f}" for f in s["failures"]]
-    if s.get("error") and not s["error"].startswith("interrupted"):
+    if s.get("error") and s["error"] != INTERRUPTED:
         lines.append(f"STOPPED ({s['error']}): the figures above cover only what finished")
     elif not s.get("complete", True):
         lines.append("INTERRUPTED: the figures above cover only what finished")

@@ -856,6 +856,9 @@ def fill_summary(doc: dict) -> dict:
     return doc
 
 
+INTERRUPTED = "interrupted (Ctrl-C or SIGTERM)"   # summary.error of a run a signal stopped
+
+
 def note_in_summary(note: str) -> bool:
     """Whether `costbench run`'s end-of-run summary prints this config note (cmd_run.summary_text):
     the run then writes it there only, not also as it happens (it read twice on one screen)."""

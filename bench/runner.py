@@ -616,7 +616,7 @@ def run(cfg: RunConfig, report=None) -> RunOutcome:
             interrupted = interrupted or (bool(signals.noted) and not error)
             # summary.error says what stopped it, an interruption too (the README's schema promised it)
             summary = state.summary(machine, not (interrupted or error),
-                                    error or ("interrupted (Ctrl-C or SIGTERM)" if interrupted else None))
+                                    error or (results.INTERRUPTED if interrupted else None))
             doc = {"summary": summary, "config": config, "machine": machine, "records": state.records}
             if state.writer:
                 state.writer.finish(summary)

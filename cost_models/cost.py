@@ -361,8 +361,10 @@ class Search:
 
 def _chosen_text(chosen: str, given: dict) -> str:
     """'given', 'searched', or 'searched around --tp 8 --pp 16' when some degrees were given."""
-    if chosen == "given" or not given:
-        return "given" if chosen == "given" else "searched"
+    if chosen == "given":
+        return "given"
+    if not given:
+        return "searched"
     flags = " ".join(f"--{k.replace('_', '-')} {v}" for k, v in given.items())
     return f"searched around {flags}"
 
@@ -372,7 +374,7 @@ def _recomputed(spec: ModelSpec, lay, usable, recompute: str | None, n_layers: i
     N, N of each stage's (all of a stage holding fewer, as the search may try shallower pipelines);
     else --recompute full, every layer of the stage; else, searched, only as many as memory needs."""
     per_stage = parallelism.stage_layers(spec.layers, lay.pp)[0]
-    full = lay.recompute == parallelism.RECOMPUTE.index("full")
+    full = lay.recompute == memory.FULL
     if n_layers is not None:
         return np.where(full, np.minimum(n_layers, per_stage), 0).astype(int)
     if recompute == "full":
@@ -554,9 +556,7 @@ def plan_training(model=DEFAULT_MODEL, gpu: str | GpuSpec = DEFAULT_GPU, gpus: i
     embedding = 0 if spec.shape_estimated or spec.tied_embeddings else spec.vocab * spec.hidden
     total_flops = float(flops_mod.training_flops(spec.active_params, spec.tokens, spec.layers, spec.hidden,
                                                  spec.seq_len, embedding=embedding))
-    given = {k: v for k, v in dict(tp=tp, pp=pp, micro_batch=micro_batch, global_batch=global_batch,
-                                   recompute=recompute, vpp=vpp, ep=ep, cp=cp,
-                                   recompute_layers=recompute_layers).items() if v is not None}
+    given = {k: v for k, v in layout_flags.items() if v is not None and k != "network"}
     parallelism.check_given(spec, tp, pp, recompute, ep, micro_batch, global_batch, cp)
     parallelism.check_recompute_layers(spec, recompute, recompute_layers, pp)
     parallelism.check_vpp(spec, vpp, pp)

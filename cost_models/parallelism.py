@@ -161,8 +161,7 @@ def check_given(spec, tp=None, pp=None, recompute=None, ep=None, micro_batch=Non
     (named as such, not left to the layout search's "no layout fits")."""
     check_context(spec, cp)
     if ep is not None:
-        if not (isinstance(ep, int) and not isinstance(ep, bool) and ep > 0):
-            raise InputError(f"--ep {ep!r}: expert parallelism must be a positive whole number")
+        _positive_whole("--ep", ep, "expert parallelism")
         if not spec.moe and ep > 1:
             raise InputError(f"--ep {ep}: {spec.name} is a dense model (no experts); give --experts and --top-k")
         if spec.moe and spec.experts % ep:
@@ -242,14 +241,18 @@ def layout_flags(p: dict) -> str:
     return " ".join(flags)
 
 
+def _positive_whole(flag: str, value, what: str) -> None:
+    """InputError unless value is a whole number above 0 (the Python API takes what argparse would refuse)."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise InputError(f"{flag} {value!r}: {what} must be a positive whole number")
+
+
 def check_recompute_layers(spec, recompute=None, n_layers=None, pp=None) -> None:
     """InputError for a --recompute-layers that means nothing: without --recompute full (the only
     recompute that picks layers), not a positive whole number, or more than a stage of --pp holds."""
     if n_layers is None:
         return
-    if isinstance(n_layers, bool) or not isinstance(n_layers, (int, np.integer)) or n_layers < 1:
-        raise InputError(f"--recompute-layers {n_layers!r}: the layers per stage to recompute must be a positive "
-                         "whole number")
+    _positive_whole("--recompute-layers", n_layers, "the layers per stage to recompute")
     if recompute != "full":
         raise InputError(f"--recompute-layers {n_layers}: only with --recompute full (it says how many of each "
                          f"stage's layers a full recompute re-runs){'' if recompute is None else f', not {recompute}'}")
@@ -264,13 +267,12 @@ def check_vpp(spec, vpp=None, pp=None) -> None:
     layout can run: it needs PP > 1 and must divide each stage's layers."""
     if vpp is None:
         return
-    if isinstance(vpp, bool) or not isinstance(vpp, (int, np.integer)) or vpp < 1:
-        raise InputError(f"--vpp {vpp!r}: virtual pipeline stages must be a positive whole number")
+    _positive_whole("--vpp", vpp, "virtual pipeline stages")
     if vpp > 1 and pp == 1:
         raise InputError(f"--vpp {vpp}: interleaving needs a pipeline (--pp above 1)")
-    if vpp > 1 and pp and int(stage_layers(spec.layers, pp)[0]) % vpp:
-        raise InputError(f"--vpp {vpp}: must divide the {int(stage_layers(spec.layers, pp)[0])} layers of each "
-                         f"stage of --pp {pp}")
+    stage = int(stage_layers(spec.layers, pp)[0]) if pp else None
+    if vpp > 1 and stage and stage % vpp:
+        raise InputError(f"--vpp {vpp}: must divide the {stage} layers of each stage of --pp {pp}")
 
 
 def candidates(spec, gpus: int, batch: int, tp=None, pp=None, micro_batch=None,
